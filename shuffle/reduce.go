@@ -1,0 +1,137 @@
+package shuffle
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// ReduceInput is one map output's segment for a reduce partition.
+type ReduceInput struct {
+	Map     int    // map task id, for errors
+	Path    string // the map's data file
+	Segment SegmentInfo
+}
+
+// ReduceTask merges one partition's segments from every map output into one
+// output file.
+type ReduceTask struct {
+	Partition int
+	Inputs    []ReduceInput
+	// Output is created (it must not exist), written, fsynced and closed; on
+	// error it is removed.
+	Output string
+	// BlockSize is the read-ahead block per input in bytes; each input holds
+	// two. Default 1 MiB.
+	BlockSize int
+	// WriteBuffer is the size of each of the output's buffers. Default 8 MiB.
+	WriteBuffer int
+	// MaxFanIn bounds the inputs merged at once; more are first merged in
+	// groups into temporary runs beside Output. Default 512.
+	MaxFanIn int
+	// Progress, if set, is called with bytes written as they are written.
+	Progress func(bytes int64)
+}
+
+func (t *ReduceTask) ensureDefaults() {
+	if t.BlockSize <= 0 {
+		t.BlockSize = 1 << 20
+	}
+	if t.WriteBuffer <= 0 {
+		t.WriteBuffer = 8 << 20
+	}
+	if t.MaxFanIn < 2 {
+		t.MaxFanIn = 512
+	}
+}
+
+// ReduceMemory returns the bytes a reduce task holds for a fan-in of n.
+func ReduceMemory(n, blockSize, writeBuffer int) int64 {
+	t := ReduceTask{BlockSize: blockSize, WriteBuffer: writeBuffer}
+	t.ensureDefaults()
+	n = min(n, 512)
+	return int64(n)*2*int64(t.BlockSize) + 3*int64(t.WriteBuffer)
+}
+
+// Reduce runs one reduce task and returns the records written.
+func Reduce(ctx context.Context, t ReduceTask) (int64, error) {
+	t.ensureDefaults()
+	inputs := make([]ReduceInput, 0, len(t.Inputs))
+	for _, in := range t.Inputs {
+		if in.Segment.Length > 0 {
+			inputs = append(inputs, in)
+		}
+	}
+	// Merge in passes while there are more inputs than the fan-in allows.
+	var temps []string
+	defer func() {
+		for _, p := range temps {
+			os.Remove(p)
+		}
+	}()
+	for pass := 0; len(inputs) > t.MaxFanIn; pass++ {
+		var next []ReduceInput
+		for g := 0; g < len(inputs); g += t.MaxFanIn {
+			group := inputs[g:min(g+t.MaxFanIn, len(inputs))]
+			if len(group) == 1 {
+				next = append(next, group[0])
+				continue
+			}
+			path := filepath.Join(filepath.Dir(t.Output), fmt.Sprintf(".%s.pass%d-%d", filepath.Base(t.Output), pass, g/t.MaxFanIn))
+			temps = append(temps, path)
+			seg, _, err := mergeToFile(ctx, t, group, path, false, nil)
+			if err != nil {
+				return 0, err
+			}
+			next = append(next, ReduceInput{Map: -1, Path: path, Segment: seg})
+		}
+		inputs = next
+	}
+	_, n, err := mergeToFile(ctx, t, inputs, t.Output, true, t.Progress)
+	return n, err
+}
+
+// mergeToFile merges inputs into a new file at path as one segment.
+func mergeToFile(ctx context.Context, t ReduceTask, inputs []ReduceInput, path string, sync bool, progress func(int64)) (SegmentInfo, int64, error) {
+	srcs := make([]blockSource, 0, len(inputs))
+	closeAll := func() {
+		for _, s := range srcs {
+			s.close()
+		}
+	}
+	for _, in := range inputs {
+		name := fmt.Sprintf("reduce %d: map %d segment", t.Partition, in.Map)
+		if in.Map < 0 {
+			name = fmt.Sprintf("reduce %d: merge pass run", t.Partition)
+		}
+		s, err := openSegment(in.Path, in.Segment, t.BlockSize, name)
+		if err != nil {
+			closeAll()
+			return SegmentInfo{}, 0, err
+		}
+		srcs = append(srcs, s)
+	}
+	fw, err := createFile(path, t.WriteBuffer, 3, 32<<20)
+	if err != nil {
+		closeAll()
+		return SegmentInfo{}, 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
+	}
+	sw, err := newSegmentWriter(ctx, fw)
+	if err != nil {
+		closeAll()
+		fw.abort()
+		return SegmentInfo{}, 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
+	}
+	sw.progress = progress
+	n, err := merge(srcs, sw, nil)
+	if err != nil {
+		fw.abort()
+		return SegmentInfo{}, 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
+	}
+	sw.finish()
+	if err := fw.commit(sync); err != nil {
+		return SegmentInfo{}, 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
+	}
+	return sw.segs[0], n, nil
+}

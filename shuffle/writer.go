@@ -1,0 +1,215 @@
+package shuffle
+
+import (
+	"context"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// fileWriter writes a new file from a goroutine of its own, so that the
+// producer fills one buffer while the previous one is being written. It asks
+// the kernel to start writeback every bytesPerSync bytes so that a final fsync
+// does not have to flush the whole file at once.
+//
+// The producer calls buffer to get an empty buffer, fills it and calls submit;
+// commit (or abort) ends the goroutine.
+type fileWriter struct {
+	path         string
+	f            *os.File
+	bytesPerSync int64
+
+	free chan []byte
+	full chan []byte
+	done chan struct{} // closed when the goroutine has exited
+
+	mu  sync.Mutex
+	err error // first write error, with path and offset
+}
+
+// createFile creates path exclusively and starts its writer with nbuf buffers
+// of bufSize bytes.
+func createFile(path string, bufSize, nbuf int, bytesPerSync int64) (*fileWriter, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("shuffle: %w", err)
+	}
+	w := &fileWriter{
+		path:         path,
+		f:            f,
+		bytesPerSync: bytesPerSync,
+		free:         make(chan []byte, nbuf),
+		full:         make(chan []byte, nbuf),
+		done:         make(chan struct{}),
+	}
+	for range nbuf {
+		w.free <- make([]byte, 0, bufSize)
+	}
+	go w.run()
+	return w, nil
+}
+
+func (w *fileWriter) run() {
+	defer close(w.done)
+	var off, synced int64
+	failed := false
+	for b := range w.full {
+		if !failed {
+			if _, err := w.f.Write(b); err != nil {
+				w.setErr(fmt.Errorf("shuffle: write %s at byte %d: %w", w.path, off, unwrapPath(err)))
+				failed = true
+			}
+			off += int64(len(b))
+			if w.bytesPerSync > 0 && off-synced >= w.bytesPerSync {
+				// Start writeback of what is written so far; do not wait.
+				_ = unix.SyncFileRange(int(w.f.Fd()), synced, off-synced, unix.SYNC_FILE_RANGE_WRITE)
+				synced = off
+			}
+		}
+		w.free <- b[:0]
+	}
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func (w *fileWriter) setErr(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+}
+
+// Err returns the first write error, if any.
+func (w *fileWriter) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// buffer returns an empty buffer to fill, or the first write error.
+func (w *fileWriter) buffer() ([]byte, error) {
+	b := <-w.free
+	if err := w.Err(); err != nil {
+		w.free <- b
+		return nil, err
+	}
+	return b, nil
+}
+
+// submit queues a filled buffer for writing.
+func (w *fileWriter) submit(b []byte) { w.full <- b }
+
+// commit waits for every submitted buffer to be written, fsyncs the file if
+// sync is set, and closes it. On error the file is removed.
+func (w *fileWriter) commit(sync bool) error {
+	close(w.full)
+	<-w.done
+	err := w.Err()
+	if err == nil && sync {
+		if serr := w.f.Sync(); serr != nil {
+			err = fmt.Errorf("shuffle: fsync %s: %w", w.path, unwrapPath(serr))
+		}
+	}
+	if cerr := w.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("shuffle: close %s: %w", w.path, unwrapPath(cerr))
+	}
+	if err != nil {
+		os.Remove(w.path)
+	}
+	return err
+}
+
+// abort stops the writer and removes the file.
+func (w *fileWriter) abort() {
+	close(w.full)
+	<-w.done
+	w.f.Close()
+	os.Remove(w.path)
+}
+
+// segmentWriter appends records to a fileWriter and cuts the stream into
+// segments, recording each one's offset, length and CRC32C.
+type segmentWriter struct {
+	ctx     context.Context // checked at every flush
+	w       *fileWriter
+	buf     []byte
+	crcFrom int    // start of the bytes in buf not yet in crc
+	crc     uint32 // CRC32C of the current segment so far
+	off     int64  // bytes appended before buf
+	segOff  int64  // start of the current segment
+	segs    []SegmentInfo
+	// progress, if set, is called with the bytes of each submitted buffer.
+	progress func(int64)
+}
+
+func newSegmentWriter(ctx context.Context, w *fileWriter) (*segmentWriter, error) {
+	b, err := w.buffer()
+	if err != nil {
+		return nil, err
+	}
+	return &segmentWriter{ctx: ctx, w: w, buf: b}, nil
+}
+
+// flushIfFull makes room for at least one more record.
+func (s *segmentWriter) flushIfFull() error {
+	if cap(s.buf)-len(s.buf) >= RecordSize {
+		return nil
+	}
+	return s.flush()
+}
+
+func (s *segmentWriter) flush() error {
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	s.crc = crc32.Update(s.crc, castagnoli, s.buf[s.crcFrom:])
+	s.submit()
+	b, err := s.w.buffer()
+	if err != nil {
+		s.buf = nil
+		return err
+	}
+	s.buf, s.crcFrom = b, 0
+	return nil
+}
+
+func (s *segmentWriter) submit() {
+	s.off += int64(len(s.buf))
+	if s.progress != nil {
+		s.progress(int64(len(s.buf)))
+	}
+	s.w.submit(s.buf)
+}
+
+// endSegment closes the current segment.
+func (s *segmentWriter) endSegment() {
+	s.crc = crc32.Update(s.crc, castagnoli, s.buf[s.crcFrom:])
+	s.crcFrom = len(s.buf)
+	end := s.off + int64(len(s.buf))
+	s.segs = append(s.segs, SegmentInfo{Offset: s.segOff, Length: end - s.segOff, CRC: s.crc})
+	s.segOff, s.crc = end, 0
+}
+
+// finish submits what is buffered.
+func (s *segmentWriter) finish() {
+	if s.buf == nil {
+		return
+	}
+	if len(s.buf) > 0 {
+		s.submit()
+	} else {
+		s.w.free <- s.buf
+	}
+	s.buf = nil
+}

@@ -54,6 +54,7 @@ type Mapper struct {
 	buf    []byte
 	ents   []entry
 	counts []int
+	peek   [RecordSize]byte
 }
 
 // NewMapper allocates a Mapper's buffers.
@@ -114,14 +115,30 @@ func (m *Mapper) Map(ctx context.Context, t MapTask) (out *MapOutput, err error)
 	if t.Partitioner != nil {
 		splits = t.Partitioner.Splits
 	}
+	carry := 0 // bytes read ahead into m.buf's start by the end-of-input probe
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		n, rerr := io.ReadFull(t.Input, m.buf)
+		n, rerr := io.ReadFull(t.Input, m.buf[carry:])
+		n += carry
+		carry = 0
 		eof := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
 		if rerr != nil && !eof {
 			return nil, fmt.Errorf("shuffle: map %d: read input after record %d: %w", t.ID, out.Records, rerr)
+		}
+		if !eof {
+			// The buffer is full: probe for more input so that a split
+			// of exactly one buffer is sorted in memory, not spilled.
+			k, perr := io.ReadFull(t.Input, m.peek[:])
+			switch {
+			case k == 0 && perr == io.EOF:
+				eof = true
+			case perr != nil && perr != io.EOF && perr != io.ErrUnexpectedEOF:
+				return nil, fmt.Errorf("shuffle: map %d: read input after record %d: %w", t.ID, out.Records+int64(n/RecordSize), perr)
+			default:
+				carry = k
+			}
 		}
 		if n%RecordSize != 0 {
 			return nil, fmt.Errorf("shuffle: map %d: input ends with a partial record: %d bytes after record %d (byte offset %d in the split)",
@@ -151,6 +168,7 @@ func (m *Mapper) Map(ctx context.Context, t MapTask) (out *MapOutput, err error)
 			}
 			runSegs = append(runSegs, idx.Segments[0])
 		}
+		copy(m.buf, m.peek[:carry])
 		if eof {
 			idx, err := m.mergeRuns(ctx, t.ID, out.DataPath, runs, runSegs, splits)
 			if err != nil {

@@ -1,0 +1,132 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"engine/sortjob"
+)
+
+// Client talks to a node's API.
+type Client struct {
+	// Addr is the node's API address, HOST:PORT.
+	Addr string
+	HTTP *http.Client
+}
+
+// NewClient returns a client for the node at addr (HOST:PORT or a URL).
+func NewClient(addr string) *Client {
+	return &Client{Addr: addr, HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+func (c *Client) url(path string) string {
+	if strings.HasPrefix(c.Addr, "http://") || strings.HasPrefix(c.Addr, "https://") {
+		return strings.TrimSuffix(c.Addr, "/") + path
+	}
+	return "http://" + c.Addr + path
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the engine node at %s (%v); is engined running there? (set --addr or ENGINE_ADDR)", c.Addr, unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("node %s: reading the answer to %s %s: %w", c.Addr, method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var e apiError
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s", e.Error)
+		}
+		return fmt.Errorf("node %s: %s %s: %s", c.Addr, method, path, resp.Status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("node %s: bad answer to %s %s: %w", c.Addr, method, path, err)
+		}
+	}
+	return nil
+}
+
+func unwrapURL(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		inner := u.Unwrap()
+		if inner == nil {
+			return err
+		}
+		err = inner
+	}
+}
+
+// SubmitSort submits a sort job.
+func (c *Client) SubmitSort(ctx context.Context, spec sortjob.Spec) (JobStatus, error) {
+	var st JobStatus
+	err := c.do(ctx, "POST", "/v1/jobs", SubmitRequest{Kind: "sort", Spec: spec}, &st)
+	return st, err
+}
+
+// Job returns one job.
+func (c *Client) Job(ctx context.Context, id string) (JobStatus, error) {
+	var st JobStatus
+	err := c.do(ctx, "GET", "/v1/jobs/"+id, nil, &st)
+	return st, err
+}
+
+// Jobs returns every job the node knows.
+func (c *Client) Jobs(ctx context.Context) ([]JobStatus, error) {
+	var sts []JobStatus
+	err := c.do(ctx, "GET", "/v1/jobs", nil, &sts)
+	return sts, err
+}
+
+// Cancel cancels a job.
+func (c *Client) Cancel(ctx context.Context, id string) (JobStatus, error) {
+	var st JobStatus
+	err := c.do(ctx, "POST", "/v1/jobs/"+id+"/cancel", nil, &st)
+	return st, err
+}
+
+// Plan asks the node for a plan.
+func (c *Client) Plan(ctx context.Context, spec sortjob.Spec, cluster sortjob.Cluster) (PlanResponse, error) {
+	var resp PlanResponse
+	err := c.do(ctx, "POST", "/v1/plan", PlanRequest{Spec: spec, Cluster: cluster}, &resp)
+	return resp, err
+}
+
+// Status returns the node's status.
+func (c *Client) Status(ctx context.Context) (NodeStatus, error) {
+	var st NodeStatus
+	err := c.do(ctx, "GET", "/v1/status", nil, &st)
+	return st, err
+}
+
+func pidSelf() int { return os.Getpid() }

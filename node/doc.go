@@ -1,0 +1,12 @@
+// Package node assembles one engine node: it locks its data directory, runs
+// submitted jobs one at a time with the node's workers and memory budget,
+// keeps their history, and serves the HTTP API that enginectl talks to.
+//
+//	n, err := node.Open(node.Config{DataDir: dir, API: "127.0.0.1:7070"})
+//	...
+//	defer n.Close()
+//
+// Client is the API's Go client; Follow renders a job's progress until it
+// ends. enginectl without a cluster address runs a Node in-process on a
+// loopback port and uses the same Client.
+package node

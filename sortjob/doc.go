@@ -1,0 +1,13 @@
+// Package sortjob runs a GraySort-style sort job on one node: plan, sample,
+// map (generate or read each split, partition and sort it), reduce (merge
+// every map's segment of a partition into part-NNNNN), validate (valsort over
+// every output partition, combined in order and compared with the input's
+// record count and checksum), and commit (the validated files appear in the
+// output directory with _SUCCESS last).
+//
+// MakePlan is the planning code for any size and node count; Run executes a
+// plan's tasks with a bounded number of workers within a memory budget.
+// Nothing is left behind on failure or cancellation: map outputs, temporary
+// output and any output directory the job created are removed, and the input
+// is only ever read.
+package sortjob

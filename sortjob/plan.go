@@ -1,0 +1,355 @@
+package sortjob
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Spec is what a user asks for.
+type Spec struct {
+	// Records is the number of records to generate (gensort records
+	// 0..Records-1). Ignored when Input is set.
+	Records int64 `json:"records,omitempty"`
+	ASCII   bool  `json:"ascii,omitempty"` // generate ASCII records (gensort -a)
+	Skew    bool  `json:"skew,omitempty"`  // generate skewed keys (gensort -s)
+	// Input is a directory whose files (gensort format) are sorted instead
+	// of generated data.
+	Input string `json:"input,omitempty"`
+	// Output is a directory that keeps the result: part-NNNNN files, their
+	// summary-NNNNN valsort summaries and _SUCCESS. It must not exist or be
+	// empty. Empty: the output is validated and then deleted.
+	Output string `json:"output,omitempty"`
+	// Memory is the job's memory budget in bytes; 0 takes the node's.
+	Memory int64 `json:"memory,omitempty"`
+	// Partitions is the number of reduce partitions; 0 picks one.
+	Partitions int `json:"partitions,omitempty"`
+	// MapSplit caps the bytes per map task; 0 sizes splits to fit the sort
+	// buffer (no map-side spill). A larger split is sorted in spilled runs.
+	MapSplit int64 `json:"map_split,omitempty"`
+	// SkipSpaceCheck skips the free-disk check before the job starts (for
+	// file systems whose free space statfs misreports).
+	SkipSpaceCheck bool `json:"skip_space_check,omitempty"`
+}
+
+// Cluster is what a plan is made for.
+type Cluster struct {
+	Nodes        int // default 1
+	CoresPerNode int // concurrent tasks per node; default GOMAXPROCS
+}
+
+// InputFile is one file of an Input directory.
+type InputFile struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// MapSplit is one map task's input: a byte range of a file, or a range of
+// generated records.
+type MapSplit struct {
+	ID int `json:"id"`
+	// File input.
+	Path   string `json:"path,omitempty"`
+	Offset int64  `json:"offset,omitempty"`
+	// Generated input: records Start..Start+Records-1 (gensort -bStart).
+	Start   int64 `json:"start,omitempty"`
+	Records int64 `json:"records"`
+}
+
+// Bytes returns the split's size.
+func (m MapSplit) Bytes() int64 { return m.Records * RecordSize }
+
+// Plan is everything a run needs decided up front; MakePlan computes it the
+// same way for a dry run of any size and for a real run.
+type Plan struct {
+	Spec    Spec        `json:"spec"`
+	Cluster Cluster     `json:"cluster"`
+	Inputs  []InputFile `json:"inputs,omitempty"`
+	Records int64       `json:"records"`
+	Bytes   int64       `json:"bytes"`
+	// Memory is the per-node budget the plan was sized for.
+	Memory int64 `json:"memory"`
+	// SortBuffer is each map worker's in-memory sort buffer in bytes.
+	SortBuffer int `json:"sort_buffer"`
+	// BlockSize is each reduce input's read-ahead block in bytes.
+	BlockSize int `json:"block_size"`
+	// MapCount and Maps: the map tasks (Maps is omitted from JSON for big
+	// plans; MapCount always holds the count).
+	MapCount   int        `json:"map_count"`
+	Maps       []MapSplit `json:"-"`
+	Partitions int        `json:"partitions"`
+	// MapSpills is true when a split is larger than the sort buffer.
+	MapSpills bool `json:"map_spills"`
+	// ReducePasses is 1, or more when a reduce's fan-in exceeds MaxFanIn.
+	ReducePasses int `json:"reduce_passes"`
+	// Disk needs per node in bytes.
+	MapOutputPerNode int64 `json:"map_output_per_node"`
+	OutputPerNode    int64 `json:"output_per_node"`
+	// ShuffleNetworkBytes is what crosses the network (0 on one node).
+	ShuffleNetworkBytes int64 `json:"shuffle_network_bytes"`
+}
+
+const (
+	// MaxFanIn is the most segments a reduce merges in one pass.
+	MaxFanIn = 512
+	// partitionTarget is the output partition size the planner aims for.
+	partitionTarget = 1e9
+	minBlock        = 64 << 10
+	maxBlock        = 1 << 20
+	writeBuffer     = 4 << 20
+	reduceWriteBuf  = 8 << 20
+	// reserve is the budget share kept for the runtime and small buffers.
+	reserve = 32 << 20
+)
+
+// DefaultMemory is the memory budget when none is given: a quarter of the
+// machine's memory, at most 4 GiB.
+func DefaultMemory() int64 {
+	m := totalMemory() / 4
+	if m <= 0 || m > 4<<30 {
+		m = 4 << 30
+	}
+	return m
+}
+
+func totalMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	var kb int64
+	for _, line := range strings.Split(string(b), "\n") {
+		if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kb); err == nil {
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// MakePlan sizes tasks and buffers for spec on cluster. For an Input
+// directory it lists and checks the files (readable, whole records); it
+// writes nothing.
+func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
+	if cluster.Nodes <= 0 {
+		cluster.Nodes = 1
+	}
+	if cluster.CoresPerNode <= 0 {
+		cluster.CoresPerNode = runtime.GOMAXPROCS(0)
+	}
+	if spec.Memory == 0 {
+		spec.Memory = DefaultMemory()
+	}
+	p := &Plan{Spec: spec, Cluster: cluster, Memory: spec.Memory}
+	workers := cluster.CoresPerNode
+	if spec.Input != "" {
+		files, err := listInput(spec.Input)
+		if err != nil {
+			return nil, err
+		}
+		p.Inputs = files
+		for _, f := range files {
+			p.Bytes += f.Size
+		}
+		p.Records = p.Bytes / RecordSize
+	} else {
+		if spec.Records <= 0 {
+			return nil, errors.New("sort: nothing to sort: give a size (--size=1GB) or an input directory (--input DIR)")
+		}
+		p.Records, p.Bytes = spec.Records, spec.Records*RecordSize
+	}
+	// Map side: each worker's sort buffer takes an equal share of the budget.
+	perWorker := (spec.Memory - reserve) / int64(workers)
+	sortBuf := (perWorker - 2*writeBuffer - (1<<16+1)*8) * 100 / 116
+	sortBuf -= sortBuf % RecordSize
+	if sortBuf < 1000*RecordSize {
+		return nil, fmt.Errorf("sort: memory budget %s is too small for %d workers: give at least %s (--memory)",
+			FormatBytes(spec.Memory), workers, FormatBytes(reserve+int64(workers)*(1000*RecordSize*116/100+2*writeBuffer+(1<<19))))
+	}
+	split := sortBuf
+	if spec.MapSplit > 0 {
+		split = spec.MapSplit - spec.MapSplit%RecordSize
+		if split < RecordSize {
+			return nil, fmt.Errorf("sort: map split %d bytes is smaller than one record", spec.MapSplit)
+		}
+	}
+	slots := int64(workers * cluster.Nodes)
+	maps := max(ceilDiv(p.Bytes, split), 2*slots)
+	maps = ceilDiv(maps, slots) * slots // whole waves
+	maps = min(maps, max(p.Records, 1))
+	if spec.Input != "" {
+		p.Maps = fileSplits(p.Inputs, ceilDiv(p.Records, maps)*RecordSize)
+	} else {
+		p.Maps = generatedSplits(p.Records, maps)
+	}
+	p.MapCount = len(p.Maps)
+	largest := int64(0)
+	for _, m := range p.Maps {
+		largest = max(largest, m.Bytes())
+	}
+	p.SortBuffer = int(min(sortBuf, max(largest, RecordSize)))
+	p.MapSpills = largest > sortBuf
+	// Reduce side.
+	p.Partitions = spec.Partitions
+	if p.Partitions <= 0 {
+		parts := max(ceilDiv(p.Bytes, partitionTarget), 2*slots)
+		p.Partitions = int(ceilDiv(parts, slots) * slots)
+	}
+	fanIn := min(p.MapCount, MaxFanIn)
+	block := (perWorker - 3*reduceWriteBuf) / int64(2*max(fanIn, 1))
+	block = min(max(block, minBlock), maxBlock)
+	p.BlockSize = int(block - block%RecordSize)
+	p.ReducePasses = 1
+	for n := p.MapCount; n > MaxFanIn; n = int(ceilDiv(int64(n), MaxFanIn)) {
+		p.ReducePasses++
+	}
+	p.MapOutputPerNode = ceilDiv(p.Bytes, int64(cluster.Nodes))
+	p.OutputPerNode = p.MapOutputPerNode
+	if cluster.Nodes > 1 {
+		p.ShuffleNetworkBytes = p.Bytes / int64(cluster.Nodes) * int64(cluster.Nodes-1)
+	}
+	return p, nil
+}
+
+func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
+
+func generatedSplits(records, maps int64) []MapSplit {
+	out := make([]MapSplit, 0, maps)
+	for i := int64(0); i < maps; i++ {
+		lo, hi := records*i/maps, records*(i+1)/maps
+		out = append(out, MapSplit{ID: int(i), Start: lo, Records: hi - lo})
+	}
+	return out
+}
+
+// fileSplits cuts every file into splits of at most split bytes.
+func fileSplits(files []InputFile, split int64) []MapSplit {
+	var out []MapSplit
+	for _, f := range files {
+		for off := int64(0); off < f.Size; off += split {
+			n := min(split, f.Size-off)
+			out = append(out, MapSplit{ID: len(out), Path: f.Path, Offset: off, Records: n / RecordSize})
+		}
+	}
+	return out
+}
+
+// listInput lists the regular files of dir in name order and checks that
+// each is readable and a whole number of records.
+func listInput(dir string) ([]InputFile, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sort: input directory: %w", unwrap(err))
+	}
+	var files []InputFile
+	var bad []string
+	for _, de := range des {
+		path := filepath.Join(dir, de.Name())
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("sort: input %s: %w", path, unwrap(err))
+		}
+		if fi.IsDir() {
+			return nil, fmt.Errorf("sort: input %s is a directory: --input takes a directory of gensort files only", path)
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("sort: input %s is not a regular file", path)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("sort: input %s: %w", path, unwrap(err))
+		}
+		var b [1]byte
+		_, rerr := f.Read(b[:])
+		f.Close()
+		if rerr != nil && rerr != io.EOF {
+			return nil, fmt.Errorf("sort: input %s is not readable: %w", path, unwrap(rerr))
+		}
+		if fi.Size()%RecordSize != 0 {
+			bad = append(bad, fmt.Sprintf("%s is %d bytes, not a whole number of %d-byte records: %d bytes follow the last whole record at offset %d",
+				path, fi.Size(), RecordSize, fi.Size()%RecordSize, fi.Size()-fi.Size()%RecordSize))
+			continue
+		}
+		if fi.Size() > 0 {
+			files = append(files, InputFile{Path: path, Size: fi.Size()})
+		}
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("sort: input %s", strings.Join(bad, "; "))
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("sort: input directory %s has no records to sort", dir)
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return files, nil
+}
+
+func unwrap(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
+}
+
+// Rate is a measured sort rate used to estimate run times.
+type Rate struct {
+	BytesPerSecondPerCore float64   `json:"bytes_per_second_per_core"`
+	Bytes                 int64     `json:"bytes"`
+	Measured              time.Time `json:"measured"`
+	Source                string    `json:"source"`
+}
+
+// Estimate returns the plan's expected wall time at rate r.
+func (p *Plan) Estimate(r Rate) time.Duration {
+	if r.BytesPerSecondPerCore <= 0 {
+		return 0
+	}
+	cores := float64(p.Cluster.Nodes * p.Cluster.CoresPerNode)
+	return time.Duration(float64(p.Bytes) / (r.BytesPerSecondPerCore * cores) * float64(time.Second))
+}
+
+// WriteText prints the plan for a person.
+func (p *Plan) WriteText(w io.Writer, r Rate) {
+	src := fmt.Sprintf("generated gensort records 0..%d (%s%s)", p.Records-1, map[bool]string{false: "binary", true: "ASCII"}[p.Spec.ASCII], map[bool]string{false: "", true: ", skewed"}[p.Spec.Skew])
+	if p.Spec.Input != "" {
+		src = fmt.Sprintf("%d files in %s", len(p.Inputs), p.Spec.Input)
+	}
+	fmt.Fprintf(w, "Plan: sort %s (%d records) on %d node(s) × %d cores\n", FormatBytes(p.Bytes), p.Records, p.Cluster.Nodes, p.Cluster.CoresPerNode)
+	fmt.Fprintf(w, "  input            %s\n", src)
+	fmt.Fprintf(w, "  memory           %s per node; sort buffer %s per worker; reduce read-ahead %s per segment\n", FormatBytes(p.Memory), FormatBytes(int64(p.SortBuffer)), FormatBytes(int64(p.BlockSize)))
+	per := ceilDiv(int64(p.MapCount), int64(p.Cluster.Nodes))
+	fmt.Fprintf(w, "  map tasks        %d (%d per node, %s each)", p.MapCount, per, FormatBytes(ceilDiv(p.Bytes, int64(p.MapCount))))
+	if p.MapSpills {
+		fmt.Fprintf(w, ", splits exceed the sort buffer: sorted runs spill and merge")
+	}
+	fmt.Fprintln(w)
+	seg := p.Bytes / int64(p.MapCount) / int64(p.Partitions)
+	fmt.Fprintf(w, "  reduce tasks     %d (%d per node, %s each; %d segments of ~%s per reduce, %d merge pass(es))\n",
+		p.Partitions, ceilDiv(int64(p.Partitions), int64(p.Cluster.Nodes)), FormatBytes(p.Bytes/int64(p.Partitions)), p.MapCount, FormatBytes(seg), p.ReducePasses)
+	fmt.Fprintf(w, "  bytes per node   %s in, %s of map output, %s out\n", FormatBytes(ceilDiv(p.Bytes, int64(p.Cluster.Nodes))), FormatBytes(p.MapOutputPerNode), FormatBytes(p.OutputPerNode))
+	fmt.Fprintf(w, "  disk needed      %s per node (map output + output", FormatBytes(p.MapOutputPerNode+p.OutputPerNode))
+	if p.Spec.Input == "" {
+		fmt.Fprintf(w, "; input is generated in memory")
+	}
+	fmt.Fprintln(w, ")")
+	if p.ShuffleNetworkBytes > 0 {
+		fmt.Fprintf(w, "  network shuffle  %s in all, %s per node\n", FormatBytes(p.ShuffleNetworkBytes), FormatBytes(p.ShuffleNetworkBytes/int64(p.Cluster.Nodes)))
+	}
+	if seg > 0 && seg < 256<<10 {
+		fmt.Fprintf(w, "  warning          segments of %s are small: the shuffle will be seek-bound; use fewer --partitions or more memory\n", FormatBytes(seg))
+	}
+	if d := p.Estimate(r); d > 0 {
+		fmt.Fprintf(w, "  estimated time   %s at %s/s per core (%s, %s)\n", d.Round(time.Second), FormatBytes(int64(r.BytesPerSecondPerCore)), r.Source, r.Measured.Format("2006-01-02"))
+		if p.Cluster.Nodes > 1 {
+			fmt.Fprintf(w, "                   single-node rate; network and stragglers are not modelled\n")
+		}
+	} else {
+		fmt.Fprintf(w, "  estimated time   unknown: no measured rate on this machine yet\n")
+	}
+}

@@ -1,0 +1,146 @@
+package sortjob
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+)
+
+// PhaseTime is one phase's wall time.
+type PhaseTime struct {
+	Name     string        `json:"name"`
+	Duration time.Duration `json:"duration"`
+	Bytes    int64         `json:"bytes"`
+}
+
+// Check is the valsort-style proof that the output is the sorted input.
+type Check struct {
+	InputRecords   int64  `json:"input_records"`
+	InputChecksum  string `json:"input_checksum"`
+	OutputRecords  int64  `json:"output_records"`
+	OutputChecksum string `json:"output_checksum"`
+	Duplicates     int64  `json:"duplicates"`
+	Unordered      int64  `json:"unordered"`
+	FirstUnordered int64  `json:"first_unordered,omitempty"`
+	Passed         bool   `json:"passed"`
+}
+
+func (c Check) String() string {
+	s := fmt.Sprintf("records in %d, out %d; checksum in %s, out %s; %d duplicate keys; ", c.InputRecords, c.OutputRecords, c.InputChecksum, c.OutputChecksum, c.Duplicates)
+	if c.Unordered > 0 {
+		return s + fmt.Sprintf("%d unordered records, the first is record %d", c.Unordered, c.FirstUnordered)
+	}
+	return s + "all records in order"
+}
+
+// Report is what a finished sort job tells the user.
+type Report struct {
+	Job        string        `json:"job"`
+	Spec       Spec          `json:"spec"`
+	Records    int64         `json:"records"`
+	Bytes      int64         `json:"bytes"`
+	Maps       int           `json:"maps"`
+	Partitions int           `json:"partitions"`
+	Workers    int           `json:"workers"`
+	Memory     int64         `json:"memory"`
+	SortBuffer int           `json:"sort_buffer"`
+	Spills     int           `json:"spills"`
+	Phases     []PhaseTime   `json:"phases"`
+	Started    time.Time     `json:"started"`
+	Finished   time.Time     `json:"finished"`
+	Total      time.Duration `json:"total"`
+	// GenerateCPU is the CPU time the map tasks spent generating input
+	// (summed over workers; part of the map phase).
+	GenerateCPU time.Duration `json:"generate_cpu"`
+	// Rates over the sort itself: map + reduce, input read to output
+	// fsynced.
+	MBps        float64 `json:"mb_per_s"`
+	TBPerMin    float64 `json:"tb_per_min"`
+	MBpsPerCore float64 `json:"mb_per_s_per_core"`
+	PeakRSS     int64   `json:"peak_rss"`
+	PeakRSSNote string  `json:"peak_rss_note,omitempty"`
+	Check       Check   `json:"check"`
+	Output      string  `json:"output,omitempty"`
+}
+
+func (r *Report) addPhase(name string, d time.Duration, bytes int64) {
+	r.Phases = append(r.Phases, PhaseTime{Name: name, Duration: d, Bytes: bytes})
+}
+
+// SortTime is the map plus reduce time.
+func (r *Report) SortTime() time.Duration {
+	var d time.Duration
+	for _, p := range r.Phases {
+		if p.Name == "map" || p.Name == "reduce" {
+			d += p.Duration
+		}
+	}
+	return d
+}
+
+func (r *Report) finish(rssReset bool) {
+	if s := r.SortTime().Seconds(); s > 0 {
+		r.MBps = float64(r.Bytes) / 1e6 / s
+		r.TBPerMin = float64(r.Bytes) / 1e12 / (s / 60)
+		r.MBpsPerCore = r.MBps / float64(r.Workers)
+	}
+	r.PeakRSS = PeakRSS()
+	if !rssReset {
+		r.PeakRSSNote = "process peak (the per-job reset was not available)"
+	}
+}
+
+// WriteText prints the report for a person.
+func (r *Report) WriteText(w io.Writer) {
+	src := fmt.Sprintf("generated gensort records 0..%d (%s%s)", r.Records-1, map[bool]string{false: "binary", true: "ASCII"}[r.Spec.ASCII], map[bool]string{false: "", true: ", skewed"}[r.Spec.Skew])
+	if r.Spec.Input != "" {
+		src = r.Spec.Input
+	}
+	fmt.Fprintf(w, "Sort job %s\n", r.Job)
+	fmt.Fprintf(w, "  input        %s\n", src)
+	fmt.Fprintf(w, "  size         %s, %d records\n", FormatBytes(r.Bytes), r.Records)
+	fmt.Fprintf(w, "  tasks        %d map, %d reduce, %d workers (GOMAXPROCS %d); memory budget %s, sort buffer %s",
+		r.Maps, r.Partitions, r.Workers, runtime.GOMAXPROCS(0), FormatBytes(r.Memory), FormatBytes(int64(r.SortBuffer)))
+	if r.Spills > 0 {
+		fmt.Fprintf(w, ", %d runs spilled", r.Spills)
+	}
+	fmt.Fprintln(w)
+	for _, p := range r.Phases {
+		fmt.Fprintf(w, "  %-12s %8.2fs", p.Name, p.Duration.Seconds())
+		if p.Bytes > 0 && p.Duration > 0 {
+			fmt.Fprintf(w, "  %8.1f MB/s", float64(p.Bytes)/1e6/p.Duration.Seconds())
+		}
+		if p.Name == "map" && r.GenerateCPU > 0 {
+			fmt.Fprintf(w, "  (includes generating the input: %.2fs of CPU)", r.GenerateCPU.Seconds())
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "  total        %8.2fs\n", r.Total.Seconds())
+	fmt.Fprintf(w, "  sort rate    %.1f MB/s, %.4f TB/min, %.1f MB/s per core (map+reduce: input read to output fsynced)\n", r.MBps, r.TBPerMin, r.MBpsPerCore)
+	fmt.Fprintf(w, "  peak RSS     %s", FormatBytes(r.PeakRSS))
+	if r.Memory > 0 {
+		fmt.Fprintf(w, " (%.0f%% of the budget)", 100*float64(r.PeakRSS)/float64(r.Memory))
+	}
+	if r.PeakRSSNote != "" {
+		fmt.Fprintf(w, "; %s", r.PeakRSSNote)
+	}
+	fmt.Fprintln(w)
+	c := r.Check
+	verdict := "FAILED"
+	if c.Passed {
+		verdict = "PASSED"
+	}
+	fmt.Fprintf(w, "  check        %s: records in %d = out %d; checksum in %s = out %s; %d duplicate keys; ",
+		verdict, c.InputRecords, c.OutputRecords, c.InputChecksum, c.OutputChecksum, c.Duplicates)
+	if c.Unordered > 0 {
+		fmt.Fprintf(w, "%d unordered, first at record %d\n", c.Unordered, c.FirstUnordered)
+	} else {
+		fmt.Fprintf(w, "all records in order\n")
+	}
+	if r.Output != "" {
+		fmt.Fprintf(w, "  output       %s (part-00000..part-%05d, valsort summaries summary-NNNNN, %s)\n", r.Output, r.Partitions-1, SuccessName)
+	} else {
+		fmt.Fprintf(w, "  output       validated and discarded (use --output DIR to keep it)\n")
+	}
+}

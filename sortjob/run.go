@@ -1,0 +1,703 @@
+package sortjob
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"engine/bench/gensort"
+	"engine/shuffle"
+)
+
+// Config is the node's side of a run.
+type Config struct {
+	// DataDir holds job scratch space (DataDir/jobs/ID) and the measured
+	// sort rate (DataDir/rate.json).
+	DataDir string
+	// Workers is the number of tasks run at once; default GOMAXPROCS.
+	Workers int
+	Logger  *slog.Logger
+}
+
+// Run plans and runs one sort job. On error nothing it wrote is left behind
+// and the input is untouched; on success the validated output is in
+// spec.Output (if set) and the report says what was checked.
+func Run(ctx context.Context, cfg Config, id string, spec Spec, tr *Tracker) (*Report, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if tr == nil {
+		tr = new(Tracker)
+	}
+	plan, err := MakePlan(spec, Cluster{Nodes: 1, CoresPerNode: cfg.Workers})
+	if err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg, id: id, plan: plan, tr: tr, log: cfg.Logger.With("job", id)}
+	rep, err := r.run(ctx)
+	if err != nil {
+		if cerr := r.cleanup(); cerr != nil {
+			r.log.Error("cleanup after failure", "err", cerr)
+		}
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil, fmt.Errorf("sort: job %s cancelled during %s; its temporary files are removed and the input is untouched", id, tr.Snapshot().Phase)
+		}
+		return nil, err
+	}
+	return rep, nil
+}
+
+type run struct {
+	cfg  Config
+	id   string
+	plan *Plan
+	tr   *Tracker
+	log  *slog.Logger
+
+	jobDir        string // DataDir/jobs/ID: map outputs
+	tmpOut        string // where reduces write before commit
+	createdOutput bool   // the job made spec.Output
+
+	mu struct {
+		sync.Mutex
+		inRecords int64
+		inSum     gensort.Sum
+		genTime   time.Duration
+	}
+}
+
+func (r *run) run(ctx context.Context) (*Report, error) {
+	p := r.plan
+	spec := p.Spec
+	start := time.Now()
+	rssReset := resetPeakRSS()
+	if err := r.prepareDirs(); err != nil {
+		return nil, err
+	}
+	r.log.Info("sort started", "bytes", p.Bytes, "maps", p.MapCount, "partitions", p.Partitions, "memory", p.Memory)
+	rep := &Report{
+		Job: r.id, Spec: spec, Records: p.Records, Bytes: p.Bytes, Maps: p.MapCount, Partitions: p.Partitions,
+		Workers: r.cfg.Workers, Memory: p.Memory, SortBuffer: p.SortBuffer, Started: start,
+	}
+
+	// Sample keys and build the range partitioner.
+	r.tr.begin("sample", 0, 1)
+	t0 := time.Now()
+	part, err := r.sample()
+	if err != nil {
+		return nil, err
+	}
+	rep.addPhase("sample", time.Since(t0), 0)
+
+	// Map.
+	r.tr.begin("map", p.Bytes, len(p.Maps))
+	t0 = time.Now()
+	outs, spills, err := r.mapPhase(ctx, part)
+	if err != nil {
+		return nil, err
+	}
+	rep.Spills = spills
+	rep.addPhase("map", time.Since(t0), p.Bytes)
+	rep.GenerateCPU = r.mu.genTime
+	freeMemory()
+
+	// Reduce.
+	r.tr.begin("reduce", p.Bytes, p.Partitions)
+	t0 = time.Now()
+	if err := r.reducePhase(ctx, outs); err != nil {
+		return nil, err
+	}
+	rep.addPhase("reduce", time.Since(t0), p.Bytes)
+	freeMemory()
+	// The map outputs are no longer needed.
+	os.RemoveAll(filepath.Join(r.jobDir, "map"))
+
+	// Validate every output partition, then the whole.
+	r.tr.begin("validate", p.Bytes, p.Partitions)
+	t0 = time.Now()
+	sums, err := r.validatePhase(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.addPhase("validate", time.Since(t0), p.Bytes)
+	total := gensort.Merge(sums)
+	rep.Check = Check{
+		InputRecords: r.mu.inRecords, InputChecksum: r.mu.inSum.String(),
+		OutputRecords: int64(total.Records), OutputChecksum: total.Checksum.String(),
+		Duplicates: int64(total.Duplicates), Unordered: int64(total.Unordered),
+	}
+	if total.Unordered > 0 {
+		rep.Check.FirstUnordered = int64(total.FirstUnordered)
+	}
+	rep.Check.Passed = rep.Check.InputRecords == rep.Check.OutputRecords &&
+		rep.Check.InputChecksum == rep.Check.OutputChecksum && total.Unordered == 0 && total.Records == uint64(p.Records)
+	if !rep.Check.Passed {
+		return nil, fmt.Errorf("sort: validation failed, output discarded: %s", rep.Check.String())
+	}
+
+	// Commit.
+	r.tr.begin("commit", 0, 1)
+	t0 = time.Now()
+	rep.Finished = time.Now()
+	rep.Total = rep.Finished.Sub(start)
+	rep.finish(rssReset)
+	if err := r.commit(rep); err != nil {
+		return nil, err
+	}
+	rep.addPhase("commit", time.Since(t0), 0)
+	rep.Total = time.Since(start)
+	r.saveRate(rep)
+	r.log.Info("sort finished", "bytes", p.Bytes, "seconds", rep.Total.Seconds(), "mbps", rep.MBps)
+	return rep, nil
+}
+
+// freeMemory returns the previous phase's buffers to the OS so that the
+// next phase's do not add to the peak.
+func freeMemory() {
+	debug.FreeOSMemory()
+}
+
+// Precheck plans spec and runs every check a run makes before writing:
+// input files, output directory, free disk. It writes nothing.
+func Precheck(cfg Config, spec Spec) (*Plan, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	plan, err := MakePlan(spec, Cluster{Nodes: 1, CoresPerNode: cfg.Workers})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOutput(plan); err != nil {
+		return nil, err
+	}
+	if !plan.Spec.SkipSpaceCheck {
+		if err := checkSpace(cfg.DataDir, plan.Spec.Output, plan); err != nil {
+			return nil, err
+		}
+	}
+	return plan, nil
+}
+
+// checkOutput refuses an output that exists and is not an empty directory,
+// or that is the input directory.
+func checkOutput(p *Plan) error {
+	out := p.Spec.Output
+	if out == "" {
+		return nil
+	}
+	out = filepath.Clean(out)
+	if fi, err := os.Stat(out); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("sort: output %s exists and is not a directory; choose a new directory", out)
+		}
+		des, err := os.ReadDir(out)
+		if err != nil {
+			return fmt.Errorf("sort: output %w", unwrap(err))
+		}
+		if len(des) > 0 {
+			return fmt.Errorf("sort: output directory %s exists and is not empty (%d entries, e.g. %s); choose a new directory or empty it", out, len(des), des[0].Name())
+		}
+	} else if !os.IsNotExist(err) {
+		return fmt.Errorf("sort: output %w", unwrap(err))
+	}
+	for _, in := range p.Inputs {
+		if filepath.Dir(in.Path) == out {
+			return fmt.Errorf("sort: output directory %s is the input directory", out)
+		}
+	}
+	return nil
+}
+
+// prepareDirs checks the output directory and free space, then creates the
+// job's directories. Nothing is written before the checks pass.
+func (r *run) prepareDirs() error {
+	p := r.plan
+	if err := checkOutput(p); err != nil {
+		return err
+	}
+	out := p.Spec.Output
+	if out != "" {
+		out = filepath.Clean(out)
+	}
+	if !p.Spec.SkipSpaceCheck {
+		if err := checkSpace(r.cfg.DataDir, out, p); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(r.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("sort: data directory: %w", unwrap(err))
+	}
+	r.jobDir = filepath.Join(r.cfg.DataDir, "jobs", r.id)
+	if err := os.MkdirAll(filepath.Join(r.jobDir, "map"), 0o755); err != nil {
+		return fmt.Errorf("sort: %w", unwrap(err))
+	}
+	if out == "" {
+		r.tmpOut = filepath.Join(r.jobDir, "output")
+	} else {
+		if _, err := os.Stat(out); os.IsNotExist(err) {
+			r.createdOutput = true
+		}
+		r.tmpOut = filepath.Join(out, ".engine-"+r.id)
+	}
+	if err := os.MkdirAll(r.tmpOut, 0o755); err != nil {
+		return fmt.Errorf("sort: output %w", unwrap(err))
+	}
+	return nil
+}
+
+// checkSpace compares what the job will write with the free space of the
+// file systems it writes to.
+func checkSpace(dataDir, out string, p *Plan) error {
+	type need struct {
+		dir   string
+		bytes int64
+		what  []string
+	}
+	var needs []*need
+	byDev := map[uint64]*need{}
+	add := func(dir string, bytes int64, what string) error {
+		probe := dir
+		for {
+			var st unix.Stat_t
+			if err := unix.Stat(probe, &st); err == nil {
+				n := byDev[st.Dev]
+				if n == nil {
+					n = &need{dir: probe}
+					byDev[st.Dev] = n
+					needs = append(needs, n)
+				}
+				n.bytes += bytes
+				n.what = append(n.what, fmt.Sprintf("%s %s", what, FormatBytes(bytes)))
+				return nil
+			}
+			parent := filepath.Dir(probe)
+			if parent == probe {
+				return fmt.Errorf("sort: cannot find the file system of %s", dir)
+			}
+			probe = parent
+		}
+	}
+	if err := add(dataDir, p.MapOutputPerNode, "map output"); err != nil {
+		return err
+	}
+	outDir := out
+	if outDir == "" {
+		outDir = dataDir
+	}
+	if err := add(outDir, p.OutputPerNode, "output"); err != nil {
+		return err
+	}
+	for _, n := range needs {
+		var fs unix.Statfs_t
+		if err := unix.Statfs(n.dir, &fs); err != nil {
+			return fmt.Errorf("sort: statfs %s: %w", n.dir, err)
+		}
+		free := int64(fs.Bavail) * int64(fs.Bsize)
+		if n.bytes > free {
+			return fmt.Errorf("sort: not enough free disk: %s needs %s (%s) and has %s free; free some space, sort less, or point --data/--output elsewhere",
+				n.dir, FormatBytes(n.bytes), strings.Join(n.what, " + "), FormatBytes(free))
+		}
+	}
+	return nil
+}
+
+// sample reads or generates keys spread over the input and picks the
+// partition boundaries.
+func (r *run) sample() (*shuffle.Partitioner, error) {
+	p := r.plan
+	n := min(p.Records, max(1000, 100*int64(p.Partitions)), 100_000)
+	keys := make([][]byte, 0, n)
+	if p.Spec.Input == "" {
+		opts := gensort.Options{ASCII: p.Spec.ASCII, Skew: p.Spec.Skew}
+		g := gensort.NewGenerator(0, opts)
+		rec := make([]byte, gensort.RecordSize)
+		for i := int64(0); i < n; i++ {
+			g.Seek(uint64(p.Records * i / n))
+			g.Fill(rec)
+			keys = append(keys, append([]byte(nil), rec[:gensort.KeySize]...))
+		}
+	} else {
+		// Evenly spaced records over the concatenated input files.
+		fi := 0
+		var base int64
+		var f *os.File
+		defer func() {
+			if f != nil {
+				f.Close()
+			}
+		}()
+		for i := int64(0); i < n; i++ {
+			off := p.Records * i / n * RecordSize
+			for off >= base+p.Inputs[fi].Size {
+				base += p.Inputs[fi].Size
+				fi++
+				if f != nil {
+					f.Close()
+					f = nil
+				}
+			}
+			if f == nil {
+				var err error
+				if f, err = os.Open(p.Inputs[fi].Path); err != nil {
+					return nil, fmt.Errorf("sort: sample %w", unwrap(err))
+				}
+			}
+			k := make([]byte, gensort.KeySize)
+			if _, err := f.ReadAt(k, off-base); err != nil {
+				return nil, fmt.Errorf("sort: sample %s at byte %d: %w", p.Inputs[fi].Path, off-base, err)
+			}
+			keys = append(keys, k)
+		}
+	}
+	return shuffle.NewPartitioner(keys, p.Partitions)
+}
+
+// pool runs n tasks on the run's workers; the first error cancels the rest.
+// Each worker gets its own state from newWorker.
+func pool[W any](ctx context.Context, workers, n int, newWorker func() W, task func(ctx context.Context, w W, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := newWorker()
+			for i := range next {
+				if err := task(ctx, w, i); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// sumReader counts the records read through it and sums their CRCs, the
+// input side of the valsort check.
+type sumReader struct {
+	r       io.Reader
+	carry   []byte
+	sum     gensort.Sum
+	records int64
+}
+
+func (s *sumReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	p := b[:n]
+	if len(s.carry) > 0 {
+		take := min(RecordSize-len(s.carry), len(p))
+		s.carry = append(s.carry, p[:take]...)
+		p = p[take:]
+		if len(s.carry) == RecordSize {
+			s.sum.AddCRC(gensort.RecordCRC(s.carry))
+			s.records++
+			s.carry = s.carry[:0]
+		}
+	}
+	whole := len(p) - len(p)%RecordSize
+	s.sum.Add(gensort.SumRecords(p[:whole]))
+	s.records += int64(whole / RecordSize)
+	s.carry = append(s.carry, p[whole:]...)
+	return n, err
+}
+
+// genReader yields generated records; it fills the caller's buffer directly.
+type genReader struct {
+	g    *gensort.Generator
+	left int64
+	took time.Duration
+}
+
+func (g *genReader) Read(b []byte) (int, error) {
+	if g.left == 0 {
+		return 0, io.EOF
+	}
+	n := min(int64(len(b)/RecordSize), g.left)
+	if n == 0 {
+		return 0, fmt.Errorf("sort: read buffer of %d bytes is smaller than a record", len(b))
+	}
+	t := time.Now()
+	g.g.Fill(b[:n*RecordSize])
+	g.took += time.Since(t)
+	g.left -= n
+	return int(n * RecordSize), nil
+}
+
+func (r *run) mapPhase(ctx context.Context, part *shuffle.Partitioner) ([]*shuffle.MapOutput, int, error) {
+	p := r.plan
+	outs := make([]*shuffle.MapOutput, len(p.Maps))
+	dir := filepath.Join(r.jobDir, "map")
+	cfg := shuffle.MapperConfig{SortBuffer: p.SortBuffer, WriteBuffer: writeBuffer, BlockSize: p.BlockSize}
+	err := pool(ctx, r.cfg.Workers, len(p.Maps), func() *shuffle.Mapper { return shuffle.NewMapper(cfg) },
+		func(ctx context.Context, m *shuffle.Mapper, i int) error {
+			split := p.Maps[i]
+			var src io.Reader
+			var gen *genReader
+			if split.Path == "" {
+				gen = &genReader{g: gensort.NewGenerator(uint64(split.Start), gensort.Options{ASCII: p.Spec.ASCII, Skew: p.Spec.Skew}), left: split.Records}
+				src = gen
+			} else {
+				f, err := os.Open(split.Path)
+				if err != nil {
+					return fmt.Errorf("sort: map %d: %w", split.ID, unwrap(err))
+				}
+				defer f.Close()
+				_ = unix.Fadvise(int(f.Fd()), split.Offset, split.Bytes(), unix.FADV_SEQUENTIAL)
+				src = io.NewSectionReader(f, split.Offset, split.Bytes())
+			}
+			sr := &sumReader{r: src}
+			out, err := m.Map(ctx, shuffle.MapTask{ID: split.ID, Input: sr, Partitioner: part, Dir: dir, Progress: r.tr.add})
+			if err != nil {
+				if split.Path != "" {
+					return fmt.Errorf("%w (input %s bytes %d-%d)", err, split.Path, split.Offset, split.Offset+split.Bytes())
+				}
+				return err
+			}
+			if out.Records != split.Records {
+				return fmt.Errorf("sort: map %d read %d records, the plan says %d: did input %s change while sorting?", split.ID, out.Records, split.Records, split.Path)
+			}
+			outs[i] = out
+			r.mu.Lock()
+			r.mu.inRecords += sr.records
+			r.mu.inSum.Add(sr.sum)
+			if gen != nil {
+				r.mu.genTime += gen.took
+			}
+			r.mu.Unlock()
+			r.tr.taskDone()
+			return nil
+		})
+	spills := 0
+	for _, o := range outs {
+		if o != nil {
+			spills += o.Spills
+		}
+	}
+	return outs, spills, err
+}
+
+// PartName and SummaryName are the names of output partition i and of its
+// valsort summary.
+func PartName(i int) string    { return fmt.Sprintf("part-%05d", i) }
+func SummaryName(i int) string { return fmt.Sprintf("summary-%05d", i) }
+
+// SuccessName is written last into a committed output directory.
+const SuccessName = "_SUCCESS"
+
+func (r *run) reducePhase(ctx context.Context, outs []*shuffle.MapOutput) error {
+	p := r.plan
+	return pool(ctx, r.cfg.Workers, p.Partitions, func() struct{} { return struct{}{} },
+		func(ctx context.Context, _ struct{}, part int) error {
+			ins := make([]shuffle.ReduceInput, len(outs))
+			for i, o := range outs {
+				ins[i] = shuffle.ReduceInput{Map: o.Map, Path: o.DataPath, Segment: o.Index.Segments[part]}
+			}
+			_, err := shuffle.Reduce(ctx, shuffle.ReduceTask{
+				Partition: part, Inputs: ins, Output: filepath.Join(r.tmpOut, PartName(part)),
+				BlockSize: p.BlockSize, WriteBuffer: reduceWriteBuf, MaxFanIn: MaxFanIn, Progress: r.tr.add,
+			})
+			if err == nil {
+				r.tr.taskDone()
+			}
+			return err
+		})
+}
+
+// validatePhase reads every output partition back from disk, computes its
+// valsort summary, and writes it beside the partition.
+func (r *run) validatePhase(ctx context.Context) ([]gensort.Summary, error) {
+	p := r.plan
+	sums := make([]gensort.Summary, p.Partitions)
+	err := pool(ctx, r.cfg.Workers, p.Partitions, func() []byte { return make([]byte, 4<<20) },
+		func(ctx context.Context, buf []byte, part int) error {
+			path := filepath.Join(r.tmpOut, PartName(part))
+			s, err := validateFile(ctx, path, buf, r.tr.add)
+			if err != nil {
+				return err
+			}
+			sums[part] = s
+			b, _ := s.MarshalBinary()
+			if err := os.WriteFile(filepath.Join(r.tmpOut, SummaryName(part)), b, 0o644); err != nil {
+				return fmt.Errorf("sort: %w", unwrap(err))
+			}
+			r.tr.taskDone()
+			return nil
+		})
+	return sums, err
+}
+
+func validateFile(ctx context.Context, path string, buf []byte, progress func(int64)) (gensort.Summary, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return gensort.Summary{}, fmt.Errorf("sort: validate: %w", unwrap(err))
+	}
+	defer f.Close()
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+	v := gensort.NewValidator()
+	for {
+		if err := ctx.Err(); err != nil {
+			return gensort.Summary{}, err
+		}
+		n, err := io.ReadFull(f, buf)
+		v.Write(buf[:n])
+		progress(int64(n))
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return gensort.Summary{}, fmt.Errorf("sort: validate %s: %w", path, err)
+		}
+	}
+	s, err := v.Summary()
+	if err != nil {
+		return s, fmt.Errorf("sort: validate %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// commit moves the validated files into the output directory, fsyncs it,
+// and writes _SUCCESS last.
+func (r *run) commit(rep *Report) error {
+	out := r.plan.Spec.Output
+	if out == "" {
+		rep.Output = ""
+		return os.RemoveAll(r.jobDir)
+	}
+	names, err := os.ReadDir(r.tmpOut)
+	if err != nil {
+		return fmt.Errorf("sort: commit: %w", unwrap(err))
+	}
+	sort.Slice(names, func(i, j int) bool { return names[i].Name() < names[j].Name() })
+	for _, de := range names {
+		if err := os.Rename(filepath.Join(r.tmpOut, de.Name()), filepath.Join(out, de.Name())); err != nil {
+			return fmt.Errorf("sort: commit: %w", unwrap(err))
+		}
+	}
+	if err := os.Remove(r.tmpOut); err != nil {
+		return fmt.Errorf("sort: commit: %w", unwrap(err))
+	}
+	var sb strings.Builder
+	rep.Output = out
+	rep.WriteText(&sb)
+	if err := writeFileSync(filepath.Join(out, SuccessName), []byte(sb.String())); err != nil {
+		return fmt.Errorf("sort: commit: %w", err)
+	}
+	if err := syncDir(out); err != nil {
+		return fmt.Errorf("sort: commit: %w", err)
+	}
+	r.createdOutput = false
+	return os.RemoveAll(r.jobDir)
+}
+
+func writeFileSync(path string, b []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// cleanup removes everything the failed job wrote.
+func (r *run) cleanup() error {
+	var errs []error
+	if r.jobDir != "" {
+		errs = append(errs, os.RemoveAll(r.jobDir))
+	}
+	out := r.plan.Spec.Output
+	if out != "" && r.tmpOut != "" {
+		errs = append(errs, os.RemoveAll(r.tmpOut))
+		// Committed files from a failed commit go too: the output must not
+		// look complete.
+		for i := 0; i < r.plan.Partitions; i++ {
+			os.Remove(filepath.Join(out, PartName(i)))
+			os.Remove(filepath.Join(out, SummaryName(i)))
+		}
+		if r.createdOutput {
+			os.Remove(out) // only if empty
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rateFile holds the measured rate of the last real sort on this node.
+const rateFile = "rate.json"
+
+func (r *run) saveRate(rep *Report) {
+	sortTime := rep.SortTime().Seconds()
+	if rep.Bytes < 10e6 || sortTime <= 0 {
+		return
+	}
+	rate := Rate{
+		BytesPerSecondPerCore: float64(rep.Bytes) / sortTime / float64(r.cfg.Workers),
+		Bytes:                 rep.Bytes, Measured: time.Now(),
+		Source: fmt.Sprintf("measured by a %s sort on this node", FormatBytes(rep.Bytes)),
+	}
+	if old, err := LoadRate(r.cfg.DataDir); err == nil && old.Bytes > rep.Bytes*10 {
+		return // keep the measurement from a much larger run
+	}
+	b, _ := json.MarshalIndent(rate, "", "  ")
+	tmp := filepath.Join(r.cfg.DataDir, rateFile+".tmp")
+	if os.WriteFile(tmp, b, 0o644) == nil {
+		os.Rename(tmp, filepath.Join(r.cfg.DataDir, rateFile))
+	}
+}
+
+// LoadRate reads the node's measured sort rate.
+func LoadRate(dataDir string) (Rate, error) {
+	var rate Rate
+	b, err := os.ReadFile(filepath.Join(dataDir, rateFile))
+	if err != nil {
+		return rate, err
+	}
+	err = json.Unmarshal(b, &rate)
+	return rate, err
+}

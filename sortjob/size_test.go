@@ -1,0 +1,37 @@
+package sortjob
+
+import "testing"
+
+func TestParseSize(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"1GB", 10_000_000, true},
+		{"100TB", 1_000_000_000_000, true},
+		{"50MB", 500_000, true},
+		{"1 gb", 10_000_000, true},
+		{"10000000rec", 10_000_000, true},
+		{"10Mrec", 10_000_000, true},
+		{"1.5kB", 15, true},
+		{"1000B", 10, true},
+		{"1KiB", 0, false}, // 1024 bytes: not whole records
+		{"1000", 0, false}, // no unit
+		{"", 0, false},
+		{"-1GB", 0, false},
+		{"lots", 0, false},
+		{"1.5rec", 0, false},
+	} {
+		got, err := ParseSize(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d, ok=%v", c.in, got, err, c.want, c.ok)
+		}
+	}
+	if b, err := ParseBytes("2GiB"); err != nil || b != 2<<30 {
+		t.Errorf("ParseBytes(2GiB) = %d, %v", b, err)
+	}
+	if _, err := ParseBytes("2"); err == nil {
+		t.Error("ParseBytes accepted a number without a unit")
+	}
+}

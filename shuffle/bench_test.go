@@ -33,6 +33,7 @@ func BenchmarkMapReduce(b *testing.B) {
 	}
 	p, _ := NewPartitioner(samples, 4)
 	m := NewMapper(MapperConfig{SortBuffer: 32 << 20})
+	defer m.Close()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		dir := b.TempDir()

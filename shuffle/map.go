@@ -6,6 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"unsafe"
+
+	"engine/internal/mem"
 )
 
 // MapperConfig sizes a Mapper. Zero fields take defaults.
@@ -57,15 +60,26 @@ type Mapper struct {
 	peek   [RecordSize]byte
 }
 
-// NewMapper allocates a Mapper's buffers.
+// NewMapper allocates a Mapper's buffers; Close frees them.
 func NewMapper(cfg MapperConfig) *Mapper {
 	cfg.ensureDefaults()
+	n := cfg.SortBuffer / RecordSize
+	ents := mem.Alloc(n * int(unsafe.Sizeof(entry{})))
 	return &Mapper{
 		cfg:    cfg,
-		buf:    make([]byte, cfg.SortBuffer),
-		ents:   make([]entry, cfg.SortBuffer/RecordSize),
+		buf:    mem.Alloc(cfg.SortBuffer),
+		ents:   unsafe.Slice((*entry)(unsafe.Pointer(unsafe.SliceData(ents))), n),
 		counts: make([]int, radixBuckets+1),
 	}
+}
+
+// Close frees the Mapper's buffers. The Mapper must not be used after.
+func (m *Mapper) Close() {
+	mem.Free(m.buf)
+	if len(m.ents) > 0 {
+		mem.Free(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(m.ents))), len(m.ents)*int(unsafe.Sizeof(entry{}))))
+	}
+	m.buf, m.ents = nil, nil
 }
 
 // MapTask is one map task: a split of input records to partition and sort.
@@ -189,7 +203,7 @@ func (m *Mapper) Map(ctx context.Context, t MapTask) (out *MapOutput, err error)
 // path (via path.tmp and a rename), cut into one segment per partition.
 func (m *Mapper) writeSorted(ctx context.Context, path string, data []byte, ents []entry, splits []Key) (*Index, error) {
 	tmp := path + ".tmp"
-	fw, err := createFile(tmp, m.cfg.WriteBuffer, 2, 0)
+	fw, err := createFile(tmp, writerOptions{bufSize: m.cfg.WriteBuffer, nbuf: 2})
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +254,7 @@ func (m *Mapper) mergeRuns(ctx context.Context, id int, path string, runs []stri
 		srcs = append(srcs, s)
 	}
 	tmp := path + ".tmp"
-	fw, err := createFile(tmp, m.cfg.WriteBuffer, 2, 0)
+	fw, err := createFile(tmp, writerOptions{bufSize: m.cfg.WriteBuffer, nbuf: 2})
 	if err != nil {
 		for _, s := range srcs {
 			s.close()

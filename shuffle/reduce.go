@@ -30,6 +30,9 @@ type ReduceTask struct {
 	// MaxFanIn bounds the inputs merged at once; more are first merged in
 	// groups into temporary runs beside Output. Default 512.
 	MaxFanIn int
+	// Direct writes the output with O_DIRECT, past the page cache (where
+	// the file system supports it).
+	Direct bool
 	// Progress, if set, is called with bytes written as they are written.
 	Progress func(bytes int64)
 }
@@ -112,7 +115,7 @@ func mergeToFile(ctx context.Context, t ReduceTask, inputs []ReduceInput, path s
 		}
 		srcs = append(srcs, s)
 	}
-	fw, err := createFile(path, t.WriteBuffer, 3, 32<<20)
+	fw, err := createFile(path, writerOptions{bufSize: t.WriteBuffer, nbuf: 3, direct: t.Direct && sync, bytesPerSync: 32 << 20})
 	if err != nil {
 		closeAll()
 		return SegmentInfo{}, 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)

@@ -45,7 +45,7 @@ func reference(data []byte) []byte {
 
 type shuffleConfig struct {
 	records, maps, parts, sortBuf, fanIn, block int
-	dup                                         bool
+	dup, direct                                 bool
 }
 
 // runShuffle partitions data into cfg.maps splits, maps and reduces them in
@@ -58,6 +58,7 @@ func runShuffle(t *testing.T, dir string, data []byte, cfg shuffleConfig, sample
 		t.Fatal(err)
 	}
 	m := NewMapper(MapperConfig{SortBuffer: cfg.sortBuf, WriteBuffer: 1000 + cfg.block, BlockSize: cfg.block})
+	defer m.Close()
 	n := len(data) / RecordSize
 	var outs []*MapOutput
 	for i := 0; i < cfg.maps; i++ {
@@ -88,7 +89,7 @@ func runShuffle(t *testing.T, dir string, data []byte, cfg shuffleConfig, sample
 			ins = append(ins, ReduceInput{Map: o.Map, Path: o.DataPath, Segment: o.Index.Segments[r]})
 		}
 		path := filepath.Join(dir, fmt.Sprintf("part-%05d", r))
-		if _, err := Reduce(ctx, ReduceTask{Partition: r, Inputs: ins, Output: path, BlockSize: cfg.block, WriteBuffer: 1000 + cfg.block, MaxFanIn: cfg.fanIn}); err != nil {
+		if _, err := Reduce(ctx, ReduceTask{Partition: r, Inputs: ins, Output: path, BlockSize: cfg.block, WriteBuffer: 1000 + cfg.block, MaxFanIn: cfg.fanIn, Direct: cfg.direct}); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(path)
@@ -117,6 +118,7 @@ func TestShuffleMatchesReference(t *testing.T) {
 			fanIn:   2 + rng.IntN(5),
 			block:   (1 + rng.IntN(50)) * RecordSize,
 			dup:     rng.IntN(3) == 0,
+			direct:  rng.IntN(2) == 0,
 		}
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			data := randomRecords(rng, cfg.records, cfg.dup)
@@ -148,6 +150,7 @@ func TestShuffleConfigurationsAgree(t *testing.T) {
 		{maps: 4, parts: 7, sortBuf: 97 * RecordSize, fanIn: 2, block: 300},
 		{maps: 9, parts: 2, sortBuf: 1000 * RecordSize, fanIn: 3, block: 64 * RecordSize},
 		{maps: 2, parts: 16, sortBuf: RecordSize, fanIn: 512, block: RecordSize},
+		{maps: 3, parts: 3, sortBuf: 500 * RecordSize, fanIn: 512, block: 1 << 20, direct: true},
 	} {
 		got := runShuffle(t, t.TempDir(), data, cfg, samples)
 		if first == nil {

@@ -79,6 +79,10 @@ type Plan struct {
 	SortBuffer int `json:"sort_buffer"`
 	// BlockSize is each reduce input's read-ahead block in bytes.
 	BlockSize int `json:"block_size"`
+	// WriteBuffer and ReduceWriteBuffer size the map and reduce output
+	// buffers in bytes.
+	WriteBuffer       int `json:"write_buffer"`
+	ReduceWriteBuffer int `json:"reduce_write_buffer"`
 	// MapCount and Maps: the map tasks (Maps is omitted from JSON for big
 	// plans; MapCount always holds the count).
 	MapCount   int        `json:"map_count"`
@@ -100,11 +104,13 @@ const (
 	MaxFanIn = 512
 	// partitionTarget is the output partition size the planner aims for.
 	partitionTarget = 1e9
-	minBlock        = 64 << 10
-	maxBlock        = 1 << 20
-	writeBuffer     = 4 << 20
-	reduceWriteBuf  = 8 << 20
-	// reserve is the budget share kept for the runtime and small buffers.
+	minBlock          = 64 << 10
+	maxBlock          = 1 << 20
+	maxWriteBuffer    = 4 << 20
+	maxReduceWriteBuf = 8 << 20
+	maxSortBuffer     = 128 << 20
+	// reserve is the budget share kept for the runtime and small buffers
+	// (at most a quarter of the budget).
 	reserve = 32 << 20
 )
 
@@ -163,13 +169,19 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 		}
 		p.Records, p.Bytes = spec.Records, spec.Records*RecordSize
 	}
-	// Map side: each worker's sort buffer takes an equal share of the budget.
-	perWorker := (spec.Memory - reserve) / int64(workers)
-	sortBuf := (perWorker - 2*writeBuffer - (1<<16+1)*8) * 100 / 116
+	// Map side: each worker's sort buffer takes an equal share of the
+	// budget, up to maxSortBuffer: smaller buffers reused task after task
+	// cost fewer fresh pages and let tasks overlap better than a few huge
+	// ones.
+	res := min(reserve, spec.Memory/4)
+	perWorker := (spec.Memory - res) / int64(workers)
+	p.WriteBuffer = int(min(max(perWorker/16, 256<<10), maxWriteBuffer))
+	p.ReduceWriteBuffer = int(min(max(perWorker/8, 1<<20), maxReduceWriteBuf))
+	sortBuf := (perWorker - 2*int64(p.WriteBuffer) - (1<<16+1)*8) * 100 / 116
+	sortBuf = min(sortBuf, maxSortBuffer)
 	sortBuf -= sortBuf % RecordSize
 	if sortBuf < 1000*RecordSize {
-		return nil, fmt.Errorf("sort: memory budget %s is too small for %d workers: give at least %s (--memory)",
-			FormatBytes(spec.Memory), workers, FormatBytes(reserve+int64(workers)*(1000*RecordSize*116/100+2*writeBuffer+(1<<19))))
+		return nil, fmt.Errorf("sort: memory budget %s is too small for %d workers: give at least 16MB (--memory)", FormatBytes(spec.Memory), workers)
 	}
 	split := sortBuf
 	if spec.MapSplit > 0 {
@@ -201,7 +213,7 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 		p.Partitions = int(ceilDiv(parts, slots) * slots)
 	}
 	fanIn := min(p.MapCount, MaxFanIn)
-	block := (perWorker - 3*reduceWriteBuf) / int64(2*max(fanIn, 1))
+	block := (perWorker - 3*int64(p.ReduceWriteBuffer)) / int64(2*max(fanIn, 1))
 	block = min(max(block, minBlock), maxBlock)
 	p.BlockSize = int(block - block%RecordSize)
 	p.ReducePasses = 1
@@ -345,7 +357,11 @@ func (p *Plan) WriteText(w io.Writer, r Rate) {
 		fmt.Fprintf(w, "  warning          segments of %s are small: the shuffle will be seek-bound; use fewer --partitions or more memory\n", FormatBytes(seg))
 	}
 	if d := p.Estimate(r); d > 0 {
-		fmt.Fprintf(w, "  estimated time   %s at %s/s per core (%s, %s)\n", d.Round(time.Second), FormatBytes(int64(r.BytesPerSecondPerCore)), r.Source, r.Measured.Format("2006-01-02"))
+		round := time.Second
+		if d < 10*time.Second {
+			round = 10 * time.Millisecond
+		}
+		fmt.Fprintf(w, "  estimated time   %s at %s/s per core (%s, %s)\n", d.Round(round), FormatBytes(int64(r.BytesPerSecondPerCore)), r.Source, r.Measured.Format("2006-01-02"))
 		if p.Cluster.Nodes > 1 {
 			fmt.Fprintf(w, "                   single-node rate; network and stragglers are not modelled\n")
 		}

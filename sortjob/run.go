@@ -170,6 +170,7 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 // freeMemory returns the previous phase's buffers to the OS so that the
 // next phase's do not add to the peak.
 func freeMemory() {
+	shuffle.ReleaseBuffers()
 	debug.FreeOSMemory()
 }
 
@@ -459,8 +460,22 @@ func (r *run) mapPhase(ctx context.Context, part *shuffle.Partitioner) ([]*shuff
 	p := r.plan
 	outs := make([]*shuffle.MapOutput, len(p.Maps))
 	dir := filepath.Join(r.jobDir, "map")
-	cfg := shuffle.MapperConfig{SortBuffer: p.SortBuffer, WriteBuffer: writeBuffer, BlockSize: p.BlockSize}
-	err := pool(ctx, r.cfg.Workers, len(p.Maps), func() *shuffle.Mapper { return shuffle.NewMapper(cfg) },
+	cfg := shuffle.MapperConfig{SortBuffer: p.SortBuffer, WriteBuffer: p.WriteBuffer, BlockSize: p.BlockSize}
+	var mu sync.Mutex
+	var mappers []*shuffle.Mapper
+	defer func() {
+		for _, m := range mappers {
+			m.Close()
+		}
+	}()
+	newMapper := func() *shuffle.Mapper {
+		m := shuffle.NewMapper(cfg)
+		mu.Lock()
+		mappers = append(mappers, m)
+		mu.Unlock()
+		return m
+	}
+	err := pool(ctx, r.cfg.Workers, len(p.Maps), newMapper,
 		func(ctx context.Context, m *shuffle.Mapper, i int) error {
 			split := p.Maps[i]
 			var src io.Reader
@@ -526,7 +541,7 @@ func (r *run) reducePhase(ctx context.Context, outs []*shuffle.MapOutput) error 
 			}
 			_, err := shuffle.Reduce(ctx, shuffle.ReduceTask{
 				Partition: part, Inputs: ins, Output: filepath.Join(r.tmpOut, PartName(part)),
-				BlockSize: p.BlockSize, WriteBuffer: reduceWriteBuf, MaxFanIn: MaxFanIn, Progress: r.tr.add,
+				BlockSize: p.BlockSize, WriteBuffer: p.ReduceWriteBuffer, MaxFanIn: MaxFanIn, Direct: true, Progress: r.tr.add,
 			})
 			if err == nil {
 				r.tr.taskDone()

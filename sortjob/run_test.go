@@ -18,7 +18,7 @@ func TestRunGeneratedMatchesGensortChecksum(t *testing.T) {
 	}{
 		{"binary", Spec{Records: 10_000, Memory: 128 << 20}, gensort.ChecksumRecords(0, 10_000, gensort.Options{}).String()},
 		{"ascii", Spec{Records: 10_000, ASCII: true, Memory: 128 << 20}, "138005ce70eb"},
-		{"skew-spill", Spec{Records: 20_000, Skew: true, Memory: 128 << 20, MapSplit: 3000 * RecordSize, Partitions: 5}, gensort.ChecksumRecords(0, 20_000, gensort.Options{Skew: true}).String()},
+		{"skew-spill", Spec{Records: 400_000, Skew: true, Memory: 16 << 20, MapSplit: 10e6, Partitions: 5}, gensort.ChecksumRecords(0, 400_000, gensort.Options{Skew: true}).String()},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			data := t.TempDir()

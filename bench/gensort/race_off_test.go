@@ -1,0 +1,5 @@
+//go:build !race
+
+package gensort
+
+const raceEnabled = false

@@ -1,0 +1,143 @@
+// Command engined runs one engine node as a daemon: it keeps its state in a
+// data directory, runs the jobs that enginectl submits, and serves the HTTP
+// API on --api.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"engine/node"
+	"engine/sortjob"
+)
+
+const usage = `Usage: engined [flags]
+
+Runs one engine node: its HTTP API on --api, its state and job scratch space
+under --data. Submit work with enginectl --addr HOST:PORT (or ENGINE_ADDR).
+SIGINT or SIGTERM stops it; a running job is cancelled and cleans up.
+
+A config file (--config FILE) holds the same settings as the flags, one
+"name = value" per line (# starts a comment); flags on the command line win.
+Example:
+  data = /var/lib/engine
+  api = 0.0.0.0:7070
+  memory = 8GB
+
+Flags:
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("engined", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "", "data `DIR` (required)")
+	api := fs.String("api", "127.0.0.1:7070", "HTTP API listen address `HOST:PORT`")
+	workers := fs.Int("workers", 0, "concurrent tasks (default: GOMAXPROCS)")
+	memory := fs.String("memory", "", "default per-job memory budget, e.g. 4GB (default: a quarter of RAM, at most 4GiB)")
+	config := fs.String("config", "", "read settings from `FILE` (name = value lines)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "engined: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *config != "" {
+		if err := applyConfig(fs, *config); err != nil {
+			fmt.Fprintln(stderr, "engined:", err)
+			return 2
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "engined: --log-level %q: use debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg := node.Config{DataDir: *data, API: *api, Workers: *workers, Logger: log}
+	if *memory != "" {
+		m, err := sortjob.ParseBytes(*memory)
+		if err != nil {
+			fmt.Fprintln(stderr, "engined: --memory:", err)
+			return 2
+		}
+		cfg.Memory = m
+	}
+	if cfg.DataDir == "" {
+		fmt.Fprintln(stderr, "engined: no data directory: give --data DIR (or data = DIR in --config)")
+		return 2
+	}
+	n, err := node.Open(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "engined:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "engined: serving on %s (ENGINE_ADDR=%s)\n", n.Addr(), n.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	log.Info("stopping")
+	if err := n.Close(); err != nil {
+		log.Error("stop", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// applyConfig sets every flag named in the file that was not given on the
+// command line.
+func applyConfig(fs *flag.FlagSet, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if i := strings.Index(text, "#"); i >= 0 {
+			text = strings.TrimSpace(text[:i])
+		}
+		if text == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(text, "=")
+		name, value = strings.TrimSpace(name), strings.Trim(strings.TrimSpace(value), `"`)
+		if !ok || name == "" {
+			return fmt.Errorf("config %s:%d: want name = value, got %q", path, line, text)
+		}
+		if name == "config" || fs.Lookup(name) == nil {
+			return fmt.Errorf("config %s:%d: unknown setting %q (settings are the flag names: see engined --help)", path, line, name)
+		}
+		if set[name] {
+			continue
+		}
+		if err := fs.Set(name, value); err != nil {
+			return fmt.Errorf("config %s:%d: %s: %w", path, line, name, err)
+		}
+	}
+	return sc.Err()
+}

@@ -30,12 +30,12 @@ type PlanResponse struct {
 
 // NodeStatus is the answer to GET /v1/status.
 type NodeStatus struct {
-	DataDir string  `json:"data_dir"`
-	API     string  `json:"api"`
-	Workers int     `json:"workers"`
-	Memory  int64   `json:"memory"`
-	Cores   int     `json:"cores"`
-	PID     int     `json:"pid"`
+	DataDir string   `json:"data_dir"`
+	API     string   `json:"api"`
+	Workers int      `json:"workers"`
+	Memory  int64    `json:"memory"`
+	Cores   int      `json:"cores"`
+	PID     int      `json:"pid"`
 	Running []string `json:"running"`
 }
 

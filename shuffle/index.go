@@ -41,7 +41,7 @@ const (
 )
 
 // ErrCorruptIndex reports an index file that fails its checks.
-var ErrCorruptIndex = errors.New("shuffle: corrupt index")
+var ErrCorruptIndex = errors.New("corrupt index")
 
 // DataBytes returns the size of the data file the index describes.
 func (x *Index) DataBytes() int64 {
@@ -124,11 +124,11 @@ func writeIndex(path string, x *Index) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("shuffle: %w", err)
+		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("shuffle: %w", err)
+		return err
 	}
 	return nil
 }

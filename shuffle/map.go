@@ -244,7 +244,7 @@ func (m *Mapper) writeSorted(ctx context.Context, path string, data []byte, ents
 func (m *Mapper) mergeRuns(ctx context.Context, id int, path string, runs []string, segs []SegmentInfo, splits []Key) (*Index, error) {
 	srcs := make([]blockSource, 0, len(runs))
 	for i, r := range runs {
-		s, err := openSegment(r, segs[i], m.cfg.BlockSize, fmt.Sprintf("map %d spill %d", id, i))
+		s, err := openSegment(r, segs[i], m.cfg.BlockSize, fmt.Sprintf("spill %d", i))
 		if err != nil {
 			for _, s := range srcs {
 				s.close()

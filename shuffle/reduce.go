@@ -104,14 +104,14 @@ func mergeToFile(ctx context.Context, t ReduceTask, inputs []ReduceInput, path s
 		}
 	}
 	for _, in := range inputs {
-		name := fmt.Sprintf("reduce %d: map %d segment", t.Partition, in.Map)
+		name := fmt.Sprintf("map %d segment", in.Map)
 		if in.Map < 0 {
-			name = fmt.Sprintf("reduce %d: merge pass run", t.Partition)
+			name = "merge pass run"
 		}
 		s, err := openSegment(in.Path, in.Segment, t.BlockSize, name)
 		if err != nil {
 			closeAll()
-			return SegmentInfo{}, 0, err
+			return SegmentInfo{}, 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
 		}
 		srcs = append(srcs, s)
 	}

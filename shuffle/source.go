@@ -13,7 +13,7 @@ import (
 // ErrCorruptSegment reports a map output segment that is shorter than its
 // index says or whose checksum does not match: the map output must be fetched
 // again or its map task re-run.
-var ErrCorruptSegment = errors.New("shuffle: corrupt segment")
+var ErrCorruptSegment = errors.New("corrupt segment")
 
 // blockSource yields a sorted stream of records in blocks of whole records.
 type blockSource interface {
@@ -45,7 +45,7 @@ type segmentReader struct {
 func openSegment(path string, seg SegmentInfo, blockSize int, name string) (*segmentReader, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("shuffle: %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	_ = unix.Fadvise(int(f.Fd()), seg.Offset, seg.Length, unix.FADV_SEQUENTIAL)
 	blockSize -= blockSize % RecordSize
@@ -90,7 +90,7 @@ func (r *segmentReader) run(f *os.File, path string, seg SegmentInfo) {
 		case got < n && (err == io.EOF || err == nil):
 			blk.err = fmt.Errorf("%w: %s: %s ends at byte %d, the index says the segment ends at %d", ErrCorruptSegment, r.name, path, off+int64(got), end)
 		case err != nil && got < n:
-			blk.err = fmt.Errorf("shuffle: %s: read %s at byte %d: %w", r.name, path, off+int64(got), unwrapPath(err))
+			blk.err = fmt.Errorf("%s: read %s at byte %d: %w", r.name, path, off+int64(got), unwrapPath(err))
 		default:
 			crc = crc32.Update(crc, castagnoli, buf[:n])
 			off += int64(n)

@@ -97,7 +97,7 @@ func createFile(path string, o writerOptions) (*fileWriter, error) {
 		f, err = openFile(path, flags, false)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("shuffle: %w", err)
+		return nil, err
 	}
 	w := &fileWriter{
 		path:         path,
@@ -134,7 +134,7 @@ func (w *fileWriter) run() {
 	for b := range w.full {
 		if !failed {
 			if err := w.write(b, off); err != nil {
-				w.setErr(fmt.Errorf("shuffle: write %s at byte %d: %w", w.path, off, unwrapPath(err)))
+				w.setErr(fmt.Errorf("write %s at byte %d: %w", w.path, off, unwrapPath(err)))
 				failed = true
 			}
 			off += int64(len(b))
@@ -224,11 +224,11 @@ func (w *fileWriter) commit(sync bool) error {
 	err := w.Err()
 	if err == nil && sync {
 		if serr := w.f.Sync(); serr != nil {
-			err = fmt.Errorf("shuffle: fsync %s: %w", w.path, unwrapPath(serr))
+			err = fmt.Errorf("fsync %s: %w", w.path, unwrapPath(serr))
 		}
 	}
 	if cerr := w.f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("shuffle: close %s: %w", w.path, unwrapPath(cerr))
+		err = fmt.Errorf("close %s: %w", w.path, unwrapPath(cerr))
 	}
 	if err != nil {
 		os.Remove(w.path)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -103,7 +104,7 @@ const (
 	// MaxFanIn is the most segments a reduce merges in one pass.
 	MaxFanIn = 512
 	// partitionTarget is the output partition size the planner aims for.
-	partitionTarget = 1e9
+	partitionTarget   = 1e9
 	minBlock          = 64 << 10
 	maxBlock          = 1 << 20
 	maxWriteBuffer    = 4 << 20
@@ -194,15 +195,18 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	maps := max(ceilDiv(p.Bytes, split), 2*slots)
 	maps = ceilDiv(maps, slots) * slots // whole waves
 	maps = min(maps, max(p.Records, 1))
+	var largest int64
 	if spec.Input != "" {
 		p.Maps = fileSplits(p.Inputs, ceilDiv(p.Records, maps)*RecordSize)
+		p.MapCount = len(p.Maps)
+		for _, m := range p.Maps {
+			largest = max(largest, m.Bytes())
+		}
 	} else {
-		p.Maps = generatedSplits(p.Records, maps)
-	}
-	p.MapCount = len(p.Maps)
-	largest := int64(0)
-	for _, m := range p.Maps {
-		largest = max(largest, m.Bytes())
+		// Generated splits are computed on demand (Split): a plan for
+		// petabytes must not hold millions of them.
+		p.MapCount = int(maps)
+		largest = ceilDiv(p.Records, maps) * RecordSize
 	}
 	p.SortBuffer = int(min(sortBuf, max(largest, RecordSize)))
 	p.MapSpills = largest > sortBuf
@@ -230,13 +234,21 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 
-func generatedSplits(records, maps int64) []MapSplit {
-	out := make([]MapSplit, 0, maps)
-	for i := int64(0); i < maps; i++ {
-		lo, hi := records*i/maps, records*(i+1)/maps
-		out = append(out, MapSplit{ID: int(i), Start: lo, Records: hi - lo})
+// Split returns map task i's input.
+func (p *Plan) Split(i int) MapSplit {
+	if p.Maps != nil {
+		return p.Maps[i]
 	}
-	return out
+	maps, n := int64(p.MapCount), int64(i)
+	lo, hi := mulDiv(p.Records, n, maps), mulDiv(p.Records, n+1, maps)
+	return MapSplit{ID: i, Start: lo, Records: hi - lo}
+}
+
+// mulDiv returns a*b/c without overflow for the sizes a plan handles.
+func mulDiv(a, b, c int64) int64 {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	q, _ := bits.Div64(hi, lo, uint64(c))
+	return int64(q)
 }
 
 // fileSplits cuts every file into splits of at most split bytes.
@@ -274,13 +286,13 @@ func listInput(dir string) ([]InputFile, error) {
 		}
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("sort: input %s: %w", path, unwrap(err))
+			return nil, fmt.Errorf("sort: input %s is not readable: %w", path, errors.Unwrap(err))
 		}
 		var b [1]byte
 		_, rerr := f.Read(b[:])
 		f.Close()
 		if rerr != nil && rerr != io.EOF {
-			return nil, fmt.Errorf("sort: input %s is not readable: %w", path, unwrap(rerr))
+			return nil, fmt.Errorf("sort: input %s is not readable: %w", path, errors.Unwrap(rerr))
 		}
 		if fi.Size()%RecordSize != 0 {
 			bad = append(bad, fmt.Sprintf("%s is %d bytes, not a whole number of %d-byte records: %d bytes follow the last whole record at offset %d",

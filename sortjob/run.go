@@ -106,7 +106,7 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	rep.addPhase("sample", time.Since(t0), 0)
 
 	// Map.
-	r.tr.begin("map", p.Bytes, len(p.Maps))
+	r.tr.begin("map", p.Bytes, p.MapCount)
 	t0 = time.Now()
 	outs, spills, err := r.mapPhase(ctx, part)
 	if err != nil {
@@ -458,7 +458,7 @@ func (g *genReader) Read(b []byte) (int, error) {
 
 func (r *run) mapPhase(ctx context.Context, part *shuffle.Partitioner) ([]*shuffle.MapOutput, int, error) {
 	p := r.plan
-	outs := make([]*shuffle.MapOutput, len(p.Maps))
+	outs := make([]*shuffle.MapOutput, p.MapCount)
 	dir := filepath.Join(r.jobDir, "map")
 	cfg := shuffle.MapperConfig{SortBuffer: p.SortBuffer, WriteBuffer: p.WriteBuffer, BlockSize: p.BlockSize}
 	var mu sync.Mutex
@@ -475,9 +475,9 @@ func (r *run) mapPhase(ctx context.Context, part *shuffle.Partitioner) ([]*shuff
 		mu.Unlock()
 		return m
 	}
-	err := pool(ctx, r.cfg.Workers, len(p.Maps), newMapper,
+	err := pool(ctx, r.cfg.Workers, p.MapCount, newMapper,
 		func(ctx context.Context, m *shuffle.Mapper, i int) error {
-			split := p.Maps[i]
+			split := p.Split(i)
 			var src io.Reader
 			var gen *genReader
 			if split.Path == "" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -319,51 +320,72 @@ func checkSpace(dataDir, out string, p *Plan) error {
 }
 
 // sample reads or generates keys spread over the input and picks the
-// partition boundaries.
+// partition boundaries. Samples are stratified: the input is cut into equal
+// strata and each contributes a cluster of consecutive records at a random
+// (seeded, so reproducible) place in it — one small read per cluster for
+// file input.
 func (r *run) sample() (*shuffle.Partitioner, error) {
 	p := r.plan
-	n := min(p.Records, max(1000, 100*int64(p.Partitions)), 100_000)
-	keys := make([][]byte, 0, n)
+	const cluster = 40 // records per read: 4000 bytes
+	n := min(p.Records, max(10_000, 100*int64(p.Partitions)), 100_000)
+	strata := max(n/cluster, 1)
+	per := min(cluster, p.Records/strata)
+	rng := rand.New(rand.NewPCG(uint64(p.Records), 0x5a3b1e))
+	keys := make([][]byte, 0, strata*per)
+	buf := make([]byte, per*RecordSize)
+	// read fills buf with records from rec on and returns how many it got.
+	var read func(rec int64) (int, error)
 	if p.Spec.Input == "" {
-		opts := gensort.Options{ASCII: p.Spec.ASCII, Skew: p.Spec.Skew}
-		g := gensort.NewGenerator(0, opts)
-		rec := make([]byte, gensort.RecordSize)
-		for i := int64(0); i < n; i++ {
-			g.Seek(uint64(p.Records * i / n))
-			g.Fill(rec)
-			keys = append(keys, append([]byte(nil), rec[:gensort.KeySize]...))
+		g := gensort.NewGenerator(0, gensort.Options{ASCII: p.Spec.ASCII, Skew: p.Spec.Skew})
+		read = func(rec int64) (int, error) {
+			g.Seek(uint64(rec))
+			g.Fill(buf)
+			return len(buf) / RecordSize, nil
 		}
 	} else {
-		// Evenly spaced records over the concatenated input files.
-		fi := 0
-		var base int64
-		var f *os.File
+		files := make([]*os.File, len(p.Inputs))
 		defer func() {
-			if f != nil {
-				f.Close()
-			}
-		}()
-		for i := int64(0); i < n; i++ {
-			off := p.Records * i / n * RecordSize
-			for off >= base+p.Inputs[fi].Size {
-				base += p.Inputs[fi].Size
-				fi++
+			for _, f := range files {
 				if f != nil {
 					f.Close()
-					f = nil
 				}
 			}
-			if f == nil {
-				var err error
-				if f, err = os.Open(p.Inputs[fi].Path); err != nil {
-					return nil, fmt.Errorf("sort: sample %w", unwrap(err))
+		}()
+		read = func(rec int64) (int, error) {
+			// Clusters do not cross files: a cluster is read from the file
+			// that holds its first record, clipped to that file.
+			off := rec * RecordSize
+			i := 0
+			for ; off >= p.Inputs[i].Size; i++ {
+				off -= p.Inputs[i].Size
+			}
+			if files[i] == nil {
+				f, err := os.Open(p.Inputs[i].Path)
+				if err != nil {
+					return 0, fmt.Errorf("sort: sample %w", unwrap(err))
 				}
+				files[i] = f
 			}
-			k := make([]byte, gensort.KeySize)
-			if _, err := f.ReadAt(k, off-base); err != nil {
-				return nil, fmt.Errorf("sort: sample %s at byte %d: %w", p.Inputs[fi].Path, off-base, err)
+			off = min(off, p.Inputs[i].Size-int64(len(buf)))
+			if off < 0 { // a file smaller than a cluster
+				off = 0
 			}
-			keys = append(keys, k)
+			n, err := files[i].ReadAt(buf, off)
+			if err != nil && err != io.EOF {
+				return 0, fmt.Errorf("sort: sample %s at byte %d: %w", p.Inputs[i].Path, off, err)
+			}
+			return n / RecordSize, nil
+		}
+	}
+	for s := int64(0); s < strata; s++ {
+		lo, hi := mulDiv(p.Records, s, strata), mulDiv(p.Records, s+1, strata)
+		start := lo + rng.Int64N(max(hi-lo-per, 0)+1)
+		got, err := read(start)
+		if err != nil {
+			return nil, err
+		}
+		for i := int64(0); i < int64(got); i++ {
+			keys = append(keys, append([]byte(nil), buf[i*RecordSize:i*RecordSize+gensort.KeySize]...))
 		}
 	}
 	return shuffle.NewPartitioner(keys, p.Partitions)

@@ -2,6 +2,7 @@ package sortjob
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,5 +66,29 @@ func TestRunRefusesNonEmptyOutput(t *testing.T) {
 	_, err := Run(context.Background(), Config{DataDir: t.TempDir()}, "j", Spec{Records: 100, Output: out}, nil)
 	if err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Input files of very different sizes, including empty and smaller than a
+// sample cluster, sort correctly.
+func TestRunInputFilesOfMixedSizes(t *testing.T) {
+	in := t.TempDir()
+	var want gensort.Sum
+	start := uint64(0)
+	for i, n := range []uint64{3, 0, 5000, 77, 1} {
+		path := filepath.Join(in, fmt.Sprintf("f%d", i))
+		s, err := gensort.GenerateFile(context.Background(), path, start, n, gensort.Options{ASCII: true}, 1, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.Add(s)
+		start += n
+	}
+	rep, err := Run(context.Background(), Config{DataDir: t.TempDir(), Workers: 2}, "j", Spec{Input: in, Memory: 64 << 20, Partitions: 7}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Check.Passed || rep.Check.OutputChecksum != want.String() || rep.Records != int64(start) {
+		t.Fatalf("check %+v, want %d records with checksum %s", rep.Check, start, want)
 	}
 }

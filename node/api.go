@@ -2,9 +2,11 @@ package node
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
+	"strings"
 
 	"engine/sortjob"
 )
@@ -90,12 +92,15 @@ func (n *Node) handler() http.Handler {
 		writeJSON(w, http.StatusOK, st)
 	})
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
-		st, ok := n.Cancel(r.PathValue("id"))
-		if !ok {
+		st, err := n.Cancel(r.PathValue("id"))
+		switch {
+		case errors.Is(err, ErrNoJob):
 			writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no job %q on this node", r.PathValue("id"))})
-			return
+		case err != nil:
+			writeJSON(w, http.StatusConflict, apiError{err.Error()})
+		default:
+			writeJSON(w, http.StatusOK, st)
 		}
-		writeJSON(w, http.StatusOK, st)
 	})
 	mux.HandleFunc("POST /v1/plan", func(w http.ResponseWriter, r *http.Request) {
 		var req PlanRequest
@@ -109,6 +114,9 @@ func (n *Node) handler() http.Handler {
 		}
 		resp := PlanResponse{Plan: plan}
 		resp.Rate, _ = n.Rate()
+		var sb strings.Builder
+		plan.WriteText(&sb, resp.Rate)
+		resp.Text = sb.String()
 		writeJSON(w, http.StatusOK, resp)
 	})
 	return mux

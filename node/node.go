@@ -210,6 +210,7 @@ func (n *Node) Submit(spec sortjob.Spec) (JobStatus, error) {
 	n.mu.order = append(n.mu.order, j.status.ID)
 	st := j.status
 	n.mu.Unlock()
+	n.saveHistory(j) // a queued job is known after a restart too
 	select {
 	case n.queue <- j:
 	default:
@@ -267,27 +268,44 @@ func (n *Node) Jobs() []JobStatus {
 	return out
 }
 
-// Cancel stops a queued or running job. Cancelling an ended job is a no-op.
-func (n *Node) Cancel(id string) (JobStatus, bool) {
+// ErrNoJob reports an unknown job id.
+var ErrNoJob = errors.New("node: no such job")
+
+// Cancel stops a queued or running job. Cancelling an ended job is a no-op;
+// a job that is committing its output can no longer be cancelled.
+func (n *Node) Cancel(id string) (JobStatus, error) {
 	n.mu.Lock()
 	j, ok := n.mu.jobs[id]
-	if ok {
-		switch j.status.State {
-		case StateQueued:
-			j.status.State = StateCancelled
-			j.status.Finished = time.Now()
-			j.status.Error = "cancelled before it started"
-		case StateRunning:
-			if j.cancel != nil {
-				j.cancel()
-			}
+	if !ok {
+		n.mu.Unlock()
+		return JobStatus{}, fmt.Errorf("%w: no job %q on this node", ErrNoJob, id)
+	}
+	cancelled := false
+	switch j.status.State {
+	case StateQueued:
+		j.status.State = StateCancelled
+		j.status.Finished = time.Now()
+		j.status.Error = "cancelled before it started"
+		cancelled = true
+	case StateRunning:
+		if j.tracker.Snapshot().Phase == "commit" {
+			n.mu.Unlock()
+			return n.jobOrEmpty(id), fmt.Errorf("node: job %s is committing its validated output and can no longer be cancelled", id)
+		}
+		if j.cancel != nil {
+			j.cancel()
 		}
 	}
 	n.mu.Unlock()
-	if !ok {
-		return JobStatus{}, false
+	if cancelled {
+		n.saveHistory(j)
 	}
-	return n.Job(id)
+	return n.jobOrEmpty(id), nil
+}
+
+func (n *Node) jobOrEmpty(id string) JobStatus {
+	st, _ := n.Job(id)
+	return st
 }
 
 func (n *Node) runJobs() {
@@ -296,6 +314,9 @@ func (n *Node) runJobs() {
 		case <-n.ctx.Done():
 			return
 		case j := <-n.queue:
+			if n.ctx.Err() != nil {
+				return // stopping: leave it queued in the history
+			}
 			n.runJob(j)
 		}
 	}
@@ -398,8 +419,8 @@ func (n *Node) loadHistory() error {
 			// running: it ended there, and its temporary output goes.
 			j.status.State, j.status.Finished = StateFailed, time.Now()
 			j.status.Error = "the node stopped while the job was " + st.State + "; its temporary files were removed"
-			if st.Spec.Output != "" {
-				os.RemoveAll(filepath.Join(st.Spec.Output, ".engine-"+st.ID))
+			if st.Spec.Output != "" && st.State == StateRunning {
+				sortjob.RemoveUncommitted(st.Spec.Output)
 				os.Remove(st.Spec.Output) // only if empty
 			}
 			defer n.saveHistory(j)

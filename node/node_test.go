@@ -123,7 +123,19 @@ func TestInterruptedJobAfterRestart(t *testing.T) {
 	n.saveHistory(j)
 	n.Close()
 	os.MkdirAll(filepath.Join(out, ".engine-dead"), 0o755)
+	// A crash in the middle of commit: some parts moved, no _SUCCESS.
+	os.WriteFile(filepath.Join(out, "part-00000"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(out, "summary-00000"), []byte("x"), 0o644)
 	os.MkdirAll(filepath.Join(dir, "jobs", "dead", "map"), 0o755)
+	// A committed output of another interrupted job is left alone.
+	done := filepath.Join(t.TempDir(), "done")
+	os.MkdirAll(done, 0o755)
+	for _, f := range []string{"part-00000", "summary-00000", "_SUCCESS"} {
+		os.WriteFile(filepath.Join(done, f), []byte("x"), 0o644)
+	}
+	n2 := open(t, dir)
+	n2.saveHistory(&job{status: JobStatus{ID: "dead2", Kind: "sort", State: StateRunning, Spec: sortjob.Spec{Records: 10, Output: done}, Submitted: time.Now()}})
+	n2.Close()
 
 	n = open(t, dir)
 	defer n.Close()
@@ -136,6 +148,9 @@ func TestInterruptedJobAfterRestart(t *testing.T) {
 	}
 	if des, _ := os.ReadDir(filepath.Join(dir, "jobs")); len(des) != 0 {
 		t.Errorf("scratch left: %v", des)
+	}
+	if des, _ := os.ReadDir(done); len(des) != 3 {
+		t.Errorf("a committed output was touched: %v", des)
 	}
 }
 

@@ -41,8 +41,8 @@ type Spec struct {
 
 // Cluster is what a plan is made for.
 type Cluster struct {
-	Nodes        int // default 1
-	CoresPerNode int // concurrent tasks per node; default GOMAXPROCS
+	Nodes        int `json:"nodes"`          // default 1
+	CoresPerNode int `json:"cores_per_node"` // concurrent tasks per node; default GOMAXPROCS
 }
 
 // InputFile is one file of an Input directory.

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -545,16 +544,39 @@ func (r *run) mapPhase(ctx context.Context, part *shuffle.Partitioner) ([]*shuff
 	return outs, spills, err
 }
 
-// PartName and SummaryName are the names of output partition i and of its
-// valsort summary.
-func PartName(i int) string    { return fmt.Sprintf("part-%05d", i) }
-func SummaryName(i int) string { return fmt.Sprintf("summary-%05d", i) }
+// PartName and SummaryName are the names of output partition i of n and of
+// its valsort summary: part-00000 and summary-00000, with more digits when n
+// needs them, so that the names sort in partition order.
+func PartName(i, n int) string    { return fmt.Sprintf("part-%0*d", digits(n), i) }
+func SummaryName(i, n int) string { return fmt.Sprintf("summary-%0*d", digits(n), i) }
+
+func digits(n int) int {
+	d := len(fmt.Sprint(max(n-1, 0)))
+	return max(d, 5)
+}
 
 // SuccessName is written last into a committed output directory.
 const SuccessName = "_SUCCESS"
 
 func (r *run) reducePhase(ctx context.Context, outs []*shuffle.MapOutput) error {
 	p := r.plan
+	// Reduces locate segments through the index files on disk, as a remote
+	// fetch would, and check them against the data files' sizes.
+	for _, o := range outs {
+		idx, err := shuffle.ReadIndex(o.IndexPath)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Stat(o.DataPath)
+		if err != nil {
+			return fmt.Errorf("sort: map %d output: %w", o.Map, unwrap(err))
+		}
+		if fi.Size() != idx.DataBytes() || len(idx.Segments) != p.Partitions {
+			return fmt.Errorf("sort: map %d output %s is %d bytes in %d partitions, its index says %d bytes in %d: re-run the job",
+				o.Map, o.DataPath, fi.Size(), p.Partitions, idx.DataBytes(), len(idx.Segments))
+		}
+		o.Index = idx
+	}
 	return pool(ctx, r.cfg.Workers, p.Partitions, func() struct{} { return struct{}{} },
 		func(ctx context.Context, _ struct{}, part int) error {
 			ins := make([]shuffle.ReduceInput, len(outs))
@@ -562,7 +584,7 @@ func (r *run) reducePhase(ctx context.Context, outs []*shuffle.MapOutput) error 
 				ins[i] = shuffle.ReduceInput{Map: o.Map, Path: o.DataPath, Segment: o.Index.Segments[part]}
 			}
 			_, err := shuffle.Reduce(ctx, shuffle.ReduceTask{
-				Partition: part, Inputs: ins, Output: filepath.Join(r.tmpOut, PartName(part)),
+				Partition: part, Inputs: ins, Output: filepath.Join(r.tmpOut, PartName(part, p.Partitions)),
 				BlockSize: p.BlockSize, WriteBuffer: p.ReduceWriteBuffer, MaxFanIn: MaxFanIn, Direct: true, Progress: r.tr.add,
 			})
 			if err == nil {
@@ -579,14 +601,14 @@ func (r *run) validatePhase(ctx context.Context) ([]gensort.Summary, error) {
 	sums := make([]gensort.Summary, p.Partitions)
 	err := pool(ctx, r.cfg.Workers, p.Partitions, func() []byte { return make([]byte, 4<<20) },
 		func(ctx context.Context, buf []byte, part int) error {
-			path := filepath.Join(r.tmpOut, PartName(part))
+			path := filepath.Join(r.tmpOut, PartName(part, p.Partitions))
 			s, err := validateFile(ctx, path, buf, r.tr.add)
 			if err != nil {
 				return err
 			}
 			sums[part] = s
 			b, _ := s.MarshalBinary()
-			if err := os.WriteFile(filepath.Join(r.tmpOut, SummaryName(part)), b, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(r.tmpOut, SummaryName(part, p.Partitions)), b, 0o644); err != nil {
 				return fmt.Errorf("sort: %w", unwrap(err))
 			}
 			r.tr.taskDone()
@@ -625,7 +647,8 @@ func validateFile(ctx context.Context, path string, buf []byte, progress func(in
 }
 
 // commit moves the validated files into the output directory, fsyncs it,
-// and writes _SUCCESS last.
+// and then writes _SUCCESS, so that _SUCCESS only ever stands beside a
+// complete, durable output.
 func (r *run) commit(rep *Report) error {
 	out := r.plan.Spec.Output
 	if out == "" {
@@ -636,7 +659,6 @@ func (r *run) commit(rep *Report) error {
 	if err != nil {
 		return fmt.Errorf("sort: commit: %w", unwrap(err))
 	}
-	sort.Slice(names, func(i, j int) bool { return names[i].Name() < names[j].Name() })
 	for _, de := range names {
 		if err := os.Rename(filepath.Join(r.tmpOut, de.Name()), filepath.Join(out, de.Name())); err != nil {
 			return fmt.Errorf("sort: commit: %w", unwrap(err))
@@ -644,6 +666,9 @@ func (r *run) commit(rep *Report) error {
 	}
 	if err := os.Remove(r.tmpOut); err != nil {
 		return fmt.Errorf("sort: commit: %w", unwrap(err))
+	}
+	if err := syncDir(out); err != nil {
+		return fmt.Errorf("sort: commit: %w", err)
 	}
 	var sb strings.Builder
 	rep.Output = out
@@ -656,6 +681,22 @@ func (r *run) commit(rep *Report) error {
 	}
 	r.createdOutput = false
 	return os.RemoveAll(r.jobDir)
+}
+
+// RemoveUncommitted removes what an unfinished job left in its output
+// directory: its temporary directory, and part and summary files that have
+// no _SUCCESS beside them (the job required the directory to be empty, so
+// they are its own). A committed output is left alone.
+func RemoveUncommitted(out string) {
+	if _, err := os.Stat(filepath.Join(out, SuccessName)); err == nil {
+		return
+	}
+	for _, pat := range []string{".engine-*", "part-*", "summary-*"} {
+		matches, _ := filepath.Glob(filepath.Join(out, pat))
+		for _, m := range matches {
+			os.RemoveAll(m)
+		}
+	}
 }
 
 func writeFileSync(path string, b []byte) error {
@@ -694,10 +735,7 @@ func (r *run) cleanup() error {
 		errs = append(errs, os.RemoveAll(r.tmpOut))
 		// Committed files from a failed commit go too: the output must not
 		// look complete.
-		for i := 0; i < r.plan.Partitions; i++ {
-			os.Remove(filepath.Join(out, PartName(i)))
-			os.Remove(filepath.Join(out, SummaryName(i)))
-		}
+		RemoveUncommitted(out)
 		if r.createdOutput {
 			os.Remove(out) // only if empty
 		}

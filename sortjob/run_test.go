@@ -38,7 +38,7 @@ func TestRunGeneratedMatchesGensortChecksum(t *testing.T) {
 			// The output validates as one ordered whole with valsort.
 			var all []byte
 			for i := 0; i < rep.Partitions; i++ {
-				b, err := os.ReadFile(filepath.Join(out, PartName(i)))
+				b, err := os.ReadFile(filepath.Join(out, PartName(i, rep.Partitions)))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -90,5 +90,16 @@ func TestRunInputFilesOfMixedSizes(t *testing.T) {
 	}
 	if !rep.Check.Passed || rep.Check.OutputChecksum != want.String() || rep.Records != int64(start) {
 		t.Fatalf("check %+v, want %d records with checksum %s", rep.Check, start, want)
+	}
+}
+
+func TestPartNamesSortInPartitionOrder(t *testing.T) {
+	for _, c := range []struct {
+		i, n int
+		want string
+	}{{0, 4, "part-00000"}, {99999, 100000, "part-99999"}, {7, 100001, "part-000007"}, {100000, 100001, "part-100000"}} {
+		if got := PartName(c.i, c.n); got != c.want {
+			t.Errorf("PartName(%d, %d) = %s, want %s", c.i, c.n, got, c.want)
+		}
 	}
 }

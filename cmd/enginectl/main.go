@@ -167,6 +167,7 @@ reference gensort writes.
   -bN    start at record number N (also "-b N")
   -c     print the checksum of the generated records to stderr
   -s     skewed keys
+  -tN    use N goroutines to generate
 FILE is written to a temporary name and renamed when complete.
 `
 
@@ -179,6 +180,7 @@ and prints the checksum (sum of per-record CRC32s), as the reference valsort.
   -q          quiet: print nothing, exit status only
   -s          FILE is a file of concatenated summaries: check them as one
               ordered whole
+  -tN         use N goroutines to validate
 Exit status 0 when the records are in order.
 `
 

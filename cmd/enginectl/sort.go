@@ -129,9 +129,18 @@ func (o *sortOptions) spec() (sortjob.Spec, error) {
 
 func submitSort(args []string, addr string, stdout, stderr io.Writer) error {
 	var o sortOptions
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			sortFlags(&o, stdout).Usage()
+			return nil
+		}
+	}
 	fs := sortFlags(&o, stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.dryRun && (o.json || o.workers != 0) {
+		return usageError{"--json and --workers apply to a run, not to --dry-run"}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("submit sort takes no arguments (got %q); see enginectl help submit sort", fs.Args())}
@@ -236,7 +245,7 @@ func dryRun(spec sortjob.Spec, o sortOptions, addr string, stdout io.Writer) err
 		if err != nil {
 			return err
 		}
-		resp.Plan.WriteText(stdout, resp.Rate)
+		fmt.Fprint(stdout, resp.Text)
 		return nil
 	}
 	plan, err := sortjob.MakePlan(spec, cluster)
@@ -245,7 +254,7 @@ func dryRun(spec sortjob.Spec, o sortOptions, addr string, stdout io.Writer) err
 	}
 	rate, err := sortjob.LoadRate(o.data)
 	if err != nil {
-		rate, err = calibrate(o.data)
+		rate, err = calibrate()
 		if err != nil {
 			return fmt.Errorf("calibration sort: %w", err)
 		}
@@ -255,15 +264,20 @@ func dryRun(spec sortjob.Spec, o sortOptions, addr string, stdout io.Writer) err
 }
 
 // calibrate measures this machine's sort rate with a small real sort through
-// the same code path a run uses.
-func calibrate(dataDir string) (sortjob.Rate, error) {
+// the same code path a run uses, in a scratch directory of its own (the
+// data directory may belong to a running node).
+func calibrate() (sortjob.Rate, error) {
 	const records = 200_000 // 20 MB
-	_, err := sortjob.Run(context.Background(), sortjob.Config{DataDir: dataDir}, fmt.Sprintf("calibrate-%d", os.Getpid()),
-		sortjob.Spec{Records: records, Memory: 256 << 20}, nil)
+	dir, err := os.MkdirTemp("", "engine-calibrate-")
 	if err != nil {
 		return sortjob.Rate{}, err
 	}
-	rate, err := sortjob.LoadRate(dataDir)
-	rate.Source = "calibrated just now by a 20 MB sort; a larger real run calibrates better"
+	defer os.RemoveAll(dir)
+	if _, err := sortjob.Run(context.Background(), sortjob.Config{DataDir: dir}, "calibrate",
+		sortjob.Spec{Records: records, Memory: 256 << 20}, nil); err != nil {
+		return sortjob.Rate{}, err
+	}
+	rate, err := sortjob.LoadRate(dir)
+	rate.Source = "calibrated just now by a 20 MB sort; a larger real sort on this node calibrates better"
 	return rate, err
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"time"
 
 	"engine/sortjob"
 )
@@ -50,7 +51,9 @@ type apiError struct {
 //	GET  /v1/status            node status
 //	POST /v1/jobs              submit a job (SubmitRequest) → JobStatus
 //	GET  /v1/jobs              all jobs → []JobStatus
-//	GET  /v1/jobs/{id}         one job with live progress → JobStatus
+//	GET  /v1/jobs/{id}         one job with live progress → JobStatus;
+//	                           ?wait=DURATION answers as soon as the job ends,
+//	                           or after DURATION (up to 1m)
 //	POST /v1/jobs/{id}/cancel  cancel → JobStatus
 //	POST /v1/plan              plan without running (PlanRequest) → PlanResponse
 func (n *Node) handler() http.Handler {
@@ -84,7 +87,16 @@ func (n *Node) handler() http.Handler {
 		writeJSON(w, http.StatusOK, n.Jobs())
 	})
 	mux.HandleFunc("GET /v1/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
-		st, ok := n.Job(r.PathValue("id"))
+		var wait time.Duration
+		if v := r.URL.Query().Get("wait"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || d > time.Minute {
+				writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("wait=%q: give a duration up to 1m, such as 500ms", v)})
+				return
+			}
+			wait = d
+		}
+		st, ok := n.WaitJob(r.Context(), r.PathValue("id"), wait)
 		if !ok {
 			writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no job %q on this node", r.PathValue("id"))})
 			return

@@ -101,6 +101,13 @@ func (c *Client) Job(ctx context.Context, id string) (JobStatus, error) {
 	return st, err
 }
 
+// WaitJob returns a job's status as soon as it ends, or after wait.
+func (c *Client) WaitJob(ctx context.Context, id string, wait time.Duration) (JobStatus, error) {
+	var st JobStatus
+	err := c.do(ctx, "GET", "/v1/jobs/"+id+"?wait="+wait.String(), nil, &st)
+	return st, err
+}
+
 // Jobs returns every job the node knows.
 func (c *Client) Jobs(ctx context.Context) ([]JobStatus, error) {
 	var sts []JobStatus

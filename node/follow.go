@@ -39,13 +39,15 @@ func Follow(ctx context.Context, c *Client, id string, w io.Writer, opt FollowOp
 	var lastPhase string
 	var lastLine time.Time
 	drawn := false
-	tick := time.NewTicker(opt.Poll)
-	defer tick.Stop()
 	for {
-		st, err := c.Job(ctx, id)
+		// A long poll: the answer comes as soon as the job ends.
+		st, err := c.WaitJob(ctx, id, opt.Poll)
 		if err != nil {
 			if drawn {
 				fmt.Fprintln(w)
+			}
+			if ctx.Err() != nil {
+				return st, ctx.Err()
 			}
 			return st, err
 		}
@@ -64,13 +66,11 @@ func Follow(ctx context.Context, c *Client, id string, w io.Writer, opt FollowOp
 				lastPhase, lastLine = p.Phase, time.Now()
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			if drawn {
 				fmt.Fprintln(w)
 			}
 			return st, ctx.Err()
-		case <-tick.C:
 		}
 	}
 }

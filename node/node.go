@@ -89,6 +89,15 @@ type job struct {
 	status  JobStatus // guarded by Node.mu
 	tracker sortjob.Tracker
 	cancel  context.CancelFunc
+	done    chan struct{} // closed when the job has ended
+}
+
+func newJob(st JobStatus) *job {
+	j := &job{status: st, done: make(chan struct{})}
+	if st.Done() {
+		close(j.done)
+	}
+	return j
 }
 
 // Node is one running engine node.
@@ -204,7 +213,7 @@ func (n *Node) Submit(spec sortjob.Spec) (JobStatus, error) {
 	if _, err := sortjob.Precheck(n.jobConfig(), spec); err != nil {
 		return JobStatus{}, err
 	}
-	j := &job{status: JobStatus{ID: newJobID(), Kind: "sort", State: StateQueued, Spec: spec, Submitted: time.Now()}}
+	j := newJob(JobStatus{ID: newJobID(), Kind: "sort", State: StateQueued, Spec: spec, Submitted: time.Now()})
 	n.mu.Lock()
 	n.mu.jobs[j.status.ID] = j
 	n.mu.order = append(n.mu.order, j.status.ID)
@@ -254,6 +263,25 @@ func (n *Node) Job(id string) (JobStatus, bool) {
 	return st, true
 }
 
+// WaitJob returns a job's status once it has ended or after at most wait,
+// whichever comes first (a long poll: followers learn of the end at once).
+func (n *Node) WaitJob(ctx context.Context, id string, wait time.Duration) (JobStatus, bool) {
+	n.mu.Lock()
+	j, ok := n.mu.jobs[id]
+	n.mu.Unlock()
+	if !ok {
+		return JobStatus{}, false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-j.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return n.Job(id)
+}
+
 // Jobs returns every job, oldest first.
 func (n *Node) Jobs() []JobStatus {
 	n.mu.Lock()
@@ -287,6 +315,7 @@ func (n *Node) Cancel(id string) (JobStatus, error) {
 		j.status.Finished = time.Now()
 		j.status.Error = "cancelled before it started"
 		cancelled = true
+		close(j.done)
 	case StateRunning:
 		if j.tracker.Snapshot().Phase == "commit" {
 			n.mu.Unlock()
@@ -358,6 +387,7 @@ func (n *Node) finishState(j *job, state string, rep *sortjob.Report, err error)
 	if err != nil {
 		j.status.Error = err.Error()
 	}
+	close(j.done)
 	n.mu.Unlock()
 	if err != nil {
 		n.log.Warn("job ended", "job", j.status.ID, "state", state, "err", err)
@@ -413,12 +443,13 @@ func (n *Node) loadHistory() error {
 	}
 	sort.Slice(sts, func(i, k int) bool { return sts[i].Submitted.Before(sts[k].Submitted) })
 	for _, st := range sts {
-		j := &job{status: st}
+		j := newJob(st)
 		if !st.Done() {
 			// The previous process stopped while this job was queued or
 			// running: it ended there, and its temporary output goes.
 			j.status.State, j.status.Finished = StateFailed, time.Now()
 			j.status.Error = "the node stopped while the job was " + st.State + "; its temporary files were removed"
+			close(j.done)
 			if st.Spec.Output != "" && st.State == StateRunning {
 				sortjob.RemoveUncommitted(st.Spec.Output)
 				os.Remove(st.Spec.Output) // only if empty

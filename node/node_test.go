@@ -119,7 +119,7 @@ func TestInterruptedJobAfterRestart(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	n := open(t, dir)
 	// Fake the state a kill -9 leaves: history says running, scratch exists.
-	j := &job{status: JobStatus{ID: "dead", Kind: "sort", State: StateRunning, Spec: sortjob.Spec{Records: 10, Output: out}, Submitted: time.Now()}}
+	j := newJob(JobStatus{ID: "dead", Kind: "sort", State: StateRunning, Spec: sortjob.Spec{Records: 10, Output: out}, Submitted: time.Now()})
 	n.saveHistory(j)
 	n.Close()
 	os.MkdirAll(filepath.Join(out, ".engine-dead"), 0o755)
@@ -134,7 +134,7 @@ func TestInterruptedJobAfterRestart(t *testing.T) {
 		os.WriteFile(filepath.Join(done, f), []byte("x"), 0o644)
 	}
 	n2 := open(t, dir)
-	n2.saveHistory(&job{status: JobStatus{ID: "dead2", Kind: "sort", State: StateRunning, Spec: sortjob.Spec{Records: 10, Output: done}, Submitted: time.Now()}})
+	n2.saveHistory(newJob(JobStatus{ID: "dead2", Kind: "sort", State: StateRunning, Spec: sortjob.Spec{Records: 10, Output: done}, Submitted: time.Now()}))
 	n2.Close()
 
 	n = open(t, dir)

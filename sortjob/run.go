@@ -330,18 +330,22 @@ func (r *run) sample() (*shuffle.Partitioner, error) {
 	strata := max(n/cluster, 1)
 	per := min(cluster, p.Records/strata)
 	rng := rand.New(rand.NewPCG(uint64(p.Records), 0x5a3b1e))
-	keys := make([][]byte, 0, strata*per)
-	buf := make([]byte, per*RecordSize)
-	// read fills buf with records from rec on and returns how many it got.
-	var read func(rec int64) (int, error)
+	starts := make([]int64, strata)
+	for s := range starts {
+		lo, hi := mulDiv(p.Records, int64(s), strata), mulDiv(p.Records, int64(s)+1, strata)
+		starts[s] = lo + rng.Int64N(max(hi-lo-per, 0)+1)
+	}
+	bufs := make([][]byte, strata) // the records of each cluster
 	if p.Spec.Input == "" {
 		g := gensort.NewGenerator(0, gensort.Options{ASCII: p.Spec.ASCII, Skew: p.Spec.Skew})
-		read = func(rec int64) (int, error) {
-			g.Seek(uint64(rec))
-			g.Fill(buf)
-			return len(buf) / RecordSize, nil
+		for s, start := range starts {
+			bufs[s] = make([]byte, per*RecordSize)
+			g.Seek(uint64(start))
+			g.Fill(bufs[s])
 		}
 	} else {
+		// Small random reads: several at once, since a cold disk answers
+		// each in milliseconds.
 		files := make([]*os.File, len(p.Inputs))
 		defer func() {
 			for _, f := range files {
@@ -350,41 +354,38 @@ func (r *run) sample() (*shuffle.Partitioner, error) {
 				}
 			}
 		}()
-		read = func(rec int64) (int, error) {
-			// Clusters do not cross files: a cluster is read from the file
-			// that holds its first record, clipped to that file.
-			off := rec * RecordSize
+		for i, in := range p.Inputs {
+			f, err := os.Open(in.Path)
+			if err != nil {
+				return nil, fmt.Errorf("sort: sample %w", unwrap(err))
+			}
+			files[i] = f
+		}
+		err := pool(context.Background(), 8, len(starts), func() struct{} { return struct{}{} }, func(_ context.Context, _ struct{}, s int) error {
+			// A cluster is read from the file that holds its first record,
+			// clipped to that file.
+			off := starts[s] * RecordSize
 			i := 0
 			for ; off >= p.Inputs[i].Size; i++ {
 				off -= p.Inputs[i].Size
 			}
-			if files[i] == nil {
-				f, err := os.Open(p.Inputs[i].Path)
-				if err != nil {
-					return 0, fmt.Errorf("sort: sample %w", unwrap(err))
-				}
-				files[i] = f
-			}
-			off = min(off, p.Inputs[i].Size-int64(len(buf)))
-			if off < 0 { // a file smaller than a cluster
-				off = 0
-			}
+			buf := make([]byte, per*RecordSize)
+			off = max(min(off, p.Inputs[i].Size-int64(len(buf))), 0)
 			n, err := files[i].ReadAt(buf, off)
 			if err != nil && err != io.EOF {
-				return 0, fmt.Errorf("sort: sample %s at byte %d: %w", p.Inputs[i].Path, off, err)
+				return fmt.Errorf("sort: sample %s at byte %d: %w", p.Inputs[i].Path, off, err)
 			}
-			return n / RecordSize, nil
-		}
-	}
-	for s := int64(0); s < strata; s++ {
-		lo, hi := mulDiv(p.Records, s, strata), mulDiv(p.Records, s+1, strata)
-		start := lo + rng.Int64N(max(hi-lo-per, 0)+1)
-		got, err := read(start)
+			bufs[s] = buf[:n-n%RecordSize]
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		for i := int64(0); i < int64(got); i++ {
-			keys = append(keys, append([]byte(nil), buf[i*RecordSize:i*RecordSize+gensort.KeySize]...))
+	}
+	keys := make([][]byte, 0, strata*per)
+	for _, b := range bufs {
+		for i := 0; i+RecordSize <= len(b); i += RecordSize {
+			keys = append(keys, b[i:i+gensort.KeySize])
 		}
 	}
 	return shuffle.NewPartitioner(keys, p.Partitions)

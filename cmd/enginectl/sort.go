@@ -180,23 +180,24 @@ func submitSort(args []string, addr string, stdout, stderr io.Writer) error {
 			mode = "bar"
 		}
 	}
-	fmt.Fprintf(stderr, "job %s: sorting %s\n", st.ID, describe(spec))
+	id := st.ID
+	fmt.Fprintf(stderr, "job %s: sorting %s\n", id, describe(spec))
 	var w io.Writer = stderr
 	if mode == "none" {
 		w = io.Discard
 	}
-	st, err = node.Follow(ctx, client, st.ID, w, node.FollowOptions{Terminal: mode == "bar"})
+	st, err = node.Follow(ctx, client, id, w, node.FollowOptions{Terminal: mode == "bar"})
 	if err != nil && ctx.Err() != nil {
 		// Interrupted: cancel the job and wait until it has cleaned up.
-		fmt.Fprintf(stderr, "\ninterrupted: cancelling job %s...\n", st.ID)
+		fmt.Fprintf(stderr, "\ninterrupted: cancelling job %s...\n", id)
 		cctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		if _, cerr := client.Cancel(cctx, st.ID); cerr != nil {
-			return fmt.Errorf("cancel job %s: %w", st.ID, cerr)
+		if _, cerr := client.Cancel(cctx, id); cerr != nil {
+			return fmt.Errorf("cancel job %s: %w", id, cerr)
 		}
-		st, err = node.Follow(cctx, client, st.ID, io.Discard, node.FollowOptions{})
+		st, err = node.Follow(cctx, client, id, io.Discard, node.FollowOptions{})
 		if err != nil {
-			return fmt.Errorf("job %s: %w", st.ID, err)
+			return fmt.Errorf("job %s: %w", id, err)
 		}
 		if st.Error != "" {
 			fmt.Fprintln(stderr, st.Error)

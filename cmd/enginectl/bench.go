@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"engine/bench/sortbench"
-	"engine/sortjob"
 )
 
 type benchOptions struct {
@@ -63,31 +62,20 @@ Flags:
 
 func (o *benchOptions) options() (sortbench.Options, error) {
 	var opts sortbench.Options
-	n, err := sortjob.ParseSize(o.size)
+	n, err := sizeFlag(o.size)
 	if err != nil {
-		return opts, usageError{"--size: " + err.Error()}
-	}
-	if n == 0 {
-		return opts, usageError{"--size: nothing to sort (0 records)"}
+		return opts, err
 	}
 	opts.Records = n
-	switch o.records {
-	case "ascii":
-		opts.ASCII = true
-	case "binary":
-	default:
-		return opts, usageError{fmt.Sprintf("--records %q: use ascii or binary", o.records)}
+	if opts.ASCII, err = recordsFlag(o.records); err != nil {
+		return opts, err
 	}
 	if o.rounds < 1 {
 		return opts, usageError{"--rounds must be at least 1"}
 	}
 	opts.Rounds = o.rounds
-	if o.memory != "" {
-		m, err := sortjob.ParseBytes(o.memory)
-		if err != nil {
-			return opts, usageError{"--memory: " + err.Error()}
-		}
-		opts.Memory = m
+	if opts.Memory, err = bytesFlag("--memory", o.memory); err != nil {
+		return opts, err
 	}
 	if strings.TrimSpace(o.gnuMem) == "" {
 		return opts, usageError{"--gnu-mem is empty: give a sort -S size such as 4G"}

@@ -73,22 +73,14 @@ func (o *sortOptions) spec() (sortjob.Spec, error) {
 	if o.input != "" && o.size != "" {
 		return spec, usageError{"give --size or --input, not both: --size generates data, --input sorts existing files"}
 	}
+	var err error
 	if o.size != "" {
-		n, err := sortjob.ParseSize(o.size)
-		if err != nil {
-			return spec, usageError{"--size: " + err.Error()}
+		if spec.Records, err = sizeFlag(o.size); err != nil {
+			return spec, err
 		}
-		if n == 0 {
-			return spec, usageError{"--size: nothing to sort (0 records)"}
-		}
-		spec.Records = n
 	}
-	switch o.records {
-	case "binary":
-	case "ascii":
-		spec.ASCII = true
-	default:
-		return spec, usageError{fmt.Sprintf("--records %q: use binary or ascii", o.records)}
+	if spec.ASCII, err = recordsFlag(o.records); err != nil {
+		return spec, err
 	}
 	spec.Skew = o.skew
 	if o.input != "" {
@@ -105,19 +97,11 @@ func (o *sortOptions) spec() (sortjob.Spec, error) {
 		}
 		spec.Output = abs
 	}
-	if o.memory != "" {
-		m, err := sortjob.ParseBytes(o.memory)
-		if err != nil {
-			return spec, usageError{"--memory: " + err.Error()}
-		}
-		spec.Memory = m
+	if spec.Memory, err = bytesFlag("--memory", o.memory); err != nil {
+		return spec, err
 	}
-	if o.mapSplit != "" {
-		m, err := sortjob.ParseBytes(o.mapSplit)
-		if err != nil {
-			return spec, usageError{"--map-split: " + err.Error()}
-		}
-		spec.MapSplit = m
+	if spec.MapSplit, err = bytesFlag("--map-split", o.mapSplit); err != nil {
+		return spec, err
 	}
 	if o.partitions < 0 {
 		return spec, usageError{"--partitions must be positive"}
@@ -281,4 +265,39 @@ func calibrate() (sortjob.Rate, error) {
 	rate, err := sortjob.LoadRate(dir)
 	rate.Source = "calibrated just now by a 20 MB sort; a larger real sort on this node calibrates better"
 	return rate, err
+}
+
+// sizeFlag parses --size into a record count.
+func sizeFlag(s string) (int64, error) {
+	n, err := sortjob.ParseSize(s)
+	if err != nil {
+		return 0, usageError{"--size: " + err.Error()}
+	}
+	if n == 0 {
+		return 0, usageError{"--size: nothing to sort (0 records)"}
+	}
+	return n, nil
+}
+
+// recordsFlag parses --records: whether records are ASCII.
+func recordsFlag(s string) (bool, error) {
+	switch s {
+	case "binary":
+		return false, nil
+	case "ascii":
+		return true, nil
+	}
+	return false, usageError{fmt.Sprintf("--records %q: use binary or ascii", s)}
+}
+
+// bytesFlag parses an optional byte-count flag; empty is 0.
+func bytesFlag(name, s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := sortjob.ParseBytes(s)
+	if err != nil {
+		return 0, usageError{name + ": " + err.Error()}
+	}
+	return n, nil
 }

@@ -1,6 +1,9 @@
 package sortjob
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestParseSize(t *testing.T) {
 	for _, c := range []struct {
@@ -34,4 +37,25 @@ func TestParseSize(t *testing.T) {
 	if _, err := ParseBytes("2"); err == nil {
 		t.Error("ParseBytes accepted a number without a unit")
 	}
+}
+
+// FuzzParseSize: any string is either refused or gives a non-negative record
+// count whose byte size the same parser accepts back.
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"1GB", "100TB", "10Mrec", "1KiB", "1e3B", " 2 gb ", "-1", "1.5rec", "9e99PB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseSize(s)
+		if err != nil {
+			return
+		}
+		if n < 0 {
+			t.Fatalf("ParseSize(%q) = %d", s, n)
+		}
+		back, err := ParseSize(fmt.Sprintf("%dB", n*RecordSize))
+		if err != nil || back != n {
+			t.Fatalf("ParseSize(%q) = %d, but %dB parses to %d, %v", s, n, n*RecordSize, back, err)
+		}
+	})
 }

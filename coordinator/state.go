@@ -1,0 +1,168 @@
+package coordinator
+
+import (
+	"sort"
+	"time"
+
+	"engine/shuffle"
+	"engine/sortjob"
+)
+
+// Member is one node of the cluster.
+type Member struct {
+	ID          string `json:"id"`
+	APIAddr     string `json:"api_addr"`
+	RaftAddr    string `json:"raft_addr"`
+	GossipAddr  string `json:"gossip_addr"`
+	ShuffleAddr string `json:"shuffle_addr"`
+	DataDir     string `json:"data_dir"`
+	Cores       int    `json:"cores"`
+	Voter       bool   `json:"voter"`
+	Alive       bool   `json:"alive"`
+	// Incarnation counts the member's (re)joins; a node that comes back
+	// with an empty data directory has lost its map outputs.
+	Incarnation int `json:"incarnation"`
+}
+
+// Job states.
+const (
+	JobRunning   = "running"
+	JobSucceeded = "succeeded"
+	JobFailed    = "failed"
+	JobCancelled = "cancelled"
+)
+
+// Job stages, in order.
+const (
+	StageMap    = "map"
+	StageReduce = "reduce"
+	StageCommit = "commit"
+	StageDone   = "done"
+)
+
+// Task kinds and states.
+const (
+	KindMap    = "map"
+	KindReduce = "reduce"
+
+	TaskPending = "pending"
+	TaskRunning = "running"
+	TaskDone    = "done"
+)
+
+// MaxAttempts bounds the attempts of one task; after that the job fails.
+const MaxAttempts = 4
+
+// Task is one map or reduce task of a job.
+type Task struct {
+	Kind    string `json:"kind"`
+	Index   int    `json:"index"`
+	State   string `json:"state"`
+	Node    string `json:"node,omitempty"` // assigned (running) or holding the output (done)
+	Attempt int    `json:"attempt"`        // attempts started so far
+	// NodeIncarnation is the assigned node's incarnation when assigned.
+	NodeIncarnation int    `json:"node_incarnation,omitempty"`
+	LastError       string `json:"last_error,omitempty"`
+	// Map output: one segment per partition, in the data file on Node.
+	Segments []shuffle.SegmentInfo `json:"segments,omitempty"`
+	Records  int64                 `json:"records,omitempty"`
+	// InputSum is the map's input checksum (gensort.Sum as hex).
+	InputSum string `json:"input_sum,omitempty"`
+	// Summary is a reduce output's valsort summary (binary encoding).
+	Summary []byte `json:"summary,omitempty"`
+	Bytes   int64  `json:"bytes,omitempty"`
+	// Seconds the attempt that finished took.
+	Seconds float64 `json:"seconds,omitempty"`
+}
+
+// Job is one sort job and its tasks.
+type Job struct {
+	ID    string       `json:"id"`
+	Spec  sortjob.Spec `json:"spec"`
+	Plan  sortjob.Plan `json:"plan"`
+	// Splits is the range partitioner (shuffle.Partitioner binary encoding).
+	Splits    []byte    `json:"splits"`
+	State     string    `json:"state"`
+	Stage     string    `json:"stage"`
+	Error     string    `json:"error,omitempty"`
+	Maps      []Task    `json:"maps"`
+	Reduces   []Task    `json:"reduces"`
+	Submitted time.Time `json:"submitted"`
+	// Stage start times, for the report.
+	MapStarted    time.Time `json:"map_started,omitzero"`
+	ReduceStarted time.Time `json:"reduce_started,omitzero"`
+	CommitStarted time.Time `json:"commit_started,omitzero"`
+	Finished      time.Time `json:"finished,omitzero"`
+	// Retries counts re-run attempts (failed tasks, lost map outputs).
+	Retries int             `json:"retries"`
+	Report  *sortjob.Report `json:"report,omitempty"`
+}
+
+// Done reports whether the job has ended.
+func (j *Job) Done() bool { return j.State != JobRunning }
+
+// Tasks returns the job's tasks of a kind.
+func (j *Job) Tasks(kind string) []Task {
+	if kind == KindMap {
+		return j.Maps
+	}
+	return j.Reduces
+}
+
+func (j *Job) task(kind string, i int) *Task {
+	ts := j.Tasks(kind)
+	if i < 0 || i >= len(ts) {
+		return nil
+	}
+	return &ts[i]
+}
+
+// Count returns how many of the job's tasks of a kind are in a state.
+func (j *Job) Count(kind, state string) int {
+	n := 0
+	for _, t := range j.Tasks(kind) {
+		if t.State == state {
+			n++
+		}
+	}
+	return n
+}
+
+// State is the whole replicated state.
+type State struct {
+	// Index is the Raft index of the last applied command.
+	Index   uint64             `json:"index"`
+	Members map[string]*Member `json:"members"`
+	Jobs    map[string]*Job    `json:"jobs"`
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{Members: map[string]*Member{}, Jobs: map[string]*Job{}}
+}
+
+// MemberIDs returns the member ids in order.
+func (s *State) MemberIDs() []string {
+	ids := make([]string, 0, len(s.Members))
+	for id := range s.Members {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// JobIDs returns the job ids in submission order.
+func (s *State) JobIDs() []string {
+	ids := make([]string, 0, len(s.Jobs))
+	for id := range s.Jobs {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(a, b int) bool {
+		ja, jb := s.Jobs[ids[a]], s.Jobs[ids[b]]
+		if !ja.Submitted.Equal(jb.Submitted) {
+			return ja.Submitted.Before(jb.Submitted)
+		}
+		return ids[a] < ids[b]
+	})
+	return ids
+}

@@ -1,0 +1,250 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// RaftConfig configures a node's Raft.
+type RaftConfig struct {
+	ID        string // server id: the node id
+	Dir       string // raft.db (log and stable store) and snapshots/
+	Bind      string // listen address HOST:PORT
+	Advertise string // address other nodes dial; default Bind
+	// Bootstrap makes this node a one-voter cluster if it has no Raft state
+	// yet. Nodes that join an existing cluster must not bootstrap.
+	Bootstrap bool
+	FSM       *FSM
+	Logger    *slog.Logger
+}
+
+// Raft is one node's Raft: hashicorp/raft with a bbolt log and stable
+// store, file snapshots and a TCP transport, behind a context-taking API.
+type Raft struct {
+	r     *raft.Raft
+	tr    *raft.NetworkTransport
+	store *raftboltdb.BoltStore
+	fsm   *FSM
+	cfg   RaftConfig
+}
+
+// ErrNotLeader is returned by Propose on a follower; NotLeaderError says
+// who leads.
+var ErrNotLeader = errors.New("coordinator: not the leader")
+
+// ErrNoQuorum is returned when no leader can be found in time: a majority
+// of the voters is not reachable.
+var ErrNoQuorum = errors.New("coordinator: no quorum")
+
+// NotLeaderError names the current leader (empty when there is none).
+type NotLeaderError struct {
+	LeaderID, LeaderAddr string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == "" {
+		return "coordinator: not the leader, and no leader is known"
+	}
+	return fmt.Sprintf("coordinator: not the leader; the leader is %s at %s", e.LeaderID, e.LeaderAddr)
+}
+
+func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
+
+// OpenRaft starts Raft. It returns once Raft is running, not once it has a
+// leader.
+func OpenRaft(cfg RaftConfig) (*Raft, error) {
+	if cfg.Advertise == "" {
+		cfg.Advertise = cfg.Bind
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("coordinator: raft dir: %w", err)
+	}
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), BoltOptions: &bbolt.Options{Timeout: 2 * time.Second}})
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("coordinator: raft snapshots: %w", err)
+	}
+	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("coordinator: raft advertise address %q: %w", cfg.Advertise, err)
+	}
+	tr, err := raft.NewTCPTransportWithLogger(cfg.Bind, adv, 4, 5*time.Second, hl)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("coordinator: raft listen on %s: %w", cfg.Bind, err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hl
+	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.ElectionTimeout = 500 * time.Millisecond
+	rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	rc.CommitTimeout = 5 * time.Millisecond
+	rc.SnapshotThreshold = 2048
+	rc.SnapshotInterval = 30 * time.Second
+	if cfg.Bootstrap {
+		has, err := raft.HasExistingState(store, store, snaps)
+		if err != nil {
+			tr.Close()
+			store.Close()
+			return nil, fmt.Errorf("coordinator: raft state: %w", err)
+		}
+		if !has {
+			conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: tr.LocalAddr(), Suffrage: raft.Voter}}}
+			if err := raft.BootstrapCluster(rc, store, store, snaps, tr, conf); err != nil {
+				tr.Close()
+				store.Close()
+				return nil, fmt.Errorf("coordinator: bootstrap: %w", err)
+			}
+		}
+	}
+	r, err := raft.NewRaft(rc, cfg.FSM, store, store, snaps, tr)
+	if err != nil {
+		tr.Close()
+		store.Close()
+		return nil, fmt.Errorf("coordinator: raft: %w", err)
+	}
+	return &Raft{r: r, tr: tr, store: store, fsm: cfg.FSM, cfg: cfg}, nil
+}
+
+// Addr is the Raft transport's address.
+func (r *Raft) Addr() string { return string(r.tr.LocalAddr()) }
+
+// IsLeader reports whether this node leads.
+func (r *Raft) IsLeader() bool { return r.r.State() == raft.Leader }
+
+// Leader returns the leader's id and Raft address, empty if unknown.
+func (r *Raft) Leader() (id, addr string) {
+	a, i := r.r.LeaderWithID()
+	return string(i), string(a)
+}
+
+// LeaderCh reports leadership changes of this node.
+func (r *Raft) LeaderCh() <-chan bool { return r.r.LeaderCh() }
+
+// Propose replicates a command and applies it, returning Apply's error. On
+// a follower it returns a *NotLeaderError.
+func (r *Raft) Propose(ctx context.Context, c Command) error {
+	if r.r.State() != raft.Leader {
+		id, addr := r.Leader()
+		return &NotLeaderError{LeaderID: id, LeaderAddr: addr}
+	}
+	timeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	f := r.r.Apply(c.Encode(), timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			id, addr := r.Leader()
+			return &NotLeaderError{LeaderID: id, LeaderAddr: addr}
+		}
+		if errors.Is(err, raft.ErrEnqueueTimeout) {
+			return fmt.Errorf("%w: the command was not committed within %s", ErrNoQuorum, timeout.Round(time.Millisecond))
+		}
+		return fmt.Errorf("coordinator: propose %s: %w", c.Type, err)
+	}
+	if err, ok := f.Response().(error); ok && err != nil {
+		return err
+	}
+	return nil
+}
+
+// Barrier waits until every committed entry is applied on this node (the
+// leader calls it after gaining leadership, before acting on the state).
+func (r *Raft) Barrier(timeout time.Duration) error {
+	return r.r.Barrier(timeout).Error()
+}
+
+// AddVoter adds (or promotes) a server as a voter.
+func (r *Raft) AddVoter(id, addr string) error {
+	return r.r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second).Error()
+}
+
+// AddNonvoter adds a server that replicates the log without voting.
+func (r *Raft) AddNonvoter(id, addr string) error {
+	return r.r.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second).Error()
+}
+
+// RemoveServer removes a server from the configuration.
+func (r *Raft) RemoveServer(id string) error {
+	return r.r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error()
+}
+
+// Server is one entry of the Raft configuration.
+type Server struct {
+	ID, Addr string
+	Voter    bool
+}
+
+// Servers returns the Raft configuration.
+func (r *Raft) Servers() ([]Server, error) {
+	f := r.r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	var out []Server
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Server{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	return out, nil
+}
+
+// Stats returns Raft's state, term and indexes for status displays.
+func (r *Raft) Stats() map[string]string { return r.r.Stats() }
+
+// Close shuts Raft down and closes its stores.
+func (r *Raft) Close() error {
+	err := r.r.Shutdown().Error()
+	r.tr.Close()
+	if cerr := r.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// slogWriter forwards hclog's lines to slog.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	for _, line := range bytes.Split(bytes.TrimSpace(p), []byte("\n")) {
+		msg := strings.TrimSpace(string(line))
+		if msg == "" {
+			continue
+		}
+		level := slog.LevelInfo
+		switch {
+		case strings.Contains(msg, "[ERROR]"):
+			level = slog.LevelError
+		case strings.Contains(msg, "[WARN]"):
+			level = slog.LevelWarn
+		}
+		w.l.Log(context.Background(), level, msg)
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = slogWriter{}

@@ -2,6 +2,8 @@ package sortjob
 
 import (
 	"fmt"
+
+	"engine/bench/gensort"
 	"io"
 	"runtime"
 	"time"
@@ -24,6 +26,23 @@ type Check struct {
 	Unordered      int64  `json:"unordered"`
 	FirstUnordered int64  `json:"first_unordered,omitempty"`
 	Passed         bool   `json:"passed"`
+}
+
+// MakeCheck compares the input's record count and checksum with the
+// summaries of the output partitions, merged in order.
+func MakeCheck(p *Plan, inRecords int64, inSum gensort.Sum, parts []gensort.Summary) Check {
+	total := gensort.Merge(parts)
+	c := Check{
+		InputRecords: inRecords, InputChecksum: inSum.String(),
+		OutputRecords: int64(total.Records), OutputChecksum: total.Checksum.String(),
+		Duplicates: int64(total.Duplicates), Unordered: int64(total.Unordered),
+	}
+	if total.Unordered > 0 {
+		c.FirstUnordered = int64(total.FirstUnordered)
+	}
+	c.Passed = c.InputRecords == c.OutputRecords && c.InputChecksum == c.OutputChecksum &&
+		total.Unordered == 0 && total.Records == uint64(p.Records)
+	return c
 }
 
 func (c Check) String() string {

@@ -99,7 +99,7 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	// Sample keys and build the range partitioner.
 	r.tr.begin("sample", 0, 1)
 	t0 := time.Now()
-	part, err := r.sample()
+	part, err := Sample(r.plan)
 	if err != nil {
 		return nil, err
 	}
@@ -136,17 +136,7 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	rep.addPhase("validate", time.Since(t0), p.Bytes)
-	total := gensort.Merge(sums)
-	rep.Check = Check{
-		InputRecords: r.mu.inRecords, InputChecksum: r.mu.inSum.String(),
-		OutputRecords: int64(total.Records), OutputChecksum: total.Checksum.String(),
-		Duplicates: int64(total.Duplicates), Unordered: int64(total.Unordered),
-	}
-	if total.Unordered > 0 {
-		rep.Check.FirstUnordered = int64(total.FirstUnordered)
-	}
-	rep.Check.Passed = rep.Check.InputRecords == rep.Check.OutputRecords &&
-		rep.Check.InputChecksum == rep.Check.OutputChecksum && total.Unordered == 0 && total.Records == uint64(p.Records)
+	rep.Check = MakeCheck(p, r.mu.inRecords, r.mu.inSum, sums)
 	if !rep.Check.Passed {
 		return nil, fmt.Errorf("sort: validation failed, output discarded: %s", rep.Check.String())
 	}
@@ -323,8 +313,8 @@ func checkSpace(dataDir, out string, p *Plan) error {
 // strata and each contributes a cluster of consecutive records at a random
 // (seeded, so reproducible) place in it — one small read per cluster for
 // file input.
-func (r *run) sample() (*shuffle.Partitioner, error) {
-	p := r.plan
+// Sample builds the plan's range partitioner from sampled keys.
+func Sample(p *Plan) (*shuffle.Partitioner, error) {
 	const cluster = 40 // records per read: 4000 bytes
 	n := min(p.Records, max(10_000, 100*int64(p.Partitions)), 100_000)
 	strata := max(n/cluster, 1)
@@ -482,7 +472,6 @@ func (r *run) mapPhase(ctx context.Context, part *shuffle.Partitioner) ([]*shuff
 	p := r.plan
 	outs := make([]*shuffle.MapOutput, p.MapCount)
 	dir := filepath.Join(r.jobDir, "map")
-	cfg := shuffle.MapperConfig{SortBuffer: p.SortBuffer, WriteBuffer: p.WriteBuffer, BlockSize: p.BlockSize}
 	var mu sync.Mutex
 	var mappers []*shuffle.Mapper
 	defer func() {
@@ -491,7 +480,7 @@ func (r *run) mapPhase(ctx context.Context, part *shuffle.Partitioner) ([]*shuff
 		}
 	}()
 	newMapper := func() *shuffle.Mapper {
-		m := shuffle.NewMapper(cfg)
+		m := shuffle.NewMapper(p.MapperConfig())
 		mu.Lock()
 		mappers = append(mappers, m)
 		mu.Unlock()
@@ -499,39 +488,15 @@ func (r *run) mapPhase(ctx context.Context, part *shuffle.Partitioner) ([]*shuff
 	}
 	err := pool(ctx, r.cfg.Workers, p.MapCount, newMapper,
 		func(ctx context.Context, m *shuffle.Mapper, i int) error {
-			split := p.Split(i)
-			var src io.Reader
-			var gen *genReader
-			if split.Path == "" {
-				gen = &genReader{g: gensort.NewGenerator(uint64(split.Start), gensort.Options{ASCII: p.Spec.ASCII, Skew: p.Spec.Skew}), left: split.Records}
-				src = gen
-			} else {
-				f, err := os.Open(split.Path)
-				if err != nil {
-					return fmt.Errorf("sort: map %d: %w", split.ID, unwrap(err))
-				}
-				defer f.Close()
-				_ = unix.Fadvise(int(f.Fd()), split.Offset, split.Bytes(), unix.FADV_SEQUENTIAL)
-				src = io.NewSectionReader(f, split.Offset, split.Bytes())
-			}
-			sr := &sumReader{r: src}
-			out, err := m.Map(ctx, shuffle.MapTask{ID: split.ID, Input: sr, Partitioner: part, Dir: dir, Progress: r.tr.add})
+			res, err := RunMap(ctx, m, p, i, part, dir, r.tr.add)
 			if err != nil {
-				if split.Path != "" {
-					return fmt.Errorf("%w (input %s bytes %d-%d)", err, split.Path, split.Offset, split.Offset+split.Bytes())
-				}
 				return err
 			}
-			if out.Records != split.Records {
-				return fmt.Errorf("sort: map %d read %d records, the plan says %d: did input %s change while sorting?", split.ID, out.Records, split.Records, split.Path)
-			}
-			outs[i] = out
+			outs[i] = res.Output
 			r.mu.Lock()
-			r.mu.inRecords += sr.records
-			r.mu.inSum.Add(sr.sum)
-			if gen != nil {
-				r.mu.genTime += gen.took
-			}
+			r.mu.inRecords += res.Records
+			r.mu.inSum.Add(res.Sum)
+			r.mu.genTime += res.GenTime
 			r.mu.Unlock()
 			r.tr.taskDone()
 			return nil
@@ -584,14 +549,11 @@ func (r *run) reducePhase(ctx context.Context, outs []*shuffle.MapOutput) error 
 			for i, o := range outs {
 				ins[i] = shuffle.ReduceInput{Map: o.Map, Path: o.DataPath, Segment: o.Index.Segments[part]}
 			}
-			_, err := shuffle.Reduce(ctx, shuffle.ReduceTask{
-				Partition: part, Inputs: ins, Output: filepath.Join(r.tmpOut, PartName(part, p.Partitions)),
-				BlockSize: p.BlockSize, WriteBuffer: p.ReduceWriteBuffer, MaxFanIn: MaxFanIn, Direct: true, Progress: r.tr.add,
-			})
-			if err == nil {
-				r.tr.taskDone()
+			if _, err := RunReduce(ctx, p, part, ins, r.tmpOut, r.tr.add); err != nil {
+				return err
 			}
-			return err
+			r.tr.taskDone()
+			return nil
 		})
 }
 
@@ -602,49 +564,15 @@ func (r *run) validatePhase(ctx context.Context) ([]gensort.Summary, error) {
 	sums := make([]gensort.Summary, p.Partitions)
 	err := pool(ctx, r.cfg.Workers, p.Partitions, func() []byte { return make([]byte, 4<<20) },
 		func(ctx context.Context, buf []byte, part int) error {
-			path := filepath.Join(r.tmpOut, PartName(part, p.Partitions))
-			s, err := validateFile(ctx, path, buf, r.tr.add)
+			s, err := ValidatePart(ctx, p, part, r.tmpOut, buf, r.tr.add)
 			if err != nil {
 				return err
 			}
 			sums[part] = s
-			b, _ := s.MarshalBinary()
-			if err := os.WriteFile(filepath.Join(r.tmpOut, SummaryName(part, p.Partitions)), b, 0o644); err != nil {
-				return fmt.Errorf("sort: %w", unwrap(err))
-			}
 			r.tr.taskDone()
 			return nil
 		})
 	return sums, err
-}
-
-func validateFile(ctx context.Context, path string, buf []byte, progress func(int64)) (gensort.Summary, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return gensort.Summary{}, fmt.Errorf("sort: validate: %w", unwrap(err))
-	}
-	defer f.Close()
-	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
-	v := gensort.NewValidator()
-	for {
-		if err := ctx.Err(); err != nil {
-			return gensort.Summary{}, err
-		}
-		n, err := io.ReadFull(f, buf)
-		v.Write(buf[:n])
-		progress(int64(n))
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			return gensort.Summary{}, fmt.Errorf("sort: validate %s: %w", path, err)
-		}
-	}
-	s, err := v.Summary()
-	if err != nil {
-		return s, fmt.Errorf("sort: validate %s: %w", path, err)
-	}
-	return s, nil
 }
 
 // commit moves the validated files into the output directory, fsyncs it,
@@ -656,23 +584,34 @@ func (r *run) commit(rep *Report) error {
 		rep.Output = ""
 		return os.RemoveAll(r.jobDir)
 	}
-	names, err := os.ReadDir(r.tmpOut)
-	if err != nil {
-		return fmt.Errorf("sort: commit: %w", unwrap(err))
+	rep.Output = out
+	if err := CommitOutput(r.tmpOut, out, rep); err != nil {
+		return err
 	}
-	for _, de := range names {
-		if err := os.Rename(filepath.Join(r.tmpOut, de.Name()), filepath.Join(out, de.Name())); err != nil {
-			return fmt.Errorf("sort: commit: %w", unwrap(err))
+	r.createdOutput = false
+	return os.RemoveAll(r.jobDir)
+}
+
+// CommitOutput moves the part and summary files from the temporary
+// directory tmp into out, fsyncs out, writes _SUCCESS (the report) and
+// fsyncs again, then removes tmp. It can be repeated after a crash: files
+// already moved are skipped.
+func CommitOutput(tmp, out string, rep *Report) error {
+	for _, pat := range []string{"part-*", "summary-*"} {
+		names, err := filepath.Glob(filepath.Join(tmp, pat))
+		if err != nil {
+			return fmt.Errorf("sort: commit: %w", err)
 		}
-	}
-	if err := os.Remove(r.tmpOut); err != nil {
-		return fmt.Errorf("sort: commit: %w", unwrap(err))
+		for _, from := range names {
+			if err := os.Rename(from, filepath.Join(out, filepath.Base(from))); err != nil {
+				return fmt.Errorf("sort: commit: %w", unwrap(err))
+			}
+		}
 	}
 	if err := syncDir(out); err != nil {
 		return fmt.Errorf("sort: commit: %w", err)
 	}
 	var sb strings.Builder
-	rep.Output = out
 	rep.WriteText(&sb)
 	if err := writeFileSync(filepath.Join(out, SuccessName), []byte(sb.String())); err != nil {
 		return fmt.Errorf("sort: commit: %w", err)
@@ -680,8 +619,7 @@ func (r *run) commit(rep *Report) error {
 	if err := syncDir(out); err != nil {
 		return fmt.Errorf("sort: commit: %w", err)
 	}
-	r.createdOutput = false
-	return os.RemoveAll(r.jobDir)
+	return os.RemoveAll(tmp)
 }
 
 // RemoveUncommitted removes what an unfinished job left in its output

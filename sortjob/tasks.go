@@ -1,0 +1,141 @@
+package sortjob
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"engine/bench/gensort"
+	"engine/shuffle"
+)
+
+// The task-level steps of a sort. Run drives them on one node; a cluster's
+// nodes run them as the coordinator assigns them.
+
+// MapperConfig returns the map-side buffers the plan sizes.
+func (p *Plan) MapperConfig() shuffle.MapperConfig {
+	return shuffle.MapperConfig{SortBuffer: p.SortBuffer, WriteBuffer: p.WriteBuffer, BlockSize: p.BlockSize}
+}
+
+// MapResult is a finished map task.
+type MapResult struct {
+	Output  *shuffle.MapOutput
+	Records int64       // records read
+	Sum     gensort.Sum // their checksum: the input side of the valsort check
+	GenTime time.Duration
+}
+
+// RunMap runs map task i of p with m: it generates or reads the split, sorts
+// and partitions it, and writes the map output into dir. An output left by
+// an earlier attempt of the same task is replaced.
+func RunMap(ctx context.Context, m *shuffle.Mapper, p *Plan, i int, part *shuffle.Partitioner, dir string, progress func(int64)) (*MapResult, error) {
+	split := p.Split(i)
+	for _, name := range []string{shuffle.DataName(i), shuffle.IndexName(i)} {
+		os.Remove(filepath.Join(dir, name))
+		os.Remove(filepath.Join(dir, name+".tmp"))
+	}
+	var src io.Reader
+	var gen *genReader
+	if split.Path == "" {
+		gen = &genReader{g: gensort.NewGenerator(uint64(split.Start), gensort.Options{ASCII: p.Spec.ASCII, Skew: p.Spec.Skew}), left: split.Records}
+		src = gen
+	} else {
+		f, err := os.Open(split.Path)
+		if err != nil {
+			return nil, fmt.Errorf("sort: map %d: %w", split.ID, unwrap(err))
+		}
+		defer f.Close()
+		_ = unix.Fadvise(int(f.Fd()), split.Offset, split.Bytes(), unix.FADV_SEQUENTIAL)
+		src = io.NewSectionReader(f, split.Offset, split.Bytes())
+	}
+	sr := &sumReader{r: src}
+	out, err := m.Map(ctx, shuffle.MapTask{ID: split.ID, Input: sr, Partitioner: part, Dir: dir, Progress: progress})
+	if err != nil {
+		if split.Path != "" {
+			return nil, fmt.Errorf("%w (input %s bytes %d-%d)", err, split.Path, split.Offset, split.Offset+split.Bytes())
+		}
+		return nil, err
+	}
+	if out.Records != split.Records {
+		return nil, fmt.Errorf("sort: map %d read %d records, the plan says %d: did input %s change while sorting?", split.ID, out.Records, split.Records, split.Path)
+	}
+	res := &MapResult{Output: out, Records: sr.records, Sum: sr.sum}
+	if gen != nil {
+		res.GenTime = gen.took
+	}
+	return res, nil
+}
+
+// RunReduce merges partition part's segments into dir/PartName: written
+// under a temporary name, fsynced, then renamed, so the name only ever holds
+// a complete partition. It returns the records written.
+func RunReduce(ctx context.Context, p *Plan, part int, inputs []shuffle.ReduceInput, dir string, progress func(int64)) (int64, error) {
+	final := filepath.Join(dir, PartName(part, p.Partitions))
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(dir, "."+PartName(part, p.Partitions)+".tmp-"+hex.EncodeToString(rnd[:]))
+	n, err := shuffle.Reduce(ctx, shuffle.ReduceTask{
+		Partition: part, Inputs: inputs, Output: tmp,
+		BlockSize: p.BlockSize, WriteBuffer: p.ReduceWriteBuffer, MaxFanIn: MaxFanIn, Direct: true, Progress: progress,
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return 0, fmt.Errorf("sort: reduce %d: %w", part, unwrap(err))
+	}
+	return n, nil
+}
+
+// ValidatePart reads dir/PartName back from disk, computes its valsort
+// summary and writes it to dir/SummaryName. buf is the read buffer.
+func ValidatePart(ctx context.Context, p *Plan, part int, dir string, buf []byte, progress func(int64)) (gensort.Summary, error) {
+	s, err := validateFile(ctx, filepath.Join(dir, PartName(part, p.Partitions)), buf, progress)
+	if err != nil {
+		return s, err
+	}
+	b, _ := s.MarshalBinary()
+	if err := os.WriteFile(filepath.Join(dir, SummaryName(part, p.Partitions)), b, 0o644); err != nil {
+		return s, fmt.Errorf("sort: %w", unwrap(err))
+	}
+	return s, nil
+}
+
+func validateFile(ctx context.Context, path string, buf []byte, progress func(int64)) (gensort.Summary, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return gensort.Summary{}, fmt.Errorf("sort: validate: %w", unwrap(err))
+	}
+	defer f.Close()
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+	v := gensort.NewValidator()
+	for {
+		if err := ctx.Err(); err != nil {
+			return gensort.Summary{}, err
+		}
+		n, err := io.ReadFull(f, buf)
+		v.Write(buf[:n])
+		if progress != nil {
+			progress(int64(n))
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return gensort.Summary{}, fmt.Errorf("sort: validate %s: %w", path, err)
+		}
+	}
+	s, err := v.Summary()
+	if err != nil {
+		return s, fmt.Errorf("sort: validate %s: %w", path, err)
+	}
+	return s, nil
+}

@@ -50,7 +50,11 @@ type Command struct {
 	InputSum string                `json:"input_sum,omitempty"`
 	Summary  []byte                `json:"summary,omitempty"`
 	Bytes    int64                 `json:"bytes,omitempty"`
+	Remote   int64                 `json:"remote,omitempty"`
 	Seconds  float64               `json:"seconds,omitempty"`
+	RSS      int64                 `json:"rss,omitempty"`
+	// JobSubmit: the submitting node created the output directory.
+	OutputCreated bool `json:"output_created,omitempty"`
 
 	// Failures.
 	Error    string `json:"error,omitempty"`
@@ -156,7 +160,7 @@ func Apply(s *State, c Command) error {
 		}
 		t.State, t.LastError = TaskDone, ""
 		t.Segments, t.Records, t.InputSum = c.Segments, c.Records, c.InputSum
-		t.Summary, t.Bytes, t.Seconds = c.Summary, c.Bytes, c.Seconds
+		t.Summary, t.Bytes, t.Seconds, t.Remote, t.RSS = c.Summary, c.Bytes, c.Seconds, c.Remote, c.RSS
 		advance(j, c.Time)
 		return nil
 	case CmdTaskFailed:
@@ -213,11 +217,10 @@ func applySubmit(s *State, c Command) error {
 		return reject("job %s: splits do not give %d partitions", c.Job, c.Plan.Partitions)
 	}
 	j := &Job{
-		ID: c.Job, Spec: *c.Spec, Plan: *c.Plan, Splits: c.Splits,
+		ID: c.Job, Spec: *c.Spec, Plan: *c.Plan, Splits: c.Splits, OutputCreated: c.OutputCreated,
 		State: JobRunning, Stage: StageMap, Submitted: c.Time,
 		Maps: make([]Task, c.Plan.MapCount), Reduces: make([]Task, c.Plan.Partitions),
 	}
-	j.Plan.Maps = nil
 	for i := range j.Maps {
 		j.Maps[i] = Task{Kind: KindMap, Index: i, State: TaskPending}
 	}

@@ -30,6 +30,8 @@ type RaftConfig struct {
 	Bootstrap bool
 	FSM       *FSM
 	Logger    *slog.Logger
+	// Timeout is the heartbeat and election timeout; default 500ms.
+	Timeout time.Duration
 }
 
 // Raft is one node's Raft: hashicorp/raft with a bbolt log and stable
@@ -70,6 +72,9 @@ func OpenRaft(cfg RaftConfig) (*Raft, error) {
 	if cfg.Advertise == "" {
 		cfg.Advertise = cfg.Bind
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 500 * time.Millisecond
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -86,10 +91,12 @@ func OpenRaft(cfg RaftConfig) (*Raft, error) {
 		store.Close()
 		return nil, fmt.Errorf("coordinator: raft snapshots: %w", err)
 	}
-	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
-	if err != nil {
+	var adv net.Addr // nil: the listener's address (for port 0)
+	if a, err := net.ResolveTCPAddr("tcp", cfg.Advertise); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("coordinator: raft advertise address %q: %w", cfg.Advertise, err)
+	} else if a.Port != 0 {
+		adv = a
 	}
 	tr, err := raft.NewTCPTransportWithLogger(cfg.Bind, adv, 4, 5*time.Second, hl)
 	if err != nil {
@@ -99,9 +106,9 @@ func OpenRaft(cfg RaftConfig) (*Raft, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hl
-	rc.HeartbeatTimeout = 500 * time.Millisecond
-	rc.ElectionTimeout = 500 * time.Millisecond
-	rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	rc.HeartbeatTimeout = cfg.Timeout
+	rc.ElectionTimeout = cfg.Timeout
+	rc.LeaderLeaseTimeout = cfg.Timeout / 2
 	rc.CommitTimeout = 5 * time.Millisecond
 	rc.SnapshotThreshold = 2048
 	rc.SnapshotInterval = 30 * time.Second

@@ -71,23 +71,30 @@ type Task struct {
 	// Summary is a reduce output's valsort summary (binary encoding).
 	Summary []byte `json:"summary,omitempty"`
 	Bytes   int64  `json:"bytes,omitempty"`
+	// Remote is the bytes a reduce fetched from other nodes.
+	Remote int64 `json:"remote,omitempty"`
 	// Seconds the attempt that finished took.
 	Seconds float64 `json:"seconds,omitempty"`
+	// RSS is the node's peak resident set size when it finished, in bytes.
+	RSS int64 `json:"rss,omitempty"`
 }
 
 // Job is one sort job and its tasks.
 type Job struct {
-	ID    string       `json:"id"`
-	Spec  sortjob.Spec `json:"spec"`
-	Plan  sortjob.Plan `json:"plan"`
+	ID   string       `json:"id"`
+	Spec sortjob.Spec `json:"spec"`
+	Plan sortjob.Plan `json:"plan"`
 	// Splits is the range partitioner (shuffle.Partitioner binary encoding).
-	Splits    []byte    `json:"splits"`
-	State     string    `json:"state"`
-	Stage     string    `json:"stage"`
-	Error     string    `json:"error,omitempty"`
-	Maps      []Task    `json:"maps"`
-	Reduces   []Task    `json:"reduces"`
-	Submitted time.Time `json:"submitted"`
+	Splits []byte `json:"splits"`
+	// OutputCreated: the submitting node created Spec.Output, so a failed
+	// job removes it (when empty).
+	OutputCreated bool      `json:"output_created,omitempty"`
+	State         string    `json:"state"`
+	Stage         string    `json:"stage"`
+	Error         string    `json:"error,omitempty"`
+	Maps          []Task    `json:"maps"`
+	Reduces       []Task    `json:"reduces"`
+	Submitted     time.Time `json:"submitted"`
 	// Stage start times, for the report.
 	MapStarted    time.Time `json:"map_started,omitzero"`
 	ReduceStarted time.Time `json:"reduce_started,omitzero"`

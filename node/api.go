@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
+	"engine/coordinator"
 	"engine/sortjob"
 )
 
@@ -31,15 +33,27 @@ type PlanResponse struct {
 	Text string        `json:"text"`
 }
 
+// MemberStatus is one member as GET /v1/status shows it.
+type MemberStatus struct {
+	coordinator.Member
+	Leader bool `json:"leader"`
+}
+
 // NodeStatus is the answer to GET /v1/status.
 type NodeStatus struct {
-	DataDir string   `json:"data_dir"`
-	API     string   `json:"api"`
-	Workers int      `json:"workers"`
-	Memory  int64    `json:"memory"`
-	Cores   int      `json:"cores"`
-	PID     int      `json:"pid"`
-	Running []string `json:"running"`
+	ID        string         `json:"id"`
+	DataDir   string         `json:"data_dir"`
+	API       string         `json:"api"`
+	Workers   int            `json:"workers"`
+	Memory    int64          `json:"memory"`
+	Cores     int            `json:"cores"`
+	PID       int            `json:"pid"`
+	Leader    string         `json:"leader"`
+	RaftState string         `json:"raft_state"`
+	Term      string         `json:"term"`
+	Applied   uint64         `json:"applied_index"`
+	Members   []MemberStatus `json:"members"`
+	Ready     bool           `json:"ready"`
 }
 
 type apiError struct {
@@ -48,24 +62,22 @@ type apiError struct {
 
 // handler serves the API:
 //
-//	GET  /v1/status            node status
-//	POST /v1/jobs              submit a job (SubmitRequest) → JobStatus
-//	GET  /v1/jobs              all jobs → []JobStatus
-//	GET  /v1/jobs/{id}         one job with live progress → JobStatus;
-//	                           ?wait=DURATION answers as soon as the job ends,
-//	                           or after DURATION (up to 1m)
-//	POST /v1/jobs/{id}/cancel  cancel → JobStatus
-//	POST /v1/plan              plan without running (PlanRequest) → PlanResponse
+//	GET  /v1/status              this node, the leader, Raft, the members
+//	POST /v1/jobs                submit a job (SubmitRequest) → JobStatus
+//	GET  /v1/jobs                all jobs → []JobStatus
+//	GET  /v1/jobs/{id}           one job with progress → JobStatus;
+//	                             ?wait=DURATION answers as soon as the job
+//	                             ends, or after DURATION (up to 1m)
+//	POST /v1/jobs/{id}/cancel    cancel → JobStatus
+//	POST /v1/plan                plan without running (PlanRequest) → PlanResponse
+//	POST /v1/cluster/join        a node joins (JoinRequest) → JoinResponse
+//	POST /v1/internal/propose    replicate a coordinator.Command (leader only)
+//
+// Any node answers; writes are forwarded to the leader.
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		st := NodeStatus{DataDir: n.cfg.DataDir, API: n.Addr(), Workers: n.cfg.Workers, Memory: n.cfg.Memory, Cores: runtime.NumCPU(), PID: pidSelf()}
-		for _, j := range n.Jobs() {
-			if j.State == StateRunning {
-				st.Running = append(st.Running, j.ID)
-			}
-		}
-		writeJSON(w, http.StatusOK, st)
+		writeJSON(w, http.StatusOK, n.Status())
 	})
 	mux.HandleFunc("POST /v1/jobs", func(w http.ResponseWriter, r *http.Request) {
 		var req SubmitRequest
@@ -76,9 +88,13 @@ func (n *Node) handler() http.Handler {
 			writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("unknown job kind %q: the node runs \"sort\" jobs", req.Kind)})
 			return
 		}
-		st, err := n.Submit(req.Spec)
+		st, err := n.Submit(r.Context(), req.Spec)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+			code := http.StatusBadRequest
+			if errors.Is(err, coordinator.ErrNoQuorum) || errors.Is(err, coordinator.ErrNotLeader) {
+				code = http.StatusServiceUnavailable
+			}
+			writeJSON(w, code, apiError{err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusAccepted, st)
@@ -98,16 +114,16 @@ func (n *Node) handler() http.Handler {
 		}
 		st, ok := n.WaitJob(r.Context(), r.PathValue("id"), wait)
 		if !ok {
-			writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no job %q on this node", r.PathValue("id"))})
+			writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no job %q in the cluster", r.PathValue("id"))})
 			return
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
-		st, err := n.Cancel(r.PathValue("id"))
+		st, err := n.Cancel(r.Context(), r.PathValue("id"))
 		switch {
 		case errors.Is(err, ErrNoJob):
-			writeJSON(w, http.StatusNotFound, apiError{fmt.Sprintf("no job %q on this node", r.PathValue("id"))})
+			writeJSON(w, http.StatusNotFound, apiError{err.Error()})
 		case err != nil:
 			writeJSON(w, http.StatusConflict, apiError{err.Error()})
 		default:
@@ -119,23 +135,84 @@ func (n *Node) handler() http.Handler {
 		if !readJSON(w, r, &req) {
 			return
 		}
-		plan, err := n.Plan(req.Spec, req.Cluster)
+		if req.Spec.Memory == 0 {
+			req.Spec.Memory = n.cfg.Memory
+		}
+		if req.Cluster.CoresPerNode <= 0 {
+			req.Cluster.CoresPerNode = n.cfg.Workers
+		}
+		if req.Cluster.Nodes <= 0 {
+			req.Cluster.Nodes = len(n.Status().Members)
+		}
+		plan, err := sortjob.MakePlan(req.Spec, req.Cluster)
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
 			return
 		}
 		resp := PlanResponse{Plan: plan}
-		resp.Rate, _ = n.Rate()
+		resp.Rate, _ = sortjob.LoadRate(n.cfg.DataDir)
 		var sb strings.Builder
 		plan.WriteText(&sb, resp.Rate)
 		resp.Text = sb.String()
 		writeJSON(w, http.StatusOK, resp)
 	})
+	mux.HandleFunc("POST /v1/cluster/join", func(w http.ResponseWriter, r *http.Request) {
+		var req JoinRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		resp, err := n.handleJoin(r.Context(), req)
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+	})
+	mux.HandleFunc("POST /v1/internal/propose", func(w http.ResponseWriter, r *http.Request) {
+		var c coordinator.Command
+		if !readJSON(w, r, &c) {
+			return
+		}
+		if !n.raft.IsLeader() {
+			// 421 Misdirected Request: the caller retries with the leader.
+			writeJSON(w, http.StatusMisdirectedRequest, apiError{fmt.Sprintf("node %s is not the leader", n.id)})
+			return
+		}
+		err := n.raft.Propose(r.Context(), c)
+		switch {
+		case errors.Is(err, coordinator.ErrRejected):
+			writeJSON(w, http.StatusConflict, apiError{err.Error()})
+		case err != nil:
+			writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
+		default:
+			writeJSON(w, http.StatusOK, struct{}{})
+		}
+	})
 	return mux
 }
 
+// Status returns this node's view of the cluster.
+func (n *Node) Status() NodeStatus {
+	stats := n.raft.Stats()
+	leader, _ := n.raft.Leader()
+	st := NodeStatus{ID: n.id, DataDir: n.cfg.DataDir, API: n.Addr(), Workers: n.cfg.Workers, Memory: n.cfg.Memory,
+		Cores: runtime.NumCPU(), PID: pidSelf(), Leader: leader, RaftState: stats["state"], Term: stats["term"]}
+	select {
+	case <-n.registered:
+		st.Ready = true
+	default:
+	}
+	n.fsm.Read(func(s *coordinator.State) {
+		st.Applied = s.Index
+		for _, id := range s.MemberIDs() {
+			st.Members = append(st.Members, MemberStatus{Member: *s.Members[id], Leader: id == leader})
+		}
+	})
+	return st
+}
+
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("bad request body: %v", err)})
@@ -148,4 +225,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

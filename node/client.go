@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"engine/coordinator"
 	"engine/sortjob"
 )
 
@@ -60,10 +61,11 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	if resp.StatusCode >= 300 {
 		var e apiError
+		msg := fmt.Sprintf("node %s: %s %s: %s", c.Addr, method, path, resp.Status)
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s", e.Error)
+			msg = e.Error
 		}
-		return fmt.Errorf("node %s: %s %s: %s", c.Addr, method, path, resp.Status)
+		return &remoteError{status: resp.StatusCode, msg: msg}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -85,6 +87,37 @@ func unwrapURL(err error) error {
 		}
 		err = inner
 	}
+}
+
+// remoteError is an error answer from a node.
+type remoteError struct {
+	status int
+	msg    string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+
+// Is lets callers test a forwarded answer against the coordinator's errors.
+func (e *remoteError) Is(target error) bool {
+	switch target {
+	case coordinator.ErrRejected:
+		return e.status == http.StatusConflict
+	case coordinator.ErrNotLeader:
+		return e.status == http.StatusMisdirectedRequest
+	}
+	return false
+}
+
+// Join asks the node to add a member (forwarded to the leader).
+func (c *Client) Join(ctx context.Context, req JoinRequest) (JoinResponse, error) {
+	var resp JoinResponse
+	err := c.do(ctx, "POST", "/v1/cluster/join", req, &resp)
+	return resp, err
+}
+
+// Propose asks the leader to replicate a command.
+func (c *Client) Propose(ctx context.Context, cmd coordinator.Command) error {
+	return c.do(ctx, "POST", "/v1/internal/propose", cmd, nil)
 }
 
 // SubmitSort submits a sort job.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -55,4 +56,49 @@ func BenchmarkMapReduce(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkFetch reads one 100 MB segment that is in the page cache: from
+// the shuffle service over loopback (sendfile on the server; read-ahead,
+// block assembly and CRC32C on the client), and for comparison from the
+// local file with the reduce's local reader.
+func BenchmarkFetch(b *testing.B) {
+	const size = 1_000_000 * RecordSize
+	root := b.TempDir()
+	seg := writeRawOutput(b, filepath.Join(root, "bench"), 0, size)
+	dataPath := filepath.Join(root, "bench", DataName(0))
+	ts := startServer(b, DirLocator(root))
+	f := testFetcher(b)
+	run := func(b *testing.B, open func() (blockSource, error)) {
+		for b.Loop() {
+			src, err := open()
+			if err != nil {
+				b.Fatal(err)
+			}
+			var n int64
+			for {
+				blk, err := src.next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += int64(len(blk))
+			}
+			src.close()
+			if n != size {
+				b.Fatalf("read %d bytes, want %d", n, size)
+			}
+		}
+		b.ReportMetric(float64(size)*float64(b.N)/1e6/b.Elapsed().Seconds(), "MB/s")
+	}
+	b.Run("remote", func(b *testing.B) {
+		run(b, func() (blockSource, error) {
+			return openRemoteSegment(context.Background(), f, ReduceInput{Map: 0, Addr: ts.addr, Job: "bench", Segment: seg}, 0, 1<<20), nil
+		})
+	})
+	b.Run("local", func(b *testing.B) {
+		run(b, func() (blockSource, error) { return openSegment(dataPath, seg, 1<<20, "bench") })
+	})
 }

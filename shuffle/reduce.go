@@ -7,10 +7,20 @@ import (
 	"path/filepath"
 )
 
-// ReduceInput is one map output's segment for a reduce partition.
+// ReduceInput is one map output's segment for a reduce partition: a local
+// file, or a map output that a shuffle service (Server) at Addr serves.
 type ReduceInput struct {
-	Map     int    // map task id, for errors
-	Path    string // the map's data file
+	Map int // map task id
+	// Addr is the host:port of the shuffle service that holds the map
+	// output; empty means the map output is the local file at Path.
+	Addr string
+	// Job is the id of the map output's job, for a remote input.
+	Job  string
+	Path string // the map's data file, for a local input
+	// Segment is the partition's segment in the map output. For a local
+	// input it is read as given, and a zero Length means an empty segment.
+	// For a remote input the server's index is authoritative: a non-zero
+	// Length and its CRC must match it, and a zero Length means unknown.
 	Segment SegmentInfo
 }
 
@@ -35,6 +45,8 @@ type ReduceTask struct {
 	Direct bool
 	// Progress, if set, is called with bytes written as they are written.
 	Progress func(bytes int64)
+	// Fetcher fetches the remote inputs; nil means DefaultFetcher.
+	Fetcher *Fetcher
 }
 
 func (t *ReduceTask) ensureDefaults() {
@@ -57,12 +69,14 @@ func ReduceMemory(n, blockSize, writeBuffer int) int64 {
 	return int64(n)*2*int64(t.BlockSize) + 3*int64(t.WriteBuffer)
 }
 
-// Reduce runs one reduce task and returns the records written.
+// Reduce runs one reduce task and returns the records written. A remote
+// input that cannot be fetched fails the task with an error that wraps a
+// *FetchError naming the map output.
 func Reduce(ctx context.Context, t ReduceTask) (int64, error) {
 	t.ensureDefaults()
 	inputs := make([]ReduceInput, 0, len(t.Inputs))
 	for _, in := range t.Inputs {
-		if in.Segment.Length > 0 {
+		if in.Segment.Length > 0 || in.Addr != "" {
 			inputs = append(inputs, in)
 		}
 	}
@@ -104,6 +118,10 @@ func mergeToFile(ctx context.Context, t ReduceTask, inputs []ReduceInput, path s
 		}
 	}
 	for _, in := range inputs {
+		if in.Addr != "" {
+			srcs = append(srcs, openRemoteSegment(ctx, t.Fetcher, in, t.Partition, t.BlockSize))
+			continue
+		}
 		name := fmt.Sprintf("map %d segment", in.Map)
 		if in.Map < 0 {
 			name = "merge pass run"

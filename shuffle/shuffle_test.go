@@ -46,6 +46,10 @@ func reference(data []byte) []byte {
 type shuffleConfig struct {
 	records, maps, parts, sortBuf, fanIn, block int
 	dup, direct                                 bool
+	// input, if set, makes the reduce input of map output o for partition
+	// part (to fetch some inputs from a shuffle service).
+	input   func(o *MapOutput, part int) ReduceInput
+	fetcher *Fetcher
 }
 
 // runShuffle partitions data into cfg.maps splits, maps and reduces them in
@@ -86,10 +90,14 @@ func runShuffle(t *testing.T, dir string, data []byte, cfg shuffleConfig, sample
 	for r := 0; r < cfg.parts; r++ {
 		var ins []ReduceInput
 		for _, o := range outs {
-			ins = append(ins, ReduceInput{Map: o.Map, Path: o.DataPath, Segment: o.Index.Segments[r]})
+			in := ReduceInput{Map: o.Map, Path: o.DataPath, Segment: o.Index.Segments[r]}
+			if cfg.input != nil {
+				in = cfg.input(o, r)
+			}
+			ins = append(ins, in)
 		}
 		path := filepath.Join(dir, fmt.Sprintf("part-%05d", r))
-		if _, err := Reduce(ctx, ReduceTask{Partition: r, Inputs: ins, Output: path, BlockSize: cfg.block, WriteBuffer: 1000 + cfg.block, MaxFanIn: cfg.fanIn, Direct: cfg.direct}); err != nil {
+		if _, err := Reduce(ctx, ReduceTask{Partition: r, Inputs: ins, Output: path, BlockSize: cfg.block, WriteBuffer: 1000 + cfg.block, MaxFanIn: cfg.fanIn, Direct: cfg.direct, Fetcher: cfg.fetcher}); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(path)

@@ -87,7 +87,7 @@ type Plan struct {
 	// MapCount and Maps: the map tasks (Maps is omitted from JSON for big
 	// plans; MapCount always holds the count).
 	MapCount   int        `json:"map_count"`
-	Maps       []MapSplit `json:"-"`
+	Maps       []MapSplit `json:"maps,omitempty"` // file input only
 	Partitions int        `json:"partitions"`
 	// MapSpills is true when a split is larger than the sort buffer.
 	MapSpills bool `json:"map_spills"`
@@ -236,7 +236,7 @@ func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 
 // Split returns map task i's input.
 func (p *Plan) Split(i int) MapSplit {
-	if p.Maps != nil {
+	if p.Spec.Input != "" {
 		return p.Maps[i]
 	}
 	maps, n := int64(p.MapCount), int64(i)

@@ -81,10 +81,38 @@ type Report struct {
 	PeakRSSNote string  `json:"peak_rss_note,omitempty"`
 	Check       Check   `json:"check"`
 	Output      string  `json:"output,omitempty"`
+	// On a cluster: the bytes reduces fetched from other nodes, their rate
+	// over the reduce stage, re-run attempts, and per-node figures.
+	ShuffleBytes int64         `json:"shuffle_bytes,omitempty"`
+	ShuffleMBps  float64       `json:"shuffle_mb_per_s,omitempty"`
+	Retries      int           `json:"retries,omitempty"`
+	Nodes        []NodeFigures `json:"nodes,omitempty"`
 }
 
-func (r *Report) addPhase(name string, d time.Duration, bytes int64) {
+// NodeFigures is one node's share of a cluster job.
+type NodeFigures struct {
+	Node         string  `json:"node"`
+	Maps         int     `json:"maps"`
+	Reduces      int     `json:"reduces"`
+	MapBytes     int64   `json:"map_bytes"`
+	ReduceBytes  int64   `json:"reduce_bytes"`
+	FetchedBytes int64   `json:"fetched_bytes"`
+	TaskSeconds  float64 `json:"task_seconds"`
+	PeakRSS      int64   `json:"peak_rss"`
+}
+
+// AddPhase appends a phase's wall time.
+func (r *Report) AddPhase(name string, d time.Duration, bytes int64) {
 	r.Phases = append(r.Phases, PhaseTime{Name: name, Duration: d, Bytes: bytes})
+}
+
+func (r *Report) hasPhase(name string) bool {
+	for _, p := range r.Phases {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // SortTime is the map plus reduce time.
@@ -98,12 +126,17 @@ func (r *Report) SortTime() time.Duration {
 	return d
 }
 
-func (r *Report) finish(rssReset bool) {
+// Finish computes the rates from the phases.
+func (r *Report) Finish() {
 	if s := r.SortTime().Seconds(); s > 0 {
 		r.MBps = float64(r.Bytes) / 1e6 / s
 		r.TBPerMin = float64(r.Bytes) / 1e12 / (s / 60)
-		r.MBpsPerCore = r.MBps / float64(r.Workers)
+		r.MBpsPerCore = r.MBps / float64(max(r.Workers, 1))
 	}
+}
+
+func (r *Report) finish(rssReset bool) {
+	r.Finish()
 	r.PeakRSS = PeakRSS()
 	if !rssReset {
 		r.PeakRSSNote = "process peak (the per-job reset was not available)"
@@ -133,6 +166,9 @@ func (r *Report) WriteText(w io.Writer) {
 		if p.Name == "map" && r.GenerateCPU > 0 {
 			fmt.Fprintf(w, "  (includes generating the input: %.2fs of CPU)", r.GenerateCPU.Seconds())
 		}
+		if p.Name == "reduce" && !r.hasPhase("validate") {
+			fmt.Fprintf(w, "  (each reduce fsyncs its partition, then reads it back and validates it)")
+		}
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  total        %8.2fs\n", r.Total.Seconds())
@@ -156,6 +192,14 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "%d unordered, first at record %d\n", c.Unordered, c.FirstUnordered)
 	} else {
 		fmt.Fprintf(w, "all records in order\n")
+	}
+	if len(r.Nodes) > 0 {
+		fmt.Fprintf(w, "  shuffle      %s fetched across the network, %.1f MB/s over the reduce stage; %d re-run attempts\n",
+			FormatBytes(r.ShuffleBytes), r.ShuffleMBps, r.Retries)
+		for _, n := range r.Nodes {
+			fmt.Fprintf(w, "  node %-12s %d maps (%s), %d reduces (%s out, %s fetched), %.1fs of tasks, peak RSS %s\n",
+				n.Node, n.Maps, FormatBytes(n.MapBytes), n.Reduces, FormatBytes(n.ReduceBytes), FormatBytes(n.FetchedBytes), n.TaskSeconds, FormatBytes(n.PeakRSS))
+		}
 	}
 	if r.Output != "" {
 		fmt.Fprintf(w, "  output       %s (part-00000..part-%05d, valsort summaries summary-NNNNN, %s)\n", r.Output, r.Partitions-1, SuccessName)

@@ -103,7 +103,7 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.addPhase("sample", time.Since(t0), 0)
+	rep.AddPhase("sample", time.Since(t0), 0)
 
 	// Map.
 	r.tr.begin("map", p.Bytes, p.MapCount)
@@ -113,7 +113,7 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	rep.Spills = spills
-	rep.addPhase("map", time.Since(t0), p.Bytes)
+	rep.AddPhase("map", time.Since(t0), p.Bytes)
 	rep.GenerateCPU = r.mu.genTime
 	freeMemory()
 
@@ -123,7 +123,7 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	if err := r.reducePhase(ctx, outs); err != nil {
 		return nil, err
 	}
-	rep.addPhase("reduce", time.Since(t0), p.Bytes)
+	rep.AddPhase("reduce", time.Since(t0), p.Bytes)
 	freeMemory()
 	// The map outputs are no longer needed.
 	os.RemoveAll(filepath.Join(r.jobDir, "map"))
@@ -135,7 +135,7 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.addPhase("validate", time.Since(t0), p.Bytes)
+	rep.AddPhase("validate", time.Since(t0), p.Bytes)
 	rep.Check = MakeCheck(p, r.mu.inRecords, r.mu.inSum, sums)
 	if !rep.Check.Passed {
 		return nil, fmt.Errorf("sort: validation failed, output discarded: %s", rep.Check.String())
@@ -150,7 +150,7 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	if err := r.commit(rep); err != nil {
 		return nil, err
 	}
-	rep.addPhase("commit", time.Since(t0), 0)
+	rep.AddPhase("commit", time.Since(t0), 0)
 	rep.Total = time.Since(start)
 	r.saveRate(rep)
 	r.log.Info("sort finished", "bytes", p.Bytes, "seconds", rep.Total.Seconds(), "mbps", rep.MBps)
@@ -166,11 +166,8 @@ func freeMemory() {
 
 // Precheck plans spec and runs every check a run makes before writing:
 // input files, output directory, free disk. It writes nothing.
-func Precheck(cfg Config, spec Spec) (*Plan, error) {
-	if cfg.Workers <= 0 {
-		cfg.Workers = runtime.GOMAXPROCS(0)
-	}
-	plan, err := MakePlan(spec, Cluster{Nodes: 1, CoresPerNode: cfg.Workers})
+func Precheck(cfg Config, spec Spec, cluster Cluster) (*Plan, error) {
+	plan, err := MakePlan(spec, cluster)
 	if err != nil {
 		return nil, err
 	}

@@ -122,7 +122,7 @@ func TestSubmitSort50MB(t *testing.T) {
 	mustOK(t, r, "submit sort")
 	want := gensort.ChecksumRecords(0, 500_000, gensort.Options{}).String()
 	for _, s := range []string{"PASSED", "records in 500000 = out 500000", "checksum in " + want + " = out " + want,
-		"map", "reduce", "validate", "MB/s per core", "peak RSS", "TB/min"} {
+		"map", "reduce", "validates", "MB/s per core", "peak RSS", "TB/min"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Fatalf("report lacks %q:\n%s", s, r.stdout)
 		}

@@ -144,11 +144,17 @@ func submitSort(args []string, addr string, stdout, stderr io.Writer) error {
 
 	var client *node.Client
 	if addr == "" {
-		n, err := node.Open(node.Config{DataDir: o.data, API: "127.0.0.1:0", Workers: o.workers})
+		n, err := node.Open(node.Config{DataDir: o.data, API: "127.0.0.1:0", Workers: o.workers, RaftTimeout: 100 * time.Millisecond})
 		if err != nil {
 			return err
 		}
 		defer n.Close()
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = n.WaitReady(rctx)
+		cancel()
+		if err != nil {
+			return err
+		}
 		client = node.NewClient(n.Addr())
 	} else {
 		client = node.NewClient(addr)

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"engine/node"
 	"engine/sortjob"
@@ -49,6 +50,14 @@ func run(args []string, stderr io.Writer) int {
 	memory := fs.String("memory", "", "default per-job memory budget, e.g. 4GB (default: a quarter of RAM, at most 4GiB)")
 	config := fs.String("config", "", "read settings from `FILE` (name = value lines)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	name := fs.String("name", "", "node name, its id in the cluster (default: saved in the data directory, else random)")
+	join := fs.String("join", "", "join the cluster through the API address `HOST:PORT` of any member (default: bootstrap a new cluster if this data directory has none)")
+	bind := fs.String("bind", "", "this node's API address `HOST:PORT` (same as --api); Raft, gossip and the internal port use the next three ports")
+	raftAddr := fs.String("raft", "", "Raft address (default: API port + 1)")
+	gossip := fs.String("gossip", "", "gossip (memberlist) address (default: API port + 2)")
+	internal := fs.String("internal", "", "internal address for node-to-node traffic: the shuffle service (default: API port + 3)")
+	voters := fs.Int("voters", 3, "Raft voters in the cluster (3 or 5); later nodes join as non-voters")
+	readyTimeout := fs.Duration("ready-timeout", 30*time.Second, "give up starting if the node is not a cluster member within this time")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -75,7 +84,11 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg := node.Config{DataDir: *data, API: *api, Workers: *workers, Logger: log}
+	if *bind != "" {
+		*api = *bind
+	}
+	cfg := node.Config{DataDir: *data, API: *api, Workers: *workers, Logger: log, Name: *name, Join: *join,
+		RaftAddr: *raftAddr, GossipAddr: *gossip, ShuffleAddr: *internal, MaxVoters: *voters}
 	if *memory != "" {
 		m, err := sortjob.ParseBytes(*memory)
 		if err != nil {
@@ -93,9 +106,22 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "engined:", err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "engined: serving on %s (ENGINE_ADDR=%s)\n", n.Addr(), n.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	rctx, cancel := context.WithTimeout(ctx, *readyTimeout)
+	err = n.WaitReady(rctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			fmt.Fprintf(stderr, "engined: %v\n", err)
+			if cfg.Join != "" {
+				fmt.Fprintf(stderr, "engined: could not join the cluster through %s within %s: check --join (the API address HOST:PORT of a running member)\n", cfg.Join, *readyTimeout)
+			}
+		}
+		n.Close()
+		return 1
+	}
+	fmt.Fprintf(stderr, "engined: node %s serving on %s (ENGINE_ADDR=%s)\n", n.ID(), n.Addr(), n.Addr())
 	<-ctx.Done()
 	log.Info("stopping")
 	if err := n.Close(); err != nil {

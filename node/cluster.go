@@ -1,0 +1,250 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"engine/coordinator"
+)
+
+// startGossip starts memberlist on the gossip address: it is how the leader
+// learns which members are alive.
+func (n *Node) startGossip() error {
+	host, port, err := net.SplitHostPort(n.cfg.GossipAddr)
+	if err != nil {
+		return fmt.Errorf("node: gossip address %q: %w", n.cfg.GossipAddr, err)
+	}
+	p, _ := strconv.Atoi(port)
+	c := memberlist.DefaultLANConfig()
+	c.Name = n.id
+	c.BindAddr, c.BindPort = host, p
+	c.AdvertiseAddr, c.AdvertisePort = "", 0
+	// Failure detection in about 2-4 RaftTimeouts on a LAN.
+	c.ProbeInterval = n.cfg.RaftTimeout / 2
+	c.ProbeTimeout = n.cfg.RaftTimeout / 4
+	c.SuspicionMult = 2
+	c.GossipInterval = n.cfg.RaftTimeout / 5
+	c.PushPullInterval = 10 * n.cfg.RaftTimeout
+	c.LogOutput = io.Discard
+	ml, err := memberlist.Create(c)
+	if err != nil {
+		return fmt.Errorf("node: gossip on %s: %w", n.cfg.GossipAddr, err)
+	}
+	n.ml = ml
+	return nil
+}
+
+func (n *Node) gossipAddr() string {
+	a := n.ml.LocalNode().FullAddress()
+	return a.Addr
+}
+
+// JoinRequest is what a node sends to join (or re-join) the cluster.
+type JoinRequest struct {
+	Member coordinator.Member `json:"member"`
+	// Fresh: the node's data directory is new, so outputs it held before
+	// (under the same id) are gone.
+	Fresh bool `json:"fresh"`
+}
+
+// JoinResponse lists the members' gossip addresses to join.
+type JoinResponse struct {
+	Gossip []string `json:"gossip"`
+	Leader string   `json:"leader"`
+}
+
+func (n *Node) self() coordinator.Member {
+	return coordinator.Member{
+		ID: n.id, APIAddr: n.Addr(), RaftAddr: n.raft.Addr(), GossipAddr: n.gossipAddr(),
+		ShuffleAddr: n.shuffleLn.Addr().String(), DataDir: n.cfg.DataDir, Cores: n.cfg.Workers,
+	}
+}
+
+// registerLoop makes this node a member of the cluster: through --join the
+// first time, else through whoever leads (itself after a bootstrap). It
+// retries until it succeeds; the first failure against --join is logged
+// with the reason.
+func (n *Node) registerLoop() {
+	req := JoinRequest{Member: n.self(), Fresh: n.fresh}
+	backoff := 100 * time.Millisecond
+	warned := false
+	for n.ctx.Err() == nil {
+		resp, err := n.register(req)
+		if err == nil {
+			if len(resp.Gossip) > 0 {
+				if _, err := n.ml.Join(resp.Gossip); err != nil {
+					n.log.Warn("gossip join", "err", err)
+				}
+			}
+			n.regOnce.Do(func() { close(n.registered) })
+			n.log.Info("member of the cluster", "leader", resp.Leader)
+			return
+		}
+		if !warned && backoff >= time.Second {
+			n.log.Warn("cannot join the cluster yet", "err", err)
+			warned = true
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (n *Node) register(req JoinRequest) (JoinResponse, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	defer cancel()
+	if n.raft.IsLeader() {
+		return n.handleJoin(ctx, req)
+	}
+	if _, addr := n.leaderAPI(); addr != "" {
+		return NewClient(addr).Join(ctx, req)
+	}
+	if n.cfg.Join != "" {
+		return NewClient(n.cfg.Join).Join(ctx, req)
+	}
+	return JoinResponse{}, fmt.Errorf("no leader yet")
+}
+
+// Join joins a node with an explicit address, returning the first error:
+// engined --join uses it to fail fast on a wrong address.
+func CheckJoinAddr(ctx context.Context, addr string) error {
+	_, err := NewClient(addr).Status(ctx)
+	if err != nil {
+		return fmt.Errorf("node: cannot join through %s: %w", addr, err)
+	}
+	return nil
+}
+
+// leaderAPI returns the leader's id and API address, if known.
+func (n *Node) leaderAPI() (string, string) {
+	id, _ := n.raft.Leader()
+	if id == "" {
+		return "", ""
+	}
+	var addr string
+	n.fsm.Read(func(s *coordinator.State) {
+		if m := s.Members[id]; m != nil {
+			addr = m.APIAddr
+		}
+	})
+	return id, addr
+}
+
+// handleJoin runs on the leader: it adds the node to Raft (a voter while
+// there are fewer than MaxVoters, else a non-voter) and records the member.
+func (n *Node) handleJoin(ctx context.Context, req JoinRequest) (JoinResponse, error) {
+	if !n.raft.IsLeader() {
+		_, addr := n.leaderAPI()
+		if addr == "" || addr == n.Addr() {
+			return JoinResponse{}, fmt.Errorf("node %s: %w: no leader to join through", n.id, coordinator.ErrNoQuorum)
+		}
+		return NewClient(addr).Join(ctx, req)
+	}
+	m := req.Member
+	if m.ID == "" || m.RaftAddr == "" {
+		return JoinResponse{}, errors.New("node: join without an id or Raft address")
+	}
+	servers, err := n.raft.Servers()
+	if err != nil {
+		return JoinResponse{}, err
+	}
+	voters, known, knownVoter, sameAddr := 0, false, false, false
+	for _, s := range servers {
+		if s.ID == m.ID {
+			known, knownVoter, sameAddr = true, s.Voter, s.Addr == m.RaftAddr
+			continue
+		}
+		if s.Voter {
+			voters++
+		}
+	}
+	switch {
+	case known && sameAddr:
+		m.Voter = knownVoter
+	default:
+		// A new server, or a known one at a new address (a restart on
+		// other ports): adding it again records the address.
+		if knownVoter || (!known && voters < n.cfg.MaxVoters) {
+			err, m.Voter = n.raft.AddVoter(m.ID, m.RaftAddr), true
+		} else {
+			err = n.raft.AddNonvoter(m.ID, m.RaftAddr)
+		}
+		if err != nil {
+			return JoinResponse{}, fmt.Errorf("node: add %s to Raft: %w", m.ID, err)
+		}
+	}
+	var old *coordinator.Member
+	n.fsm.Read(func(s *coordinator.State) {
+		if o := s.Members[m.ID]; o != nil {
+			c := *o
+			old = &c
+		}
+	})
+	if old != nil {
+		m.Incarnation = old.Incarnation
+		if req.Fresh {
+			m.Incarnation++
+		}
+	}
+	if err := n.propose(ctx, coordinator.Command{Type: coordinator.CmdMemberUpsert, Time: time.Now(), Member: &m}); err != nil {
+		return JoinResponse{}, err
+	}
+	n.leader.joined(m.ID)
+	resp := JoinResponse{Leader: n.id}
+	n.fsm.Read(func(s *coordinator.State) {
+		for _, id := range s.MemberIDs() {
+			if id != m.ID && s.Members[id].Alive {
+				resp.Gossip = append(resp.Gossip, s.Members[id].GossipAddr)
+			}
+		}
+	})
+	return resp, nil
+}
+
+// propose replicates a command through the leader: directly on the leader,
+// through the leader's API elsewhere. It retries while there is no leader,
+// until ctx ends.
+func (n *Node) propose(ctx context.Context, c coordinator.Command) error {
+	backoff := 20 * time.Millisecond
+	for {
+		var err error
+		if n.raft.IsLeader() {
+			err = n.raft.Propose(ctx, c)
+		} else if id, addr := n.leaderAPI(); addr != "" && id != n.id {
+			err = NewClient(addr).Propose(ctx, c)
+		} else {
+			err = &coordinator.NotLeaderError{}
+		}
+		if err == nil || errors.Is(err, coordinator.ErrRejected) || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(err, coordinator.ErrNotLeader) || errors.Is(err, coordinator.ErrNoQuorum) {
+				return fmt.Errorf("%w: %v (is a majority of the Raft voters up?)", coordinator.ErrNoQuorum, err)
+			}
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// retryable: errors that a new leader or a moment may cure.
+func retryable(err error) bool {
+	var re *remoteError
+	if errors.As(err, &re) {
+		return re.status >= 500 || re.status == 421
+	}
+	return true
+}

@@ -1,0 +1,293 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"engine/coordinator"
+	"engine/shuffle"
+	"engine/sortjob"
+)
+
+// taskKey names one attempt of one task.
+type taskKey struct {
+	job     string
+	kind    string
+	index   int
+	attempt int
+}
+
+// executor runs the tasks the state assigns to this node and reports their
+// results through the leader. A task whose assignment goes away (re-run
+// elsewhere, job cancelled) is cancelled.
+type executor struct {
+	n  *Node
+	mu struct {
+		sync.Mutex
+		running map[taskKey]context.CancelFunc
+		mappers []idleMapper    // idle, for reuse
+		cleaned map[string]bool // ended jobs whose local scratch is gone
+	}
+	wg sync.WaitGroup
+}
+
+func newExecutor(n *Node) *executor {
+	e := &executor{n: n}
+	e.mu.running = map[taskKey]context.CancelFunc{}
+	e.mu.cleaned = map[string]bool{}
+	return e
+}
+
+// run reacts to state changes until the node stops.
+func (e *executor) run() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.n.ctx.Done():
+			e.stopAll()
+			e.wg.Wait()
+			return
+		case <-e.n.execKick:
+		case <-tick.C:
+		}
+		e.reconcile()
+	}
+}
+
+// reconcile starts assigned attempts that are not running here, cancels
+// running ones that are no longer assigned here, and removes the scratch of
+// ended jobs.
+func (e *executor) reconcile() {
+	n := e.n
+	want := map[taskKey]bool{}
+	type start struct {
+		key  taskKey
+		job  *coordinator.Job
+		task coordinator.Task
+	}
+	var starts []start
+	var ended []string
+	n.fsm.Read(func(s *coordinator.State) {
+		for id, j := range s.Jobs {
+			if j.Done() {
+				ended = append(ended, id)
+				continue
+			}
+			for _, ts := range [][]coordinator.Task{j.Maps, j.Reduces} {
+				for _, t := range ts {
+					if t.State != coordinator.TaskRunning || t.Node != n.id {
+						continue
+					}
+					k := taskKey{id, t.Kind, t.Index, t.Attempt}
+					want[k] = true
+					starts = append(starts, start{k, nil, t})
+				}
+			}
+		}
+		// Clone the jobs the new attempts need, under the read lock.
+		for i := range starts {
+			starts[i].job = cloneJob(s.Jobs[starts[i].key.job])
+		}
+	})
+	e.mu.Lock()
+	for k, cancel := range e.mu.running {
+		if !want[k] {
+			cancel()
+		}
+	}
+	for _, st := range starts {
+		if _, ok := e.mu.running[st.key]; ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(n.ctx)
+		e.mu.running[st.key] = cancel
+		e.wg.Add(1)
+		go e.runTask(ctx, st.key, st.job, st.task)
+	}
+	var clean []string
+	for _, id := range ended {
+		if !e.mu.cleaned[id] {
+			e.mu.cleaned[id] = true
+			clean = append(clean, id)
+		}
+	}
+	e.mu.Unlock()
+	for _, id := range clean {
+		os.RemoveAll(n.jobDir(id))
+	}
+}
+
+func (e *executor) stopAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, cancel := range e.mu.running {
+		cancel()
+	}
+}
+
+func (e *executor) close() {
+	e.wg.Wait()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.mu.mappers {
+		m.m.Close()
+	}
+	e.mu.mappers = nil
+}
+
+type idleMapper struct {
+	cfg shuffle.MapperConfig
+	m   *shuffle.Mapper
+}
+
+// mapper returns an idle mapper sized for cfg, or a new one.
+func (e *executor) mapper(cfg shuffle.MapperConfig) *shuffle.Mapper {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, m := range e.mu.mappers {
+		if m.cfg == cfg {
+			e.mu.mappers = append(e.mu.mappers[:i], e.mu.mappers[i+1:]...)
+			return m.m
+		}
+	}
+	return shuffle.NewMapper(cfg)
+}
+
+// putMapper keeps a mapper for the next map task (sort buffers are costly
+// to fault in), up to one per worker.
+func (e *executor) putMapper(cfg shuffle.MapperConfig, m *shuffle.Mapper) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.mu.mappers) < e.n.cfg.Workers {
+		e.mu.mappers = append(e.mu.mappers, idleMapper{cfg, m})
+		return
+	}
+	m.Close()
+}
+
+func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t coordinator.Task) {
+	defer e.wg.Done()
+	defer func() {
+		e.mu.Lock()
+		if cancel, ok := e.mu.running[k]; ok {
+			cancel()
+			delete(e.mu.running, k)
+		}
+		e.mu.Unlock()
+	}()
+	start := time.Now()
+	cmd := coordinator.Command{Job: k.job, Kind: k.kind, Index: k.index, Node: e.n.id, Attempt: k.attempt}
+	var err error
+	switch k.kind {
+	case coordinator.KindMap:
+		err = e.runMap(ctx, j, k.index, &cmd)
+	case coordinator.KindReduce:
+		err = e.runReduce(ctx, j, k.index, &cmd)
+	}
+	if ctx.Err() != nil {
+		return // cancelled: the attempt is no longer ours to report
+	}
+	cmd.Time = time.Now()
+	cmd.Seconds = time.Since(start).Seconds()
+	cmd.RSS = sortjob.PeakRSS()
+	if err != nil {
+		cmd.Type, cmd.Error = coordinator.CmdTaskFailed, err.Error()
+		var fe *shuffle.FetchError
+		if errors.As(err, &fe) && fe.Map >= 0 {
+			cmd.LostMaps = []int{fe.Map}
+		}
+		e.n.log.Warn("task failed", "job", k.job, "kind", k.kind, "index", k.index, "attempt", k.attempt, "err", err)
+	} else {
+		cmd.Type = coordinator.CmdTaskDone
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := e.n.propose(rctx, cmd); err != nil && !errors.Is(err, coordinator.ErrRejected) {
+		e.n.log.Warn("report task", "job", k.job, "kind", k.kind, "index", k.index, "err", err)
+	}
+}
+
+func (e *executor) runMap(ctx context.Context, j *coordinator.Job, i int, cmd *coordinator.Command) error {
+	var part shuffle.Partitioner
+	if err := part.UnmarshalBinary(j.Splits); err != nil {
+		return err
+	}
+	dir := e.n.mapDir(j.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("map %d: %w", i, err)
+	}
+	cfg := j.Plan.MapperConfig()
+	m := e.mapper(cfg)
+	defer e.putMapper(cfg, m)
+	res, err := sortjob.RunMap(ctx, m, &j.Plan, i, &part, dir, nil)
+	if err != nil {
+		return err
+	}
+	cmd.Segments = res.Output.Index.Segments
+	cmd.Records, cmd.InputSum, cmd.Bytes = res.Records, res.Sum.String(), res.Records*sortjob.RecordSize
+	return nil
+}
+
+// outputDir is where reduces of job j write before the commit: a temporary
+// directory inside the shared output, or this node's scratch.
+func (n *Node) outputDir(j *coordinator.Job) string {
+	if j.Spec.Output != "" {
+		return filepath.Join(j.Spec.Output, ".engine-"+j.ID)
+	}
+	return filepath.Join(n.jobDir(j.ID), "output")
+}
+
+func (e *executor) runReduce(ctx context.Context, j *coordinator.Job, part int, cmd *coordinator.Command) error {
+	n := e.n
+	var ins []shuffle.ReduceInput
+	var remote int64
+	var missing error
+	n.fsm.Read(func(s *coordinator.State) {
+		for _, m := range j.Maps {
+			if m.State != coordinator.TaskDone || part >= len(m.Segments) {
+				missing = fmt.Errorf("reduce %d: map %d has no output", part, m.Index)
+				return
+			}
+			in := shuffle.ReduceInput{Map: m.Index, Job: j.ID, Segment: m.Segments[part]}
+			if in.Segment.Length == 0 {
+				continue // known empty: nothing to fetch
+			}
+			if m.Node == n.id {
+				in.Path = filepath.Join(n.mapDir(j.ID), shuffle.DataName(m.Index))
+			} else {
+				mem := s.Members[m.Node]
+				if mem == nil {
+					missing = fmt.Errorf("reduce %d: map %d's node %s is not a member", part, m.Index, m.Node)
+					return
+				}
+				in.Addr = mem.ShuffleAddr
+				remote += in.Segment.Length
+			}
+			ins = append(ins, in)
+		}
+	})
+	if missing != nil {
+		return missing
+	}
+	dir := n.outputDir(j)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("reduce %d: %w", part, err)
+	}
+	records, err := sortjob.RunReduce(ctx, &j.Plan, part, ins, dir, nil)
+	if err != nil {
+		return err
+	}
+	sum, err := sortjob.ValidatePart(ctx, &j.Plan, part, dir, make([]byte, 4<<20), nil)
+	if err != nil {
+		return err
+	}
+	cmd.Summary, _ = sum.MarshalBinary()
+	cmd.Records, cmd.Bytes, cmd.Remote = records, records*sortjob.RecordSize, remote
+	return nil
+}

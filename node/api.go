@@ -197,11 +197,7 @@ func (n *Node) Status() NodeStatus {
 	leader, _ := n.raft.Leader()
 	st := NodeStatus{ID: n.id, DataDir: n.cfg.DataDir, API: n.Addr(), Workers: n.cfg.Workers, Memory: n.cfg.Memory,
 		Cores: runtime.NumCPU(), PID: pidSelf(), Leader: leader, RaftState: stats["state"], Term: stats["term"]}
-	select {
-	case <-n.registered:
-		st.Ready = true
-	default:
-	}
+	st.Ready = n.caughtUp()
 	n.fsm.Read(func(s *coordinator.State) {
 		st.Applied = s.Index
 		for _, id := range s.MemberIDs() {

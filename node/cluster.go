@@ -58,6 +58,10 @@ type JoinRequest struct {
 type JoinResponse struct {
 	Gossip []string `json:"gossip"`
 	Leader string   `json:"leader"`
+	// Index is the leader's applied index: the joiner acts on the state
+	// (runs tasks) only once it has applied that far, not on the old
+	// states it passes through while replaying its log.
+	Index uint64 `json:"index"`
 }
 
 func (n *Node) self() coordinator.Member {
@@ -83,6 +87,7 @@ func (n *Node) registerLoop() {
 					n.log.Warn("gossip join", "err", err)
 				}
 			}
+			n.caughtUpAt.Store(resp.Index)
 			n.regOnce.Do(func() { close(n.registered) })
 			n.log.Info("member of the cluster", "leader", resp.Leader)
 			return
@@ -202,6 +207,7 @@ func (n *Node) handleJoin(ctx context.Context, req JoinRequest) (JoinResponse, e
 	n.leader.joined(m.ID)
 	resp := JoinResponse{Leader: n.id}
 	n.fsm.Read(func(s *coordinator.State) {
+		resp.Index = s.Index
 		for _, id := range s.MemberIDs() {
 			if id != m.ID && s.Members[id].Alive {
 				resp.Gossip = append(resp.Gossip, s.Members[id].GossipAddr)

@@ -30,8 +30,12 @@ type executor struct {
 	mu struct {
 		sync.Mutex
 		running map[taskKey]context.CancelFunc
-		mappers []idleMapper    // idle, for reuse
-		cleaned map[string]bool // ended jobs whose local scratch is gone
+		// finished holds attempts that ran here: the state may still show
+		// one as running until this node applies its report, and it must
+		// not start again (a second run would replace the first's output).
+		finished map[taskKey]bool
+		mappers  []idleMapper    // idle, for reuse
+		cleaned  map[string]bool // ended jobs whose local scratch is gone
 	}
 	wg sync.WaitGroup
 }
@@ -39,6 +43,7 @@ type executor struct {
 func newExecutor(n *Node) *executor {
 	e := &executor{n: n}
 	e.mu.running = map[taskKey]context.CancelFunc{}
+	e.mu.finished = map[taskKey]bool{}
 	e.mu.cleaned = map[string]bool{}
 	return e
 }
@@ -65,6 +70,9 @@ func (e *executor) run() {
 // ended jobs.
 func (e *executor) reconcile() {
 	n := e.n
+	if !n.caughtUp() {
+		return // still replaying old states: their assignments are history
+	}
 	want := map[taskKey]bool{}
 	type start struct {
 		key  taskKey
@@ -102,7 +110,7 @@ func (e *executor) reconcile() {
 		}
 	}
 	for _, st := range starts {
-		if _, ok := e.mu.running[st.key]; ok {
+		if _, ok := e.mu.running[st.key]; ok || e.mu.finished[st.key] {
 			continue
 		}
 		ctx, cancel := context.WithCancel(n.ctx)
@@ -115,6 +123,11 @@ func (e *executor) reconcile() {
 		if !e.mu.cleaned[id] {
 			e.mu.cleaned[id] = true
 			clean = append(clean, id)
+			for k := range e.mu.finished {
+				if k.job == id {
+					delete(e.mu.finished, k)
+				}
+			}
 		}
 	}
 	e.mu.Unlock()
@@ -179,6 +192,7 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t
 			cancel()
 			delete(e.mu.running, k)
 		}
+		e.mu.finished[k] = true
 		e.mu.Unlock()
 	}()
 	start := time.Now()

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -131,6 +132,7 @@ type Node struct {
 	}
 	registered chan struct{} // closed once this node is a member in the state
 	regOnce    sync.Once
+	caughtUpAt atomic.Uint64 // the state index this node must reach before it acts
 }
 
 // Open starts a node: it locks the data directory, starts the shuffle
@@ -291,6 +293,19 @@ func (n *Node) changes() <-chan struct{} {
 	return n.changed.ch
 }
 
+// caughtUp reports whether this node is a member and has applied the state
+// up to where the leader was when it joined.
+func (n *Node) caughtUp() bool {
+	select {
+	case <-n.registered:
+	default:
+		return false
+	}
+	var idx uint64
+	n.fsm.Read(func(s *coordinator.State) { idx = s.Index })
+	return idx >= n.caughtUpAt.Load()
+}
+
 // WaitReady waits until the node is a member of a cluster with a leader.
 func (n *Node) WaitReady(ctx context.Context) error {
 	select {
@@ -302,7 +317,18 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		}
 		return fmt.Errorf("node %s: not yet a member of the cluster: %w", n.id, ctx.Err())
 	}
-	return nil
+	for {
+		ch := n.changes()
+		if n.caughtUp() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("node %s: still replaying the cluster state: %w", n.id, ctx.Err())
+		}
+	}
 }
 
 // Close stops the node: running tasks are cancelled (their attempts are

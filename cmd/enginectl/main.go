@@ -23,7 +23,9 @@ Usage:
 
 Commands:
   submit sort   run a GraySort-style sort job and print its report
-  status        show a node and its jobs
+  status        show the cluster (members, leader, Raft) and its jobs
+  cluster up    start a local N-node cluster of engined processes
+  cluster down  stop it (data kept)
   cancel ID     cancel a queued or running job
   gensort       generate gensort records (the reference gensort's command line)
   valsort       validate sorted records or summaries (the reference valsort's command line)
@@ -84,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = submitSort(rest[1:], addr, stdout, stderr)
 	case "status":
 		err = status(rest, addr, stdout, stderr)
+	case "cluster":
+		err = cluster(rest, stdout, stderr)
 	case "cancel":
 		err = cancel(rest, addr, stdout, stderr)
 	case "gensort":
@@ -144,6 +148,9 @@ func help(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 	case "status":
 		fmt.Fprint(stdout, statusUsage)
+	case "cluster", "cluster up", "cluster down":
+		fs, _, _ := clusterFlags(stdout)
+		fs.Usage()
 	case "cancel":
 		fmt.Fprint(stdout, cancelUsage)
 	case "gensort":

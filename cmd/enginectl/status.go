@@ -14,9 +14,10 @@ import (
 
 const statusUsage = `Usage: enginectl [--addr HOST:PORT] status
 
-Shows the node (data directory, workers, memory budget) and its jobs with
-their state, progress and result. Needs a running engined (--addr or
-ENGINE_ADDR).
+Shows the node (data directory, workers, memory budget), Raft (this node's
+role, term, applied index, the leader), the members (alive, voter or not,
+addresses) and the jobs with their state, progress and result. Needs a
+running engined (--addr or ENGINE_ADDR).
 `
 
 const cancelUsage = `Usage: enginectl [--addr HOST:PORT] cancel JOB_ID
@@ -24,6 +25,13 @@ const cancelUsage = `Usage: enginectl [--addr HOST:PORT] cancel JOB_ID
 Cancels a queued or running job. A cancelled job removes its temporary
 files and leaves no output behind.
 `
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none: no quorum?)"
+	}
+	return s
+}
 
 func needAddr(addr, cmd string) error {
 	if addr == "" {
@@ -52,8 +60,23 @@ func status(args []string, addr string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Node %s (pid %d): data %s, %d workers on %d cores, memory budget %s\n",
-		st.API, st.PID, st.DataDir, st.Workers, st.Cores, sortjob.FormatBytes(st.Memory))
+	fmt.Fprintf(stdout, "Node %s at %s (pid %d): data %s, %d workers on %d cores, memory budget %s\n",
+		st.ID, st.API, st.PID, st.DataDir, st.Workers, st.Cores, sortjob.FormatBytes(st.Memory))
+	fmt.Fprintf(stdout, "Raft: this node is %s, term %s, applied index %d; leader %s\n\n", st.RaftState, st.Term, st.Applied, orNone(st.Leader))
+	mw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(mw, "MEMBER\tALIVE\tROLE\tAPI\tRAFT\tINTERNAL\tCORES")
+	for _, m := range st.Members {
+		role := "non-voter"
+		if m.Voter {
+			role = "voter"
+		}
+		if m.Leader {
+			role = "leader"
+		}
+		fmt.Fprintf(mw, "%s\t%v\t%s\t%s\t%s\t%s\t%d\n", m.ID, m.Alive, role, m.APIAddr, m.RaftAddr, m.ShuffleAddr, m.Cores)
+	}
+	mw.Flush()
+	fmt.Fprintln(stdout)
 	if len(jobs) == 0 {
 		fmt.Fprintln(stdout, "No jobs.")
 		return nil
@@ -75,7 +98,7 @@ func status(args []string, addr string, stdout, stderr io.Writer) error {
 			if p.Total > 0 {
 				pct = 100 * float64(p.Done) / float64(p.Total)
 			}
-			detail = fmt.Sprintf("%s (%d/%d) %.0f%%, tasks %d/%d", p.Phase, p.Step, p.Steps, pct, p.TasksDone, p.Tasks)
+			detail = fmt.Sprintf("%s (%d/%d) %.0f%%, tasks %d/%d, %d re-runs", p.Phase, p.Step, p.Steps, pct, p.TasksDone, p.Tasks, j.Retries)
 		case j.Report != nil:
 			r := j.Report
 			detail = fmt.Sprintf("%.1fs, %.1f MB/s, check passed=%v", r.Total.Seconds(), r.MBps, r.Check.Passed)

@@ -36,6 +36,7 @@ type executor struct {
 		finished map[taskKey]bool
 		mappers  []idleMapper    // idle, for reuse
 		cleaned  map[string]bool // ended jobs whose local scratch is gone
+		lastBusy time.Time       // when a task last ran
 	}
 	wg sync.WaitGroup
 }
@@ -60,9 +61,28 @@ func (e *executor) run() {
 			return
 		case <-e.n.execKick:
 		case <-tick.C:
+			e.releaseIdle()
 		}
 		e.reconcile()
 	}
+}
+
+// releaseIdle frees the kept sort buffers once no task has run for a while,
+// so an idle daemon does not hold its peak memory.
+func (e *executor) releaseIdle() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.mu.running) > 0 {
+		e.mu.lastBusy = time.Now()
+		return
+	}
+	if time.Since(e.mu.lastBusy) < 10*time.Second {
+		return
+	}
+	for _, m := range e.mu.mappers {
+		m.m.Close()
+	}
+	e.mu.mappers = nil
 }
 
 // reconcile starts assigned attempts that are not running here, cancels

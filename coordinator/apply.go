@@ -168,7 +168,7 @@ func Apply(s *State, c Command) error {
 		if err != nil {
 			return err
 		}
-		t.State, t.Node, t.LastError = TaskPending, "", c.Error
+		t.State, t.Node, t.LastError, t.FailedOn = TaskPending, "", c.Error, c.Node
 		j.Retries++
 		for _, m := range c.LostMaps {
 			loseMap(j, m)

@@ -260,3 +260,23 @@ func TestRestartWithoutDataLosesMapOutputs(t *testing.T) {
 		t.Fatalf("commands after a node came back empty: %+v", cmds)
 	}
 }
+
+func TestFailedAttemptIsRetriedElsewhere(t *testing.T) {
+	s := cluster(t, 1, 1)
+	applyAll(t, s, Reconcile(s, t0))
+	first := s.Jobs["j"].Maps[0].Node
+	must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindMap, Index: 0, Node: first, Attempt: 1, Error: "boom"})
+	applyAll(t, s, Reconcile(s, t0))
+	if again := s.Jobs["j"].Maps[0].Node; again == first {
+		t.Fatalf("retry went back to %s, the node where it failed, with two other nodes free", first)
+	}
+	// With a single member the retry has nowhere else to go.
+	s = NewState()
+	must(t, s, Command{Type: CmdMemberUpsert, Member: &Member{ID: "only", Cores: 1}})
+	must(t, s, Command{Type: CmdJobSubmit, Time: t0, Job: "j", Spec: &sortjob.Spec{Records: 10}, Plan: &sortjob.Plan{MapCount: 1, Partitions: 1}, Splits: splits(t, 1)})
+	applyAll(t, s, Reconcile(s, t0))
+	must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindMap, Index: 0, Node: "only", Attempt: 1, Error: "boom"})
+	if cmds := Reconcile(s, t0); len(cmds) != 1 || cmds[0].Node != "only" {
+		t.Fatalf("single-node retry: %+v", cmds)
+	}
+}

@@ -85,7 +85,7 @@ func Reconcile(s *State, now time.Time) []Command {
 			if t.State != TaskPending {
 				continue
 			}
-			node := mostFree(free)
+			node := mostFree(free, t.FailedOn)
 			if node == "" {
 				return cmds
 			}
@@ -97,13 +97,20 @@ func Reconcile(s *State, now time.Time) []Command {
 }
 
 // mostFree returns the node with the most free slots (ties to the smallest
-// id), or "" when no node has a free slot.
-func mostFree(free map[string]int) string {
+// id), avoiding the node named avoid unless it is the only one with a free
+// slot; "" when no node has a free slot.
+func mostFree(free map[string]int, avoid string) string {
 	best, n := "", 0
 	for id, f := range free {
+		if id == avoid {
+			continue
+		}
 		if f > n || (f == n && f > 0 && id < best) {
 			best, n = id, f
 		}
+	}
+	if best == "" && free[avoid] > 0 {
+		return avoid
 	}
 	return best
 }

@@ -63,6 +63,9 @@ type Task struct {
 	// NodeIncarnation is the assigned node's incarnation when assigned.
 	NodeIncarnation int    `json:"node_incarnation,omitempty"`
 	LastError       string `json:"last_error,omitempty"`
+	// FailedOn is the node of the last failed attempt: a retry goes
+	// elsewhere when another node has a free slot.
+	FailedOn string `json:"failed_on,omitempty"`
 	// Map output: one segment per partition, in the data file on Node.
 	Segments []shuffle.SegmentInfo `json:"segments,omitempty"`
 	Records  int64                 `json:"records,omitempty"`

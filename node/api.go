@@ -153,6 +153,7 @@ func (n *Node) handler() http.Handler {
 		resp.Rate, _ = sortjob.LoadRate(n.cfg.DataDir)
 		var sb strings.Builder
 		plan.WriteText(&sb, resp.Rate)
+		WriteSchedule(&sb, plan)
 		resp.Text = sb.String()
 		writeJSON(w, http.StatusOK, resp)
 	})

@@ -251,6 +251,7 @@ func dryRun(spec sortjob.Spec, o sortOptions, addr string, stdout io.Writer) err
 		}
 	}
 	plan.WriteText(stdout, rate)
+	node.WriteSchedule(stdout, plan)
 	return nil
 }
 

@@ -228,3 +228,66 @@ func TestThreeNodeClusterSortAndNodeLoss(t *testing.T) {
 	}
 	t.Logf("re-run attempts after losing a node: %d", st.Retries)
 }
+
+// Voters up to MaxVoters, non-voters after; a dead voter is replaced by a
+// live non-voter.
+func TestDeadVoterIsReplaced(t *testing.T) {
+	nodes := startCluster(t, 4)
+	defer func() {
+		for _, n := range nodes {
+			if n != nil {
+				n.Close()
+			}
+		}
+	}()
+	voters := func(n *Node) (v []string, non []string) {
+		servers, err := n.raft.Servers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range servers {
+			if s.Voter {
+				v = append(v, s.ID)
+			} else {
+				non = append(non, s.ID)
+			}
+		}
+		return v, non
+	}
+	var leader *Node
+	for _, n := range nodes {
+		if n.raft.IsLeader() {
+			leader = n
+		}
+	}
+	v, non := voters(leader)
+	if len(v) != 3 || len(non) != 1 {
+		t.Fatalf("4 nodes: voters %v, non-voters %v; want 3 and 1", v, non)
+	}
+	// Stop a voter that is not the leader.
+	var victim string
+	for i, n := range nodes {
+		if n.ID() != leader.ID() && n.ID() != non[0] {
+			victim = n.ID()
+			n.Close()
+			nodes[i] = nil
+			break
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, _ := voters(leader)
+		promoted, gone := false, true
+		for _, id := range v {
+			promoted = promoted || id == non[0]
+			gone = gone && id != victim
+		}
+		if promoted && gone && len(v) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("voters %v: want %s promoted in place of the dead %s", v, non[0], victim)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

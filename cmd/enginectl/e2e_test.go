@@ -403,12 +403,12 @@ func TestDryRun100TB(t *testing.T) {
 func TestHelp(t *testing.T) {
 	r := ctl(t, nil, "--help")
 	mustOK(t, r, "--help")
-	for _, c := range []string{"submit sort", "status", "cancel", "gensort", "valsort", "bench sort", "ENGINE_ADDR"} {
+	for _, c := range []string{"submit sort", "status", "cancel", "cluster up", "cluster down", "gensort", "valsort", "bench sort", "bench cluster", "ENGINE_ADDR"} {
 		if !strings.Contains(r.stdout, c) {
 			t.Errorf("--help lacks %q", c)
 		}
 	}
-	for _, args := range [][]string{{"help", "submit", "sort"}, {"help", "gensort"}, {"help", "valsort"}, {"help", "status"}, {"help", "cancel"}, {"help", "bench", "sort"}} {
+	for _, args := range [][]string{{"help", "submit", "sort"}, {"help", "gensort"}, {"help", "valsort"}, {"help", "status"}, {"help", "cancel"}, {"help", "cluster"}, {"help", "bench", "sort"}, {"help", "bench", "cluster"}} {
 		r := ctl(t, nil, args...)
 		if r.code != 0 || len(r.stdout+r.stderr) < 100 {
 			t.Errorf("%v: exit %d, %d bytes of help", args, r.code, len(r.stdout+r.stderr))

@@ -30,6 +30,7 @@ Commands:
   gensort       generate gensort records (the reference gensort's command line)
   valsort       validate sorted records or summaries (the reference valsort's command line)
   bench sort    benchmark the engine against GNU sort and the disk, side by side
+  bench cluster benchmark a local N-node cluster against the embedded single node
   help [COMMAND [SUBCOMMAND]]  show help
 
 The node: --addr HOST:PORT or the ENGINE_ADDR environment variable names a
@@ -95,8 +96,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "valsort":
 		err = gensort.RunValsort(rest, stdout, stderr)
 	case "bench":
+		if len(rest) > 0 && rest[0] == "cluster" {
+			err = benchCluster(rest[1:], stdout, stderr)
+			break
+		}
 		if len(rest) == 0 || rest[0] != "sort" {
-			fmt.Fprintf(stderr, "enginectl: bench takes a benchmark name: enginectl bench sort\n")
+			fmt.Fprintf(stderr, "enginectl: bench takes a benchmark name: enginectl bench sort, or enginectl bench cluster\n")
 			return 2
 		}
 		err = benchSort(rest[1:], stdout, stderr)
@@ -159,6 +164,8 @@ func help(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, valsortUsage)
 	case "bench", "bench sort":
 		benchFlags(new(benchOptions), stdout).Usage()
+	case "bench cluster":
+		benchClusterFlags(new(benchClusterOptions), stdout).Usage()
 	default:
 		fmt.Fprintf(stderr, "enginectl: no help for %q\n\n%s", key, usage)
 		return 2

@@ -36,7 +36,8 @@ type PlanResponse struct {
 // MemberStatus is one member as GET /v1/status shows it.
 type MemberStatus struct {
 	coordinator.Member
-	Leader bool `json:"leader"`
+	Leader bool   `json:"leader"`
+	Role   string `json:"role"` // leader, voter, non-voter, or removed from Raft
 }
 
 // NodeStatus is the answer to GET /v1/status.
@@ -199,10 +200,29 @@ func (n *Node) Status() NodeStatus {
 	st := NodeStatus{ID: n.id, DataDir: n.cfg.DataDir, API: n.Addr(), Workers: n.cfg.Workers, Memory: n.cfg.Memory,
 		Cores: runtime.NumCPU(), PID: pidSelf(), Leader: leader, RaftState: stats["state"], Term: stats["term"]}
 	st.Ready = n.caughtUp()
+	// Roles come from the Raft configuration as it is now (the state
+	// records them as they were at join).
+	role := map[string]string{}
+	if servers, err := n.raft.Servers(); err == nil {
+		for _, sv := range servers {
+			role[sv.ID] = "non-voter"
+			if sv.Voter {
+				role[sv.ID] = "voter"
+			}
+		}
+	}
 	n.fsm.Read(func(s *coordinator.State) {
 		st.Applied = s.Index
 		for _, id := range s.MemberIDs() {
-			st.Members = append(st.Members, MemberStatus{Member: *s.Members[id], Leader: id == leader})
+			ms := MemberStatus{Member: *s.Members[id], Leader: id == leader, Role: role[id]}
+			ms.Voter = ms.Role == "voter"
+			if ms.Role == "" {
+				ms.Role = "removed from Raft"
+			}
+			if ms.Leader {
+				ms.Role = "leader"
+			}
+			st.Members = append(st.Members, ms)
 		}
 	})
 	return st

@@ -193,11 +193,20 @@ func (e *executor) mapper(cfg shuffle.MapperConfig) *shuffle.Mapper {
 }
 
 // putMapper keeps a mapper for the next map task (sort buffers are costly
-// to fault in), up to one per worker.
+// to fault in), up to one per worker, while some job still has maps to run;
+// otherwise it frees the buffers before the reduces need the memory.
 func (e *executor) putMapper(cfg shuffle.MapperConfig, m *shuffle.Mapper) {
+	mapsLeft := false
+	e.n.fsm.Read(func(s *coordinator.State) {
+		for _, j := range s.Jobs {
+			if !j.Done() && j.Stage == coordinator.StageMap && j.Count(coordinator.KindMap, coordinator.TaskDone) < len(j.Maps) {
+				mapsLeft = true
+			}
+		}
+	})
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.mu.mappers) < e.n.cfg.Workers {
+	if mapsLeft && len(e.mu.mappers) < e.n.cfg.Workers {
 		e.mu.mappers = append(e.mu.mappers, idleMapper{cfg, m})
 		return
 	}
@@ -206,15 +215,6 @@ func (e *executor) putMapper(cfg shuffle.MapperConfig, m *shuffle.Mapper) {
 
 func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t coordinator.Task) {
 	defer e.wg.Done()
-	defer func() {
-		e.mu.Lock()
-		if cancel, ok := e.mu.running[k]; ok {
-			cancel()
-			delete(e.mu.running, k)
-		}
-		e.mu.finished[k] = true
-		e.mu.Unlock()
-	}()
 	start := time.Now()
 	cmd := coordinator.Command{Job: k.job, Kind: k.kind, Index: k.index, Node: e.n.id, Attempt: k.attempt}
 	var err error
@@ -224,7 +224,17 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t
 	case coordinator.KindReduce:
 		err = e.runReduce(ctx, j, k.index, &cmd)
 	}
-	if ctx.Err() != nil {
+	cancelled := ctx.Err() != nil
+	// The attempt has run: it must not start again here, and reconcile
+	// must not cancel its report.
+	e.mu.Lock()
+	if cancel, ok := e.mu.running[k]; ok {
+		cancel()
+		delete(e.mu.running, k)
+	}
+	e.mu.finished[k] = true
+	e.mu.Unlock()
+	if cancelled {
 		return // cancelled: the attempt is no longer ours to report
 	}
 	cmd.Time = time.Now()
@@ -240,9 +250,9 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t
 	} else {
 		cmd.Type = coordinator.CmdTaskDone
 	}
-	rctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := e.n.propose(rctx, cmd); err != nil && !errors.Is(err, coordinator.ErrRejected) {
+	// Report until the leader takes it (or rejects it as stale): while the
+	// cluster has no quorum nothing else can progress either.
+	if err := e.n.propose(e.n.ctx, cmd); err != nil && !errors.Is(err, coordinator.ErrRejected) && e.n.ctx.Err() == nil {
 		e.n.log.Warn("report task", "job", k.job, "kind", k.kind, "index", k.index, "err", err)
 	}
 }

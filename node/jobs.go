@@ -257,12 +257,28 @@ func (n *Node) commitJob(j *coordinator.Job) {
 	}
 	if out := j.Spec.Output; out != "" {
 		rep.Output = out
+		// Every reduce wrote into the shared output directory; a part
+		// missing here means the directory is not shared by all nodes.
+		for i := range j.Reduces {
+			name := sortjob.PartName(i, len(j.Reduces))
+			_, errTmp := os.Stat(filepath.Join(n.outputDir(j), name))
+			_, errOut := os.Stat(filepath.Join(out, name))
+			if errTmp != nil && errOut != nil {
+				n.finishJob(j, coordinator.JobFailed, fmt.Sprintf("sort: output partition %s, written by node %s, is not in %s as seen from node %s: --output must be a directory every node shares", name, j.Reduces[i].Node, out, n.id), nil)
+				return
+			}
+		}
 		if err := sortjob.CommitOutput(n.outputDir(j), out, rep); err != nil {
 			n.log.Error("commit", "job", j.ID, "err", err)
 			n.finishJob(j, coordinator.JobFailed, err.Error(), nil)
 			return
 		}
 	}
+	// The commit phase ends now; _SUCCESS holds the report as it was just
+	// before.
+	rep.Phases[len(rep.Phases)-1].Duration = time.Since(j.CommitStarted)
+	rep.Total = time.Since(j.Submitted)
+	sortjob.SaveRate(n.cfg.DataDir, rep)
 	n.finishJob(j, coordinator.JobSucceeded, "", rep)
 }
 

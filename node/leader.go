@@ -21,6 +21,7 @@ type leaderState struct {
 		joinedAt map[string]time.Time
 	}
 	cleaned map[string]bool // jobs whose ended-job cleanup ran
+	since   time.Time       // when this node became leader
 }
 
 func (l *leaderState) joined(id string) {
@@ -63,6 +64,7 @@ func (n *Node) leaderLoop() {
 			}
 			leading = true
 			n.leader.cleaned = map[string]bool{}
+			n.leader.since = time.Now()
 			n.log.Info("leading the cluster")
 		}
 		n.syncLiveness()
@@ -80,11 +82,16 @@ func (n *Node) syncLiveness() {
 			alive[m.Name] = true
 		}
 	}
+	// A new leader's gossip has not met every member yet (after a whole
+	// cluster restart it has met none): give them time before calling
+	// anyone dead, or their finished map outputs would be re-run for
+	// nothing.
+	settling := time.Since(n.leader.since) < 10*n.cfg.RaftTimeout
 	var cmds []coordinator.Command
 	n.fsm.Read(func(s *coordinator.State) {
 		for _, id := range s.MemberIDs() {
 			m := s.Members[id]
-			want := alive[id] || n.leader.recentlyJoined(id, 10*n.cfg.RaftTimeout)
+			want := alive[id] || n.leader.recentlyJoined(id, 10*n.cfg.RaftTimeout) || (settling && m.Alive)
 			if m.Alive != want {
 				cmds = append(cmds, coordinator.Command{Type: coordinator.CmdMemberAlive, Time: time.Now(), ID: id, Alive: want})
 			}

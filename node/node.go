@@ -82,6 +82,9 @@ func (c *Config) ensureDefaults() error {
 	if err != nil {
 		return fmt.Errorf("node: API address %q: %w", c.API, err)
 	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return fmt.Errorf("node: API address %q: give an address the other nodes can reach (such as 10.0.0.5:7070), not a wildcard: it is also the address this node advertises", c.API)
+	}
 	p, err := strconv.Atoi(port)
 	if err != nil {
 		return fmt.Errorf("node: API address %q: bad port", c.API)
@@ -138,7 +141,19 @@ type Node struct {
 // Open starts a node: it locks the data directory, starts the shuffle
 // service, Raft, gossip and the API, and joins (or bootstraps) the cluster
 // in the background; WaitReady waits for that.
-func Open(cfg Config) (n *Node, err error) {
+func Open(cfg Config) (*Node, error) {
+	n, err := start(cfg)
+	if err != nil {
+		if n != nil {
+			n.Close()
+		}
+		return nil, err
+	}
+	return n, nil
+}
+
+// start starts the node; on error the caller closes what it returns.
+func start(cfg Config) (n *Node, err error) {
 	if err := cfg.ensureDefaults(); err != nil {
 		return nil, err
 	}
@@ -152,19 +167,14 @@ func Open(cfg Config) (n *Node, err error) {
 	n = &Node{cfg: cfg, log: cfg.Logger, lock: lock, kick: make(chan struct{}, 1), execKick: make(chan struct{}, 1), registered: make(chan struct{})}
 	n.changed.ch = make(chan struct{})
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	defer func() {
-		if err != nil {
-			n.Close()
-		}
-	}()
 	if err := n.loadID(); err != nil {
-		return nil, err
+		return n, err
 	}
 	n.log = cfg.Logger.With("node", n.id)
 
 	// The internal port: the shuffle service.
 	if n.shuffleLn, err = net.Listen("tcp", cfg.ShuffleAddr); err != nil {
-		return nil, fmt.Errorf("node: shuffle service listen on %s: %w", cfg.ShuffleAddr, err)
+		return n, fmt.Errorf("node: shuffle service listen on %s: %w", cfg.ShuffleAddr, err)
 	}
 	n.shuffleSrv = shuffle.NewServer(n.locateMapOutput, n.log)
 	n.goFunc(func() { n.shuffleSrv.Serve(n.shuffleLn) })
@@ -177,17 +187,17 @@ func Open(cfg Config) (n *Node, err error) {
 		Bootstrap: cfg.Join == "", FSM: n.fsm, Logger: n.log, Timeout: cfg.RaftTimeout,
 	})
 	if err != nil {
-		return nil, err
+		return n, err
 	}
 
 	// Gossip.
 	if err := n.startGossip(); err != nil {
-		return nil, err
+		return n, err
 	}
 
 	// The API.
 	if n.apiLn, err = net.Listen("tcp", cfg.API); err != nil {
-		return nil, fmt.Errorf("node: API listen on %s: %w", cfg.API, err)
+		return n, fmt.Errorf("node: API listen on %s: %w", cfg.API, err)
 	}
 	n.srv = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second}
 	n.goFunc(func() {

@@ -5,7 +5,6 @@ import (
 
 	"engine/bench/gensort"
 	"io"
-	"runtime"
 	"time"
 )
 
@@ -152,8 +151,12 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "Sort job %s\n", r.Job)
 	fmt.Fprintf(w, "  input        %s\n", src)
 	fmt.Fprintf(w, "  size         %s, %d records\n", FormatBytes(r.Bytes), r.Records)
-	fmt.Fprintf(w, "  tasks        %d map, %d reduce, %d workers (GOMAXPROCS %d); memory budget %s, sort buffer %s",
-		r.Maps, r.Partitions, r.Workers, runtime.GOMAXPROCS(0), FormatBytes(r.Memory), FormatBytes(int64(r.SortBuffer)))
+	workers := fmt.Sprintf("%d workers", r.Workers)
+	if len(r.Nodes) > 0 {
+		workers = fmt.Sprintf("%d workers on %d node(s)", r.Workers, len(r.Nodes))
+	}
+	fmt.Fprintf(w, "  tasks        %d map, %d reduce, %s; memory budget %s per node, sort buffer %s",
+		r.Maps, r.Partitions, workers, FormatBytes(r.Memory), FormatBytes(int64(r.SortBuffer)))
 	if r.Spills > 0 {
 		fmt.Fprintf(w, ", %d runs spilled", r.Spills)
 	}
@@ -193,7 +196,7 @@ func (r *Report) WriteText(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "all records in order\n")
 	}
-	if len(r.Nodes) > 0 {
+	if len(r.Nodes) > 1 {
 		fmt.Fprintf(w, "  shuffle      %s fetched across the network, %.1f MB/s over the reduce stage; %d re-run attempts\n",
 			FormatBytes(r.ShuffleBytes), r.ShuffleMBps, r.Retries)
 		for _, n := range r.Nodes {

@@ -682,23 +682,31 @@ func (r *run) cleanup() error {
 // rateFile holds the measured rate of the last real sort on this node.
 const rateFile = "rate.json"
 
-func (r *run) saveRate(rep *Report) {
+func (r *run) saveRate(rep *Report) { SaveRate(r.cfg.DataDir, rep) }
+
+// SaveRate records a finished sort's rate per worker in dataDir/rate.json
+// for later plans' estimates, unless a much larger sort measured it before.
+func SaveRate(dataDir string, rep *Report) {
 	sortTime := rep.SortTime().Seconds()
 	if rep.Bytes < 10e6 || sortTime <= 0 {
 		return
 	}
-	rate := Rate{
-		BytesPerSecondPerCore: float64(rep.Bytes) / sortTime / float64(r.cfg.Workers),
-		Bytes:                 rep.Bytes, Measured: time.Now(),
-		Source: fmt.Sprintf("measured by a %s sort on this node", FormatBytes(rep.Bytes)),
+	where := "this node"
+	if len(rep.Nodes) > 1 {
+		where = fmt.Sprintf("a %d-node cluster", len(rep.Nodes))
 	}
-	if old, err := LoadRate(r.cfg.DataDir); err == nil && old.Bytes > rep.Bytes*10 {
+	rate := Rate{
+		BytesPerSecondPerCore: float64(rep.Bytes) / sortTime / float64(max(rep.Workers, 1)),
+		Bytes:                 rep.Bytes, Measured: time.Now(),
+		Source: fmt.Sprintf("measured by a %s sort on %s", FormatBytes(rep.Bytes), where),
+	}
+	if old, err := LoadRate(dataDir); err == nil && old.Bytes > rep.Bytes*10 {
 		return // keep the measurement from a much larger run
 	}
 	b, _ := json.MarshalIndent(rate, "", "  ")
-	tmp := filepath.Join(r.cfg.DataDir, rateFile+".tmp")
+	tmp := filepath.Join(dataDir, rateFile+".tmp")
 	if os.WriteFile(tmp, b, 0o644) == nil {
-		os.Rename(tmp, filepath.Join(r.cfg.DataDir, rateFile))
+		os.Rename(tmp, filepath.Join(dataDir, rateFile))
 	}
 }
 

@@ -26,7 +26,7 @@ Commands:
   status        show the cluster (members, leader, Raft) and its jobs
   cluster up    start a local N-node cluster of engined processes
   cluster down  stop it (data kept)
-  cancel ID     cancel a queued or running job
+  cancel ID     cancel a running job
   gensort       generate gensort records (the reference gensort's command line)
   valsort       validate sorted records or summaries (the reference valsort's command line)
   bench sort    benchmark the engine against GNU sort and the disk, side by side

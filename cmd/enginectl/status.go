@@ -22,8 +22,9 @@ running engined (--addr or ENGINE_ADDR).
 
 const cancelUsage = `Usage: enginectl [--addr HOST:PORT] cancel JOB_ID
 
-Cancels a queued or running job. A cancelled job removes its temporary
-files and leaves no output behind.
+Cancels a running job. Its tasks stop on every node, its temporary files
+are removed and it leaves no output behind. A job that is already
+committing its validated output can no longer be cancelled.
 `
 
 func orNone(s string) string {
@@ -66,14 +67,7 @@ func status(args []string, addr string, stdout, stderr io.Writer) error {
 	mw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(mw, "MEMBER\tALIVE\tROLE\tAPI\tRAFT\tINTERNAL\tCORES")
 	for _, m := range st.Members {
-		role := "non-voter"
-		if m.Voter {
-			role = "voter"
-		}
-		if m.Leader {
-			role = "leader"
-		}
-		fmt.Fprintf(mw, "%s\t%v\t%s\t%s\t%s\t%s\t%d\n", m.ID, m.Alive, role, m.APIAddr, m.RaftAddr, m.ShuffleAddr, m.Cores)
+		fmt.Fprintf(mw, "%s\t%v\t%s\t%s\t%s\t%s\t%d\n", m.ID, m.Alive, m.Role, m.APIAddr, m.RaftAddr, m.ShuffleAddr, m.Cores)
 	}
 	mw.Flush()
 	fmt.Fprintln(stdout)

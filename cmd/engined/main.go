@@ -25,13 +25,15 @@ const usage = `Usage: engined [flags]
 
 Runs one engine node: its HTTP API on --api, its state and job scratch space
 under --data. Submit work with enginectl --addr HOST:PORT (or ENGINE_ADDR).
-SIGINT or SIGTERM stops it; a running job is cancelled and cleans up.
+SIGINT or SIGTERM stops it. Jobs are not cancelled: their state is in the
+Raft log, and the tasks this node was running are re-run elsewhere, or here
+after a restart.
 
 A config file (--config FILE) holds the same settings as the flags, one
 "name = value" per line (# starts a comment); flags on the command line win.
 Example:
   data = /var/lib/engine
-  api = 0.0.0.0:7070
+  api = 10.0.0.5:7070
   memory = 8GB
 
 Flags:
@@ -56,7 +58,7 @@ func run(args []string, stderr io.Writer) int {
 	raftAddr := fs.String("raft", "", "Raft address (default: API port + 1)")
 	gossip := fs.String("gossip", "", "gossip (memberlist) address (default: API port + 2)")
 	internal := fs.String("internal", "", "internal address for node-to-node traffic: the shuffle service (default: API port + 3)")
-	voters := fs.Int("voters", 3, "Raft voters in the cluster (3 or 5); later nodes join as non-voters")
+	voters := fs.Int("voters", 3, "Raft voters in the cluster (3 or 5; odd numbers tolerate the most failures); later nodes join as non-voters")
 	readyTimeout := fs.Duration("ready-timeout", 30*time.Second, "give up starting if the node is not a cluster member within this time")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)

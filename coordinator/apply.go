@@ -59,6 +59,9 @@ type Command struct {
 	// Failures.
 	Error    string `json:"error,omitempty"`
 	LostMaps []int  `json:"lost_maps,omitempty"`
+	// NotOurFault marks a failed attempt that does not count against the
+	// task: its node died, or an input it fetched was lost.
+	NotOurFault bool `json:"not_our_fault,omitempty"`
 
 	// JobFinish.
 	State  string          `json:"state,omitempty"`
@@ -173,8 +176,11 @@ func Apply(s *State, c Command) error {
 		for _, m := range c.LostMaps {
 			loseMap(j, m)
 		}
-		if t.Attempt >= MaxAttempts {
-			finish(j, JobFailed, fmt.Sprintf("%s task %d failed %d times; last error: %s", c.Kind, c.Index, t.Attempt, c.Error), c.Time)
+		if !c.NotOurFault && len(c.LostMaps) == 0 {
+			t.Failures++
+		}
+		if t.Failures >= MaxAttempts {
+			finish(j, JobFailed, fmt.Sprintf("%s task %d failed %d times; last error: %s", c.Kind, c.Index, t.Failures, c.Error), c.Time)
 		}
 		return nil
 	case CmdMapLost:
@@ -182,7 +188,6 @@ func Apply(s *State, c Command) error {
 		if t == nil || t.State != TaskDone || t.Node != c.Node {
 			return reject("map %d of job %s is not a finished output on %q", c.Index, j.ID, c.Node)
 		}
-		j.Retries++
 		loseMap(j, c.Index)
 		return nil
 	case CmdJobCancel:
@@ -252,6 +257,7 @@ func loseMap(j *Job, i int) {
 	if t == nil || t.State != TaskDone {
 		return
 	}
+	j.Retries++ // the map runs again
 	t.State, t.Node, t.Segments = TaskPending, "", nil
 	if j.Stage == StageReduce {
 		j.Stage = StageMap

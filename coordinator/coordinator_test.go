@@ -170,6 +170,28 @@ func TestLostMapDuringReduceSendsStageBack(t *testing.T) {
 	}
 }
 
+// Attempts lost with their node, or failed on a lost input, do not count
+// toward MaxAttempts.
+func TestFailuresNotOurFaultDoNotCount(t *testing.T) {
+	s := cluster(t, 2, 1)
+	applyAll(t, s, Reconcile(s, t0))
+	must(t, s, done(s, KindMap, 0))
+	must(t, s, done(s, KindMap, 1))
+	for a := 1; a <= 2*MaxAttempts; a++ {
+		applyAll(t, s, Reconcile(s, t0))
+		r := s.Jobs["j"].Reduces[0]
+		if r.State != TaskRunning {
+			t.Fatalf("round %d: reduce %+v", a, r)
+		}
+		must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindReduce, Index: 0, Node: r.Node, Attempt: r.Attempt, Error: "fetch failed", LostMaps: []int{a % 2}})
+		applyAll(t, s, Reconcile(s, t0))
+		must(t, s, done(s, KindMap, a%2))
+	}
+	if j := s.Jobs["j"]; j.State != JobRunning || j.Reduces[0].Failures != 0 {
+		t.Fatalf("after %d lost inputs: %s %q, failures %d", 2*MaxAttempts, j.State, j.Error, j.Reduces[0].Failures)
+	}
+}
+
 func TestAttemptsAreBounded(t *testing.T) {
 	s := cluster(t, 1, 1)
 	for a := 1; a <= MaxAttempts; a++ {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,16 +33,48 @@ type RaftConfig struct {
 	Logger    *slog.Logger
 	// Timeout is the heartbeat and election timeout; default 500ms.
 	Timeout time.Duration
+	// Deferred opens the stores and listens on the transport, but starts
+	// Raft only when Start is called. A node with no Raft state that joins a
+	// cluster starts Raft once the leader has added it: with an empty
+	// configuration, Raft would grant its vote to any candidate — even one
+	// with a stale log, if a wiped voter comes back at its old address.
+	Deferred bool
 }
 
 // Raft is one node's Raft: hashicorp/raft with a bbolt log and stable
 // store, file snapshots and a TCP transport, behind a context-taking API.
 type Raft struct {
-	r     *raft.Raft
 	tr    *raft.NetworkTransport
 	store *raftboltdb.BoltStore
+	snaps raft.SnapshotStore
+	rc    *raft.Config
 	fsm   *FSM
 	cfg   RaftConfig
+
+	mu sync.RWMutex
+	r  *raft.Raft // nil until started
+}
+
+// get returns the running Raft, or nil before Start.
+func (r *Raft) get() *raft.Raft {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.r
+}
+
+// Start starts a Deferred Raft; it is a no-op on a running one.
+func (r *Raft) Start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.r != nil {
+		return nil
+	}
+	rr, err := raft.NewRaft(r.rc, r.fsm, r.store, r.store, r.snaps, r.tr)
+	if err != nil {
+		return fmt.Errorf("coordinator: raft: %w", err)
+	}
+	r.r = rr
+	return nil
 }
 
 // ErrNotLeader is returned by Propose on a follower; NotLeaderError says
@@ -128,34 +161,41 @@ func OpenRaft(cfg RaftConfig) (*Raft, error) {
 			}
 		}
 	}
-	r, err := raft.NewRaft(rc, cfg.FSM, store, store, snaps, tr)
-	if err != nil {
-		tr.Close()
-		store.Close()
-		return nil, fmt.Errorf("coordinator: raft: %w", err)
+	r := &Raft{tr: tr, store: store, snaps: snaps, rc: rc, fsm: cfg.FSM, cfg: cfg}
+	if !cfg.Deferred {
+		if err := r.Start(); err != nil {
+			tr.Close()
+			store.Close()
+			return nil, err
+		}
 	}
-	return &Raft{r: r, tr: tr, store: store, fsm: cfg.FSM, cfg: cfg}, nil
+	return r, nil
 }
 
 // Addr is the Raft transport's address.
 func (r *Raft) Addr() string { return string(r.tr.LocalAddr()) }
 
 // IsLeader reports whether this node leads.
-func (r *Raft) IsLeader() bool { return r.r.State() == raft.Leader }
+func (r *Raft) IsLeader() bool {
+	rr := r.get()
+	return rr != nil && rr.State() == raft.Leader
+}
 
 // Leader returns the leader's id and Raft address, empty if unknown.
 func (r *Raft) Leader() (id, addr string) {
-	a, i := r.r.LeaderWithID()
+	rr := r.get()
+	if rr == nil {
+		return "", ""
+	}
+	a, i := rr.LeaderWithID()
 	return string(i), string(a)
 }
-
-// LeaderCh reports leadership changes of this node.
-func (r *Raft) LeaderCh() <-chan bool { return r.r.LeaderCh() }
 
 // Propose replicates a command and applies it, returning Apply's error. On
 // a follower it returns a *NotLeaderError.
 func (r *Raft) Propose(ctx context.Context, c Command) error {
-	if r.r.State() != raft.Leader {
+	rr := r.get()
+	if rr == nil || rr.State() != raft.Leader {
 		id, addr := r.Leader()
 		return &NotLeaderError{LeaderID: id, LeaderAddr: addr}
 	}
@@ -163,7 +203,7 @@ func (r *Raft) Propose(ctx context.Context, c Command) error {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	f := r.r.Apply(c.Encode(), timeout)
+	f := rr.Apply(c.Encode(), timeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			id, addr := r.Leader()
@@ -183,22 +223,38 @@ func (r *Raft) Propose(ctx context.Context, c Command) error {
 // Barrier waits until every committed entry is applied on this node (the
 // leader calls it after gaining leadership, before acting on the state).
 func (r *Raft) Barrier(timeout time.Duration) error {
-	return r.r.Barrier(timeout).Error()
+	rr := r.get()
+	if rr == nil {
+		return ErrNotLeader
+	}
+	return rr.Barrier(timeout).Error()
 }
 
 // AddVoter adds (or promotes) a server as a voter.
 func (r *Raft) AddVoter(id, addr string) error {
-	return r.r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second).Error()
+	rr := r.get()
+	if rr == nil {
+		return ErrNotLeader
+	}
+	return rr.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second).Error()
 }
 
 // AddNonvoter adds a server that replicates the log without voting.
 func (r *Raft) AddNonvoter(id, addr string) error {
-	return r.r.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second).Error()
+	rr := r.get()
+	if rr == nil {
+		return ErrNotLeader
+	}
+	return rr.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second).Error()
 }
 
 // RemoveServer removes a server from the configuration.
 func (r *Raft) RemoveServer(id string) error {
-	return r.r.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error()
+	rr := r.get()
+	if rr == nil {
+		return ErrNotLeader
+	}
+	return rr.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error()
 }
 
 // Server is one entry of the Raft configuration.
@@ -209,7 +265,11 @@ type Server struct {
 
 // Servers returns the Raft configuration.
 func (r *Raft) Servers() ([]Server, error) {
-	f := r.r.GetConfiguration()
+	rr := r.get()
+	if rr == nil {
+		return nil, errors.New("coordinator: raft not started")
+	}
+	f := rr.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, err
 	}
@@ -221,11 +281,20 @@ func (r *Raft) Servers() ([]Server, error) {
 }
 
 // Stats returns Raft's state, term and indexes for status displays.
-func (r *Raft) Stats() map[string]string { return r.r.Stats() }
+func (r *Raft) Stats() map[string]string {
+	rr := r.get()
+	if rr == nil {
+		return map[string]string{"state": "Joining", "term": "0"}
+	}
+	return rr.Stats()
+}
 
 // Close shuts Raft down and closes its stores.
 func (r *Raft) Close() error {
-	err := r.r.Shutdown().Error()
+	var err error
+	if rr := r.get(); rr != nil {
+		err = rr.Shutdown().Error()
+	}
 	r.tr.Close()
 	if cerr := r.store.Close(); err == nil {
 		err = cerr

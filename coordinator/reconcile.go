@@ -48,7 +48,7 @@ func Reconcile(s *State, now time.Time) []Command {
 				case TaskRunning:
 					if lost, why := gone(t.Node, t.NodeIncarnation); lost {
 						repairs = append(repairs, Command{Type: CmdTaskFailed, Time: now, Job: j.ID, Kind: t.Kind, Index: t.Index, Node: t.Node, Attempt: t.Attempt,
-							Error: why + " while running the task"})
+							Error: why + " while running the task", NotOurFault: true})
 					} else {
 						free[t.Node]--
 					}

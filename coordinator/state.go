@@ -10,7 +10,12 @@ import (
 
 // Member is one node of the cluster.
 type Member struct {
-	ID          string `json:"id"`
+	ID string `json:"id"`
+	// RaftID is the member's Raft server id: its node id plus a suffix made
+	// with its data directory, so that a node back with an empty data
+	// directory is a new Raft server (a voter that lost its log must not
+	// vote as if it still had it).
+	RaftID      string `json:"raft_id"`
 	APIAddr     string `json:"api_addr"`
 	RaftAddr    string `json:"raft_addr"`
 	GossipAddr  string `json:"gossip_addr"`
@@ -50,7 +55,8 @@ const (
 	TaskDone    = "done"
 )
 
-// MaxAttempts bounds the attempts of one task; after that the job fails.
+// MaxAttempts bounds the failed attempts of one task (its Failures); after
+// that the job fails.
 const MaxAttempts = 4
 
 // Task is one map or reduce task of a job.
@@ -66,6 +72,10 @@ type Task struct {
 	// FailedOn is the node of the last failed attempt: a retry goes
 	// elsewhere when another node has a free slot.
 	FailedOn string `json:"failed_on,omitempty"`
+	// Failures counts attempts that failed through the task's own fault;
+	// attempts lost with a node, abandoned because an input was lost, or
+	// failed fetching another node's output do not count.
+	Failures int `json:"failures,omitempty"`
 	// Map output: one segment per partition, in the data file on Node.
 	Segments []shuffle.SegmentInfo `json:"segments,omitempty"`
 	Records  int64                 `json:"records,omitempty"`

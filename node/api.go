@@ -196,9 +196,9 @@ func (n *Node) handler() http.Handler {
 // Status returns this node's view of the cluster.
 func (n *Node) Status() NodeStatus {
 	stats := n.raft.Stats()
-	leader, _ := n.raft.Leader()
+	leader, _ := n.raft.Leader() // a Raft id
 	st := NodeStatus{ID: n.id, DataDir: n.cfg.DataDir, API: n.Addr(), Workers: n.cfg.Workers, Memory: n.cfg.Memory,
-		Cores: runtime.NumCPU(), PID: pidSelf(), Leader: leader, RaftState: stats["state"], Term: stats["term"]}
+		Cores: runtime.NumCPU(), PID: pidSelf(), RaftState: stats["state"], Term: stats["term"]}
 	st.Ready = n.caughtUp()
 	// Roles come from the Raft configuration as it is now (the state
 	// records them as they were at join).
@@ -214,13 +214,15 @@ func (n *Node) Status() NodeStatus {
 	n.fsm.Read(func(s *coordinator.State) {
 		st.Applied = s.Index
 		for _, id := range s.MemberIDs() {
-			ms := MemberStatus{Member: *s.Members[id], Leader: id == leader, Role: role[id]}
+			m := s.Members[id]
+			ms := MemberStatus{Member: *m, Leader: m.RaftID == leader, Role: role[m.RaftID]}
 			ms.Voter = ms.Role == "voter"
 			if ms.Role == "" {
 				ms.Role = "removed from Raft"
 			}
 			if ms.Leader {
 				ms.Role = "leader"
+				st.Leader = m.ID
 			}
 			st.Members = append(st.Members, ms)
 		}

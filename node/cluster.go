@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -66,7 +67,7 @@ type JoinResponse struct {
 
 func (n *Node) self() coordinator.Member {
 	return coordinator.Member{
-		ID: n.id, APIAddr: n.Addr(), RaftAddr: n.raft.Addr(), GossipAddr: n.gossipAddr(),
+		ID: n.id, RaftID: n.raftID, APIAddr: n.Addr(), RaftAddr: n.raft.Addr(), GossipAddr: n.gossipAddr(),
 		ShuffleAddr: n.shuffleLn.Addr().String(), DataDir: n.cfg.DataDir, Cores: n.cfg.Workers,
 	}
 }
@@ -82,6 +83,10 @@ func (n *Node) registerLoop() {
 	for n.ctx.Err() == nil {
 		resp, err := n.register(req)
 		if err == nil {
+			if err := n.raft.Start(); err != nil {
+				n.log.Error("start Raft", "err", err)
+				return
+			}
 			if len(resp.Gossip) > 0 {
 				if _, err := n.ml.Join(resp.Gossip); err != nil {
 					n.log.Warn("gossip join", "err", err)
@@ -130,23 +135,28 @@ func CheckJoinAddr(ctx context.Context, addr string) error {
 	return nil
 }
 
-// leaderAPI returns the leader's id and API address, if known.
+// leaderAPI returns the leader's member id and API address, if known.
 func (n *Node) leaderAPI() (string, string) {
-	id, _ := n.raft.Leader()
-	if id == "" {
+	raftID, _ := n.raft.Leader()
+	if raftID == "" {
 		return "", ""
 	}
-	var addr string
+	var id, addr string
 	n.fsm.Read(func(s *coordinator.State) {
-		if m := s.Members[id]; m != nil {
-			addr = m.APIAddr
+		for _, m := range s.Members {
+			if m.RaftID == raftID {
+				id, addr = m.ID, m.APIAddr
+			}
 		}
 	})
 	return id, addr
 }
 
-// handleJoin runs on the leader: it adds the node to Raft (a voter while
-// there are fewer than MaxVoters, else a non-voter) and records the member.
+// handleJoin runs on the leader: it adds the node to Raft and records the
+// member. A new Raft server (a new node, or a node back with an empty data
+// directory) joins as a non-voter; the leader promotes it once it has caught
+// up (maintainVoters). A known server keeps its role, at its new address if
+// it moved.
 func (n *Node) handleJoin(ctx context.Context, req JoinRequest) (JoinResponse, error) {
 	if !n.raft.IsLeader() {
 		_, addr := n.leaderAPI()
@@ -156,37 +166,44 @@ func (n *Node) handleJoin(ctx context.Context, req JoinRequest) (JoinResponse, e
 		return NewClient(addr).Join(ctx, req)
 	}
 	m := req.Member
-	if m.ID == "" || m.RaftAddr == "" {
-		return JoinResponse{}, errors.New("node: join without an id or Raft address")
+	if m.ID == "" || m.RaftID == "" || m.RaftAddr == "" {
+		return JoinResponse{}, errors.New("node: join without an id, Raft id or Raft address")
 	}
 	servers, err := n.raft.Servers()
 	if err != nil {
 		return JoinResponse{}, err
 	}
-	voters, known, knownVoter, sameAddr := 0, false, false, false
-	for _, s := range servers {
-		if s.ID == m.ID {
-			known, knownVoter, sameAddr = true, s.Voter, s.Addr == m.RaftAddr
-			continue
-		}
-		if s.Voter {
-			voters++
+	var known *coordinator.Server
+	for i, s := range servers {
+		if s.ID == m.RaftID {
+			known = &servers[i]
 		}
 	}
 	switch {
-	case known && sameAddr:
-		m.Voter = knownVoter
-	default:
-		// A new server, or a known one at a new address (a restart on
-		// other ports): adding it again records the address.
-		if knownVoter || (!known && voters < n.cfg.MaxVoters) {
-			err, m.Voter = n.raft.AddVoter(m.ID, m.RaftAddr), true
+	case known != nil && known.Addr == m.RaftAddr:
+		m.Voter = known.Voter
+	case known != nil:
+		// A restart on other ports: adding it again records the address.
+		if known.Voter {
+			err = n.raft.AddVoter(m.RaftID, m.RaftAddr)
 		} else {
-			err = n.raft.AddNonvoter(m.ID, m.RaftAddr)
+			err = n.raft.AddNonvoter(m.RaftID, m.RaftAddr)
 		}
-		if err != nil {
-			return JoinResponse{}, fmt.Errorf("node: add %s to Raft: %w", m.ID, err)
+		m.Voter = known.Voter
+	default:
+		// Earlier incarnations of this node (same node id, or the same
+		// Raft address) leave the configuration: their logs are gone.
+		for _, s := range servers {
+			if s.Addr == m.RaftAddr || strings.HasPrefix(s.ID, m.ID+".") {
+				if rerr := n.raft.RemoveServer(s.ID); rerr != nil {
+					return JoinResponse{}, fmt.Errorf("node: remove %s's old Raft server %s: %w", m.ID, s.ID, rerr)
+				}
+			}
 		}
+		err = n.raft.AddNonvoter(m.RaftID, m.RaftAddr)
+	}
+	if err != nil {
+		return JoinResponse{}, fmt.Errorf("node: add %s to Raft: %w", m.ID, err)
 	}
 	var old *coordinator.Member
 	n.fsm.Read(func(s *coordinator.State) {

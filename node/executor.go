@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -245,6 +246,15 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t
 		var fe *shuffle.FetchError
 		if errors.As(err, &fe) && fe.Map >= 0 {
 			cmd.LostMaps = []int{fe.Map}
+			var oe *net.OpError
+			if errors.As(err, &oe) && oe.Op == "dial" {
+				// The node is unreachable: every output it holds is as
+				// lost as this one. Losing them at once saves a round of
+				// reduce attempts per output.
+				if lost := e.mapsAt(k.job, fe.Addr); len(lost) > 0 {
+					cmd.LostMaps = lost
+				}
+			}
 		}
 		e.n.log.Warn("task failed", "job", k.job, "kind", k.kind, "index", k.index, "attempt", k.attempt, "err", err)
 	} else {
@@ -255,6 +265,24 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t
 	if err := e.n.propose(e.n.ctx, cmd); err != nil && !errors.Is(err, coordinator.ErrRejected) && e.n.ctx.Err() == nil {
 		e.n.log.Warn("report task", "job", k.job, "kind", k.kind, "index", k.index, "err", err)
 	}
+}
+
+// mapsAt lists the finished maps of a job whose output is on the node with
+// shuffle address addr.
+func (e *executor) mapsAt(job, addr string) []int {
+	var out []int
+	e.n.fsm.Read(func(s *coordinator.State) {
+		j := s.Jobs[job]
+		if j == nil {
+			return
+		}
+		for _, m := range j.Maps {
+			if mem := s.Members[m.Node]; m.State == coordinator.TaskDone && mem != nil && mem.ShuffleAddr == addr {
+				out = append(out, m.Index)
+			}
+		}
+	})
+	return out
 }
 
 func (e *executor) runMap(ctx context.Context, j *coordinator.Job, i int, cmd *coordinator.Command) error {

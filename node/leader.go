@@ -20,8 +20,9 @@ type leaderState struct {
 		sync.Mutex
 		joinedAt map[string]time.Time
 	}
-	cleaned map[string]bool // jobs whose ended-job cleanup ran
-	since   time.Time       // when this node became leader
+	cleaned    map[string]bool // jobs whose ended-job cleanup ran
+	since      time.Time       // when this node became leader
+	lastRejoin time.Time       // last gossip re-join attempt
 }
 
 func (l *leaderState) joined(id string) {
@@ -68,7 +69,8 @@ func (n *Node) leaderLoop() {
 			n.log.Info("leading the cluster")
 		}
 		n.syncLiveness()
-		n.replaceDeadVoters()
+		n.rejoinGossip()
+		n.maintainVoters()
 		n.schedule()
 		n.finishJobs()
 	}
@@ -105,47 +107,97 @@ func (n *Node) syncLiveness() {
 	}
 }
 
-// replaceDeadVoters promotes a live non-voter in place of a voter that has
-// been dead for a while, so the cluster keeps MaxVoters voters.
-func (n *Node) replaceDeadVoters() {
+// maintainVoters keeps MaxVoters voters: it promotes live non-voters that
+// have caught up with the leader's log — in place of voters that are dead,
+// or while there are too few — and re-adds live members that fell out of
+// the configuration (a healed partition).
+func (n *Node) maintainVoters() {
 	servers, err := n.raft.Servers()
 	if err != nil {
 		return
 	}
+	inConfig := map[string]bool{}
 	var dead, spare []string
 	voters := 0
+	var leaderIndex uint64
+	byRaft := map[string]coordinator.Member{}
 	n.fsm.Read(func(s *coordinator.State) {
-		for _, sv := range servers {
-			m := s.Members[sv.ID]
-			alive := m != nil && m.Alive
-			switch {
-			case sv.Voter && !alive && sv.ID != n.id:
-				dead = append(dead, sv.ID)
-			case sv.Voter:
-				voters++
-			case alive:
-				spare = append(spare, sv.ID)
-			}
+		leaderIndex = s.Index
+		for _, m := range s.Members {
+			byRaft[m.RaftID] = *m
 		}
 	})
-	for len(spare) > 0 && (len(dead) > 0 || voters < n.cfg.MaxVoters) {
-		id := spare[0]
-		spare = spare[1:]
-		var addr string
-		n.fsm.Read(func(s *coordinator.State) { addr = s.Members[id].RaftAddr })
-		if err := n.raft.AddVoter(id, addr); err != nil {
+	for _, sv := range servers {
+		inConfig[sv.ID] = true
+		m, ok := byRaft[sv.ID]
+		alive := ok && m.Alive
+		switch {
+		case sv.Voter && !alive && sv.ID != n.raftID:
+			dead = append(dead, sv.ID)
+		case sv.Voter:
+			voters++
+		case alive:
+			spare = append(spare, sv.ID)
+		}
+	}
+	for id, m := range byRaft {
+		if m.Alive && !inConfig[id] {
+			if err := n.raft.AddNonvoter(id, m.RaftAddr); err == nil {
+				n.log.Info("re-added a live member to Raft as a non-voter", "member", m.ID)
+			}
+		}
+	}
+	for _, id := range spare {
+		if len(dead) == 0 && voters >= n.cfg.MaxVoters {
 			return
 		}
-		n.log.Info("promoted a non-voter", "member", id)
+		m := byRaft[id]
+		if !n.caughtUpPeer(m, leaderIndex) {
+			continue
+		}
+		if err := n.raft.AddVoter(id, m.RaftAddr); err != nil {
+			return
+		}
+		n.log.Info("promoted a caught-up non-voter", "member", m.ID)
 		voters++
 		if len(dead) > 0 {
 			if err := n.raft.RemoveServer(dead[0]); err != nil {
 				return
 			}
-			n.log.Info("removed a dead voter", "member", dead[0])
+			n.log.Info("removed a dead voter", "raft_id", dead[0])
 			dead = dead[1:]
 		}
 	}
+}
+
+// caughtUpPeer asks a member how far it has applied the log.
+func (n *Node) caughtUpPeer(m coordinator.Member, leaderIndex uint64) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, time.Second)
+	defer cancel()
+	st, err := NewClient(m.APIAddr).Status(ctx)
+	return err == nil && st.Applied+16 >= leaderIndex
+}
+
+// rejoinGossip asks gossip to meet again the members the state calls dead:
+// after a network partition heals, memberlist on each side has given up on
+// the other and would not probe it again.
+func (n *Node) rejoinGossip() {
+	if time.Since(n.leader.lastRejoin) < 5*time.Second {
+		return
+	}
+	n.leader.lastRejoin = time.Now()
+	var addrs []string
+	n.fsm.Read(func(s *coordinator.State) {
+		for _, m := range s.Members {
+			if !m.Alive && m.ID != n.id {
+				addrs = append(addrs, m.GossipAddr)
+			}
+		}
+	})
+	if len(addrs) == 0 {
+		return
+	}
+	n.goFunc(func() { n.ml.Join(addrs) })
 }
 
 // schedule proposes what Reconcile returns.

@@ -107,11 +107,15 @@ func (c *Config) ensureDefaults() error {
 
 // Node is one running engine node: every node runs every service.
 type Node struct {
-	cfg   Config
-	id    string
-	fresh bool // the data directory was new: any old outputs of this id are gone
-	log   *slog.Logger
-	lock  *os.File
+	cfg    Config
+	id     string
+	raftID string
+	// newRaft: this data directory has no Raft identity yet (a new node, or
+	// one whose data was wiped).
+	newRaft bool
+	fresh  bool // the data directory was new: any old outputs of this id are gone
+	log    *slog.Logger
+	lock   *os.File
 
 	apiLn      net.Listener
 	srv        *http.Server
@@ -183,8 +187,11 @@ func start(cfg Config) (n *Node, err error) {
 	n.fsm = coordinator.NewFSM()
 	n.fsm.OnApply = n.onApply
 	n.raft, err = coordinator.OpenRaft(coordinator.RaftConfig{
-		ID: n.id, Dir: filepath.Join(cfg.DataDir, "raft"), Bind: cfg.RaftAddr,
+		ID: n.raftID, Dir: filepath.Join(cfg.DataDir, "raft"), Bind: cfg.RaftAddr,
 		Bootstrap: cfg.Join == "", FSM: n.fsm, Logger: n.log, Timeout: cfg.RaftTimeout,
+		// A new server joining a cluster starts Raft once the leader has
+		// added it (see coordinator.RaftConfig.Deferred).
+		Deferred: cfg.Join != "" && n.newRaft,
 	})
 	if err != nil {
 		return n, err
@@ -250,6 +257,19 @@ func (n *Node) loadID() error {
 	}
 	if n.id == "" || strings.ContainsAny(n.id, "/\\ \t\n") {
 		return fmt.Errorf("node: bad node name %q: use letters, digits, '-' and '_'", n.id)
+	}
+	// The Raft server id belongs to this data directory.
+	rpath := filepath.Join(n.cfg.DataDir, "raft-id")
+	if b, err := os.ReadFile(rpath); err == nil {
+		n.raftID = strings.TrimSpace(string(b))
+	} else {
+		var r [4]byte
+		rand.Read(r[:])
+		n.raftID = n.id + "." + hex.EncodeToString(r[:])
+		n.newRaft = true
+		if err := os.WriteFile(rpath, []byte(n.raftID+"\n"), 0o644); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
 	}
 	return nil
 }

@@ -113,9 +113,9 @@ type Node struct {
 	// newRaft: this data directory has no Raft identity yet (a new node, or
 	// one whose data was wiped).
 	newRaft bool
-	fresh  bool // the data directory was new: any old outputs of this id are gone
-	log    *slog.Logger
-	lock   *os.File
+	fresh   bool // the data directory was new: any old outputs of this id are gone
+	log     *slog.Logger
+	lock    *os.File
 
 	apiLn      net.Listener
 	srv        *http.Server

@@ -20,8 +20,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -205,13 +203,10 @@ type ClusterResult struct {
 }
 
 type clusterBench struct {
+	harness
 	o         ClusterOptions
 	res       *ClusterResult
-	w, log    io.Writer
-	dir       string
 	enginectl string
-	sum       gensort.Sum
-	dropOK    bool
 	downDone  bool
 }
 
@@ -237,13 +232,14 @@ func RunCluster(ctx context.Context, o ClusterOptions, w io.Writer) (res *Cluste
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	b := &clusterBench{o: o, w: w, log: o.Log}
+	b := &clusterBench{o: o}
 	res = &ClusterResult{
 		Started: time.Now(), Records: o.Records, Bytes: o.Records * gensort.RecordSize, ASCII: o.ASCII,
 		Size: sizeArg(o.Records), Nodes: o.Nodes, Rounds: o.Rounds, Nproc: runtime.NumCPU(),
 		LoadBefore: loadavg(), Runs: []*ClusterRun{},
 	}
 	b.res = res
+	b.harness = harness{name: "bench cluster", w: w, log: o.Log, notes: &res.Notes, failures: &res.Failures, records: o.Records}
 	res.MemTotal, _, res.MemAvailable = meminfo()
 
 	// The binaries.
@@ -270,32 +266,23 @@ func RunCluster(ctx context.Context, o ClusterOptions, w io.Writer) (res *Cluste
 	}
 
 	// Work directory.
-	cleanup, err := b.makeDir()
-	if err != nil {
+	if err := b.makeDir(o.Dir, "clusterbench-"); err != nil {
 		return res, err
 	}
 	res.Dir = b.dir
-	defer func() {
-		if o.Keep {
-			res.Kept = true
-			fmt.Fprintf(b.log, "bench cluster: kept the work directory %s\n", b.dir)
-			return
-		}
-		if cerr := cleanup(); cerr != nil {
-			fmt.Fprintf(b.log, "bench cluster: removing %s: %v\n", b.dir, cerr)
-		}
-	}()
+	defer func() { res.Kept = b.closeDir(o.Keep) }()
 	if err := b.checkSpace(); err != nil {
 		return res, err
 	}
-	b.setupDropCaches()
+	res.DropCachesNote = b.setupDropCaches(o.DropCaches, "")
+	res.DropCaches = b.dropOK
 
 	// What every output must be: gensort records 0..N-1.
 	fmt.Fprintf(b.log, "bench cluster: computing the checksum of gensort records 0..%d...\n", o.Records-1)
 	b.sum = gensort.ChecksumRecords(0, uint64(o.Records), gensort.Options{ASCII: o.ASCII})
 	res.WantChecksum = b.sum.String()
 	if ctx.Err() != nil {
-		return res, fmt.Errorf("bench cluster: interrupted: %w", ctx.Err())
+		return res, b.interrupted(ctx)
 	}
 
 	// The cluster: from here on, whatever happens, it is brought down
@@ -303,7 +290,7 @@ func RunCluster(ctx context.Context, o ClusterOptions, w io.Writer) (res *Cluste
 	defer b.clusterDown()
 	if err := b.clusterUp(ctx); err != nil {
 		if ctx.Err() != nil {
-			return res, fmt.Errorf("bench cluster: interrupted: %w", ctx.Err())
+			return res, b.interrupted(ctx)
 		}
 		return res, err
 	}
@@ -316,16 +303,14 @@ func RunCluster(ctx context.Context, o ClusterOptions, w io.Writer) (res *Cluste
 			fmt.Fprintf(b.log, "bench cluster: round %d/%d %s: sorting %s...\n", round, o.Rounds, clusterSysName(sys, o.Nodes), sortjob.FormatBytes(res.Bytes))
 			m := b.measure(ctx, round, sys)
 			if ctx.Err() != nil {
-				return res, fmt.Errorf("bench cluster: interrupted: %w", ctx.Err())
+				return res, b.interrupted(ctx)
 			}
 			res.Runs = append(res.Runs, m)
 			if m.OK {
 				fmt.Fprintf(b.log, "bench cluster: round %d/%d %-7s %7.2fs %8.1f MB/s, own rate %.1f MB/s (output valid)\n",
 					round, o.Rounds, sys, m.Seconds, m.MBps, m.OwnMBps())
 			} else {
-				msg := fmt.Sprintf("%s round %d: %s", clusterSysName(sys, o.Nodes), round, m.Error)
-				res.Failures = append(res.Failures, msg)
-				fmt.Fprintf(b.log, "bench cluster: FAILED: %s\n", msg)
+				b.fail(fmt.Sprintf("%s round %d: %s", clusterSysName(sys, o.Nodes), round, m.Error))
 			}
 			if !(o.Keep && round == o.Rounds) {
 				b.removeOutput(sys)
@@ -337,23 +322,13 @@ func RunCluster(ctx context.Context, o ClusterOptions, w io.Writer) (res *Cluste
 	res.Finished = time.Now()
 	b.summarize()
 	b.writeTable()
-	if o.JSONFile != "" {
-		if err := writeAnyJSON(o.JSONFile, res); err != nil {
-			return res, fmt.Errorf("bench cluster: --json: %w", err)
-		}
-	}
-	if len(res.Failures) > 0 {
-		return res, fmt.Errorf("bench cluster: %w: %s", ErrValidation, strings.Join(res.Failures, "; "))
+	if err := b.finish(o.JSONFile, res); err != nil {
+		return res, err
 	}
 	if !res.ClusterDown {
 		return res, fmt.Errorf("bench cluster: the cluster did not come down: %s", res.ClusterDownMsg)
 	}
 	return res, nil
-}
-
-func isExecutable(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
 func clusterSysName(sys string, nodes int) string {
@@ -372,11 +347,6 @@ func sizeArg(records int64) string {
 	return strconv.FormatInt(records, 10) + "rec"
 }
 
-func (b *clusterBench) note(s string) {
-	b.res.Notes = append(b.res.Notes, s)
-	fmt.Fprintf(b.log, "bench cluster: %s\n", s)
-}
-
 func (b *clusterBench) clusterDir() string  { return filepath.Join(b.dir, "cluster") }
 func (b *clusterBench) embeddedDir() string { return filepath.Join(b.dir, "embedded") }
 func (b *clusterBench) outDir(sys string) string {
@@ -384,84 +354,12 @@ func (b *clusterBench) outDir(sys string) string {
 }
 func (b *clusterBench) removeOutput(sys string) { os.RemoveAll(b.outDir(sys)) }
 
-// makeDir creates the work directory and returns how to remove what
-// RunCluster put there.
-func (b *clusterBench) makeDir() (func() error, error) {
-	if b.o.Dir == "" {
-		d, err := os.MkdirTemp("/var/tmp", "clusterbench-")
-		if err != nil {
-			return nil, fmt.Errorf("bench cluster: work directory: %w", err)
-		}
-		b.dir = d
-		return func() error { return os.RemoveAll(d) }, nil
-	}
-	dir, err := filepath.Abs(b.o.Dir)
-	if err != nil {
-		return nil, err
-	}
-	created := false
-	if st, err := os.Stat(dir); os.IsNotExist(err) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("bench cluster: work directory: %w", err)
-		}
-		created = true
-	} else if err != nil {
-		return nil, fmt.Errorf("bench cluster: work directory: %w", err)
-	} else if !st.IsDir() {
-		return nil, fmt.Errorf("bench cluster: --dir %s is not a directory", dir)
-	} else if des, err := os.ReadDir(dir); err != nil {
-		return nil, fmt.Errorf("bench cluster: work directory: %w", err)
-	} else if len(des) > 0 {
-		return nil, fmt.Errorf("bench cluster: --dir %s is not empty (%d entries, e.g. %s): give a new or empty directory", dir, len(des), des[0].Name())
-	}
-	b.dir = dir
-	return func() error {
-		if created {
-			return os.RemoveAll(dir)
-		}
-		des, err := os.ReadDir(dir)
-		if err != nil {
-			return err
-		}
-		var errs []error
-		for _, de := range des {
-			errs = append(errs, os.RemoveAll(filepath.Join(dir, de.Name())))
-		}
-		return errors.Join(errs...)
-	}, nil
-}
-
 // checkSpace refuses to start without room for one sort at a time: its
 // map outputs and its sorted output (the other system's are removed
 // between runs).
 func (b *clusterBench) checkSpace() error {
-	need := 2 * b.res.Bytes
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(b.dir, &fs); err != nil {
-		return fmt.Errorf("bench cluster: statfs %s: %w", b.dir, err)
-	}
-	free := int64(fs.Bavail) * fs.Bsize
-	b.res.DiskFree, b.res.DiskNeeded = free, need
-	if need > free {
-		return fmt.Errorf("bench cluster: not enough free disk in %s: needs %s = %d bytes (map outputs + sorted output of one %s sort) and has %s = %d bytes free; sort less (--size) or use --dir on a bigger file system",
-			b.dir, sortjob.FormatBytes(need), need, sortjob.FormatBytes(b.res.Bytes), sortjob.FormatBytes(free), free)
-	}
-	return nil
-}
-
-func (b *clusterBench) setupDropCaches() {
-	if !b.o.DropCaches {
-		b.res.DropCachesNote = "no (--drop-caches=false)"
-		return
-	}
-	if err := dropCaches(); err != nil {
-		b.res.DropCachesNote = fmt.Sprintf("no: requested but failed (%v)", err)
-		b.note("could not drop the page cache: " + err.Error())
-		return
-	}
-	b.dropOK = true
-	b.res.DropCaches = true
-	b.res.DropCachesNote = "yes: sync; echo 1 > " + dropCachesFile + " before every run"
+	what := "map outputs + sorted output of one " + sortjob.FormatBytes(b.res.Bytes) + " sort"
+	return b.checkFreeSpace(2*b.res.Bytes, what, &b.res.DiskFree, &b.res.DiskNeeded)
 }
 
 // ctlCommand is an enginectl child in its own process group, so that a
@@ -486,16 +384,12 @@ func (b *clusterBench) downArgs() []string {
 // address and node processes from what it prints.
 func (b *clusterBench) clusterUp(ctx context.Context) error {
 	fmt.Fprintf(b.log, "bench cluster: starting a %d-node cluster: %s %s\n", b.o.Nodes, b.enginectl, strings.Join(b.upArgs(), " "))
-	cmd := b.ctlCommand(ctx, b.upArgs()...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	t0 := time.Now()
-	err := cmd.Run()
-	b.res.ClusterUpSecs = time.Since(t0).Seconds()
+	stdout, stderr, seconds, err := runTimed(b.ctlCommand(ctx, b.upArgs()...))
+	b.res.ClusterUpSecs = seconds
 	if err != nil {
-		return fmt.Errorf("bench cluster: cluster up failed (%v): %s %s", err, tail(stderr.Bytes()), tail(stdout.Bytes()))
+		return fmt.Errorf("bench cluster: cluster up failed (%v): %s %s", err, tail(stderr), tail(stdout))
 	}
-	sc := bufio.NewScanner(&stdout)
+	sc := bufio.NewScanner(bytes.NewReader(stdout))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if addr, ok := strings.CutPrefix(line, "ENGINE_ADDR="); ok {
@@ -519,7 +413,7 @@ func (b *clusterBench) clusterUp(ctx context.Context) error {
 		b.res.ClusterNodes = append(b.res.ClusterNodes, n)
 	}
 	if b.res.ClusterAddr == "" {
-		return fmt.Errorf("bench cluster: cluster up printed no ENGINE_ADDR= line: %s", tail(stdout.Bytes()))
+		return fmt.Errorf("bench cluster: cluster up printed no ENGINE_ADDR= line: %s", tail(stdout))
 	}
 	if len(b.res.ClusterNodes) != b.o.Nodes {
 		b.note(fmt.Sprintf("cluster up listed %d nodes, want %d", len(b.res.ClusterNodes), b.o.Nodes))
@@ -729,21 +623,13 @@ func (b *clusterBench) commands() []string {
 	return cmds
 }
 
-func (b *clusterBench) kind() string {
-	if b.o.ASCII {
-		return "ASCII"
-	}
-	return "binary"
-}
-
 func (b *clusterBench) writeHeader() {
 	r, w := b.res, b.w
 	fmt.Fprintf(w, "bench cluster: %s (%d %s gensort records 0..%d, generated by each job), %d round(s), each: the %d-node local cluster, then the embedded single node\n",
-		sortjob.FormatBytes(r.Bytes), r.Records, b.kind(), r.Records-1, r.Rounds, r.Nodes)
+		sortjob.FormatBytes(r.Bytes), r.Records, recordKind(r.ASCII), r.Records-1, r.Rounds, r.Nodes)
 	fmt.Fprintf(w, "machine   nproc %d; load average before %s; memory total %s, available %s\n",
 		r.Nproc, r.LoadBefore, sortjob.FormatBytes(r.MemTotal), sortjob.FormatBytes(r.MemAvailable))
-	fmt.Fprintf(w, "disk      work dir %s: %s free, %s needed\n", b.dir, sortjob.FormatBytes(r.DiskFree), sortjob.FormatBytes(r.DiskNeeded))
-	fmt.Fprintf(w, "caches    page cache dropped before each run: %s\n", r.DropCachesNote)
+	b.writeDiskAndCaches(r.DiskFree, r.DiskNeeded, r.DropCachesNote)
 	var nodes []string
 	for _, n := range r.ClusterNodes {
 		nodes = append(nodes, fmt.Sprintf("%s %s pid %d", n.Name, n.API, n.PID))
@@ -751,26 +637,14 @@ func (b *clusterBench) writeHeader() {
 	fmt.Fprintf(w, "cluster   up in %.1fs at ENGINE_ADDR=%s: %s; workers per node: cluster up's default max(1, nproc/nodes) = %d; it stays up (idle) during the single-node runs\n",
 		r.ClusterUpSecs, r.ClusterAddr, strings.Join(nodes, ", "), max(1, r.Nproc/max(r.Nodes, 1)))
 	fmt.Fprintf(w, "expected  %d records, checksum %s (gensort -c %d), in order\n", r.Records, r.WantChecksum, r.Records)
-	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note      %s\n", n)
-	}
-	fmt.Fprintln(w, "commands")
-	for _, c := range r.Commands {
-		fmt.Fprintf(w, "  %s\n", c)
-	}
+	b.writeNotesAndCommands(r.Notes, r.Commands)
 }
 
 // measure runs one sort, then validates its output.
 func (b *clusterBench) measure(ctx context.Context, round int, sys string) *ClusterRun {
 	m := &ClusterRun{Round: round, System: sys}
 	b.removeOutput(sys)
-	if b.dropOK {
-		if err := dropCaches(); err != nil {
-			b.note(fmt.Sprintf("round %d %s: dropping the page cache failed: %v", round, sys, err))
-		} else {
-			m.CachesDropped = true
-		}
-	}
+	m.CachesDropped = b.dropBeforeRun(round, sys)
 	m.LoadBefore = loadavg()
 	if err := b.runSort(ctx, m); err != nil {
 		m.Error = err.Error()
@@ -789,11 +663,8 @@ func (b *clusterBench) runSort(ctx context.Context, m *ClusterRun) error {
 		cpu0 = b.clusterCPU()
 	}
 	cmd := b.ctlCommand(ctx, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	t0 := time.Now()
-	err := cmd.Run()
-	m.Seconds = time.Since(t0).Seconds()
+	stdout, stderr, seconds, err := runTimed(cmd)
+	m.Seconds = seconds
 	if m.System == ClusterSystem {
 		for pid, c := range b.clusterCPU() {
 			if c0, ok := cpu0[pid]; ok {
@@ -802,43 +673,23 @@ func (b *clusterBench) runSort(ctx context.Context, m *ClusterRun) error {
 			}
 		}
 	} else {
-		m.PeakRSS = maxRSS(cmd.ProcessState)
-		m.UserSeconds, m.SysSeconds = cpuSeconds(cmd.ProcessState)
+		m.PeakRSS, m.UserSeconds, m.SysSeconds = usage(cmd.ProcessState)
 	}
+	rep, err := engineReport(stdout, stderr, err)
 	if err != nil {
-		return fmt.Errorf("enginectl failed (%v): %s", err, tail(stderr.Bytes()))
+		return err
 	}
-	var rep sortjob.Report
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		return fmt.Errorf("enginectl printed no JSON report (%v): %s", err, tail(stdout.Bytes()))
-	}
-	m.Report = &rep
+	m.Report = rep
 	if m.System == ClusterSystem {
 		m.PeakRSS = rep.PeakRSS
 	}
 	if m.Seconds <= 0 {
 		return fmt.Errorf("no time measured")
 	}
-	parts, err := filepath.Glob(filepath.Join(b.outDir(m.System), "part-*"))
-	if err != nil {
-		return err
-	}
-	slices.Sort(parts) // part-00000, part-00001, ...: the sorted order
 	// The same validation as bench sort's: every part with the gensort
 	// validator, merged in order, against records 0..N-1.
-	vb := &bench{o: Options{Records: b.o.Records}, sum: b.sum}
-	c, err := vb.validate(ctx, parts)
-	m.Check = c
-	if err != nil {
-		return err
-	}
-	if !rep.Check.Passed {
-		return fmt.Errorf("the engine's own report says its check failed: %+v", rep.Check)
-	}
-	if rep.Records != b.o.Records {
-		return fmt.Errorf("the engine reports %d records, want %d", rep.Records, b.o.Records)
-	}
-	return nil
+	m.Check, err = b.checkEngineOutput(ctx, b.outDir(m.System), rep, "want")
+	return err
 }
 
 // get returns round's successful run of sys.
@@ -856,13 +707,14 @@ func finite(v float64) bool { return v > 0 && !math.IsInf(v, 0) && !math.IsNaN(v
 // summarize computes the per-round ratios, the medians and the target.
 func (b *clusterBench) summarize() {
 	r := b.res
-	var cS, cM, cO, shB, shM, retr, sS, sM, sO, sOV, wall, own, ownV []float64
+	var cS, cM, cO, shM, retr, sS, sM, sO, sOV, wall, own, ownV []float64
+	var shB []int64
 	for round := 1; round <= r.Rounds; round++ {
 		c, s := b.get(round, ClusterSystem), b.get(round, SingleSystem)
 		rt := ClusterRatios{Round: round}
 		if c != nil {
 			cS, cM, cO = append(cS, c.Seconds), append(cM, c.MBps), append(cO, c.OwnMBps())
-			shB, shM = append(shB, float64(c.Report.ShuffleBytes)), append(shM, c.Report.ShuffleMBps)
+			shB, shM = append(shB, c.Report.ShuffleBytes), append(shM, c.Report.ShuffleMBps)
 			retr = append(retr, float64(c.Report.Retries))
 		}
 		if s != nil {
@@ -886,7 +738,7 @@ func (b *clusterBench) summarize() {
 	}
 	r.Median = ClusterMedian{
 		ClusterSeconds: median(cS), ClusterMBps: median(cM), ClusterOwnMBps: median(cO),
-		ShuffleBytes: int64(math.Round(median(shB))), ShuffleMBps: median(shM), Retries: median(retr),
+		ShuffleBytes: medianInt(shB), ShuffleMBps: median(shM), Retries: median(retr),
 		SingleSeconds: median(sS), SingleMBps: median(sM), SingleOwnMBps: median(sO), SingleOwnValidatedMBps: median(sOV),
 		Wall: median(wall), Own: median(own), OwnValidated: median(ownV),
 	}
@@ -905,67 +757,18 @@ func (b *clusterBench) summarize() {
 	r.Target = t
 }
 
-func ratioText(v float64) string {
-	if v <= 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f×", v)
-}
-
-const (
-	clusterLabelWidth = 54
-	clusterCellWidth  = 11
-)
+const clusterLabelWidth = 54
 
 func (b *clusterBench) writeTable() {
 	r, w := b.res, b.w
-	fmt.Fprintln(w)
-	header := fmt.Sprintf("%-*s", clusterLabelWidth, "")
-	for round := 1; round <= r.Rounds; round++ {
-		header += fmt.Sprintf("%*s", clusterCellWidth, fmt.Sprintf("round %d", round))
-	}
-	header += fmt.Sprintf("%*s", clusterCellWidth, "median")
-	fmt.Fprintln(w, header)
-	row := func(label string, cells []string, med string) {
-		line := fmt.Sprintf("%-*s", clusterLabelWidth, label)
-		for _, c := range cells {
-			line += fmt.Sprintf("%*s", clusterCellWidth, c)
-		}
-		line += fmt.Sprintf("%*s", clusterCellWidth, med)
-		fmt.Fprintln(w, strings.TrimRight(line, " "))
-	}
-	// per builds a row from each round's run of sys, and the median of
-	// the values f returns (ok false: no value).
-	per := func(sys string, f func(m *ClusterRun) (float64, bool), format func(float64) string) ([]string, string) {
-		cells := make([]string, r.Rounds)
-		var vals []float64
-		for i := range cells {
-			cells[i] = "-"
-			for _, m := range r.Runs {
-				if m.Round != i+1 || m.System != sys {
-					continue
-				}
-				if !m.OK {
-					cells[i] = "FAILED"
-					continue
-				}
-				if v, ok := f(m); ok {
-					cells[i] = format(v)
-					vals = append(vals, v)
-				}
-			}
-		}
-		if len(vals) == 0 {
-			return cells, "-"
-		}
-		return cells, format(median(vals))
-	}
+	t := &table{w: w, labelWidth: clusterLabelWidth, rounds: r.Rounds, runs: views(r.Runs)}
+	t.header()
+	// show prints a row of f's value for each round's run of sys and
+	// their median (ok false: no value).
 	show := func(label, sys string, f func(m *ClusterRun) (float64, bool), format func(float64) string) {
-		cells, med := per(sys, f, format)
-		row(label, cells, med)
+		t.valueRow(label, sys, func(i int) (float64, bool) { return f(r.Runs[i]) }, format)
 	}
 	f1 := func(v float64) string { return fmt.Sprintf("%.1f", v) }
-	f2 := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	f0 := func(v float64) string { return fmt.Sprintf("%.0f", v) }
 	fb := func(v float64) string { return sortjob.FormatBytes(int64(math.Round(v))) }
 	rep := func(g func(*sortjob.Report) float64) func(m *ClusterRun) (float64, bool) {
@@ -976,54 +779,17 @@ func (b *clusterBench) writeTable() {
 			return g(m.Report), true
 		}
 	}
-	cpu := func(m *ClusterRun) string { return fmt.Sprintf("%.1f+%.1f", m.UserSeconds, m.SysSeconds) }
-	cpuRow := func(label, sys string) {
-		cells := make([]string, r.Rounds)
-		var u, s []float64
-		for i := range cells {
-			cells[i] = "-"
-			for _, m := range r.Runs {
-				if m.Round == i+1 && m.System == sys && m.OK {
-					cells[i] = cpu(m)
-					u, s = append(u, m.UserSeconds), append(s, m.SysSeconds)
-				}
-			}
-		}
-		med := "-"
-		if len(u) > 0 {
-			med = fmt.Sprintf("%.1f+%.1f", median(u), median(s))
-		}
-		row(label, cells, med)
-	}
 	phases := func(sys string) {
-		var names []string
-		for _, m := range r.Runs {
-			if m.System != sys || m.Report == nil {
-				continue
-			}
-			for _, p := range m.Report.Phases {
-				if !slices.Contains(names, p.Name) {
-					names = append(names, p.Name)
-				}
-			}
-		}
-		for _, ph := range names {
-			label := "    phase " + ph + " s"
-			if ph == "reduce" && !b.validatePhase(sys) {
-				label += " (includes validation)"
-			}
-			show(label, sys, rep(func(rp *sortjob.Report) float64 { return phaseSeconds(rp, ph) }), f2)
-		}
 		what := "(process, node start, sample)"
 		if sys == ClusterSystem {
 			what = "(client, submit, sample)"
 		}
-		show("    outside the job s "+what, sys, func(m *ClusterRun) (float64, bool) {
-			if m.Report == nil {
-				return 0, false
+		t.phaseRows(sys, func(ph string) string {
+			if ph == "reduce" && !b.validatePhase(sys) {
+				return "    phase " + ph + " s (includes validation)"
 			}
-			return m.Seconds - m.Report.Total.Seconds(), true
-		}, f2)
+			return "    phase " + ph + " s"
+		}, "    outside the job s "+what)
 	}
 	wallRate := func(m *ClusterRun) (float64, bool) { return m.MBps, true }
 	wallSecs := func(m *ClusterRun) (float64, bool) { return m.Seconds, true }
@@ -1033,41 +799,30 @@ func (b *clusterBench) writeTable() {
 
 	c, s := ClusterSystem, SingleSystem
 	show(fmt.Sprintf("cluster (%d nodes) MB/s (wall clock of the submit)", r.Nodes), c, wallRate, f1)
-	show("  cluster seconds (wall clock)", c, wallSecs, f2)
+	show("  cluster seconds (wall clock)", c, wallSecs, secsText)
 	show("  cluster's own sort rate MB/s (map+reduce)", c, ownRate, f1)
 	phases(c)
 	show("  shuffle bytes (fetched from other nodes)", c, rep(func(rp *sortjob.Report) float64 { return float64(rp.ShuffleBytes) }), fb)
 	show("  shuffle MB/s (over the reduce stage)", c, rep(func(rp *sortjob.Report) float64 { return rp.ShuffleMBps }), f1)
 	show("  re-run attempts (retries; should be 0)", c, rep(func(rp *sortjob.Report) float64 { return float64(rp.Retries) }), f0)
 	show("  workers (tasks at once, all nodes)", c, rep(func(rp *sortjob.Report) float64 { return float64(rp.Workers) }), f0)
-	cpuRow("  CPU s (user+sys, all engined processes)", c)
+	t.cpuRow("  CPU s (user+sys, all engined processes)", c, "-")
 	show("  peak RSS (largest node)", c, rss, fb)
 	for _, name := range b.nodeNames() {
-		cells := make([]string, r.Rounds)
-		for i := range cells {
-			cells[i] = "-"
-			for _, m := range r.Runs {
-				if m.Round != i+1 || m.System != c {
-					continue
-				}
-				if !m.OK {
-					cells[i] = "FAILED"
-					continue
-				}
-				cells[i] = "0/0"
-				if m.Report != nil {
-					for _, n := range m.Report.Nodes {
-						if n.Node == name {
-							cells[i] = fmt.Sprintf("%d/%d", n.Maps, n.Reduces)
-						}
+		t.row("    "+name+" tasks (maps/reduces)", t.cells(c, "FAILED", func(i int) string {
+			cell := "0/0"
+			if rp := r.Runs[i].Report; rp != nil {
+				for _, n := range rp.Nodes {
+					if n.Node == name {
+						cell = fmt.Sprintf("%d/%d", n.Maps, n.Reduces)
 					}
 				}
 			}
-		}
-		row("    "+name+" tasks (maps/reduces)", cells, "")
+			return cell
+		}), "")
 	}
 	show("single node MB/s (wall clock of the process)", s, wallRate, f1)
-	show("  single seconds (wall clock)", s, wallSecs, f2)
+	show("  single seconds (wall clock)", s, wallSecs, secsText)
 	show("  single's own sort rate MB/s (map+reduce)", s, ownRate, f1)
 	split := b.validatePhase(ClusterSystem) != b.validatePhase(SingleSystem)
 	if split {
@@ -1075,7 +830,7 @@ func (b *clusterBench) writeTable() {
 	}
 	phases(s)
 	show("  workers (tasks at once)", s, rep(func(rp *sortjob.Report) float64 { return float64(rp.Workers) }), f0)
-	cpuRow("  CPU s (user+sys, rusage)", s)
+	t.cpuRow("  CPU s (user+sys, rusage)", s, "-")
 	show("  peak RSS (rusage maxrss)", s, rss, fb)
 	ratios := func(label string, f func(ClusterRatios) float64, med float64) {
 		cells := make([]string, r.Rounds)
@@ -1085,24 +840,14 @@ func (b *clusterBench) writeTable() {
 				cells[i] = ratioText(f(r.Ratios[i]))
 			}
 		}
-		row(label, cells, ratioText(med))
+		t.row(label, cells, ratioText(med))
 	}
 	ratios("cluster/single (wall clock)", func(rt ClusterRatios) float64 { return rt.Wall }, r.Median.Wall)
 	ratios("cluster/single (engine's own rate)", func(rt ClusterRatios) float64 { return rt.Own }, r.Median.Own)
 	if split {
 		ratios("cluster/single (own rate, validation on both sides)", func(rt ClusterRatios) float64 { return rt.OwnValidated }, r.Median.OwnValidated)
 	}
-	loads := make([]string, r.Rounds)
-	for i := range loads {
-		loads[i] = "-"
-		for _, m := range r.Runs {
-			if m.Round == i+1 {
-				loads[i] = strings.Fields(m.LoadBefore + " -")[0]
-				break
-			}
-		}
-	}
-	row("load average (1 min) at the round's start", loads, "")
+	t.loadRow()
 	fmt.Fprintln(w, "(MB = 10^6 bytes; medians are over the successful runs; ratio medians are medians of the per-round ratios;")
 	fmt.Fprint(w, " the engine's own sort rate is over its map and reduce phases")
 	if split {
@@ -1112,29 +857,10 @@ func (b *clusterBench) writeTable() {
 
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "target (PASS/MISS is reported, a miss does not fail the command)")
-	t := r.Target
-	got, verdict := "not measured", "n/a"
-	if t.Known {
-		got = fmt.Sprintf("%.2f%s", t.Got, t.Unit)
-		verdict = map[bool]string{true: "PASS", false: "MISS"}[t.Pass]
-	}
-	fmt.Fprintf(w, "  %s   %s  %s (%s)\n", t.Name, got, verdict, t.Note)
+	got, pass := verdict(r.Target)
+	fmt.Fprintf(w, "  %s   %s  %s (%s)\n", r.Target.Name, got, pass, r.Target.Note)
 
-	fmt.Fprintln(w)
-	var validated int
-	for _, m := range r.Runs {
-		if m.OK && m.Check != nil {
-			validated++
-		}
-	}
-	if len(r.Failures) == 0 {
-		fmt.Fprintf(w, "validation: all %d sorted outputs have %d records, checksum %s, in order\n", validated, r.Records, r.WantChecksum)
-	} else {
-		fmt.Fprintf(w, "!!! %d RUN(S) OR VALIDATION(S) FAILED (%d sorted outputs valid):\n", len(r.Failures), validated)
-		for _, f := range r.Failures {
-			fmt.Fprintf(w, "!!!   %s\n", f)
-		}
-	}
+	t.validation(r.Failures, r.Records, r.WantChecksum)
 	down := "down: no engined process of it is left"
 	if !r.ClusterDown {
 		down = "NOT DOWN"
@@ -1164,12 +890,4 @@ func (b *clusterBench) nodeNames() []string {
 		}
 	}
 	return names
-}
-
-func writeAnyJSON(path string, v any) error {
-	buf, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(buf, '\n'), 0o644)
 }

@@ -19,11 +19,9 @@ package sortbench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +29,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"engine/bench/gensort"
@@ -198,17 +195,11 @@ type Result struct {
 var ErrValidation = errors.New("benchmark run or output validation failed")
 
 type bench struct {
+	harness
 	o         Options
 	res       *Result
-	w         io.Writer
-	log       io.Writer
-	dir       string
-	inDir     string
-	inFile    string
-	sum       gensort.Sum
 	enginectl string
 	sortBin   string
-	dropOK    bool // dropping caches works (set after the first try)
 	run       map[string]bool
 }
 
@@ -234,7 +225,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (res *Result, err error) {
 	if len(o.Systems) == 0 {
 		o.Systems = AllSystems
 	}
-	b := &bench{o: o, w: w, log: o.Log, run: map[string]bool{}}
+	b := &bench{o: o, run: map[string]bool{}}
 	for _, s := range o.Systems {
 		if !slices.Contains(AllSystems, s) {
 			return nil, fmt.Errorf("bench sort: unknown system %q: use engine, gnu or disk", s)
@@ -247,6 +238,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (res *Result, err error) {
 		LoadBefore: loadavg(), Runs: []*Measurement{},
 	}
 	b.res = res
+	b.harness = harness{name: "bench sort", w: w, log: o.Log, notes: &res.Notes, failures: &res.Failures, records: o.Records}
 	res.MemTotal, res.MemFree, res.MemAvailable = meminfo()
 
 	if b.run[GNU] && !o.ASCII {
@@ -273,7 +265,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (res *Result, err error) {
 				return res, fmt.Errorf("bench sort: finding enginectl: %w (give --enginectl PATH)", err)
 			}
 		}
-		if st, serr := os.Stat(p); serr != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		if !isExecutable(p) {
 			return res, fmt.Errorf("bench sort: enginectl %s is not an executable file (give --enginectl PATH)", p)
 		}
 		b.enginectl = p
@@ -288,45 +280,36 @@ func Run(ctx context.Context, o Options, w io.Writer) (res *Result, err error) {
 	}
 
 	// Work directory.
-	cleanup, err := b.makeDir()
-	if err != nil {
+	if err := b.makeDir(o.Dir, "sortbench-"); err != nil {
 		return res, err
 	}
 	res.Dir = b.dir
-	defer func() {
-		if o.Keep {
-			res.Kept = true
-			fmt.Fprintf(b.log, "bench sort: kept the work directory %s\n", b.dir)
-			return
-		}
-		if cerr := cleanup(); cerr != nil {
-			fmt.Fprintf(b.log, "bench sort: removing %s: %v\n", b.dir, cerr)
-		}
-	}()
+	defer func() { res.Kept = b.closeDir(o.Keep) }()
 	if err := b.checkSpace(); err != nil {
 		return res, err
 	}
-	b.setupDropCaches()
+	res.DropCachesNote = b.setupDropCaches(o.DropCaches, "runs may read the input from the page cache")
+	res.DropCaches = b.dropOK
 	res.Commands = b.commands()
 	b.writeHeader()
 
 	// Input.
-	fmt.Fprintf(b.log, "bench sort: generating %s of %s gensort records into %s...\n", sortjob.FormatBytes(res.Bytes), b.kind(), b.inFile)
-	if err := os.MkdirAll(b.inDir, 0o755); err != nil {
+	fmt.Fprintf(b.log, "bench sort: generating %s of %s gensort records into %s...\n", sortjob.FormatBytes(res.Bytes), recordKind(o.ASCII), b.inFile())
+	if err := os.MkdirAll(b.inDir(), 0o755); err != nil {
 		return res, fmt.Errorf("bench sort: %w", err)
 	}
 	t0 := time.Now()
-	b.sum, err = gensort.GenerateFile(ctx, b.inFile, 0, uint64(o.Records), gensort.Options{ASCII: o.ASCII}, 0, true)
+	b.sum, err = gensort.GenerateFile(ctx, b.inFile(), 0, uint64(o.Records), gensort.Options{ASCII: o.ASCII}, 0, true)
 	if err != nil {
 		if ctx.Err() != nil {
-			return res, fmt.Errorf("bench sort: interrupted: %w", ctx.Err())
+			return res, b.interrupted(ctx)
 		}
 		return res, fmt.Errorf("bench sort: generating the input: %w", err)
 	}
 	res.GenerateSecs = time.Since(t0).Seconds()
-	res.Input = b.inFile
+	res.Input = b.inFile()
 	res.InputChecksum = b.sum.String()
-	fmt.Fprintf(w, "input     %s: %d records, checksum %s, generated in %.1fs\n", b.inFile, o.Records, res.InputChecksum, res.GenerateSecs)
+	fmt.Fprintf(w, "input     %s: %d records, checksum %s, generated in %.1fs\n", b.inFile(), o.Records, res.InputChecksum, res.GenerateSecs)
 
 	// Rounds.
 	for round := 1; round <= o.Rounds; round++ {
@@ -336,7 +319,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (res *Result, err error) {
 			}
 			m := b.measure(ctx, round, sys)
 			if ctx.Err() != nil {
-				return res, fmt.Errorf("bench sort: interrupted: %w", ctx.Err())
+				return res, b.interrupted(ctx)
 			}
 			res.Runs = append(res.Runs, m)
 			if m.OK {
@@ -346,9 +329,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (res *Result, err error) {
 				}
 				fmt.Fprintf(b.log, "bench sort: round %d/%d %-6s %7.2fs %8.1f MB/s (%s)\n", round, o.Rounds, sys, m.Seconds, m.MBps, what)
 			} else {
-				msg := fmt.Sprintf("%s round %d: %s", sysName(sys), round, m.Error)
-				res.Failures = append(res.Failures, msg)
-				fmt.Fprintf(b.log, "bench sort: FAILED: %s\n", msg)
+				b.fail(fmt.Sprintf("%s round %d: %s", sysName(sys), round, m.Error))
 			}
 			if !(o.Keep && round == o.Rounds) {
 				b.removeOutputs(sys)
@@ -359,27 +340,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (res *Result, err error) {
 	res.Finished = time.Now()
 	b.summarize()
 	b.writeTable()
-	if o.JSONFile != "" {
-		if err := writeJSON(o.JSONFile, res); err != nil {
-			return res, fmt.Errorf("bench sort: --json: %w", err)
-		}
-	}
-	if len(res.Failures) > 0 {
-		return res, fmt.Errorf("bench sort: %w: %s", ErrValidation, strings.Join(res.Failures, "; "))
-	}
-	return res, nil
-}
-
-func (b *bench) note(s string) {
-	b.res.Notes = append(b.res.Notes, s)
-	fmt.Fprintf(b.log, "bench sort: %s\n", s)
-}
-
-func (b *bench) kind() string {
-	if b.o.ASCII {
-		return "ASCII"
-	}
-	return "binary"
+	return res, b.finish(o.JSONFile, res)
 }
 
 func sysName(s string) string {
@@ -392,60 +353,8 @@ func sysName(s string) string {
 	return s
 }
 
-// makeDir creates the work directory and returns how to remove what Run
-// put there.
-func (b *bench) makeDir() (func() error, error) {
-	dir := b.o.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("/var/tmp", "sortbench-")
-		if err != nil {
-			return nil, fmt.Errorf("bench sort: work directory: %w", err)
-		}
-		b.setDir(d)
-		return func() error { return os.RemoveAll(d) }, nil
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	created := false
-	if st, err := os.Stat(dir); os.IsNotExist(err) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("bench sort: work directory: %w", err)
-		}
-		created = true
-	} else if err != nil {
-		return nil, fmt.Errorf("bench sort: work directory: %w", err)
-	} else if !st.IsDir() {
-		return nil, fmt.Errorf("bench sort: --dir %s is not a directory", dir)
-	} else if des, err := os.ReadDir(dir); err != nil {
-		return nil, fmt.Errorf("bench sort: work directory: %w", err)
-	} else if len(des) > 0 {
-		return nil, fmt.Errorf("bench sort: --dir %s is not empty (%d entries, e.g. %s): give a new or empty directory", dir, len(des), des[0].Name())
-	}
-	b.setDir(dir)
-	return func() error {
-		if created {
-			return os.RemoveAll(dir)
-		}
-		des, err := os.ReadDir(dir)
-		if err != nil {
-			return err
-		}
-		var errs []error
-		for _, de := range des {
-			errs = append(errs, os.RemoveAll(filepath.Join(dir, de.Name())))
-		}
-		return errors.Join(errs...)
-	}, nil
-}
-
-func (b *bench) setDir(d string) {
-	b.dir = d
-	b.inDir = filepath.Join(d, "input")
-	b.inFile = filepath.Join(b.inDir, "input.dat")
-}
-
+func (b *bench) inDir() string      { return filepath.Join(b.dir, "input") }
+func (b *bench) inFile() string     { return filepath.Join(b.inDir(), "input.dat") }
 func (b *bench) engineOut() string  { return filepath.Join(b.dir, "engine-out") }
 func (b *bench) engineData() string { return filepath.Join(b.dir, "engine-data") }
 func (b *bench) gnuOut() string     { return filepath.Join(b.dir, "gnu-out.dat") }
@@ -483,43 +392,11 @@ func (b *bench) checkSpace() error {
 		need += size
 		what = append(what, "GNU sort temporary files "+sortjob.FormatBytes(size))
 	}
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(b.dir, &fs); err != nil {
-		return fmt.Errorf("bench sort: statfs %s: %w", b.dir, err)
-	}
-	free := int64(fs.Bavail) * fs.Bsize
-	b.res.DiskFree, b.res.DiskNeeded = free, need
-	if need > free {
-		return fmt.Errorf("bench sort: not enough free disk in %s: needs %s = %d bytes (%s) and has %s = %d bytes free; sort less (--size) or use --dir on a bigger file system",
-			b.dir, sortjob.FormatBytes(need), need, strings.Join(what, " + "), sortjob.FormatBytes(free), free)
-	}
-	return nil
-}
-
-const dropCachesFile = "/proc/sys/vm/drop_caches"
-
-func (b *bench) setupDropCaches() {
-	if !b.o.DropCaches {
-		b.res.DropCachesNote = "no (--drop-caches=false): runs may read the input from the page cache"
-		return
-	}
-	if err := dropCaches(); err != nil {
-		b.res.DropCachesNote = fmt.Sprintf("no: requested but failed (%v); runs may read the input from the page cache", err)
-		b.note("could not drop the page cache: " + err.Error())
-		return
-	}
-	b.dropOK = true
-	b.res.DropCaches = true
-	b.res.DropCachesNote = "yes: sync; echo 1 > " + dropCachesFile + " before every run"
-}
-
-func dropCaches() error {
-	syscall.Sync()
-	return os.WriteFile(dropCachesFile, []byte("1\n"), 0)
+	return b.checkFreeSpace(need, strings.Join(what, " + "), &b.res.DiskFree, &b.res.DiskNeeded)
 }
 
 func (b *bench) engineArgs() []string {
-	args := []string{"submit", "sort", "--input", b.inDir, "--output", b.engineOut()}
+	args := []string{"submit", "sort", "--input", b.inDir(), "--output", b.engineOut()}
 	if b.o.Memory > 0 {
 		args = append(args, "--memory", formatExact(b.o.Memory))
 	}
@@ -527,7 +404,7 @@ func (b *bench) engineArgs() []string {
 }
 
 func (b *bench) gnuArgs() []string {
-	return []string{"-S", b.o.GNUMem, "--parallel=" + strconv.Itoa(b.o.GNUParallel), "-T", b.gnuTmp(), "-o", b.gnuOut(), b.inFile}
+	return []string{"-S", b.o.GNUMem, "--parallel=" + strconv.Itoa(b.o.GNUParallel), "-T", b.gnuTmp(), "-o", b.gnuOut(), b.inFile()}
 }
 
 func (b *bench) commands() []string {
@@ -542,7 +419,7 @@ func (b *bench) commands() []string {
 		cmds = append(cmds, "GNU sort: LC_ALL=C "+b.sortBin+" "+strings.Join(b.gnuArgs(), " ")+"   + fsync("+b.gnuOut()+") (timed); then validated")
 	}
 	if b.run[Disk] {
-		cmds = append(cmds, fmt.Sprintf("disk:     copy %s to %s with 4 MiB writes + fsync (in-process, timed)", b.inFile, b.diskOut()))
+		cmds = append(cmds, fmt.Sprintf("disk:     copy %s to %s with 4 MiB writes + fsync (in-process, timed)", b.inFile(), b.diskOut()))
 	}
 	return cmds
 }
@@ -553,7 +430,7 @@ func (b *bench) writeHeader() {
 	for _, s := range r.Systems {
 		names = append(names, sysName(s))
 	}
-	fmt.Fprintf(w, "bench sort: %s (%d %s gensort records), %d round(s) of %s", sortjob.FormatBytes(r.Bytes), r.Records, b.kind(), r.Rounds, strings.Join(names, ", "))
+	fmt.Fprintf(w, "bench sort: %s (%d %s gensort records), %d round(s) of %s", sortjob.FormatBytes(r.Bytes), r.Records, recordKind(r.ASCII), r.Rounds, strings.Join(names, ", "))
 	if b.run[Engine] {
 		fmt.Fprintf(w, "; engine --memory %s", memText(r.Memory))
 	}
@@ -563,28 +440,15 @@ func (b *bench) writeHeader() {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "machine   nproc %d; load average before %s; memory total %s, free %s, available %s\n",
 		r.Nproc, r.LoadBefore, sortjob.FormatBytes(r.MemTotal), sortjob.FormatBytes(r.MemFree), sortjob.FormatBytes(r.MemAvailable))
-	fmt.Fprintf(w, "disk      work dir %s: %s free, %s needed\n", b.dir, sortjob.FormatBytes(r.DiskFree), sortjob.FormatBytes(r.DiskNeeded))
-	fmt.Fprintf(w, "caches    page cache dropped before each run: %s\n", r.DropCachesNote)
-	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note      %s\n", n)
-	}
-	fmt.Fprintln(w, "commands")
-	for _, c := range r.Commands {
-		fmt.Fprintf(w, "  %s\n", c)
-	}
+	b.writeDiskAndCaches(r.DiskFree, r.DiskNeeded, r.DropCachesNote)
+	b.writeNotesAndCommands(r.Notes, r.Commands)
 }
 
 // measure runs one system once, then validates its output.
 func (b *bench) measure(ctx context.Context, round int, sys string) *Measurement {
 	m := &Measurement{Round: round, System: sys}
 	b.removeOutputs(sys)
-	if b.dropOK {
-		if err := dropCaches(); err != nil {
-			b.note(fmt.Sprintf("round %d %s: dropping the page cache failed: %v", round, sys, err))
-		} else {
-			m.CachesDropped = true
-		}
-	}
+	m.CachesDropped = b.dropBeforeRun(round, sys)
 	m.LoadBefore = loadavg()
 	var err error
 	switch sys {
@@ -606,88 +470,21 @@ func (b *bench) measure(ctx context.Context, round int, sys string) *Measurement
 	return m
 }
 
-func childEnv(drop ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains(drop, k) {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-func command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, name, args...)
-	// Interrupted: let the child clean up (the engine cancels its job, GNU
-	// sort removes its temporary files), then kill it.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 30 * time.Second
-	return cmd
-}
-
-func maxRSS(ps *os.ProcessState) int64 {
-	if ps == nil {
-		return 0
-	}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		return int64(ru.Maxrss) << 10 // KiB on Linux
-	}
-	return 0
-}
-
-func cpuSeconds(ps *os.ProcessState) (user, sys float64) {
-	if ps == nil {
-		return 0, 0
-	}
-	return ps.UserTime().Seconds(), ps.SystemTime().Seconds()
-}
-
-func tail(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 2000 {
-		s = "..." + s[len(s)-2000:]
-	}
-	return s
-}
-
 func (b *bench) runEngine(ctx context.Context, m *Measurement) error {
 	args := b.engineArgs()
 	m.Command = b.enginectl + " " + strings.Join(args, " ")
 	cmd := command(ctx, b.enginectl, args...)
 	cmd.Env = childEnv("ENGINE_ADDR", "ENGINE_CPUPROFILE")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	t0 := time.Now()
-	err := cmd.Run()
-	m.Seconds = time.Since(t0).Seconds()
-	m.PeakRSS = maxRSS(cmd.ProcessState)
-	m.UserSeconds, m.SysSeconds = cpuSeconds(cmd.ProcessState)
-	if err != nil {
-		return fmt.Errorf("enginectl failed (%v): %s", err, tail(stderr.Bytes()))
-	}
-	var rep sortjob.Report
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		return fmt.Errorf("enginectl printed no JSON report (%v): %s", err, tail(stdout.Bytes()))
-	}
-	m.Report = &rep
-	parts, err := filepath.Glob(filepath.Join(b.engineOut(), "part-*"))
+	stdout, stderr, seconds, err := runTimed(cmd)
+	m.Seconds = seconds
+	m.PeakRSS, m.UserSeconds, m.SysSeconds = usage(cmd.ProcessState)
+	rep, err := engineReport(stdout, stderr, err)
 	if err != nil {
 		return err
 	}
-	slices.Sort(parts) // name order: part-00000, part-00001, ...
-	c, err := b.validate(ctx, parts)
-	m.Check = c
-	if err != nil {
-		return err
-	}
-	if !rep.Check.Passed {
-		return fmt.Errorf("the engine's own report says its check failed: %+v", rep.Check)
-	}
-	if rep.Records != b.o.Records {
-		return fmt.Errorf("the engine reports %d records, the input has %d", rep.Records, b.o.Records)
-	}
-	return nil
+	m.Report = rep
+	m.Check, err = b.checkEngineOutput(ctx, b.engineOut(), rep, "the input has")
+	return err
 }
 
 func (b *bench) runGNU(ctx context.Context, m *Measurement) error {
@@ -706,8 +503,7 @@ func (b *bench) runGNU(ctx context.Context, m *Measurement) error {
 		err = fsync(b.gnuOut())
 	}
 	m.Seconds = time.Since(t0).Seconds()
-	m.PeakRSS = maxRSS(cmd.ProcessState)
-	m.UserSeconds, m.SysSeconds = cpuSeconds(cmd.ProcessState)
+	m.PeakRSS, m.UserSeconds, m.SysSeconds = usage(cmd.ProcessState)
 	if err != nil {
 		return fmt.Errorf("GNU sort failed (%v): %s", err, tail(stderr.Bytes()))
 	}
@@ -731,9 +527,9 @@ func fsync(path string) error {
 const copyChunk = 4 << 20
 
 func (b *bench) runDisk(ctx context.Context, m *Measurement) error {
-	m.Command = fmt.Sprintf("copy %s to %s with 4 MiB writes + fsync", b.inFile, b.diskOut())
+	m.Command = fmt.Sprintf("copy %s to %s with 4 MiB writes + fsync", b.inFile(), b.diskOut())
 	t0 := time.Now()
-	n, err := copyFile(ctx, b.diskOut(), b.inFile)
+	n, err := copyFile(ctx, b.diskOut(), b.inFile())
 	m.Seconds = time.Since(t0).Seconds()
 	if err != nil {
 		return err
@@ -783,47 +579,6 @@ func copyFile(ctx context.Context, dst, src string) (int64, error) {
 		return total, fmt.Errorf("fsync %s: %w", dst, err)
 	}
 	return total, out.Close()
-}
-
-// validate runs the gensort validator over files (in order, as one
-// concatenated output) and compares with the input.
-func (b *bench) validate(ctx context.Context, files []string) (*Check, error) {
-	c := &Check{Files: len(files), WantRecords: uint64(b.o.Records), WantChecksum: b.sum.String()}
-	fail := func(format string, a ...any) (*Check, error) {
-		c.Problem = fmt.Sprintf(format, a...)
-		return c, errors.New("VALIDATION FAILED: " + c.Problem)
-	}
-	if len(files) == 0 {
-		return fail("no output files")
-	}
-	sums := make([]gensort.Summary, 0, len(files))
-	for _, f := range files {
-		s, err := gensort.ValidateFile(ctx, f)
-		if err != nil {
-			return fail("%v", err)
-		}
-		sums = append(sums, s)
-	}
-	t := gensort.Merge(sums)
-	c.Records, c.Checksum, c.Duplicates, c.Unordered = t.Records, t.Checksum.String(), t.Duplicates, t.Unordered
-	if t.Unordered > 0 {
-		c.FirstUnordered = t.FirstUnordered
-	}
-	var probs []string
-	if c.Records != c.WantRecords {
-		probs = append(probs, fmt.Sprintf("%d records, want %d", c.Records, c.WantRecords))
-	}
-	if c.Checksum != c.WantChecksum {
-		probs = append(probs, fmt.Sprintf("checksum %s, want %s", c.Checksum, c.WantChecksum))
-	}
-	if c.Unordered > 0 {
-		probs = append(probs, fmt.Sprintf("%d unordered records, the first is record %d", c.Unordered, c.FirstUnordered))
-	}
-	if len(probs) > 0 {
-		return fail("%s (%d file(s))", strings.Join(probs, "; "), len(files))
-	}
-	c.Passed = true
-	return c, nil
 }
 
 // summarize computes the per-round ratios, the medians and the targets.
@@ -905,26 +660,6 @@ func (b *bench) get(round int, sys string) *Measurement {
 	return nil
 }
 
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func medianInt(v []int64) int64 {
-	f := make([]float64, len(v))
-	for i, x := range v {
-		f[i] = float64(x)
-	}
-	return int64(math.Round(median(f)))
-}
-
 // formatExact prints n bytes so that sortjob.ParseBytes reads back n.
 func formatExact(n int64) string {
 	for _, u := range []struct {
@@ -943,44 +678,4 @@ func memText(n int64) string {
 		return "(engine default)"
 	}
 	return formatExact(n)
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// meminfo returns MemTotal, MemFree and MemAvailable in bytes.
-func meminfo() (total, free, avail int64) {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-		switch k {
-		case "MemTotal":
-			total = n << 10
-		case "MemFree":
-			free = n << 10
-		case "MemAvailable":
-			avail = n << 10
-		}
-	}
-	return
-}
-
-func writeJSON(path string, res *Result) error {
-	buf, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(buf, '\n'), 0o644)
 }

@@ -2,37 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"engine/bench/sortbench"
 )
 
 type benchClusterOptions struct {
-	size, records, dir, jsonFile, enginectl string
-	nodes, rounds                           int
-	keep, dropCaches                        bool
+	benchCommon
+	nodes int
 }
 
-func benchClusterFlags(o *benchClusterOptions, out io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("bench cluster", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.StringVar(&o.size, "size", "1GB", "size of each sort: bytes with a decimal unit (1GB = 10^9 bytes) or records (10Mrec)")
-	fs.IntVar(&o.nodes, "nodes", 3, "nodes of the local cluster")
-	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each round sorts on the cluster, then on the single node")
-	fs.StringVar(&o.records, "records", "binary", "generated record format: binary or ascii")
-	fs.StringVar(&o.dir, "dir", "", "work `DIR` (must not exist or be empty; default: a new directory under /var/tmp)")
-	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (the cluster's data and the last round's outputs)")
-	fs.BoolVar(&o.dropCaches, "drop-caches", os.Geteuid() == 0, "sync and drop the page cache before every run (needs root)")
-	fs.StringVar(&o.jsonFile, "json", "", "also write every measurement as JSON to `FILE`")
-	fs.StringVar(&o.enginectl, "enginectl", "", "the enginectl binary to run, with engined beside it or in PATH (default: this enginectl)")
-	fs.Usage = func() {
-		fmt.Fprintf(out, `Usage: enginectl bench cluster [flags]
+const benchClusterUsage = `Usage: enginectl bench cluster [flags]
 
 Benchmarks the engine's sort on an N-node local cluster against the same sort
 on the embedded single node, alternating round by round:
@@ -58,20 +39,23 @@ Examples:
   enginectl bench cluster --size 200MB --nodes 2 --rounds 1 --json out.json
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
+`
+
+func benchClusterFlags(o *benchClusterOptions, out io.Writer) *flag.FlagSet {
+	fs := benchFlagSet("bench cluster", benchClusterUsage, &o.benchCommon, out)
+	fs.StringVar(&o.size, "size", "1GB", "size of each sort: bytes with a decimal unit (1GB = 10^9 bytes) or records (10Mrec)")
+	fs.IntVar(&o.nodes, "nodes", 3, "nodes of the local cluster")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each round sorts on the cluster, then on the single node")
+	fs.StringVar(&o.records, "records", "binary", "generated record format: binary or ascii")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (the cluster's data and the last round's outputs)")
+	fs.StringVar(&o.enginectl, "enginectl", "", "the enginectl binary to run, with engined beside it or in PATH (default: this enginectl)")
 	return fs
 }
 
 func (o *benchClusterOptions) options() (sortbench.ClusterOptions, error) {
 	var opts sortbench.ClusterOptions
-	n, err := sizeFlag(o.size)
-	if err != nil {
-		return opts, err
-	}
-	opts.Records = n
-	if opts.ASCII, err = recordsFlag(o.records); err != nil {
+	var err error
+	if opts.Records, opts.ASCII, err = o.input(); err != nil {
 		return opts, err
 	}
 	if o.nodes < 1 {
@@ -88,32 +72,20 @@ func (o *benchClusterOptions) options() (sortbench.ClusterOptions, error) {
 
 func benchCluster(args []string, stdout, stderr io.Writer) error {
 	var o benchClusterOptions
-	fs := benchClusterFlags(&o, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseBench(benchClusterFlags(&o, stderr), args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("bench cluster takes no arguments (got %q); see enginectl help bench cluster", fs.Args())}
 	}
 	opts, err := o.options()
 	if err != nil {
 		return err
 	}
 	opts.Log = stderr
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	_, err = sortbench.RunCluster(ctx, opts, stdout)
-	if ctx.Err() != nil {
-		msg := "the cluster was stopped and the work directory removed"
-		if opts.Keep {
-			msg = "the cluster was stopped and the work directory kept (--keep)"
-		}
-		fmt.Fprintf(stderr, "bench cluster: interrupted; %s\n", msg)
-		return exitCode(130)
+	interrupted := "the cluster was stopped and the work directory removed"
+	if opts.Keep {
+		interrupted = "the cluster was stopped and the work directory kept (--keep)"
 	}
-	if err != nil && errors.Is(err, sortbench.ErrValidation) {
-		fmt.Fprintln(stderr, "enginectl:", err)
-		return exitCode(1)
-	}
-	return err
+	return runBench("bench cluster", interrupted, stderr, func(ctx context.Context) error {
+		_, err := sortbench.RunCluster(ctx, opts, stdout)
+		return err
+	})
 }

@@ -179,11 +179,22 @@ func Apply(s *State, c Command) error {
 		if !c.NotOurFault && len(c.LostMaps) == 0 {
 			t.Failures++
 		}
-		if t.Failures >= MaxAttempts {
+		switch {
+		case t.Failures >= MaxAttempts:
 			finish(j, JobFailed, fmt.Sprintf("%s task %d failed %d times; last error: %s", c.Kind, c.Index, t.Failures, c.Error), c.Time)
+		case t.Attempt >= maxTotalAttempts:
+			finish(j, JobFailed, fmt.Sprintf("%s task %d was attempted %d times without finishing; last error: %s", c.Kind, c.Index, t.Attempt, c.Error), c.Time)
+		}
+		for _, m := range c.LostMaps {
+			if mt := j.task(KindMap, m); mt != nil && mt.Lost >= MaxAttempts && !j.Done() {
+				finish(j, JobFailed, fmt.Sprintf("map %d's output was lost %d times (last: %s); the node holding it cannot serve it", m, mt.Lost, c.Error), c.Time)
+			}
 		}
 		return nil
 	case CmdMapLost:
+		if j.Stage == StageCommit {
+			return reject("job %s is committing: its map outputs are no longer needed", j.ID)
+		}
 		t := j.task(KindMap, c.Index)
 		if t == nil || t.State != TaskDone || t.Node != c.Node {
 			return reject("map %d of job %s is not a finished output on %q", c.Index, j.ID, c.Node)
@@ -191,6 +202,9 @@ func Apply(s *State, c Command) error {
 		loseMap(j, c.Index)
 		return nil
 	case CmdJobCancel:
+		if j.Stage == StageCommit {
+			return reject("job %s is committing its validated output and can no longer be cancelled", j.ID)
+		}
 		finish(j, JobCancelled, c.Error, c.Time)
 		return nil
 	case CmdJobFinish:
@@ -258,6 +272,7 @@ func loseMap(j *Job, i int) {
 		return
 	}
 	j.Retries++ // the map runs again
+	t.Lost++
 	t.State, t.Node, t.Segments = TaskPending, "", nil
 	if j.Stage == StageReduce {
 		j.Stage = StageMap

@@ -177,7 +177,8 @@ func TestFailuresNotOurFaultDoNotCount(t *testing.T) {
 	applyAll(t, s, Reconcile(s, t0))
 	must(t, s, done(s, KindMap, 0))
 	must(t, s, done(s, KindMap, 1))
-	for a := 1; a <= 2*MaxAttempts; a++ {
+	rounds := 2 * (MaxAttempts - 1) // each map lost MaxAttempts-1 times
+	for a := 1; a <= rounds; a++ {
 		applyAll(t, s, Reconcile(s, t0))
 		r := s.Jobs["j"].Reduces[0]
 		if r.State != TaskRunning {
@@ -188,8 +189,35 @@ func TestFailuresNotOurFaultDoNotCount(t *testing.T) {
 		must(t, s, done(s, KindMap, a%2))
 	}
 	if j := s.Jobs["j"]; j.State != JobRunning || j.Reduces[0].Failures != 0 {
-		t.Fatalf("after %d lost inputs: %s %q, failures %d", 2*MaxAttempts, j.State, j.Error, j.Reduces[0].Failures)
+		t.Fatalf("after %d lost inputs: %s %q, failures %d", rounds, j.State, j.Error, j.Reduces[0].Failures)
 	}
+	// A map whose output keeps being lost fails the job in the end: no job
+	// retries forever.
+	for {
+		applyAll(t, s, Reconcile(s, t0))
+		r := s.Jobs["j"].Reduces[0]
+		must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindReduce, Index: 0, Node: r.Node, Attempt: r.Attempt, Error: "fetch failed", LostMaps: []int{0}})
+		if j := s.Jobs["j"]; j.Done() {
+			if j.State != JobFailed || !strings.Contains(j.Error, "map 0's output was lost 4 times") {
+				t.Fatalf("job: %s %q", j.State, j.Error)
+			}
+			return
+		}
+		applyAll(t, s, Reconcile(s, t0))
+		must(t, s, done(s, KindMap, 0))
+	}
+}
+
+func TestNoCancelDuringCommit(t *testing.T) {
+	s := cluster(t, 1, 1)
+	applyAll(t, s, Reconcile(s, t0))
+	must(t, s, done(s, KindMap, 0))
+	applyAll(t, s, Reconcile(s, t0))
+	must(t, s, done(s, KindReduce, 0))
+	if err := Apply(s, Command{Type: CmdJobCancel, Job: "j"}); !errors.Is(err, ErrRejected) {
+		t.Fatalf("cancel during commit: %v", err)
+	}
+	must(t, s, Command{Type: CmdJobFinish, Job: "j", State: JobSucceeded})
 }
 
 func TestAttemptsAreBounded(t *testing.T) {

@@ -59,6 +59,10 @@ const (
 // that the job fails.
 const MaxAttempts = 4
 
+// maxTotalAttempts bounds all attempts of one task, whoever's fault their
+// failures were, so that no job retries forever.
+const maxTotalAttempts = 4 * MaxAttempts
+
 // Task is one map or reduce task of a job.
 type Task struct {
 	Kind    string `json:"kind"`
@@ -76,6 +80,8 @@ type Task struct {
 	// attempts lost with a node, abandoned because an input was lost, or
 	// failed fetching another node's output do not count.
 	Failures int `json:"failures,omitempty"`
+	// Lost counts how often this map's finished output was lost.
+	Lost int `json:"lost,omitempty"`
 	// Map output: one segment per partition, in the data file on Node.
 	Segments []shuffle.SegmentInfo `json:"segments,omitempty"`
 	Records  int64                 `json:"records,omitempty"`

@@ -104,6 +104,8 @@ func (e *remoteError) Is(target error) bool {
 		return e.status == http.StatusConflict
 	case coordinator.ErrNotLeader:
 		return e.status == http.StatusMisdirectedRequest
+	case coordinator.ErrNoQuorum:
+		return e.status == http.StatusServiceUnavailable
 	}
 	return false
 }

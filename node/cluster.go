@@ -218,10 +218,10 @@ func (n *Node) handleJoin(ctx context.Context, req JoinRequest) (JoinResponse, e
 			m.Incarnation++
 		}
 	}
+	n.leader.joined(m.ID) // before the member exists: no liveness verdict in between
 	if err := n.propose(ctx, coordinator.Command{Type: coordinator.CmdMemberUpsert, Time: time.Now(), Member: &m}); err != nil {
 		return JoinResponse{}, err
 	}
-	n.leader.joined(m.ID)
 	resp := JoinResponse{Leader: n.id}
 	n.fsm.Read(func(s *coordinator.State) {
 		resp.Index = s.Index

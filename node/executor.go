@@ -131,7 +131,7 @@ func (e *executor) reconcile() {
 		}
 	}
 	for _, st := range starts {
-		if _, ok := e.mu.running[st.key]; ok || e.mu.finished[st.key] {
+		if _, ok := e.mu.running[st.key]; ok || e.mu.finished[st.key] || e.earlierRunningLocked(st.key) {
 			continue
 		}
 		ctx, cancel := context.WithCancel(n.ctx)
@@ -155,6 +155,17 @@ func (e *executor) reconcile() {
 	for _, id := range clean {
 		os.RemoveAll(n.jobDir(id))
 	}
+}
+
+// earlierRunningLocked reports whether another attempt of k's task is still
+// winding down here: the new one waits for it, since they share file names.
+func (e *executor) earlierRunningLocked(k taskKey) bool {
+	for r := range e.mu.running {
+		if r.job == k.job && r.kind == k.kind && r.index == k.index && r.attempt != k.attempt {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *executor) stopAll() {

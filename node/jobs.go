@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"engine/bench/gensort"
@@ -100,7 +101,13 @@ func (n *Node) Submit(ctx context.Context, spec sortjob.Spec) (JobStatus, error)
 	c := coordinator.Command{Type: coordinator.CmdJobSubmit, Time: time.Now(), Job: id, Spec: &plan.Spec, Plan: plan, Splits: splits, OutputCreated: created}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := n.propose(pctx, c); err != nil {
+	err = n.propose(pctx, c)
+	if _, ok := n.Job(id); err != nil && (ok || errors.Is(err, coordinator.ErrRejected) && strings.Contains(err.Error(), "exists")) {
+		// A retry after a lost answer was refused because the first
+		// proposal had committed: the job is in.
+		err = nil
+	}
+	if err != nil {
 		if out := plan.Spec.Output; out != "" {
 			os.RemoveAll(filepath.Join(out, ".engine-"+id))
 			if created {
@@ -187,6 +194,9 @@ func (n *Node) Cancel(ctx context.Context, id string) (JobStatus, error) {
 	defer cancel()
 	err := n.propose(pctx, coordinator.Command{Type: coordinator.CmdJobCancel, Time: time.Now(), Job: id,
 		Error: fmt.Sprintf("sort: job %s cancelled during %s; its temporary files are removed and the input is untouched", id, st.Stage)})
+	if errors.Is(err, coordinator.ErrRejected) && strings.Contains(err.Error(), "committing") {
+		return st, fmt.Errorf("node: job %s is committing its validated output and can no longer be cancelled", id)
+	}
 	if err != nil && !errors.Is(err, coordinator.ErrRejected) {
 		return st, err
 	}
@@ -284,8 +294,8 @@ func (n *Node) commitJob(j *coordinator.Job) {
 
 func (n *Node) finishJob(j *coordinator.Job, state, msg string, rep *sortjob.Report) {
 	err := n.raft.Propose(n.ctx, coordinator.Command{Type: coordinator.CmdJobFinish, Time: time.Now(), Job: j.ID, State: state, Error: msg, Report: rep})
-	if err != nil && !errors.Is(err, coordinator.ErrRejected) {
-		n.log.Warn("finish job", "job", j.ID, "err", err)
+	if err != nil {
+		n.log.Warn("finish job", "job", j.ID, "state", state, "err", err)
 		return
 	}
 	n.log.Info("job ended", "job", j.ID, "state", state, "error", msg)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -23,6 +24,7 @@ type leaderState struct {
 	cleaned    map[string]bool // jobs whose ended-job cleanup ran
 	since      time.Time       // when this node became leader
 	lastRejoin time.Time       // last gossip re-join attempt
+	rejoining  atomic.Bool     // a gossip re-join is in flight
 }
 
 func (l *leaderState) joined(id string) {
@@ -194,10 +196,13 @@ func (n *Node) rejoinGossip() {
 			}
 		}
 	})
-	if len(addrs) == 0 {
+	if len(addrs) == 0 || !n.leader.rejoining.CompareAndSwap(false, true) {
 		return
 	}
-	n.goFunc(func() { n.ml.Join(addrs) })
+	n.goFunc(func() {
+		defer n.leader.rejoining.Store(false)
+		n.ml.Join(addrs)
+	})
 }
 
 // schedule proposes what Reconcile returns.
@@ -239,14 +244,37 @@ func (n *Node) finishJobs() {
 	}
 	for _, j := range ended {
 		if out := j.Spec.Output; out != "" {
-			sortjob.RemoveUncommitted(out)
 			os.RemoveAll(filepath.Join(out, ".engine-"+j.ID))
-			if j.OutputCreated {
-				os.Remove(out) // only if empty
+			// Parts a failed commit may have moved, and the directory the
+			// job made, go only while no other job writes there: a user
+			// often resubmits to the same --output.
+			if !n.outputInUse(out, j.ID) {
+				sortjob.RemoveUncommitted(out)
+				if j.OutputCreated {
+					os.Remove(out) // only if empty
+				}
 			}
 		}
 		n.leader.cleaned[j.ID] = true
 	}
+}
+
+// outputInUse reports whether a job other than except that is running, or
+// was submitted later, writes to out.
+func (n *Node) outputInUse(out, except string) bool {
+	used := false
+	n.fsm.Read(func(s *coordinator.State) {
+		mine := s.Jobs[except]
+		for id, j := range s.Jobs {
+			if id == except || filepath.Clean(j.Spec.Output) != filepath.Clean(out) {
+				continue
+			}
+			if !j.Done() || mine == nil || j.Submitted.After(mine.Submitted) {
+				used = true
+			}
+		}
+	})
+	return used
 }
 
 func withTimeout(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {

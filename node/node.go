@@ -102,6 +102,15 @@ func (c *Config) ensureDefaults() error {
 	derive(&c.RaftAddr, 1)
 	derive(&c.GossipAddr, 2)
 	derive(&c.ShuffleAddr, 3)
+	for _, a := range []struct{ flag, addr string }{{"--raft", c.RaftAddr}, {"--gossip", c.GossipAddr}, {"--internal", c.ShuffleAddr}} {
+		h, _, err := net.SplitHostPort(a.addr)
+		if err != nil {
+			return fmt.Errorf("node: %s address %q: %w", a.flag, a.addr, err)
+		}
+		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+			return fmt.Errorf("node: %s address %q: give an address the other nodes can reach, not a wildcard: it is also the address this node advertises", a.flag, a.addr)
+		}
+	}
 	return nil
 }
 
@@ -206,7 +215,8 @@ func start(cfg Config) (n *Node, err error) {
 	if n.apiLn, err = net.Listen("tcp", cfg.API); err != nil {
 		return n, fmt.Errorf("node: API listen on %s: %w", cfg.API, err)
 	}
-	n.srv = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second}
+	n.srv = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return n.ctx }}
 	n.goFunc(func() {
 		if err := n.srv.Serve(n.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("API server", "err", err)
@@ -369,7 +379,9 @@ func (n *Node) Close() error {
 	var errs []error
 	if n.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		errs = append(errs, n.srv.Shutdown(ctx))
+		if err := n.srv.Shutdown(ctx); err != nil {
+			n.srv.Close() // long polls end with n.ctx; drop what remains
+		}
 		cancel()
 	}
 	if n.ml != nil {

@@ -119,9 +119,11 @@ func (e *executor) reconcile() {
 				}
 			}
 		}
-		// Clone the jobs the new attempts need, under the read lock.
+		// What the new attempts need of their job, under the read lock:
+		// its plan and splits (never changed after submission), not its
+		// task tables, which grow with maps × partitions.
 		for i := range starts {
-			starts[i].job = cloneJob(s.Jobs[starts[i].key.job])
+			starts[i].job = jobHeader(s.Jobs[starts[i].key.job])
 		}
 	})
 	e.mu.Lock()
@@ -278,6 +280,14 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t
 	}
 }
 
+// jobHeader copies a job without its task tables. The plan's file splits
+// and the partitioner are shared: they never change once submitted.
+func jobHeader(j *coordinator.Job) *coordinator.Job {
+	h := *j
+	h.Maps, h.Reduces, h.Report = nil, nil, nil
+	return &h
+}
+
 // mapsAt lists the finished maps of a job whose output is on the node with
 // shuffle address addr.
 func (e *executor) mapsAt(job, addr string) []int {
@@ -332,7 +342,12 @@ func (e *executor) runReduce(ctx context.Context, j *coordinator.Job, part int, 
 	var remote int64
 	var missing error
 	n.fsm.Read(func(s *coordinator.State) {
-		for _, m := range j.Maps {
+		cur := s.Jobs[j.ID]
+		if cur == nil {
+			missing = fmt.Errorf("reduce %d: job %s is gone", part, j.ID)
+			return
+		}
+		for _, m := range cur.Maps {
 			if m.State != coordinator.TaskDone || part >= len(m.Segments) {
 				missing = fmt.Errorf("reduce %d: map %d has no output", part, m.Index)
 				return

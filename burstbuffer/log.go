@@ -1,0 +1,608 @@
+package burstbuffer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultSegmentSize is the size at which a segment is rolled.
+const DefaultSegmentSize = 64 << 20
+
+// ErrClosed is returned by operations on a closed Log.
+var ErrClosed = errors.New("burstbuffer: log closed")
+
+// LogOptions configures a Log.
+type LogOptions struct {
+	// SegmentSize rolls to a new segment once appending a batch would exceed
+	// it (a single record larger than SegmentSize gets a segment of its own).
+	// Zero means DefaultSegmentSize.
+	SegmentSize int64
+	// SyncHook, if set, is called once per fdatasync of a segment file,
+	// just before it is issued (tests count syncs or inject device latency).
+	SyncHook func(segment uint64)
+}
+
+// Location says where a record lives in the log and what it holds.
+type Location struct {
+	Segment uint64 // segment number (seg-%08d.log)
+	Offset  int64  // byte offset of the record header in the segment
+	Length  uint32 // payload length
+	Seq     uint64 // sequence number
+	Type    RecordType
+	File    uint64 // file id the payload belongs to
+	FileOff uint64 // offset in that file
+}
+
+// RecoveryInfo reports what Open found.
+type RecoveryInfo struct {
+	Segments       int    // segment files found
+	Records        int    // valid records recovered
+	Bytes          int64  // valid bytes (headers + payloads) recovered
+	LastSeq        uint64 // highest recovered sequence (0 when empty)
+	Truncated      bool   // the last segment had a torn/corrupt tail
+	TruncSegment   uint64 // segment that was truncated
+	TruncOffset    int64  // offset it was truncated at
+	TruncDiscarded int64  // bytes discarded
+	TruncReason    string // why the tail was rejected
+}
+
+// Stats are cumulative counters.
+type Stats struct {
+	Appends    uint64 // records appended
+	Bytes      uint64 // payload bytes appended
+	SyncCalls  uint64 // Sync calls
+	Fdatasyncs uint64 // fdatasync system calls on segment files
+}
+
+type segment struct {
+	id   uint64
+	f    *os.File
+	size int64
+}
+
+type syncReq struct {
+	target uint64 // sequence that must be durable
+	done   chan error
+}
+
+// Log is an append-only record log in a directory of segment files. It is
+// safe for concurrent use.
+type Log struct {
+	dir  string
+	opts LogOptions
+
+	mu       sync.Mutex
+	segs     []*segment // ordered by id; last is current
+	nextSeq  uint64
+	closed   bool
+	writeErr error // sticky: a failed write leaves the tail unknown
+	recovery RecoveryInfo
+
+	durable atomic.Uint64 // highest sequence known durable
+	syncErr atomic.Pointer[error]
+
+	syncCh  chan syncReq
+	stopCh  chan struct{}
+	stopped chan struct{}
+
+	nAppends, nBytes, nSyncCalls, nFdatasyncs atomic.Uint64
+}
+
+func segName(id uint64) string { return fmt.Sprintf("seg-%08d.log", id) }
+
+func parseSegName(name string) (uint64, bool) {
+	if !strings.HasPrefix(name, "seg-") || !strings.HasSuffix(name, ".log") {
+		return 0, false
+	}
+	var id uint64
+	if _, err := fmt.Sscanf(name, "seg-%d.log", &id); err != nil {
+		return 0, false
+	}
+	return id, segName(id) == name
+}
+
+// Open opens (creating if needed) the log in dir, scanning every segment.
+// A torn or corrupt record in the last segment ends the log: the segment is
+// truncated there and later appends continue from that point. Corruption in
+// any earlier segment is an error (earlier segments are fdatasynced before
+// a new one is started, so a crash cannot tear them).
+func Open(dir string, opts LogOptions) (*Log, error) {
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var ids []uint64
+	for _, e := range ents {
+		if id, ok := parseSegName(e.Name()); ok && e.Type().IsRegular() {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+
+	l := &Log{
+		dir:     dir,
+		opts:    opts,
+		nextSeq: 1,
+		syncCh:  make(chan syncReq, 256),
+		stopCh:  make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			for _, s := range l.segs {
+				s.f.Close()
+			}
+		}
+	}()
+	info := &l.recovery
+	info.Segments = len(ids)
+	var lastSeq uint64
+	for i, id := range ids {
+		f, err := os.OpenFile(filepath.Join(dir, segName(id)), os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		seg := &segment{id: id, f: f}
+		l.segs = append(l.segs, seg)
+		st, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		end, n, nb, seq, reason, err := scanSection(f, st.Size(), id, lastSeq, nil)
+		if err != nil {
+			return nil, err
+		}
+		info.Records += n
+		info.Bytes += nb
+		lastSeq = seq
+		seg.size = end
+		if end < st.Size() {
+			if i != len(ids)-1 {
+				return nil, fmt.Errorf("%w: segment %s at offset %d (not the last segment): %s",
+					ErrCorrupt, segName(id), end, reason)
+			}
+			if err := f.Truncate(end); err != nil {
+				return nil, err
+			}
+			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+				return nil, err
+			}
+			info.Truncated = true
+			info.TruncSegment = id
+			info.TruncOffset = end
+			info.TruncDiscarded = st.Size() - end
+			info.TruncReason = reason
+		}
+	}
+	info.LastSeq = lastSeq
+	l.nextSeq = lastSeq + 1
+	l.durable.Store(lastSeq)
+	if len(l.segs) == 0 {
+		if err := l.newSegmentLocked(1); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	go l.syncer()
+	return l, nil
+}
+
+// scanSection reads records from f from the start. It returns the end of the
+// last valid record, the number of records and bytes, the last sequence, and
+// the reason scanning stopped early (empty at a clean end). fn, if non-nil,
+// is called for each valid record. prevSeq is the last sequence before this
+// segment; sequences must increase.
+func scanSection(f io.ReaderAt, size int64, id uint64, prevSeq uint64, fn func(Location) error) (end int64, n int, nb int64, lastSeq uint64, reason string, err error) {
+	lastSeq = prevSeq
+	var hdr [HeaderSize]byte
+	var buf []byte
+	for end < size {
+		if size-end < HeaderSize {
+			return end, n, nb, lastSeq, "torn header", nil
+		}
+		if _, err := f.ReadAt(hdr[:], end); err != nil {
+			return 0, 0, 0, 0, "", err
+		}
+		h, derr := DecodeHeader(hdr[:])
+		if derr != nil {
+			return end, n, nb, lastSeq, derr.Error(), nil
+		}
+		if size-end-HeaderSize < int64(h.Length) {
+			return end, n, nb, lastSeq, "torn payload", nil
+		}
+		if cap(buf) < int(h.Length) {
+			buf = make([]byte, h.Length)
+		}
+		buf = buf[:h.Length]
+		if _, err := f.ReadAt(buf, end+HeaderSize); err != nil && !(errors.Is(err, io.EOF) && len(buf) == 0) {
+			return 0, 0, 0, 0, "", err
+		}
+		if !checkCRC(hdr[:], buf, h.CRC) {
+			return end, n, nb, lastSeq, "CRC mismatch", nil
+		}
+		if h.Seq <= lastSeq {
+			return end, n, nb, lastSeq, fmt.Sprintf("sequence %d not after %d", h.Seq, lastSeq), nil
+		}
+		if fn != nil {
+			if err := fn(Location{Segment: id, Offset: end, Length: h.Length, Seq: h.Seq,
+				Type: h.Type, File: h.File, FileOff: h.Offset}); err != nil {
+				return 0, 0, 0, 0, "", err
+			}
+		}
+		lastSeq = h.Seq
+		n++
+		rl := HeaderSize + int64(h.Length)
+		nb += rl
+		end += rl
+	}
+	return end, n, nb, lastSeq, "", nil
+}
+
+// Recovery returns what Open recovered.
+func (l *Log) Recovery() RecoveryInfo { return l.recovery }
+
+// Dir returns the log directory.
+func (l *Log) Dir() string { return l.dir }
+
+// LastSeq returns the sequence of the last appended record (0 if none).
+func (l *Log) LastSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.nextSeq - 1
+}
+
+// DurableSeq returns the highest sequence known to be durable.
+func (l *Log) DurableSeq() uint64 { return l.durable.Load() }
+
+// Stats returns cumulative counters.
+func (l *Log) Stats() Stats {
+	return Stats{Appends: l.nAppends.Load(), Bytes: l.nBytes.Load(),
+		SyncCalls: l.nSyncCalls.Load(), Fdatasyncs: l.nFdatasyncs.Load()}
+}
+
+func (l *Log) fdatasync(s *segment) error {
+	if l.opts.SyncHook != nil {
+		l.opts.SyncHook(s.id)
+	}
+	l.nFdatasyncs.Add(1)
+	return unix.Fdatasync(int(s.f.Fd()))
+}
+
+// newSegmentLocked creates segment id, makes its directory entry durable and
+// makes it current.
+func (l *Log) newSegmentLocked(id uint64) error {
+	f, err := os.OpenFile(filepath.Join(l.dir, segName(id)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := syncDir(l.dir); err != nil {
+		f.Close()
+		return err
+	}
+	l.segs = append(l.segs, &segment{id: id, f: f})
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Append writes recs to the log in order, assigning consecutive sequence
+// numbers, and returns where each landed. A zero Type means TypeWrite. The records are not durable until
+// a Sync that starts after Append returns has returned nil.
+func (l *Log) Append(ctx context.Context, recs ...Record) ([]Location, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		if len(recs[i].Data) > MaxPayload {
+			return nil, fmt.Errorf("burstbuffer: record %d payload %d exceeds %d", i, len(recs[i].Data), MaxPayload)
+		}
+		if t := recs[i].Type; t != 0 && t != TypeWrite && t != TypeNoop {
+			return nil, fmt.Errorf("burstbuffer: record %d has unknown type %d", i, recs[i].Type)
+		}
+		if recs[i].Offset+uint64(len(recs[i].Data)) < recs[i].Offset {
+			return nil, fmt.Errorf("burstbuffer: record %d file range overflows", i)
+		}
+	}
+	locs := make([]Location, len(recs))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	if l.writeErr != nil {
+		return nil, l.writeErr
+	}
+	var buf []byte
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		cur := l.segs[len(l.segs)-1]
+		if _, err := cur.f.WriteAt(buf, cur.size); err != nil {
+			l.writeErr = fmt.Errorf("burstbuffer: write %s: %w", segName(cur.id), err)
+			return l.writeErr
+		}
+		cur.size += int64(len(buf))
+		buf = buf[:0]
+		return nil
+	}
+	for i, r := range recs {
+		rl := int64(HeaderSize + len(r.Data))
+		cur := l.segs[len(l.segs)-1]
+		pos := cur.size + int64(len(buf))
+		if pos > 0 && pos+rl > l.opts.SegmentSize {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			// Earlier segments are always durable, so a crash can tear only
+			// the last one.
+			if err := l.fdatasync(cur); err != nil {
+				l.writeErr = fmt.Errorf("burstbuffer: fdatasync %s: %w", segName(cur.id), err)
+				return nil, l.writeErr
+			}
+			if err := l.newSegmentLocked(cur.id + 1); err != nil {
+				l.writeErr = err
+				return nil, err
+			}
+			cur = l.segs[len(l.segs)-1]
+			pos = 0
+		}
+		if r.Type == 0 {
+			r.Type = TypeWrite
+		}
+		seq := l.nextSeq
+		l.nextSeq++
+		h := Header{Type: r.Type, File: r.File, Offset: r.Offset, Length: uint32(len(r.Data)), Seq: seq}
+		start := len(buf)
+		buf = append(buf, make([]byte, HeaderSize)...)
+		buf = append(buf, r.Data...)
+		encodeHeader(buf[start:start+HeaderSize], h, r.Data)
+		locs[i] = Location{Segment: cur.id, Offset: pos, Length: h.Length, Seq: seq,
+			Type: r.Type, File: r.File, FileOff: r.Offset}
+		l.nBytes.Add(uint64(len(r.Data)))
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	l.nAppends.Add(uint64(len(recs)))
+	return locs, nil
+}
+
+// Sync makes every record appended before the call durable (fdatasync).
+// Concurrent callers share fdatasyncs: a single goroutine owns syncing and
+// serves every request queued while the previous fdatasync ran with one
+// more. If ctx ends first Sync returns ctx.Err(); the sync still happens.
+func (l *Log) Sync(ctx context.Context) error {
+	l.nSyncCalls.Add(1)
+	if p := l.syncErr.Load(); p != nil {
+		return *p
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	target := l.nextSeq - 1
+	l.mu.Unlock()
+	if target <= l.durable.Load() {
+		return nil
+	}
+	req := syncReq{target: target, done: make(chan error, 1)}
+	select {
+	case l.syncCh <- req:
+	case <-l.stopCh:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-l.stopped:
+		select {
+		case err := <-req.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// syncer is the single goroutine that issues fdatasync for Sync callers.
+func (l *Log) syncer() {
+	defer close(l.stopped)
+	var batch []syncReq
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-l.syncCh:
+			batch = append(batch, r)
+		case <-l.stopCh:
+			l.drainSyncs(ErrClosed)
+			return
+		}
+		// Everyone who queued while the last fdatasync ran rides this one.
+	more:
+		for {
+			select {
+			case r := <-l.syncCh:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		err := l.syncOnce()
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+func (l *Log) drainSyncs(err error) {
+	for {
+		select {
+		case r := <-l.syncCh:
+			r.done <- err
+		default:
+			return
+		}
+	}
+}
+
+// syncOnce fdatasyncs the current segment, covering everything appended so
+// far (earlier segments were synced when they were rolled).
+func (l *Log) syncOnce() error {
+	if p := l.syncErr.Load(); p != nil {
+		return *p
+	}
+	l.mu.Lock()
+	cur := l.segs[len(l.segs)-1]
+	mark := l.nextSeq - 1
+	werr := l.writeErr
+	l.mu.Unlock()
+	if werr != nil {
+		return werr
+	}
+	if mark <= l.durable.Load() {
+		return nil
+	}
+	if err := l.fdatasync(cur); err != nil {
+		// After a failed fdatasync the page cache state is unknown: fail
+		// every later Sync rather than pretend.
+		err = fmt.Errorf("burstbuffer: fdatasync %s: %w", segName(cur.id), err)
+		l.syncErr.Store(&err)
+		return err
+	}
+	for {
+		d := l.durable.Load()
+		if mark <= d || l.durable.CompareAndSwap(d, mark) {
+			break
+		}
+	}
+	return nil
+}
+
+// Read reads the payload of the record at loc into buf (which must hold
+// loc.Length bytes), checking the record's header against loc and its CRC.
+// It returns the payload length.
+func (l *Log) Read(loc Location, buf []byte) (int, error) {
+	if len(buf) < int(loc.Length) {
+		return 0, fmt.Errorf("burstbuffer: buffer %d < record length %d", len(buf), loc.Length)
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return 0, ErrClosed
+	}
+	var seg *segment
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].id >= loc.Segment })
+	if i < len(l.segs) && l.segs[i].id == loc.Segment {
+		seg = l.segs[i]
+	}
+	l.mu.Unlock()
+	if seg == nil {
+		return 0, fmt.Errorf("burstbuffer: no segment %d", loc.Segment)
+	}
+	var hdr [HeaderSize]byte
+	if _, err := seg.f.ReadAt(hdr[:], loc.Offset); err != nil {
+		return 0, fmt.Errorf("burstbuffer: read header %s@%d: %w", segName(loc.Segment), loc.Offset, err)
+	}
+	h, err := DecodeHeader(hdr[:])
+	if err != nil {
+		return 0, fmt.Errorf("%s@%d: %w", segName(loc.Segment), loc.Offset, err)
+	}
+	if h.Length != loc.Length || h.Seq != loc.Seq {
+		return 0, fmt.Errorf("%w: %s@%d: header (len %d, seq %d) does not match location (len %d, seq %d)",
+			ErrCorrupt, segName(loc.Segment), loc.Offset, h.Length, h.Seq, loc.Length, loc.Seq)
+	}
+	p := buf[:h.Length]
+	if h.Length > 0 {
+		if _, err := seg.f.ReadAt(p, loc.Offset+HeaderSize); err != nil {
+			return 0, fmt.Errorf("burstbuffer: read payload %s@%d: %w", segName(loc.Segment), loc.Offset, err)
+		}
+	}
+	if !checkCRC(hdr[:], p, h.CRC) {
+		return 0, fmt.Errorf("%w: %s@%d: CRC mismatch", ErrCorrupt, segName(loc.Segment), loc.Offset)
+	}
+	return int(h.Length), nil
+}
+
+// Scan calls fn for every record in the log in sequence order (which is log
+// order). Records appended concurrently with Scan may or may not be seen.
+func (l *Log) Scan(fn func(Location) error) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	type view struct {
+		s    *segment
+		size int64
+	}
+	views := make([]view, len(l.segs))
+	for i, s := range l.segs {
+		views[i] = view{s, s.size}
+	}
+	l.mu.Unlock()
+	var prev uint64
+	for _, v := range views {
+		sr := io.NewSectionReader(v.s.f, 0, v.size)
+		end, _, _, last, reason, err := scanSection(sr, v.size, v.s.id, prev, fn)
+		if err != nil {
+			return err
+		}
+		if end != v.size {
+			return fmt.Errorf("%w: %s at %d: %s", ErrCorrupt, segName(v.s.id), end, reason)
+		}
+		prev = last
+	}
+	return nil
+}
+
+// Close waits for pending syncs, syncs once more and closes the files.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.mu.Unlock()
+	close(l.stopCh)
+	<-l.stopped
+	err := l.syncOnce()
+	l.mu.Lock()
+	l.closed = true
+	for _, s := range l.segs {
+		if cerr := s.f.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	l.mu.Unlock()
+	return err
+}

@@ -286,12 +286,10 @@ type netSegmentReader struct {
 	name      string      // "partition 7", in errors inside a FetchError
 	blockSize int
 
-	blocks chan block
-	free   chan []byte
+	blockQueue
 	stop   chan struct{} // closed by close
 	cancel context.CancelFunc
 	done   chan struct{}
-	cur    []byte // the block the merge holds
 
 	// State of the fetch goroutine.
 	seg       SegmentInfo // from the server; valid when haveSeg
@@ -314,19 +312,18 @@ func openRemoteSegment(ctx context.Context, f *Fetcher, in ReduceInput, partitio
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	r := &netSegmentReader{
-		f:         f,
-		addr:      in.Addr,
-		job:       in.Job,
-		mapID:     in.Map,
-		partition: partition,
-		want:      in.Segment,
-		name:      fmt.Sprintf("partition %d", partition),
-		blockSize: blockSize,
-		blocks:    make(chan block, 1),
-		free:      make(chan []byte, 2),
-		stop:      make(chan struct{}),
-		cancel:    cancel,
-		done:      make(chan struct{}),
+		f:          f,
+		addr:       in.Addr,
+		job:        in.Job,
+		mapID:      in.Map,
+		partition:  partition,
+		want:       in.Segment,
+		name:       fmt.Sprintf("partition %d", partition),
+		blockSize:  blockSize,
+		blockQueue: blockQueue{blocks: make(chan block, 1), free: make(chan []byte, 2)},
+		stop:       make(chan struct{}),
+		cancel:     cancel,
+		done:       make(chan struct{}),
 	}
 	go r.run(ctx)
 	return r
@@ -482,22 +479,6 @@ func (r *netSegmentReader) checkHead(seg SegmentInfo) error {
 		r.free <- make([]byte, size)
 	}
 	return nil
-}
-
-func (r *netSegmentReader) next() ([]byte, error) {
-	if r.cur != nil {
-		r.free <- r.cur[:cap(r.cur)]
-		r.cur = nil
-	}
-	blk, ok := <-r.blocks
-	if !ok {
-		return nil, io.EOF
-	}
-	if blk.err != nil {
-		return nil, blk.err
-	}
-	r.cur = blk.b
-	return blk.b, nil
 }
 
 func (r *netSegmentReader) close() {

@@ -32,12 +32,34 @@ type block struct {
 // own (read-ahead), checks its length and CRC32C, and hands the blocks to the
 // merger. The error for a bad checksum comes in place of the last block.
 type segmentReader struct {
-	name   string
+	blockQueue
+	name string
+	stop chan struct{}
+	done chan struct{}
+}
+
+// blockQueue hands a reader goroutine's blocks to the merge and takes each
+// back (to refill) when the merge asks for the next one.
+type blockQueue struct {
 	blocks chan block
 	free   chan []byte
-	stop   chan struct{}
-	done   chan struct{}
-	cur    []byte
+	cur    []byte // the block the merge holds
+}
+
+func (q *blockQueue) next() ([]byte, error) {
+	if q.cur != nil {
+		q.free <- q.cur[:cap(q.cur)]
+		q.cur = nil
+	}
+	blk, ok := <-q.blocks
+	if !ok {
+		return nil, io.EOF
+	}
+	if blk.err != nil {
+		return nil, blk.err
+	}
+	q.cur = blk.b
+	return blk.b, nil
 }
 
 // openSegment starts reading seg of the file at path. name says what the
@@ -53,11 +75,10 @@ func openSegment(path string, seg SegmentInfo, blockSize int, name string) (*seg
 		blockSize = RecordSize
 	}
 	r := &segmentReader{
-		name:   name,
-		blocks: make(chan block, 1),
-		free:   make(chan []byte, 2),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		blockQueue: blockQueue{blocks: make(chan block, 1), free: make(chan []byte, 2)},
+		name:       name,
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	nbuf := 2
 	if seg.Length <= int64(blockSize) {
@@ -108,22 +129,6 @@ func (r *segmentReader) run(f *os.File, path string, seg SegmentInfo) {
 			return
 		}
 	}
-}
-
-func (r *segmentReader) next() ([]byte, error) {
-	if r.cur != nil {
-		r.free <- r.cur[:cap(r.cur)]
-		r.cur = nil
-	}
-	blk, ok := <-r.blocks
-	if !ok {
-		return nil, io.EOF
-	}
-	if blk.err != nil {
-		return nil, blk.err
-	}
-	r.cur = blk.b
-	return blk.b, nil
 }
 
 func (r *segmentReader) close() {

@@ -86,7 +86,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*LocalCluster, error) {
 	}
 	for i := range c.Nodes {
 		c.Nodes[i].fill()
-		if pid := readPID(c.NodeDir(i)); pid > 0 && alive(pid) {
+		if pid := readPID(c.NodeDir(i)); pid > 0 && ProcessAlive(pid) {
 			return nil, fmt.Errorf("cluster: %s is already running (pid %d); stop it first with: enginectl cluster down --dir %s", c.Nodes[i].Name, pid, cfg.Dir)
 		}
 	}
@@ -170,7 +170,7 @@ func (c *LocalCluster) WaitReady(ctx context.Context) error {
 
 func (c *LocalCluster) ready(ctx context.Context) error {
 	for i, n := range c.Nodes {
-		if pid := readPID(c.NodeDir(i)); pid <= 0 || !alive(pid) {
+		if pid := readPID(c.NodeDir(i)); pid <= 0 || !ProcessAlive(pid) {
 			return fmt.Errorf("%s is not running", n.Name)
 		}
 		qctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -198,14 +198,14 @@ func (c *LocalCluster) ready(ctx context.Context) error {
 // Addr returns the API address of the first running node.
 func (c *LocalCluster) Addr() string {
 	for i, n := range c.Nodes {
-		if pid := readPID(c.NodeDir(i)); pid > 0 && alive(pid) {
+		if pid := readPID(c.NodeDir(i)); pid > 0 && ProcessAlive(pid) {
 			return n.API
 		}
 	}
 	return c.Nodes[0].API
 }
 
-// Kill sends sig to node i's process and, for SIGKILL, waits for it to die.
+// Kill sends sig to node i's process; it does not wait for it to exit.
 func (c *LocalCluster) Kill(i int, sig syscall.Signal) error {
 	pid := readPID(c.NodeDir(i))
 	if pid <= 0 {
@@ -222,17 +222,17 @@ func (c *LocalCluster) Kill(i int, sig syscall.Signal) error {
 func (c *LocalCluster) Stop(grace time.Duration) error {
 	var pids []int
 	for i := range c.Nodes {
-		if pid := readPID(c.NodeDir(i)); pid > 0 && alive(pid) {
+		if pid := readPID(c.NodeDir(i)); pid > 0 && ProcessAlive(pid) {
 			syscall.Kill(pid, syscall.SIGTERM)
 			pids = append(pids, pid)
 		}
 	}
 	deadline := time.Now().Add(grace)
 	for _, pid := range pids {
-		for alive(pid) && time.Now().Before(deadline) {
+		for ProcessAlive(pid) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if alive(pid) {
+		if ProcessAlive(pid) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
@@ -277,8 +277,9 @@ func readPID(dir string) int {
 	return pid
 }
 
-// alive reports whether pid is a running (not zombie) process.
-func alive(pid int) bool {
+// ProcessAlive reports whether pid is a running process (not a zombie
+// waiting to be reaped).
+func ProcessAlive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
 		return false
 	}

@@ -132,20 +132,7 @@ func nodePID(c *node.LocalCluster, i int) int {
 }
 
 // procAlive reports whether pid runs (and is not a zombie).
-func procAlive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
-}
+func procAlive(pid int) bool { return pid > 0 && node.ProcessAlive(pid) }
 
 // killNode signals node i and waits until its process is gone. The pid file
 // is removed afterwards so that no later Stop signals a recycled pid.

@@ -199,12 +199,26 @@ func (r *Raft) Propose(ctx context.Context, c Command) error {
 		id, addr := r.Leader()
 		return &NotLeaderError{LeaderID: id, LeaderAddr: addr}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	timeout := 10 * time.Second
 	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
+		timeout = max(time.Until(d), time.Millisecond)
 	}
 	f := rr.Apply(c.Encode(), timeout)
-	if err := f.Error(); err != nil {
+	// Wait for the outcome or the context, whichever comes first; the
+	// waiting goroutine ends when Raft resolves the future (it always does,
+	// at the latest when Raft shuts down).
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("coordinator: propose %s: %w (it may still be applied)", c.Type, ctx.Err())
+	}
+	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			id, addr := r.Leader()
 			return &NotLeaderError{LeaderID: id, LeaderAddr: addr}

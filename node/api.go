@@ -164,6 +164,10 @@ func (n *Node) handler() http.Handler {
 			return
 		}
 		resp, err := n.handleJoin(r.Context(), req)
+		if errors.Is(err, ErrNameInUse) {
+			writeJSON(w, http.StatusConflict, apiError{err.Error()})
+			return
+		}
 		if err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
 			return

@@ -106,6 +106,8 @@ func (e *remoteError) Is(target error) bool {
 		return e.status == http.StatusMisdirectedRequest
 	case coordinator.ErrNoQuorum:
 		return e.status == http.StatusServiceUnavailable
+	case ErrNameInUse:
+		return e.status == http.StatusConflict && strings.Contains(e.msg, ErrNameInUse.Error())
 	}
 	return false
 }

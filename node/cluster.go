@@ -97,6 +97,12 @@ func (n *Node) registerLoop() {
 			n.log.Info("member of the cluster", "leader", resp.Leader)
 			return
 		}
+		if errors.Is(err, ErrNameInUse) {
+			n.log.Error("join refused", "err", err)
+			n.joinErr.Store(&err)
+			n.regOnce.Do(func() { close(n.registered) })
+			return
+		}
 		if !warned && backoff >= time.Second {
 			n.log.Warn("cannot join the cluster yet", "err", err)
 			warned = true
@@ -179,6 +185,11 @@ func (n *Node) handleJoin(ctx context.Context, req JoinRequest) (JoinResponse, e
 			known = &servers[i]
 		}
 	}
+	if known == nil {
+		if err := n.nameInUse(m); err != nil {
+			return JoinResponse{}, err
+		}
+	}
 	switch {
 	case known != nil && known.Addr == m.RaftAddr:
 		m.Voter = known.Voter
@@ -232,6 +243,32 @@ func (n *Node) handleJoin(ctx context.Context, req JoinRequest) (JoinResponse, e
 		}
 	})
 	return resp, nil
+}
+
+// ErrNameInUse refuses a join under the name of a member that is alive at
+// another address.
+var ErrNameInUse = errors.New("node: name in use")
+
+// nameInUse refuses a new Raft server that takes the name of a member gossip
+// sees alive at another address: two processes would run one node's tasks.
+// A node that restarts at its own address (after losing its data) is let in.
+func (n *Node) nameInUse(m coordinator.Member) error {
+	var old *coordinator.Member
+	n.fsm.Read(func(s *coordinator.State) {
+		if o := s.Members[m.ID]; o != nil {
+			c := *o
+			old = &c
+		}
+	})
+	if old == nil || old.GossipAddr == m.GossipAddr {
+		return nil
+	}
+	for _, g := range n.ml.Members() {
+		if g.Name == m.ID && g.State == memberlist.StateAlive && g.FullAddress().Addr == old.GossipAddr {
+			return fmt.Errorf("%w: a node named %s is already running at %s (API %s); give this one another --name, or stop that one first", ErrNameInUse, m.ID, old.GossipAddr, old.APIAddr)
+		}
+	}
+	return nil
 }
 
 // propose replicates a command through the leader: directly on the leader,

@@ -148,7 +148,8 @@ type Node struct {
 	}
 	registered chan struct{} // closed once this node is a member in the state
 	regOnce    sync.Once
-	caughtUpAt atomic.Uint64 // the state index this node must reach before it acts
+	caughtUpAt atomic.Uint64         // the state index this node must reach before it acts
+	joinErr    atomic.Pointer[error] // why the cluster refused this node, for good
 }
 
 // Open starts a node: it locks the data directory, starts the shuffle
@@ -341,6 +342,9 @@ func (n *Node) caughtUp() bool {
 	default:
 		return false
 	}
+	if n.joinErr.Load() != nil {
+		return false
+	}
 	var idx uint64
 	n.fsm.Read(func(s *coordinator.State) { idx = s.Index })
 	return idx >= n.caughtUpAt.Load()
@@ -356,6 +360,9 @@ func (n *Node) WaitReady(ctx context.Context) error {
 			return fmt.Errorf("node %s: no Raft leader: %w (is a majority of the voters up?)", n.id, coordinator.ErrNoQuorum)
 		}
 		return fmt.Errorf("node %s: not yet a member of the cluster: %w", n.id, ctx.Err())
+	}
+	if e := n.joinErr.Load(); e != nil {
+		return *e
 	}
 	for {
 		ch := n.changes()

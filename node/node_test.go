@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -289,5 +290,34 @@ func TestDeadVoterIsReplaced(t *testing.T) {
 			t.Fatalf("voters %v: want %s promoted in place of the dead %s", v, non[0], victim)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A second process under the name of a live member is refused, and says
+// why, instead of taking over that member's place in Raft.
+func TestJoinUnderALiveMembersNameIsRefused(t *testing.T) {
+	nodes := startCluster(t, 2)
+	defer func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	}()
+	n, err := Open(Config{DataDir: t.TempDir(), Name: "n1", API: "127.0.0.1:0", Join: nodes[0].Addr(), RaftTimeout: 100 * time.Millisecond, Memory: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = n.WaitReady(ctx)
+	if !errors.Is(err, ErrNameInUse) || !strings.Contains(err.Error(), "already running") {
+		t.Fatalf("WaitReady: %v, want ErrNameInUse", err)
+	}
+	// The live n1 is still a voter, untouched.
+	servers, _ := nodes[0].raft.Servers()
+	for _, s := range servers {
+		if strings.HasPrefix(s.ID, "n1.") && s.ID != nodes[1].raftID {
+			t.Fatalf("the impostor was added to Raft: %+v", servers)
+		}
 	}
 }

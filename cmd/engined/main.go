@@ -116,7 +116,7 @@ func run(args []string, stderr io.Writer) int {
 	if err != nil {
 		if ctx.Err() == nil {
 			fmt.Fprintf(stderr, "engined: %v\n", err)
-			if cfg.Join != "" {
+			if cfg.Join != "" && !errors.Is(err, node.ErrNameInUse) {
 				fmt.Fprintf(stderr, "engined: could not join the cluster through %s within %s: check --join (the API address HOST:PORT of a running member)\n", cfg.Join, *readyTimeout)
 			}
 		}

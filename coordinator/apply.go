@@ -44,15 +44,8 @@ type Command struct {
 	Node    string `json:"node,omitempty"`
 	Attempt int    `json:"attempt,omitempty"`
 
-	// Task results.
-	Segments []shuffle.SegmentInfo `json:"segments,omitempty"`
-	Records  int64                 `json:"records,omitempty"`
-	InputSum string                `json:"input_sum,omitempty"`
-	Summary  []byte                `json:"summary,omitempty"`
-	Bytes    int64                 `json:"bytes,omitempty"`
-	Remote   int64                 `json:"remote,omitempty"`
-	Seconds  float64               `json:"seconds,omitempty"`
-	RSS      int64                 `json:"rss,omitempty"`
+	// TaskDone: the attempt's result.
+	TaskResult
 	// JobSubmit: the submitting node created the output directory.
 	OutputCreated bool `json:"output_created,omitempty"`
 
@@ -162,8 +155,7 @@ func Apply(s *State, c Command) error {
 			return reject("map %d of job %s reported %d segments for %d partitions", c.Index, j.ID, len(c.Segments), len(j.Reduces))
 		}
 		t.State, t.LastError = TaskDone, ""
-		t.Segments, t.Records, t.InputSum = c.Segments, c.Records, c.InputSum
-		t.Summary, t.Bytes, t.Seconds, t.Remote, t.RSS = c.Summary, c.Bytes, c.Seconds, c.Remote, c.RSS
+		t.TaskResult = c.TaskResult
 		advance(j, c.Time)
 		return nil
 	case CmdTaskFailed:

@@ -53,7 +53,7 @@ func applyAll(t *testing.T, s *State, cmds []Command) {
 
 func done(s *State, kind string, i int) Command {
 	task := s.Jobs["j"].task(kind, i)
-	c := Command{Type: CmdTaskDone, Time: t0, Job: "j", Kind: kind, Index: i, Node: task.Node, Attempt: task.Attempt, Records: 10}
+	c := Command{Type: CmdTaskDone, Time: t0, Job: "j", Kind: kind, Index: i, Node: task.Node, Attempt: task.Attempt, TaskResult: TaskResult{Records: 10}}
 	if kind == KindMap {
 		c.Segments = make([]shuffle.SegmentInfo, len(s.Jobs["j"].Reduces))
 	}

@@ -63,6 +63,25 @@ const MaxAttempts = 4
 // failures were, so that no job retries forever.
 const maxTotalAttempts = 4 * MaxAttempts
 
+// TaskResult is what a finished attempt reports: a TaskDone command carries
+// it and the task keeps it.
+type TaskResult struct {
+	// Map output: one segment per partition, in the data file on Node.
+	Segments []shuffle.SegmentInfo `json:"segments,omitempty"`
+	Records  int64                 `json:"records,omitempty"`
+	// InputSum is the map's input checksum (gensort.Sum as hex).
+	InputSum string `json:"input_sum,omitempty"`
+	// Summary is a reduce output's valsort summary (binary encoding).
+	Summary []byte `json:"summary,omitempty"`
+	Bytes   int64  `json:"bytes,omitempty"`
+	// Remote is the bytes a reduce fetched from other nodes.
+	Remote int64 `json:"remote,omitempty"`
+	// Seconds the attempt that finished took.
+	Seconds float64 `json:"seconds,omitempty"`
+	// RSS is the node's peak resident set size when it finished, in bytes.
+	RSS int64 `json:"rss,omitempty"`
+}
+
 // Task is one map or reduce task of a job.
 type Task struct {
 	Kind    string `json:"kind"`
@@ -82,20 +101,8 @@ type Task struct {
 	Failures int `json:"failures,omitempty"`
 	// Lost counts how often this map's finished output was lost.
 	Lost int `json:"lost,omitempty"`
-	// Map output: one segment per partition, in the data file on Node.
-	Segments []shuffle.SegmentInfo `json:"segments,omitempty"`
-	Records  int64                 `json:"records,omitempty"`
-	// InputSum is the map's input checksum (gensort.Sum as hex).
-	InputSum string `json:"input_sum,omitempty"`
-	// Summary is a reduce output's valsort summary (binary encoding).
-	Summary []byte `json:"summary,omitempty"`
-	Bytes   int64  `json:"bytes,omitempty"`
-	// Remote is the bytes a reduce fetched from other nodes.
-	Remote int64 `json:"remote,omitempty"`
-	// Seconds the attempt that finished took.
-	Seconds float64 `json:"seconds,omitempty"`
-	// RSS is the node's peak resident set size when it finished, in bytes.
-	RSS int64 `json:"rss,omitempty"`
+	// The finished attempt's result.
+	TaskResult
 }
 
 // Job is one sort job and its tasks.

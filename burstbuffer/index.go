@@ -1,55 +1,71 @@
 package burstbuffer
 
 import (
-	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/google/btree"
 )
 
-// Key layout in Pebble:
+// The extents live in memory, one B-tree per file ordered by offset: they
+// are rebuilt from the stripe metas at every start, and a Pebble index of
+// them (the first design) spent most of a 4 KiB write's CPU time stepping
+// back over deleted keys. Pebble keeps what must survive a restart:
 //
-//	'e' file(8 BE) start(8 BE) -> extent value (extentValueSize bytes)
-//	"m/applied"                -> last applied sequence (8 BE)
+//	't' stripe(8) file(8) start(8) -> end(8)   drained piece of a stripe (tombstone)
+//	'd' stripe(8)                  -> ""       dead stripe: nothing of it is live
 //
-// Extents of one file never overlap; a key's start plus its value's length
-// gives its end.
+// All integers big-endian, committed with fsync.
 const (
-	extentPrefix    = 'e'
-	extentKeySize   = 17
-	extentValueSize = 8 + 8 + 4 + 4 + 4 + 8
+	tombPrefix = 't'
+	deadPrefix = 'd'
 )
 
-var appliedKey = []byte("m/applied")
-
-// Extent is a piece of a file range and where its bytes live. A hole has
-// Hole set and no location.
+// Extent is a piece of a file and where its newest bytes are: a range of a
+// stripe's data. A hole (Hole set) is a range the buffer does not hold.
 type Extent struct {
-	FileOff uint64 // offset in the file
-	Length  uint64 // bytes
+	FileOff uint64
+	Length  uint64
 	Hole    bool
-	// Where the bytes are: the record holding them and the offset of the
-	// first byte within the record's payload.
-	Segment   uint64
-	RecOffset int64  // record header offset in the segment
-	RecLength uint32 // record payload length
-	Skip      uint32 // offset within the payload
-	Seq       uint64
+	Stripe  uint64
+	Pos     uint32 // offset of the first byte in the stripe's data
+	Version uint64
+	Clean   bool // a prestaged copy of backing bytes: nothing to drain
 }
 
-// Location returns the log location of the record holding the extent.
-func (e Extent) Location() Location {
-	return Location{Segment: e.Segment, Offset: e.RecOffset, Length: e.RecLength, Seq: e.Seq, Type: TypeWrite}
+// Write is one write in a stripe: Len bytes of file at Off, stored at Pos
+// of the stripe's data.
+type Write struct {
+	File    uint64
+	Off     uint64
+	Len     uint32
+	Pos     uint32
+	Version uint64
+	Clean   bool
 }
 
-// Index maps (file, offset) ranges to log locations, newest write wins. It is
-// safe for concurrent use; Apply calls are serialized.
+// Piece is a drained range of one stripe's bytes in one file.
+type Piece struct {
+	Stripe uint64
+	File   uint64
+	Off    uint64
+	End    uint64
+}
+
+// Index maps (file, offset) ranges to stripe bytes, newest version wins,
+// and keeps the tombstones of drained pieces and the set of dead stripes.
+// It also counts the live bytes of every stripe. It is safe for concurrent
+// use; mutations are serialized.
 type Index struct {
 	db *pebble.DB
-	mu chan struct{} // serializes writers (Apply/Reset)
+
+	mu    sync.RWMutex
+	files map[uint64]*btree.BTreeG[Extent]
+	live  map[uint64]int64 // stripe -> live bytes in extents
+	dead  map[uint64]bool  // cache of the 'd' keys
 }
 
 type quietLogger struct{}
@@ -62,98 +78,97 @@ func (quietLogger) Fatalf(format string, args ...interface{}) {
 	panic("pebble: " + fmt.Sprintf(format, args...))
 }
 
-// OpenIndex opens (creating if needed) the Pebble index in dir.
+// OpenIndex opens (creating if needed) the Pebble store of tombstones and
+// dead stripes in dir, with no extents: the caller rebuilds them.
 func OpenIndex(dir string) (*Index, error) {
 	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
 	if err != nil {
+		return nil, fmt.Errorf("burstbuffer: open index %s: %w", dir, err)
+	}
+	x := &Index{db: db, files: map[uint64]*btree.BTreeG[Extent]{}, live: map[uint64]int64{}, dead: map[uint64]bool{}}
+	st, err := x.Durable()
+	if err != nil {
+		db.Close()
 		return nil, err
 	}
-	return &Index{db: db, mu: make(chan struct{}, 1)}, nil
+	for _, d := range st.Dead {
+		x.dead[d] = true
+	}
+	return x, nil
 }
 
 // Close closes the index.
 func (x *Index) Close() error { return x.db.Close() }
 
-func extentKey(file, off uint64) []byte {
-	k := make([]byte, extentKeySize)
-	k[0] = extentPrefix
-	binary.BigEndian.PutUint64(k[1:], file)
-	binary.BigEndian.PutUint64(k[9:], off)
+func lessExtent(a, b Extent) bool { return a.FileOff < b.FileOff }
+
+func (x *Index) tree(file uint64, create bool) *btree.BTreeG[Extent] {
+	t := x.files[file]
+	if t == nil && create {
+		t = btree.NewG(16, lessExtent)
+		x.files[file] = t
+	}
+	return t
+}
+
+// overlappingLocked returns the extents of file that overlap [off, end), in order.
+func (x *Index) overlappingLocked(file, off, end uint64) []Extent {
+	t := x.files[file]
+	if t == nil {
+		return nil
+	}
+	var out []Extent
+	// At most one extent starting before off can reach into the range.
+	t.DescendLessOrEqual(Extent{FileOff: off}, func(e Extent) bool {
+		if e.FileOff < off && e.FileOff+e.Length > off {
+			out = append(out, e)
+		}
+		return false
+	})
+	t.AscendGreaterOrEqual(Extent{FileOff: off}, func(e Extent) bool {
+		if e.FileOff >= end {
+			return false
+		}
+		out = append(out, e)
+		return true
+	})
+	return out
+}
+
+func tombKey(stripe, file, off uint64) []byte {
+	k := make([]byte, 25)
+	k[0] = tombPrefix
+	binary.BigEndian.PutUint64(k[1:], stripe)
+	binary.BigEndian.PutUint64(k[9:], file)
+	binary.BigEndian.PutUint64(k[17:], off)
 	return k
 }
 
-func fileBounds(file uint64) (lo, hi []byte) {
-	lo = extentKey(file, 0)
-	hi = make([]byte, 9)
-	hi[0] = extentPrefix
-	binary.BigEndian.PutUint64(hi[1:], file)
-	hi = append(hi, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-	return lo, hi
-}
-
-func encodeExtent(e Extent) []byte {
-	v := make([]byte, extentValueSize)
-	binary.BigEndian.PutUint64(v[0:], e.Segment)
-	binary.BigEndian.PutUint64(v[8:], uint64(e.RecOffset))
-	binary.BigEndian.PutUint32(v[16:], e.RecLength)
-	binary.BigEndian.PutUint32(v[20:], e.Skip)
-	binary.BigEndian.PutUint32(v[24:], uint32(e.Length))
-	binary.BigEndian.PutUint64(v[28:], e.Seq)
-	return v
-}
-
-func decodeExtent(k, v []byte) (uint64, Extent, error) {
-	if len(k) != extentKeySize || k[0] != extentPrefix || len(v) != extentValueSize {
-		return 0, Extent{}, fmt.Errorf("burstbuffer: bad index entry (key %d bytes, value %d bytes)", len(k), len(v))
-	}
-	return binary.BigEndian.Uint64(k[1:]), Extent{
-		FileOff:   binary.BigEndian.Uint64(k[9:]),
-		Segment:   binary.BigEndian.Uint64(v[0:]),
-		RecOffset: int64(binary.BigEndian.Uint64(v[8:])),
-		RecLength: binary.BigEndian.Uint32(v[16:]),
-		Skip:      binary.BigEndian.Uint32(v[20:]),
-		Length:    uint64(binary.BigEndian.Uint32(v[24:])),
-		Seq:       binary.BigEndian.Uint64(v[28:]),
-	}, nil
+func deadKey(stripe uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = deadPrefix
+	binary.BigEndian.PutUint64(k[1:], stripe)
+	return k
 }
 
 type reader interface {
 	NewIter(*pebble.IterOptions) (*pebble.Iterator, error)
 }
 
-// overlapping returns the extents of file that overlap [off, end), in order.
-func overlapping(r reader, file, off, end uint64) ([]Extent, error) {
-	lo, hi := fileBounds(file)
+// tombstones returns the drained ranges of file in stripe, sorted.
+func tombstones(r reader, stripe, file uint64) ([][2]uint64, error) {
+	lo := tombKey(stripe, file, 0)
+	hi := tombKey(stripe, file+1, 0)
+	if file == ^uint64(0) {
+		hi = tombKey(stripe+1, 0, 0)
+	}
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err
 	}
-	var out []Extent
-	add := func() error {
-		_, e, err := decodeExtent(it.Key(), it.Value())
-		if err != nil {
-			return err
-		}
-		if e.FileOff < end && e.FileOff+e.Length > off {
-			out = append(out, e)
-		}
-		return nil
-	}
-	// At most one extent starting before off can reach into the range.
-	if it.SeekLT(extentKey(file, off)) {
-		if err := add(); err != nil {
-			it.Close()
-			return nil, err
-		}
-	}
-	for ok := it.SeekGE(extentKey(file, off)); ok; ok = it.Next() {
-		if binary.BigEndian.Uint64(it.Key()[9:]) >= end {
-			break
-		}
-		if err := add(); err != nil {
-			it.Close()
-			return nil, err
-		}
+	var out [][2]uint64
+	for ok := it.First(); ok; ok = it.Next() {
+		out = append(out, [2]uint64{binary.BigEndian.Uint64(it.Key()[17:]), binary.BigEndian.Uint64(it.Value())})
 	}
 	if err := it.Error(); err != nil {
 		it.Close()
@@ -162,108 +177,227 @@ func overlapping(r reader, file, off, end uint64) ([]Extent, error) {
 	return out, it.Close()
 }
 
-// AppliedSeq returns the sequence of the last record applied.
-func (x *Index) AppliedSeq() (uint64, error) {
-	v, c, err := x.db.Get(appliedKey)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	if len(v) != 8 {
-		return 0, fmt.Errorf("burstbuffer: bad applied sequence (%d bytes)", len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
-}
-
-// Apply records the writes at locs (as returned by Log.Append or Log.Scan)
-// in one Pebble batch, together with the new applied sequence. Locations
-// must be in increasing sequence order; those at or below the applied
-// sequence are skipped, so replays are idempotent. Non-write records only
-// advance the applied sequence. The batch is committed without fsync: the
-// log is the truth and Rebuild replays whatever the index lost.
-func (x *Index) Apply(locs ...Location) error {
-	x.mu <- struct{}{}
-	defer func() { <-x.mu }()
-	return x.applyLocked(locs)
-}
-
-func (x *Index) applyLocked(locs []Location) error {
-	applied, err := x.AppliedSeq()
-	if err != nil {
-		return err
-	}
-	b := x.db.NewIndexedBatch()
-	defer b.Close()
-	last := applied
-	for _, l := range locs {
-		if l.Seq <= last {
-			if l.Seq <= applied {
+// subtract returns [off, end) minus the ranges cut.
+func subtract(off, end uint64, cut [][2]uint64) [][2]uint64 {
+	out := [][2]uint64{{off, end}}
+	for _, c := range cut {
+		var next [][2]uint64
+		for _, r := range out {
+			if c[1] <= r[0] || c[0] >= r[1] {
+				next = append(next, r)
 				continue
 			}
-			return fmt.Errorf("burstbuffer: Apply sequences out of order (%d after %d)", l.Seq, last)
+			if c[0] > r[0] {
+				next = append(next, [2]uint64{r[0], c[0]})
+			}
+			if c[1] < r[1] {
+				next = append(next, [2]uint64{c[1], r[1]})
+			}
 		}
-		last = l.Seq
-		if l.Type != TypeWrite || l.Length == 0 {
+		out = next
+	}
+	return out
+}
+
+// Dead reports whether stripe is recorded dead.
+func (x *Index) Dead(stripe uint64) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.dead[stripe]
+}
+
+// Apply stores the writes of one stripe, newest version winning byte by
+// byte against what the index holds, minus the stripe's drained pieces. A
+// dead stripe is ignored. Re-applying a stripe changes nothing. It returns
+// the stripes (this one included) left with no live bytes.
+func (x *Index) Apply(stripe uint64, ws []Write) ([]uint64, error) {
+	tombs := map[uint64][][2]uint64{}
+	for _, w := range ws {
+		if _, ok := tombs[w.File]; !ok {
+			t, err := tombstones(x.db, stripe, w.File)
+			if err != nil {
+				return nil, err
+			}
+			tombs[w.File] = t
+		}
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.dead[stripe] {
+		return nil, nil
+	}
+	delta := map[uint64]int64{stripe: 0}
+	for _, w := range ws {
+		if w.Len == 0 {
 			continue
 		}
-		off, end := l.FileOff, l.FileOff+uint64(l.Length)
-		olds, err := overlapping(b, l.File, off, end)
-		if err != nil {
-			return err
-		}
-		for _, o := range olds {
-			if err := b.Delete(extentKey(l.File, o.FileOff), nil); err != nil {
-				return err
-			}
-			oend := o.FileOff + o.Length
-			if o.FileOff < off { // keep the part before the new write
-				left := o
-				left.Length = off - o.FileOff
-				if err := b.Set(extentKey(l.File, left.FileOff), encodeExtent(left), nil); err != nil {
-					return err
-				}
-			}
-			if oend > end { // keep the part after it
-				right := o
-				right.FileOff = end
-				right.Skip = o.Skip + uint32(end-o.FileOff)
-				right.Length = oend - end
-				if err := b.Set(extentKey(l.File, right.FileOff), encodeExtent(right), nil); err != nil {
-					return err
-				}
-			}
-		}
-		e := Extent{FileOff: off, Length: uint64(l.Length), Segment: l.Segment, RecOffset: l.Offset,
-			RecLength: l.Length, Seq: l.Seq}
-		if err := b.Set(extentKey(l.File, off), encodeExtent(e), nil); err != nil {
-			return err
+		for _, r := range subtract(w.Off, w.Off+uint64(w.Len), tombs[w.File]) {
+			x.applyRangeLocked(w, stripe, r[0], r[1], delta)
 		}
 	}
-	if last == applied {
+	x.addLive(delta)
+	return x.deadLocked(delta), nil
+}
+
+func (x *Index) deadLocked(delta map[uint64]int64) []uint64 {
+	var dead []uint64
+	for s := range delta {
+		if x.live[s] == 0 {
+			dead = append(dead, s)
+		}
+	}
+	return dead
+}
+
+func (x *Index) addLive(delta map[uint64]int64) {
+	for s, d := range delta {
+		if v := x.live[s] + d; v != 0 {
+			x.live[s] = v
+		} else {
+			delete(x.live, s)
+		}
+	}
+}
+
+// applyRangeLocked writes the part [off, end) of w.
+func (x *Index) applyRangeLocked(w Write, stripe, off, end uint64, delta map[uint64]int64) {
+	olds := x.overlappingLocked(w.File, off, end)
+	// The ranges that stay with newer (or equal) extents.
+	var keep [][2]uint64
+	for _, o := range olds {
+		if o.Version > w.Version || (o.Version == w.Version && o.Stripe >= stripe) {
+			keep = append(keep, [2]uint64{o.FileOff, o.FileOff + o.Length})
+		}
+	}
+	t := x.tree(w.File, true)
+	for _, r := range subtract(off, end, keep) {
+		x.cutLocked(w.File, r[0], r[1], func(Extent) bool { return true }, delta)
+		e := Extent{FileOff: r[0], Length: r[1] - r[0], Stripe: stripe,
+			Pos: w.Pos + uint32(r[0]-w.Off), Version: w.Version, Clean: w.Clean}
+		t.ReplaceOrInsert(e)
+		delta[stripe] += int64(e.Length)
+	}
+}
+
+// cutLocked removes from file's extents the bytes in [off, end) of the
+// extents match selects, keeping their parts outside the range.
+func (x *Index) cutLocked(file, off, end uint64, match func(Extent) bool, delta map[uint64]int64) {
+	t := x.files[file]
+	if t == nil {
+		return
+	}
+	for _, o := range x.overlappingLocked(file, off, end) {
+		if !match(o) {
+			continue
+		}
+		t.Delete(o)
+		oend := o.FileOff + o.Length
+		delta[o.Stripe] -= int64(min(oend, end) - max(o.FileOff, off))
+		if o.FileOff < off {
+			left := o
+			left.Length = off - o.FileOff
+			t.ReplaceOrInsert(left)
+		}
+		if oend > end {
+			right := o
+			right.FileOff = end
+			right.Pos = o.Pos + uint32(end-o.FileOff)
+			right.Length = oend - end
+			t.ReplaceOrInsert(right)
+		}
+	}
+}
+
+// Drop removes the drained pieces from the extents (only bytes that still
+// belong to the piece's stripe: newer writes stay) and records them as
+// tombstones, durably. It returns the stripes left with no live bytes.
+func (x *Index) Drop(ps []Piece) ([]uint64, error) {
+	b := x.db.NewBatch()
+	defer b.Close()
+	for _, p := range ps {
+		if p.End <= p.Off {
+			continue
+		}
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], p.End)
+		if err := b.Set(tombKey(p.Stripe, p.File, p.Off), v[:], nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return nil, err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delta := map[uint64]int64{}
+	for _, p := range ps {
+		if p.End <= p.Off {
+			continue
+		}
+		x.cutLocked(p.File, p.Off, p.End, func(e Extent) bool { return e.Stripe == p.Stripe }, delta)
+		if t := x.files[p.File]; t != nil && t.Len() == 0 {
+			delete(x.files, p.File)
+		}
+	}
+	x.addLive(delta)
+	return x.deadLocked(delta), nil
+}
+
+// MarkDead records stripes as dead, durably, and forgets their tombstones.
+func (x *Index) MarkDead(stripes []uint64) error {
+	if len(stripes) == 0 {
 		return nil
 	}
-	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], last)
-	if err := b.Set(appliedKey, v[:], nil); err != nil {
+	b := x.db.NewBatch()
+	defer b.Close()
+	for _, s := range stripes {
+		if err := b.Set(deadKey(s), nil, nil); err != nil {
+			return err
+		}
+		if err := b.DeleteRange(tombKey(s, 0, 0), tombKey(s+1, 0, 0), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
-	return b.Commit(pebble.NoSync)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, s := range stripes {
+		x.dead[s] = true
+	}
+	return nil
+}
+
+// Live returns the live bytes of stripe.
+func (x *Index) Live(stripe uint64) int64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.live[stripe]
+}
+
+// LiveBytes returns the live bytes of every stripe together: the bytes
+// buffered and not yet drained.
+func (x *Index) LiveBytes() int64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var n int64
+	for _, v := range x.live {
+		n += v
+	}
+	return n
 }
 
 // Lookup returns the pieces covering [off, off+length) of file in order,
-// with unwritten ranges reported as holes. Pieces are clipped to the range.
+// with unbuffered ranges reported as holes. Pieces are clipped to the range.
 func (x *Index) Lookup(file, off, length uint64) ([]Extent, error) {
 	end := off + length
 	if end < off {
 		return nil, fmt.Errorf("burstbuffer: range overflows")
 	}
-	exts, err := overlapping(x.db, file, off, end)
-	if err != nil {
-		return nil, err
-	}
+	x.mu.RLock()
+	exts := x.overlappingLocked(file, off, end)
+	x.mu.RUnlock()
 	var out []Extent
 	pos := off
 	for _, e := range exts {
@@ -273,7 +407,7 @@ func (x *Index) Lookup(file, off, length uint64) ([]Extent, error) {
 		}
 		if e.FileOff < pos { // clip the front
 			d := pos - e.FileOff
-			e.Skip += uint32(d)
+			e.Pos += uint32(d)
 			e.Length -= d
 			e.FileOff = pos
 		}
@@ -289,132 +423,83 @@ func (x *Index) Lookup(file, off, length uint64) ([]Extent, error) {
 	return out, nil
 }
 
-// Extents returns every extent of every file, ordered by (file, offset);
-// for tests and tools.
-func (x *Index) Extents() (map[uint64][]Extent, error) {
-	it, err := x.db.NewIter(&pebble.IterOptions{LowerBound: []byte{extentPrefix}, UpperBound: []byte{extentPrefix + 1}})
-	if err != nil {
-		return nil, err
+// FileExtents returns every extent of file in order.
+func (x *Index) FileExtents(file uint64) ([]Extent, error) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	t := x.files[file]
+	if t == nil {
+		return nil, nil
 	}
-	out := map[uint64][]Extent{}
+	out := make([]Extent, 0, t.Len())
+	t.Ascend(func(e Extent) bool {
+		out = append(out, e)
+		return true
+	})
+	return out, nil
+}
+
+// End returns the end of file's last extent (0 with none).
+func (x *Index) End(file uint64) (uint64, error) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	t := x.files[file]
+	if t == nil {
+		return 0, nil
+	}
+	e, ok := t.Max()
+	if !ok {
+		return 0, nil
+	}
+	return e.FileOff + e.Length, nil
+}
+
+// Files returns the files that have extents, with their buffered dirty
+// (not clean) bytes.
+func (x *Index) Files() (map[uint64]int64, error) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make(map[uint64]int64, len(x.files))
+	for f, t := range x.files {
+		var n int64
+		t.Ascend(func(e Extent) bool {
+			if !e.Clean {
+				n += int64(e.Length)
+			}
+			return true
+		})
+		out[f] = n
+	}
+	return out, nil
+}
+
+// DurableState is what the index keeps across restarts: tombstones of
+// drained pieces and dead stripes. Peers exchange it when they resync.
+type DurableState struct {
+	Tombs []Piece
+	Dead  []uint64
+}
+
+// Durable returns the tombstones and dead stripes.
+func (x *Index) Durable() (DurableState, error) {
+	var st DurableState
+	it, err := x.db.NewIter(&pebble.IterOptions{LowerBound: []byte{deadPrefix}, UpperBound: []byte{tombPrefix + 1}})
+	if err != nil {
+		return st, err
+	}
 	for ok := it.First(); ok; ok = it.Next() {
-		f, e, err := decodeExtent(it.Key(), it.Value())
-		if err != nil {
-			it.Close()
-			return nil, err
+		k := it.Key()
+		switch {
+		case k[0] == deadPrefix && len(k) == 9:
+			st.Dead = append(st.Dead, binary.BigEndian.Uint64(k[1:]))
+		case k[0] == tombPrefix && len(k) == 25:
+			st.Tombs = append(st.Tombs, Piece{Stripe: binary.BigEndian.Uint64(k[1:]), File: binary.BigEndian.Uint64(k[9:]),
+				Off: binary.BigEndian.Uint64(k[17:]), End: binary.BigEndian.Uint64(it.Value())})
 		}
-		out[f] = append(out[f], e)
 	}
 	if err := it.Error(); err != nil {
 		it.Close()
-		return nil, err
-	}
-	return out, it.Close()
-}
-
-// Reset drops every extent and the applied sequence.
-func (x *Index) Reset() error {
-	x.mu <- struct{}{}
-	defer func() { <-x.mu }()
-	return x.resetLocked()
-}
-
-func (x *Index) resetLocked() error {
-	b := x.db.NewBatch()
-	defer b.Close()
-	if err := b.DeleteRange([]byte{extentPrefix}, []byte{extentPrefix + 1}, nil); err != nil {
-		return err
-	}
-	if err := b.Delete(appliedKey, nil); err != nil {
-		return err
-	}
-	return b.Commit(pebble.Sync)
-}
-
-// RebuildStats says what Rebuild did.
-type RebuildStats struct {
-	Reset   bool   // the index was ahead of the log and was rebuilt from scratch
-	Skipped int    // records at or below the applied sequence
-	Applied int    // records replayed
-	LastSeq uint64 // applied sequence afterwards
-}
-
-// Rebuild brings the index up to date with log by replaying, in sequence
-// order, every record after the index's applied sequence. If the index is
-// ahead of the log (the log's unsynced tail was lost in a crash, while the
-// index's was not), the index is reset and rebuilt from the whole log.
-func (x *Index) Rebuild(ctx context.Context, log *Log) (RebuildStats, error) {
-	x.mu <- struct{}{}
-	defer func() { <-x.mu }()
-	var st RebuildStats
-	applied, err := x.AppliedSeq()
-	if err != nil {
 		return st, err
 	}
-	if applied > log.LastSeq() {
-		if err := x.resetLocked(); err != nil {
-			return st, err
-		}
-		st.Reset = true
-		applied = 0
-	}
-	const batchSize = 1024
-	var pending []Location
-	flush := func() error {
-		if len(pending) == 0 {
-			return nil
-		}
-		if err := x.applyLocked(pending); err != nil {
-			return err
-		}
-		st.Applied += len(pending)
-		pending = pending[:0]
-		return ctx.Err()
-	}
-	err = log.Scan(func(l Location) error {
-		if l.Seq <= applied {
-			st.Skipped++
-			return nil
-		}
-		pending = append(pending, l)
-		if len(pending) >= batchSize {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
-	if err != nil {
-		return st, err
-	}
-	st.LastSeq, err = x.AppliedSeq()
-	return st, err
-}
-
-// ReadRange fills buf with file's bytes at off using the index and the
-// log. Holes read as zeros. It returns the number of hole bytes.
-func ReadRange(x *Index, log *Log, file, off uint64, buf []byte) (holes int, err error) {
-	exts, err := x.Lookup(file, off, uint64(len(buf)))
-	if err != nil {
-		return 0, err
-	}
-	var rec []byte
-	for _, e := range exts {
-		dst := buf[e.FileOff-off : e.FileOff-off+e.Length]
-		if e.Hole {
-			clear(dst)
-			holes += len(dst)
-			continue
-		}
-		if cap(rec) < int(e.RecLength) {
-			rec = make([]byte, e.RecLength)
-		}
-		rec = rec[:e.RecLength]
-		if _, err := log.Read(e.Location(), rec); err != nil {
-			return holes, err
-		}
-		copy(dst, rec[e.Skip:uint64(e.Skip)+e.Length])
-	}
-	return holes, nil
+	return st, it.Close()
 }

@@ -194,6 +194,7 @@ func (n *Node) handler() http.Handler {
 			writeJSON(w, http.StatusOK, struct{}{})
 		}
 	})
+	n.bbHandlers(mux)
 	return mux
 }
 

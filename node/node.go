@@ -21,6 +21,8 @@ import (
 	"github.com/hashicorp/memberlist"
 	"golang.org/x/sys/unix"
 
+	"engine/burstbuffer"
+	bbfuse "engine/burstbuffer/fuse"
 	"engine/coordinator"
 	"engine/shuffle"
 	"engine/sortjob"
@@ -53,6 +55,9 @@ type Config struct {
 	// RaftTimeout is Raft's heartbeat and election timeout and memberlist's
 	// failure detection scale; default 500ms.
 	RaftTimeout time.Duration
+	// BurstBuffer, with a flash directory, runs the node's part of the
+	// burst buffer.
+	BurstBuffer *BurstBuffer
 	Logger      *slog.Logger
 }
 
@@ -150,6 +155,10 @@ type Node struct {
 	regOnce    sync.Once
 	caughtUpAt atomic.Uint64         // the state index this node must reach before it acts
 	joinErr    atomic.Pointer[error] // why the cluster refused this node, for good
+
+	bbMu   sync.Mutex
+	bb     *burstbuffer.Service
+	mounts []*bbfuse.Server
 }
 
 // Open starts a node: it locks the data directory, starts the shuffle
@@ -223,6 +232,10 @@ func start(cfg Config) (n *Node, err error) {
 			n.log.Error("API server", "err", err)
 		}
 	})
+
+	if err := n.startBurstBuffer(); err != nil {
+		return n, err
+	}
 
 	n.exec = newExecutor(n)
 	n.goFunc(n.exec.run)
@@ -382,14 +395,20 @@ func (n *Node) WaitReady(ctx context.Context) error {
 // re-run elsewhere or after a restart), services stop, the data directory
 // is released.
 func (n *Node) Close() error {
-	n.cancel()
 	var errs []error
+	errs = append(errs, n.unmountAll())
+	n.cancel()
 	if n.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := n.srv.Shutdown(ctx); err != nil {
 			n.srv.Close() // long polls end with n.ctx; drop what remains
 		}
 		cancel()
+	}
+	if bb := n.BurstBuffer(); bb != nil {
+		// After the API (peers' calls end) and before gossip (its last
+		// stripes still go to the other nodes).
+		errs = append(errs, bb.Close())
 	}
 	if n.ml != nil {
 		n.ml.Leave(200 * time.Millisecond)

@@ -31,6 +31,8 @@ Commands:
   valsort       validate sorted records or summaries (the reference valsort's command line)
   bench sort    benchmark the engine against GNU sort and the disk, side by side
   bench cluster benchmark a local N-node cluster against the embedded single node
+  mount DIR     mount the namespace (POSIX over the burst buffer) at DIR
+  bb            burst buffer staging: status, sync PATH, purge PATH, prestage PATH
   help [COMMAND [SUBCOMMAND]]  show help
 
 The node: --addr HOST:PORT or the ENGINE_ADDR environment variable names a
@@ -91,6 +93,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cluster(rest, stdout, stderr)
 	case "cancel":
 		err = cancel(rest, addr, stdout, stderr)
+	case "mount":
+		err = mount(rest, addr, stdout, stderr)
+	case "bb":
+		err = bbCommand(rest, addr, stdout, stderr)
 	case "gensort":
 		err = gensort.RunGensort(rest, stdout, stderr)
 	case "valsort":
@@ -158,6 +164,11 @@ func help(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 	case "cancel":
 		fmt.Fprint(stdout, cancelUsage)
+	case "mount":
+		fs, _ := mountFlags(stdout)
+		fs.Usage()
+	case "bb", "bb status", "bb sync", "bb purge", "bb prestage":
+		fmt.Fprint(stdout, bbUsage)
 	case "gensort":
 		fmt.Fprint(stdout, gensortUsage)
 	case "valsort":

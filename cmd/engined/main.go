@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	bbfuse "engine/burstbuffer/fuse"
 	"engine/node"
 	"engine/sortjob"
 )
@@ -60,6 +61,8 @@ func run(args []string, stderr io.Writer) int {
 	internal := fs.String("internal", "", "internal address for node-to-node traffic: the shuffle service (default: API port + 3)")
 	voters := fs.Int("voters", 3, "Raft voters in the cluster (3 or 5; odd numbers tolerate the most failures); later nodes join as non-voters")
 	readyTimeout := fs.Duration("ready-timeout", 30*time.Second, "give up starting if the node is not a cluster member within this time")
+	bbConfig := node.BBFlags(fs)
+	mountDir := fs.String("mount", "", "mount the namespace (POSIX, through FUSE) at `DIR` on this node; needs --flash and --backing")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -103,6 +106,16 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "engined: no data directory: give --data DIR (or data = DIR in --config)")
 		return 2
 	}
+	bb, err := bbConfig("", "")
+	if err != nil {
+		fmt.Fprintln(stderr, "engined:", err)
+		return 2
+	}
+	if *mountDir != "" && bb == nil {
+		fmt.Fprintln(stderr, "engined: --mount needs the burst buffer: give --flash DIR and --backing DIR")
+		return 2
+	}
+	cfg.BurstBuffer = bb
 	n, err := node.Open(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "engined:", err)
@@ -122,6 +135,14 @@ func run(args []string, stderr io.Writer) int {
 		}
 		n.Close()
 		return 1
+	}
+	if *mountDir != "" {
+		if _, err := n.Mount(ctx, *mountDir, bbfuse.Options{}); err != nil {
+			fmt.Fprintln(stderr, "engined: mount:", err)
+			n.Close()
+			return 1
+		}
+		fmt.Fprintf(stderr, "engined: namespace mounted at %s\n", *mountDir)
 	}
 	fmt.Fprintf(stderr, "engined: node %s serving on %s (ENGINE_ADDR=%s)\n", n.ID(), n.Addr(), n.Addr())
 	<-ctx.Done()

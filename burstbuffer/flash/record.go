@@ -1,4 +1,4 @@
-package burstbuffer
+package flash
 
 import (
 	"encoding/binary"
@@ -36,12 +36,20 @@ const (
 	TypeWrite RecordType = 1
 	// TypeNoop is padding / a marker; the index ignores it.
 	TypeNoop RecordType = 2
+	// TypeShard is one erasure-coded shard kept by a Store: File is the
+	// stripe, Offset the shard index within it.
+	TypeShard RecordType = 3
 )
+
+// known reports whether t is a record type this version writes and reads.
+func (t RecordType) known() bool {
+	return t == TypeWrite || t == TypeNoop || t == TypeShard
+}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrCorrupt reports a record that fails its magic, version, bounds or CRC check.
-var ErrCorrupt = errors.New("burstbuffer: corrupt record")
+var ErrCorrupt = errors.New("flash: corrupt record")
 
 // Record is one unit appended to the log. Seq is assigned by the log.
 type Record struct {
@@ -102,7 +110,7 @@ func DecodeHeader(b []byte) (Header, error) {
 		Seq:    binary.LittleEndian.Uint64(b[28:]),
 		CRC:    binary.LittleEndian.Uint32(b[36:]),
 	}
-	if h.Type != TypeWrite && h.Type != TypeNoop {
+	if !h.Type.known() {
 		return Header{}, fmt.Errorf("%w: unknown type %d", ErrCorrupt, h.Type)
 	}
 	if h.Length > MaxPayload {

@@ -1,4 +1,4 @@
-package burstbuffer
+package flash
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,7 +20,11 @@ import (
 const DefaultSegmentSize = 64 << 20
 
 // ErrClosed is returned by operations on a closed Log.
-var ErrClosed = errors.New("burstbuffer: log closed")
+var ErrClosed = errors.New("flash: log closed")
+
+// ErrNotFound is wrapped by errors for something that is not there: a
+// Store's shard, or a Log segment that never existed or was removed.
+var ErrNotFound = errors.New("flash: not found")
 
 // LogOptions configures a Log.
 type LogOptions struct {
@@ -54,6 +59,12 @@ type RecoveryInfo struct {
 	TruncOffset    int64  // offset it was truncated at
 	TruncDiscarded int64  // bytes discarded
 	TruncReason    string // why the tail was rejected
+
+	// Only for a Log opened by OpenStore, which never truncates or fails on
+	// a bad record (see OpenStore):
+	Skipped      int   // records with a readable header but a bad CRC, skipped
+	SkippedBytes int64 // their bytes (headers and payloads)
+	Unreadable   int64 // bytes left unread after a segment's first unreadable record
 }
 
 // Stats are cumulative counters.
@@ -67,7 +78,19 @@ type Stats struct {
 type segment struct {
 	id   uint64
 	f    *os.File
-	size int64
+	size int64 // end of the last valid record: where appends go
+	tail int64 // bytes after size that a lenient Open left unread
+
+	removed atomic.Bool // set by RemoveSegment before f is closed
+}
+
+// readErr reports an error reading s at off. Reading a segment removed
+// meanwhile fails (its file is closed): that is reported as ErrNotFound.
+func (s *segment) readErr(what string, off int64, err error) error {
+	if s.removed.Load() {
+		return fmt.Errorf("%w: segment %s removed", ErrNotFound, segName(s.id))
+	}
+	return fmt.Errorf("flash: read %s %s@%d: %w", what, segName(s.id), off, err)
 }
 
 type syncReq struct {
@@ -78,8 +101,9 @@ type syncReq struct {
 // Log is an append-only record log in a directory of segment files. It is
 // safe for concurrent use.
 type Log struct {
-	dir  string
-	opts LogOptions
+	dir     string
+	opts    LogOptions
+	lenient bool // opened by OpenStore; see openMode
 
 	mu       sync.Mutex
 	segs     []*segment // ordered by id; last is current
@@ -115,8 +139,28 @@ func parseSegName(name string) (uint64, bool) {
 // A torn or corrupt record in the last segment ends the log: the segment is
 // truncated there and later appends continue from that point. Corruption in
 // any earlier segment is an error (earlier segments are fdatasynced before
-// a new one is started, so a crash cannot tear them).
+// a new one is started, so a crash cannot tear them). Segment numbers need
+// not be consecutive: RemoveSegment (or an operator) leaves gaps. The last
+// segment is fdatasynced, so that what Open recovered is durable even if the
+// previous process died before syncing it.
 func Open(dir string, opts LogOptions) (*Log, error) {
+	return open(dir, opts, openMode{})
+}
+
+// openMode says how open treats what it finds. Open uses the zero value.
+type openMode struct {
+	// lenient never discards bytes nor fails on a bad record, for a shard
+	// store whose shards have copies elsewhere: a record whose header is
+	// readable but whose CRC is bad is skipped, a segment ends at its first
+	// unreadable header (whatever follows stays in the file, unread), and if
+	// the last segment ends that way a fresh segment is started for appends
+	// instead of truncating it.
+	lenient bool
+	// record, if set, is called for every valid record in log order.
+	record func(Location) error
+}
+
+func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 	if opts.SegmentSize <= 0 {
 		opts.SegmentSize = DefaultSegmentSize
 	}
@@ -138,6 +182,7 @@ func Open(dir string, opts LogOptions) (*Log, error) {
 	l := &Log{
 		dir:     dir,
 		opts:    opts,
+		lenient: mode.lenient,
 		nextSeq: 1,
 		syncCh:  make(chan syncReq, 256),
 		stopCh:  make(chan struct{}),
@@ -165,7 +210,14 @@ func Open(dir string, opts LogOptions) (*Log, error) {
 		if err != nil {
 			return nil, err
 		}
-		end, n, nb, seq, reason, err := scanSection(f, st.Size(), id, lastSeq, nil)
+		var skip func(off, n int64)
+		if mode.lenient {
+			skip = func(_, n int64) {
+				info.Skipped++
+				info.SkippedBytes += n
+			}
+		}
+		end, n, nb, seq, reason, err := scanSection(f, st.Size(), id, lastSeq, skip, mode.record)
 		if err != nil {
 			return nil, err
 		}
@@ -174,6 +226,11 @@ func Open(dir string, opts LogOptions) (*Log, error) {
 		lastSeq = seq
 		seg.size = end
 		if end < st.Size() {
+			if mode.lenient {
+				seg.tail = st.Size() - end
+				info.Unreadable += seg.tail
+				continue
+			}
 			if i != len(ids)-1 {
 				return nil, fmt.Errorf("%w: segment %s at offset %d (not the last segment): %s",
 					ErrCorrupt, segName(id), end, reason)
@@ -198,6 +255,19 @@ func Open(dir string, opts LogOptions) (*Log, error) {
 		if err := l.newSegmentLocked(1); err != nil {
 			return nil, err
 		}
+	} else {
+		last := l.segs[len(l.segs)-1]
+		if !info.Truncated && last.size+last.tail > 0 {
+			if err := unix.Fdatasync(int(last.f.Fd())); err != nil {
+				return nil, fmt.Errorf("flash: fdatasync %s: %w", segName(last.id), err)
+			}
+		}
+		if last.tail > 0 {
+			// Lenient: keep the unreadable bytes, append elsewhere.
+			if err := l.newSegmentLocked(last.id + 1); err != nil {
+				return nil, err
+			}
+		}
 	}
 	ok = true
 	go l.syncer()
@@ -205,11 +275,13 @@ func Open(dir string, opts LogOptions) (*Log, error) {
 }
 
 // scanSection reads records from f from the start. It returns the end of the
-// last valid record, the number of records and bytes, the last sequence, and
-// the reason scanning stopped early (empty at a clean end). fn, if non-nil,
-// is called for each valid record. prevSeq is the last sequence before this
-// segment; sequences must increase.
-func scanSection(f io.ReaderAt, size int64, id uint64, prevSeq uint64, fn func(Location) error) (end int64, n int, nb int64, lastSeq uint64, reason string, err error) {
+// last valid (or skipped) record, the number of valid records and their
+// bytes, the last sequence, and the reason scanning stopped early (empty at
+// a clean end). fn, if non-nil, is called for each valid record. prevSeq is
+// the last sequence before this segment; sequences must increase. If skip is
+// non-nil, a record with a good header that fits in f but fails its CRC is
+// passed to skip and scanning goes on after it.
+func scanSection(f io.ReaderAt, size int64, id uint64, prevSeq uint64, skip func(off, n int64), fn func(Location) error) (end int64, n int, nb int64, lastSeq uint64, reason string, err error) {
 	lastSeq = prevSeq
 	var hdr [HeaderSize]byte
 	var buf []byte
@@ -235,7 +307,13 @@ func scanSection(f io.ReaderAt, size int64, id uint64, prevSeq uint64, fn func(L
 			return 0, 0, 0, 0, "", err
 		}
 		if !checkCRC(hdr[:], buf, h.CRC) {
-			return end, n, nb, lastSeq, "CRC mismatch", nil
+			if skip == nil {
+				return end, n, nb, lastSeq, "CRC mismatch", nil
+			}
+			rl := HeaderSize + int64(h.Length)
+			skip(end, rl)
+			end += rl
+			continue
 		}
 		if h.Seq <= lastSeq {
 			return end, n, nb, lastSeq, fmt.Sprintf("sequence %d not after %d", h.Seq, lastSeq), nil
@@ -318,13 +396,13 @@ func (l *Log) Append(ctx context.Context, recs ...Record) ([]Location, error) {
 	}
 	for i := range recs {
 		if len(recs[i].Data) > MaxPayload {
-			return nil, fmt.Errorf("burstbuffer: record %d payload %d exceeds %d", i, len(recs[i].Data), MaxPayload)
+			return nil, fmt.Errorf("flash: record %d payload %d exceeds %d", i, len(recs[i].Data), MaxPayload)
 		}
-		if t := recs[i].Type; t != 0 && t != TypeWrite && t != TypeNoop {
-			return nil, fmt.Errorf("burstbuffer: record %d has unknown type %d", i, recs[i].Type)
+		if t := recs[i].Type; t != 0 && !t.known() {
+			return nil, fmt.Errorf("flash: record %d has unknown type %d", i, recs[i].Type)
 		}
 		if recs[i].Offset+uint64(len(recs[i].Data)) < recs[i].Offset {
-			return nil, fmt.Errorf("burstbuffer: record %d file range overflows", i)
+			return nil, fmt.Errorf("flash: record %d file range overflows", i)
 		}
 	}
 	locs := make([]Location, len(recs))
@@ -343,7 +421,7 @@ func (l *Log) Append(ctx context.Context, recs ...Record) ([]Location, error) {
 		}
 		cur := l.segs[len(l.segs)-1]
 		if _, err := cur.f.WriteAt(buf, cur.size); err != nil {
-			l.writeErr = fmt.Errorf("burstbuffer: write %s: %w", segName(cur.id), err)
+			l.writeErr = fmt.Errorf("flash: write %s: %w", segName(cur.id), err)
 			return l.writeErr
 		}
 		cur.size += int64(len(buf))
@@ -361,7 +439,7 @@ func (l *Log) Append(ctx context.Context, recs ...Record) ([]Location, error) {
 			// Earlier segments are always durable, so a crash can tear only
 			// the last one.
 			if err := l.fdatasync(cur); err != nil {
-				l.writeErr = fmt.Errorf("burstbuffer: fdatasync %s: %w", segName(cur.id), err)
+				l.writeErr = fmt.Errorf("flash: fdatasync %s: %w", segName(cur.id), err)
 				return nil, l.writeErr
 			}
 			if err := l.newSegmentLocked(cur.id + 1); err != nil {
@@ -495,7 +573,7 @@ func (l *Log) syncOnce() error {
 	if err := l.fdatasync(cur); err != nil {
 		// After a failed fdatasync the page cache state is unknown: fail
 		// every later Sync rather than pretend.
-		err = fmt.Errorf("burstbuffer: fdatasync %s: %w", segName(cur.id), err)
+		err = fmt.Errorf("flash: fdatasync %s: %w", segName(cur.id), err)
 		l.syncErr.Store(&err)
 		return err
 	}
@@ -513,25 +591,15 @@ func (l *Log) syncOnce() error {
 // It returns the payload length.
 func (l *Log) Read(loc Location, buf []byte) (int, error) {
 	if len(buf) < int(loc.Length) {
-		return 0, fmt.Errorf("burstbuffer: buffer %d < record length %d", len(buf), loc.Length)
+		return 0, fmt.Errorf("flash: buffer %d < record length %d", len(buf), loc.Length)
 	}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return 0, ErrClosed
-	}
-	var seg *segment
-	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].id >= loc.Segment })
-	if i < len(l.segs) && l.segs[i].id == loc.Segment {
-		seg = l.segs[i]
-	}
-	l.mu.Unlock()
-	if seg == nil {
-		return 0, fmt.Errorf("burstbuffer: no segment %d", loc.Segment)
+	seg, err := l.segment(loc.Segment)
+	if err != nil {
+		return 0, err
 	}
 	var hdr [HeaderSize]byte
 	if _, err := seg.f.ReadAt(hdr[:], loc.Offset); err != nil {
-		return 0, fmt.Errorf("burstbuffer: read header %s@%d: %w", segName(loc.Segment), loc.Offset, err)
+		return 0, seg.readErr("header", loc.Offset, err)
 	}
 	h, err := DecodeHeader(hdr[:])
 	if err != nil {
@@ -544,7 +612,7 @@ func (l *Log) Read(loc Location, buf []byte) (int, error) {
 	p := buf[:h.Length]
 	if h.Length > 0 {
 		if _, err := seg.f.ReadAt(p, loc.Offset+HeaderSize); err != nil {
-			return 0, fmt.Errorf("burstbuffer: read payload %s@%d: %w", segName(loc.Segment), loc.Offset, err)
+			return 0, seg.readErr("payload", loc.Offset, err)
 		}
 	}
 	if !checkCRC(hdr[:], p, h.CRC) {
@@ -553,8 +621,122 @@ func (l *Log) Read(loc Location, buf []byte) (int, error) {
 	return int(h.Length), nil
 }
 
+// segment returns segment id for reading.
+func (l *Log) segment(id uint64) (*segment, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].id >= id })
+	if i == len(l.segs) || l.segs[i].id != id {
+		return nil, fmt.Errorf("%w: no segment %s", ErrNotFound, segName(id))
+	}
+	return l.segs[i], nil
+}
+
+// ReadAt reads len(p) bytes of the payload of the record at loc, starting
+// off bytes into the payload. Unlike Read it neither reads the header nor
+// checks the CRC (which covers the whole payload): the caller checks the
+// bytes some other way. As with io.ReaderAt, fewer than len(p) bytes come
+// with an error, io.EOF when the payload ends first.
+func (l *Log) ReadAt(loc Location, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("flash: read %s@%d: negative payload offset %d", segName(loc.Segment), loc.Offset, off)
+	}
+	if off >= int64(loc.Length) {
+		return 0, io.EOF
+	}
+	var short error
+	if rem := int64(loc.Length) - off; int64(len(p)) > rem {
+		p, short = p[:rem], io.EOF
+	}
+	seg, err := l.segment(loc.Segment)
+	if err != nil {
+		return 0, err
+	}
+	n, err := seg.f.ReadAt(p, loc.Offset+HeaderSize+off)
+	if err == io.EOF && !seg.removed.Load() {
+		return n, fmt.Errorf("%w: %s@%d: file ends inside the payload", ErrCorrupt, segName(loc.Segment), loc.Offset)
+	}
+	if err != nil {
+		return n, seg.readErr("payload", loc.Offset, err)
+	}
+	return n, short
+}
+
+// SegmentInfo describes a segment file.
+type SegmentInfo struct {
+	ID   uint64
+	Size int64 // bytes in the file
+}
+
+// Segments lists the segments in id order; the last is the current one,
+// which appends go to.
+func (l *Log) Segments() []SegmentInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]SegmentInfo, len(l.segs))
+	for i, s := range l.segs {
+		out[i] = SegmentInfo{ID: s.id, Size: s.size + s.tail}
+	}
+	return out
+}
+
+// currentSegment returns the id of the segment appends go to.
+func (l *Log) currentSegment() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.segs[len(l.segs)-1].id
+}
+
+// RemoveSegment deletes segment id: it closes the file, removes it and syncs
+// the directory. The current segment cannot be removed. The caller decides
+// that no record in it is needed any more; the Log keeps no note of it, so
+// a crash before the directory sync may leave the file in place, records
+// and all. Reads racing with the removal are safe: a Read or ReadAt of the
+// segment either completes or fails with an error wrapping ErrNotFound, and
+// a Scan in progress skips the rest of the segment. Removing a segment that
+// does not exist is an error wrapping ErrNotFound.
+func (l *Log) RemoveSegment(id uint64) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].id >= id })
+	if i == len(l.segs) || l.segs[i].id != id {
+		l.mu.Unlock()
+		return fmt.Errorf("%w: no segment %s", ErrNotFound, segName(id))
+	}
+	if i == len(l.segs)-1 {
+		l.mu.Unlock()
+		return fmt.Errorf("flash: %s is the current segment and cannot be removed", segName(id))
+	}
+	seg := l.segs[i]
+	l.segs = slices.Delete(l.segs, i, i+1)
+	seg.removed.Store(true)
+	l.mu.Unlock()
+
+	// Reads in progress hold a reference to the descriptor (os.File), so
+	// Close cannot pull it from under them; later reads fail.
+	cerr := seg.f.Close()
+	if err := os.Remove(filepath.Join(l.dir, segName(id))); err != nil {
+		return fmt.Errorf("flash: remove segment: %w", err)
+	}
+	if err := syncDir(l.dir); err != nil {
+		return fmt.Errorf("flash: sync %s after removing %s: %w", l.dir, segName(id), err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("flash: close %s: %w", segName(id), cerr)
+	}
+	return nil
+}
+
 // Scan calls fn for every record in the log in sequence order (which is log
-// order). Records appended concurrently with Scan may or may not be seen.
+// order). Records appended concurrently with Scan may or may not be seen;
+// a segment removed concurrently is skipped from where the removal caught
+// the scan.
 func (l *Log) Scan(fn func(Location) error) error {
 	l.mu.Lock()
 	if l.closed {
@@ -570,11 +752,23 @@ func (l *Log) Scan(fn func(Location) error) error {
 		views[i] = view{s, s.size}
 	}
 	l.mu.Unlock()
+	var skip func(off, n int64)
+	if l.lenient {
+		skip = func(off, n int64) {}
+	}
+	var fnErr error
+	call := func(loc Location) error {
+		fnErr = fn(loc)
+		return fnErr
+	}
 	var prev uint64
 	for _, v := range views {
 		sr := io.NewSectionReader(v.s.f, 0, v.size)
-		end, _, _, last, reason, err := scanSection(sr, v.size, v.s.id, prev, fn)
+		end, _, _, last, reason, err := scanSection(sr, v.size, v.s.id, prev, skip, call)
 		if err != nil {
+			if fnErr == nil && v.s.removed.Load() {
+				continue
+			}
 			return err
 		}
 		if end != v.size {

@@ -1,4 +1,4 @@
-package burstbuffer
+package flash
 
 import (
 	"bytes"
@@ -288,7 +288,7 @@ func FuzzDecodeHeader(f *testing.F) {
 			}
 			return
 		}
-		if h.Length > MaxPayload || h.Seq == 0 || (h.Type != TypeWrite && h.Type != TypeNoop) {
+		if h.Length > MaxPayload || h.Seq == 0 || !h.Type.known() {
 			t.Fatalf("accepted bad header %+v", h)
 		}
 		// Re-encoding the decoded fields gives back the same header prefix,

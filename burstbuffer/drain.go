@@ -1,0 +1,256 @@
+package burstbuffer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// maxDrainWrite bounds one pwrite to the backing file system (a whole
+// number of drain chunks).
+const maxDrainWrite = 8 << 20
+
+func (s *Service) kickDrain() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) drainLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+		s.drainPass(context.Background(), false)
+	}
+}
+
+// drainPass drains the files this node owns. With all set it drains
+// everything owned now, however recent.
+func (s *Service) drainPass(ctx context.Context, all bool) {
+	files, err := s.index.Files()
+	if err != nil {
+		s.log.Error("burstbuffer: drain: index", "err", err)
+		return
+	}
+	live := s.cfg.Cluster.Live()
+	var ids []uint64
+	for f, dirty := range files {
+		if dirty > 0 && owner(f, live) == s.cfg.Node {
+			ids = append(ids, f)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	pressure := s.flashUsed() >= s.cfg.FlashLimit*3/4
+	for _, f := range ids {
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+		if !all && !pressure && !s.quiet(f) {
+			continue
+		}
+		if err := s.drainFile(ctx, f); err != nil {
+			s.log.Warn("burstbuffer: drain failed; will retry", "file", fmt.Sprintf("%016x", f), "err", err)
+		}
+	}
+}
+
+// quiet reports whether file's newest buffered write is older than
+// DrainDelay (versions are nanosecond clock readings).
+func (s *Service) quiet(file uint64) bool {
+	exts, err := s.index.FileExtents(file)
+	if err != nil {
+		return true
+	}
+	var newest uint64
+	for _, e := range exts {
+		newest = max(newest, e.Version)
+	}
+	return time.Since(time.Unix(0, int64(newest))) >= s.cfg.DrainDelay
+}
+
+// drainFile writes file's dirty extents to its backing file as whole,
+// aligned chunks, fsyncs it, then drops the drained pieces everywhere.
+func (s *Service) drainFile(ctx context.Context, file uint64) error {
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
+	exts, err := s.index.FileExtents(file)
+	if err != nil {
+		return err
+	}
+	var dirty []Extent
+	var end uint64
+	for _, e := range exts {
+		end = max(end, e.FileOff+e.Length)
+		if !e.Clean {
+			dirty = append(dirty, e)
+		}
+	}
+	if len(dirty) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	ref, ok := s.mu.refs[file]
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no handle known for the file")
+	}
+	start := time.Now()
+	bf, err := openRef(s.backing, ref, os.O_RDWR)
+	if errors.Is(err, ErrStale) {
+		// The file was deleted: its buffered bytes have nowhere to go.
+		s.log.Info("burstbuffer: dropping the buffered bytes of a deleted file", "file", fmt.Sprintf("%016x", file))
+		return s.dropEverywhere(ctx, piecesOf(file, exts))
+	}
+	if err != nil {
+		return err
+	}
+	defer bf.Close()
+	fi, err := bf.Stat()
+	if err != nil {
+		return err
+	}
+	bsize := fi.Size()
+	size := max(uint64(bsize), end)
+	chunk := uint64(s.cfg.DrainChunk)
+	// The chunks the dirty extents touch, as runs of consecutive chunks.
+	var runs [][2]uint64 // [first chunk, last chunk]
+	for _, e := range dirty {
+		c0, c1 := e.FileOff/chunk, (e.FileOff+e.Length-1)/chunk
+		if n := len(runs); n > 0 && c0 <= runs[n-1][1]+1 {
+			runs[n-1][1] = max(runs[n-1][1], c1)
+		} else {
+			runs = append(runs, [2]uint64{c0, c1})
+		}
+	}
+	buf := make([]byte, maxDrainWrite)
+	var written int64
+	for _, r := range runs {
+		for off := r[0] * chunk; off < (r[1]+1)*chunk && off < size; {
+			wend := min(off+maxDrainWrite/chunk*chunk, (r[1]+1)*chunk, size)
+			b := buf[:wend-off]
+			if err := s.readRange(ctx, file, bf, bsize, b, int64(off)); err != nil {
+				return err
+			}
+			if _, err := bf.WriteAt(b, int64(off)); err != nil {
+				return s.backingError(err)
+			}
+			s.stats.observeWrite(len(b))
+			written += int64(len(b))
+			off = wend
+		}
+	}
+	if err := bf.Sync(); err != nil {
+		return s.backingError(err)
+	}
+	s.backFull.Store(nil)
+	var drained int64
+	for _, e := range dirty {
+		drained += int64(e.Length)
+	}
+	if err := s.dropEverywhere(ctx, piecesOf(file, dirty)); err != nil {
+		return err
+	}
+	s.stats.drained(drained, written, time.Since(start))
+	return nil
+}
+
+func piecesOf(file uint64, exts []Extent) []Piece {
+	ps := make([]Piece, 0, len(exts))
+	for _, e := range exts {
+		ps = append(ps, Piece{Stripe: e.Stripe, File: file, Off: e.FileOff, End: e.FileOff + e.Length})
+	}
+	return ps
+}
+
+func (s *Service) backingError(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		e := fmt.Errorf("burstbuffer: the backing file system %s is full (%v): buffered data stays in flash; free space on it: %w", s.cfg.BackingDir, err, syscall.ENOSPC)
+		s.backFull.Store(&e)
+		return e
+	}
+	return fmt.Errorf("burstbuffer: write to the backing file system: %w", err)
+}
+
+// dropEverywhere drops pieces here, durably, then on every other live
+// node. A node that misses it learns it when it resyncs.
+func (s *Service) dropEverywhere(ctx context.Context, ps []Piece) error {
+	dead, err := s.index.Drop(ps)
+	if err != nil {
+		return err
+	}
+	if err := s.bury(dead); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, n := range s.cfg.Cluster.Live() {
+		if n == s.cfg.Node {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.cfg.Transport.Drop(ctx, n, ps); err != nil {
+				s.log.Warn("burstbuffer: telling a node about drained bytes failed; it resyncs later", "node", n, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// applyDrop is a peer's Drop.
+func (s *Service) applyDrop(ps []Piece) error {
+	dead, err := s.index.Drop(ps)
+	if err != nil {
+		return err
+	}
+	return s.bury(dead)
+}
+
+// Truncate sets ref's logical size to size: this node's writes are made
+// durable first, buffered bytes past size are dropped everywhere, and the
+// backing file is truncated.
+func (s *Service) Truncate(ctx context.Context, ref FileRef, backing *os.File, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("burstbuffer: negative size: %w", syscall.EINVAL)
+	}
+	if err := s.Sync(ctx, ref); err != nil {
+		return err
+	}
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
+	exts, err := s.index.Lookup(ref.ID, uint64(size), ^uint64(0)-uint64(size))
+	if err != nil {
+		return err
+	}
+	var ps []Piece
+	for _, e := range exts {
+		if !e.Hole {
+			ps = append(ps, Piece{Stripe: e.Stripe, File: ref.ID, Off: e.FileOff, End: e.FileOff + e.Length})
+		}
+	}
+	if len(ps) > 0 {
+		if err := s.dropEverywhere(ctx, ps); err != nil {
+			return err
+		}
+	}
+	if err := backing.Truncate(size); err != nil {
+		return fmt.Errorf("burstbuffer: truncate backing file: %w", err)
+	}
+	return nil
+}

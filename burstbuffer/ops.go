@@ -1,0 +1,327 @@
+package burstbuffer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Metrics are the service's counters.
+type Metrics struct {
+	bytesWritten  atomic.Int64
+	stripes       atomic.Int64
+	stripeBytes   atomic.Int64
+	drainedBytes  atomic.Int64
+	backingBytes  atomic.Int64
+	drainNanos    atomic.Int64
+	drainFiles    atomic.Int64
+	degradedReads atomic.Int64
+	repaired      atomic.Int64
+	throttled     atomic.Int64
+	hist          [histBuckets]atomic.Int64
+	mu            sync.Mutex
+	aligned       int64 // backing writes that were whole chunks
+	tails         int64 // backing writes that ended at the file's end
+}
+
+// histBuckets: bucket i counts writes of at most 2^(i+9) bytes (512 B …
+// 64 MiB and over).
+const histBuckets = 18
+
+func (m *Metrics) init() {}
+
+func (m *Metrics) observeWrite(n int) {
+	b := 0
+	if n > 512 {
+		b = bits.Len(uint(n-1)) - 9
+	}
+	m.hist[min(b, histBuckets-1)].Add(1)
+	m.backingBytes.Add(int64(n))
+}
+
+func (m *Metrics) drained(buffered, written int64, d time.Duration) {
+	m.drainedBytes.Add(buffered)
+	m.drainNanos.Add(int64(d))
+	m.drainFiles.Add(1)
+}
+
+// Status is what `enginectl bb status` shows for one node.
+type Status struct {
+	Node           string           `json:"node"`
+	Code           string           `json:"code"`
+	LiveNodes      int              `json:"live_nodes"`
+	Health         string           `json:"health"`
+	FlashUsed      int64            `json:"flash_used_bytes"`
+	FlashLimit     int64            `json:"flash_limit_bytes"`
+	Buffered       int64            `json:"buffered_bytes"` // live bytes in the index (all nodes' data)
+	DirtyFiles     int              `json:"dirty_files"`
+	Stripes        int              `json:"stripes_known"`
+	Written        int64            `json:"bytes_written"` // accepted by this node
+	StripesWritten int64            `json:"stripes_written"`
+	Drained        int64            `json:"bytes_drained"`
+	BackingWritten int64            `json:"backing_bytes_written"`
+	DrainRate      float64          `json:"drain_rate_bytes_per_sec"`
+	DrainChunk     int              `json:"drain_chunk_bytes"`
+	WriteSizes     map[string]int64 `json:"backing_write_sizes"` // histogram: "≤4KiB" → count
+	DegradedReads  int64            `json:"degraded_reads"`
+	Repaired       int64            `json:"shards_repaired"`
+	Throttled      int64            `json:"writes_throttled"`
+	BackingFull    string           `json:"backing_full,omitempty"`
+}
+
+func sizeLabel(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// Status reports this node's view.
+func (s *Service) Status() Status {
+	live := s.cfg.Cluster.Live()
+	st := Status{Node: s.cfg.Node, Code: s.code.String(), LiveNodes: len(live),
+		FlashUsed: s.flashUsed(), FlashLimit: s.cfg.FlashLimit, Buffered: s.index.LiveBytes(),
+		Written: s.stats.bytesWritten.Load(), StripesWritten: s.stats.stripes.Load(),
+		Drained: s.stats.drainedBytes.Load(), BackingWritten: s.stats.backingBytes.Load(),
+		DrainChunk: s.cfg.DrainChunk, WriteSizes: map[string]int64{},
+		DegradedReads: s.stats.degradedReads.Load(), Repaired: s.stats.repaired.Load(), Throttled: s.stats.throttled.Load()}
+	if d := s.stats.drainNanos.Load(); d > 0 {
+		st.DrainRate = float64(st.BackingWritten) / (float64(d) / 1e9)
+	}
+	for i := range s.stats.hist {
+		if c := s.stats.hist[i].Load(); c > 0 {
+			label := "≤" + sizeLabel(int64(1)<<(i+9))
+			if i == histBuckets-1 {
+				label = ">" + sizeLabel(int64(1)<<(i+8))
+			}
+			st.WriteSizes[label] = c
+		}
+	}
+	if files, err := s.index.Files(); err == nil {
+		for _, d := range files {
+			if d > 0 {
+				st.DirtyFiles++
+			}
+		}
+	}
+	alive := map[string]bool{}
+	for _, n := range live {
+		alive[n] = true
+	}
+	degraded := 0
+	s.mu.Lock()
+	st.Stripes = len(s.mu.metas)
+	for _, m := range s.mu.metas {
+		for _, r := range m.Stores {
+			if !alive[r.Node] {
+				degraded++
+				break
+			}
+		}
+	}
+	s.mu.Unlock()
+	switch {
+	case degraded > 0:
+		st.Health = fmt.Sprintf("degraded: %d stripes have shards on nodes that are down (being rebuilt)", degraded)
+	case len(live) < s.cfg.K+s.cfg.M:
+		st.Health = fmt.Sprintf("ok (%d nodes for %d+%d: shards share nodes)", len(live), s.cfg.K, s.cfg.M)
+	default:
+		st.Health = "ok"
+	}
+	if p := s.backFull.Load(); p != nil {
+		st.BackingFull = (*p).Error()
+	}
+	return st
+}
+
+// backingPath resolves a path inside the backing directory: absolute paths
+// must lie under it, relative ones are taken from it.
+func (s *Service) backingPath(p string) (string, error) {
+	root, err := filepath.Abs(s.cfg.BackingDir)
+	if err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(root, p)
+	}
+	p = filepath.Clean(p)
+	if p != root && !strings.HasPrefix(p, root+string(filepath.Separator)) {
+		return "", fmt.Errorf("burstbuffer: %s is not inside the backing directory %s: give a path relative to the mount or the backing directory", p, root)
+	}
+	return p, nil
+}
+
+// refsUnder returns the refs of the regular files at or under path.
+func (s *Service) refsUnder(path string) ([]FileRef, error) {
+	p, err := s.backingPath(path)
+	if err != nil {
+		return nil, err
+	}
+	var refs []FileRef
+	err = filepath.WalkDir(p, func(q string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(q)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r, err := RefOf(f)
+		if err != nil {
+			return err
+		}
+		refs = append(refs, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("burstbuffer: %w", err)
+	}
+	return refs, nil
+}
+
+// SyncPath drains the files at or under path now (on the nodes that own
+// them) and returns when their buffered bytes are on the backing file
+// system, fsynced.
+func (s *Service) SyncPath(ctx context.Context, path string) error {
+	refs, err := s.refsUnder(path)
+	if err != nil {
+		return err
+	}
+	if err := s.SyncAll(ctx); err != nil {
+		return err
+	}
+	p, _ := s.backingPath(path)
+	live := s.cfg.Cluster.Live()
+	owners := map[string]bool{}
+	for _, r := range refs {
+		o := owner(r.ID, live)
+		if o == s.cfg.Node {
+			s.mu.Lock()
+			if _, ok := s.mu.refs[r.ID]; !ok {
+				s.mu.refs[r.ID] = r
+			}
+			s.mu.Unlock()
+			if err := s.drainFile(ctx, r.ID); err != nil {
+				return err
+			}
+		} else {
+			owners[o] = true
+		}
+	}
+	for o := range owners {
+		if err := s.cfg.Transport.Call(ctx, o, "drain", p); err != nil {
+			return fmt.Errorf("burstbuffer: drain on %s: %w", o, err)
+		}
+	}
+	return nil
+}
+
+// drainOwned drains the files under path this node owns (a peer's SyncPath).
+func (s *Service) drainOwned(ctx context.Context, path string) error {
+	refs, err := s.refsUnder(path)
+	if err != nil {
+		return err
+	}
+	live := s.cfg.Cluster.Live()
+	for _, r := range refs {
+		if owner(r.ID, live) != s.cfg.Node {
+			continue
+		}
+		s.mu.Lock()
+		if _, ok := s.mu.refs[r.ID]; !ok {
+			s.mu.refs[r.ID] = r
+		}
+		s.mu.Unlock()
+		if err := s.drainFile(ctx, r.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Purge drains the files at or under path and drops their buffered copies
+// (prestaged clean ones too), freeing flash.
+func (s *Service) Purge(ctx context.Context, path string) error {
+	if err := s.SyncPath(ctx, path); err != nil {
+		return err
+	}
+	refs, err := s.refsUnder(path)
+	if err != nil {
+		return err
+	}
+	for _, r := range refs {
+		exts, err := s.index.FileExtents(r.ID)
+		if err != nil {
+			return err
+		}
+		var clean []Extent
+		for _, e := range exts {
+			if !e.Clean {
+				return fmt.Errorf("burstbuffer: %016x got new writes while purging; purge again", r.ID)
+			}
+			clean = append(clean, e)
+		}
+		if len(clean) > 0 {
+			if err := s.dropEverywhere(ctx, piecesOf(r.ID, clean)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Prestage pulls the files at or under path from the backing file system
+// into the flash tier (as clean copies: nothing to drain), after draining
+// what they have buffered.
+func (s *Service) Prestage(ctx context.Context, path string) (int64, error) {
+	if err := s.SyncPath(ctx, path); err != nil {
+		return 0, err
+	}
+	refs, err := s.refsUnder(path)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	buf := make([]byte, s.cfg.K*s.cfg.ShardSize)
+	for _, r := range refs {
+		f, err := openRef(s.backing, r, os.O_RDONLY)
+		if err != nil {
+			return total, err
+		}
+		for off := int64(0); ; {
+			n, err := f.ReadAt(buf, off)
+			if n > 0 {
+				if werr := s.writeAt(ctx, r, buf[:n], off, true); werr != nil {
+					f.Close()
+					return total, werr
+				}
+				off += int64(n)
+				total += int64(n)
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				f.Close()
+				return total, err
+			}
+		}
+		f.Close()
+	}
+	return total, s.SyncAll(ctx)
+}

@@ -1,0 +1,286 @@
+package burstbuffer
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"engine/erasure"
+)
+
+// shardCache keeps recently read, checked data shards, so small reads of
+// one stripe fetch and check a shard once.
+type shardCache struct {
+	mu    sync.Mutex
+	max   int
+	ll    *list.List
+	items map[[2]uint64]*list.Element
+}
+
+type cacheEntry struct {
+	key  [2]uint64
+	data []byte
+}
+
+func newShardCache(n int) *shardCache {
+	return &shardCache{max: n, ll: list.New(), items: map[[2]uint64]*list.Element{}}
+}
+
+func (c *shardCache) get(stripe uint64, idx int) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[[2]uint64{stripe, uint64(idx)}]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*cacheEntry).data
+	}
+	return nil
+}
+
+func (c *shardCache) put(stripe uint64, idx int, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := [2]uint64{stripe, uint64(idx)}
+	if e, ok := c.items[k]; ok {
+		e.Value.(*cacheEntry).data = data
+		c.ll.MoveToFront(e)
+		return
+	}
+	c.items[k] = c.ll.PushFront(&cacheEntry{key: k, data: data})
+	for c.ll.Len() > c.max {
+		e := c.ll.Back()
+		c.ll.Remove(e)
+		delete(c.items, e.Value.(*cacheEntry).key)
+	}
+}
+
+func (c *shardCache) forget(stripe uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for e := c.ll.Front(); e != nil; {
+		next := e.Next()
+		if ent := e.Value.(*cacheEntry); ent.key[0] == stripe {
+			c.ll.Remove(e)
+			delete(c.items, ent.key)
+		}
+		e = next
+	}
+}
+
+func (s *Service) meta(stripe uint64) *Meta {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.metas[stripe]
+}
+
+// fetchShard gets shard idx of meta's stripe from its store and checks it
+// against its checksum. It returns the shard bytes and header.
+func (s *Service) fetchShard(ctx context.Context, meta *Meta, idx int) ([]byte, erasure.ShardHeader, error) {
+	ref := meta.Stores[idx]
+	var payload []byte
+	var err error
+	if ref.Node == s.cfg.Node {
+		payload, err = s.getLocal(ref.Store, meta.Stripe, idx)
+	} else {
+		payload, err = s.cfg.Transport.GetShard(ctx, ref.Node, ref.Store, meta.Stripe, idx)
+	}
+	if err != nil {
+		return nil, erasure.ShardHeader{}, &storeError{ref: ref, err: err}
+	}
+	_, h, shard, err := parsePayload(payload, false)
+	if err == nil && (h.StripeID != meta.Stripe || h.Index != idx) {
+		err = fmt.Errorf("%w: holds stripe %016x shard %d", errPayload, h.StripeID, h.Index)
+	}
+	if err == nil {
+		err = h.CheckPayload(shard)
+	}
+	if err != nil {
+		return nil, h, &storeError{ref: ref, err: err}
+	}
+	return shard, h, nil
+}
+
+// errGone says a stripe died (its bytes were overwritten or drained)
+// between the index lookup and the read: look up again.
+var errGone = errors.New("burstbuffer: stripe gone")
+
+// readStripe copies len(dst) bytes of a stripe's data at pos into dst:
+// from the data shards that hold them, checked; if one is missing or
+// corrupt, from k others by reconstruction (and the bad shard is repaired).
+func (s *Service) readStripe(ctx context.Context, stripe uint64, pos int, dst []byte) error {
+	meta := s.meta(stripe)
+	if meta == nil {
+		if s.index.Dead(stripe) {
+			return errGone
+		}
+		return fmt.Errorf("burstbuffer: stripe %016x is not known on %s (its shards are not reachable yet): %w", stripe, s.cfg.Node, syscall.EIO)
+	}
+	for len(dst) > 0 {
+		idx, at := pos/meta.ShardSize, pos%meta.ShardSize
+		shard := s.shards.get(stripe, idx)
+		if shard == nil {
+			var err error
+			shard, _, err = s.fetchShard(ctx, meta, idx)
+			if err != nil {
+				s.stats.degradedReads.Add(1)
+				s.log.Warn("burstbuffer: shard unreadable; reconstructing", "stripe", fmt.Sprintf("%016x", stripe), "shard", idx, "err", err)
+				if s.index.Dead(stripe) {
+					return errGone
+				}
+				shards, rerr := s.reconstruct(ctx, meta)
+				if rerr != nil {
+					if s.index.Dead(stripe) {
+						return errGone
+					}
+					return fmt.Errorf("burstbuffer: stripe %016x: %v; %w", stripe, rerr, syscall.EIO)
+				}
+				shard = shards[idx]
+			}
+			s.shards.put(stripe, idx, shard)
+		}
+		n := copy(dst, shard[at:])
+		dst, pos = dst[n:], pos+n
+	}
+	return nil
+}
+
+// reconstruct fetches the shards of meta's stripe it can, rebuilds the
+// missing and corrupt ones, repairs them onto their stores (or onto other
+// live nodes when theirs are gone) and returns all k+m shards.
+func (s *Service) reconstruct(ctx context.Context, meta *Meta) ([][]byte, error) {
+	total := meta.K + meta.M
+	type got struct {
+		i     int
+		shard []byte
+		h     erasure.ShardHeader
+		err   error
+	}
+	ch := make(chan got, total)
+	for i := 0; i < total; i++ {
+		go func() {
+			sh, h, err := s.fetchShard(ctx, meta, i)
+			ch <- got{i, sh, h, err}
+		}()
+	}
+	code, err := erasure.New(meta.K, meta.M)
+	if err != nil {
+		return nil, err
+	}
+	es := &erasure.Stripe{}
+	var bad []int
+	var badErr []error
+	for i := 0; i < total; i++ {
+		g := <-ch
+		if g.err != nil {
+			bad = append(bad, g.i)
+			badErr = append(badErr, g.err)
+			continue
+		}
+		if err := code.PutShard(es, &g.h, g.shard); err != nil {
+			bad = append(bad, g.i)
+			badErr = append(badErr, err)
+		}
+	}
+	if len(bad) > meta.M {
+		return nil, fmt.Errorf("%d of %d shards unreadable, at most %d can be rebuilt: %w", len(bad), total, meta.M, errors.Join(badErr...))
+	}
+	if len(es.Shards) != total {
+		return nil, fmt.Errorf("no shard readable: %w", errors.Join(badErr...))
+	}
+	if _, err := code.Reconstruct(es); err != nil {
+		return nil, err
+	}
+	if len(bad) > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.repair(meta, code, es, bad)
+		}()
+	}
+	return es.Shards, nil
+}
+
+// repair writes rebuilt shards back: onto the same store when its node is
+// live, else onto a live node that holds no shard of the stripe (or the
+// least loaded one), and publishes the new placement.
+func (s *Service) repair(meta *Meta, code *erasure.Code, es *erasure.Stripe, bad []int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	live := map[string]bool{}
+	for _, n := range s.cfg.Cluster.Live() {
+		live[n] = true
+	}
+	nm := *meta
+	nm.Stores = append([]StoreRef(nil), meta.Stores...)
+	nm.Gen++
+	moved := false
+	for _, i := range bad {
+		if !live[nm.Stores[i].Node] {
+			nm.Stores[i] = s.replacement(nm.Stores)
+			moved = true
+		}
+	}
+	mj, err := jsonMeta(&nm)
+	if err != nil {
+		return
+	}
+	for _, i := range bad {
+		h := code.ShardHeader(es, i)
+		payload, err := encodePayload(mj, &h, es.Shards[i])
+		if err != nil {
+			return
+		}
+		ref := nm.Stores[i]
+		if ref.Node == s.cfg.Node {
+			err = s.putLocal(ctx, ref.Store, nm.Stripe, i, payload, true)
+		} else {
+			err = s.cfg.Transport.PutShard(ctx, ref.Node, ref.Store, nm.Stripe, i, payload, true)
+		}
+		if err != nil {
+			s.log.Warn("burstbuffer: repairing a shard failed", "stripe", fmt.Sprintf("%016x", nm.Stripe), "shard", i, "store", ref, "err", err)
+			return
+		}
+		s.stats.repaired.Add(1)
+		s.log.Info("burstbuffer: shard repaired", "stripe", fmt.Sprintf("%016x", nm.Stripe), "shard", i, "store", ref)
+	}
+	if moved {
+		if err := s.publish(&nm); err != nil {
+			s.log.Warn("burstbuffer: publishing a repaired stripe failed", "err", err)
+		}
+	}
+}
+
+// replacement picks a store for a shard whose node is gone: a live node
+// holding the fewest shards of the stripe, on a store index it does not use.
+func (s *Service) replacement(cur []StoreRef) StoreRef {
+	count := map[string]int{}
+	used := map[StoreRef]bool{}
+	live := map[string]bool{}
+	for _, n := range s.cfg.Cluster.Live() {
+		live[n] = true
+		count[n] = 0
+	}
+	for _, r := range cur {
+		used[r] = true
+		if live[r.Node] {
+			count[r.Node]++
+		}
+	}
+	best := ""
+	for n, c := range count {
+		if best == "" || c < count[best] || (c == count[best] && n < best) {
+			best = n
+		}
+	}
+	for st := 0; ; st++ {
+		if r := (StoreRef{Node: best, Store: st}); !used[r] && st < len(s.stores) {
+			return r
+		}
+		if st >= len(s.stores) {
+			return StoreRef{Node: best, Store: 0}
+		}
+	}
+}

@@ -1,0 +1,304 @@
+package burstbuffer
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"time"
+)
+
+// The index is rebuilt at every start, never trusted from before:
+//
+//  1. rebuildLocal scans this node's stores. A stripe with at least k
+//     shards here is applied; one with fewer is a candidate.
+//  2. resync, for every live peer (at start and whenever a node joins or
+//     comes back), fetches the peer's Dump: its tombstones and dead
+//     stripes are applied first, then the metas it holds live, then its
+//     candidates and shard inventory are counted with ours: a candidate
+//     with k shards seen across the cluster is applied.
+//
+// Applying is idempotent and order-free (newest version wins byte by byte,
+// tombstones and dead stripes win over writes), so resyncing with every
+// peer in any order gives every node the same index.
+
+// candidate is a stripe seen in shard stores but not yet known complete.
+type candidate struct {
+	meta *Meta
+	held map[int]bool
+}
+
+func (s *Service) rebuildLocal() error {
+	cands := map[uint64]*candidate{}
+	var scanned int
+	for si, st := range s.stores {
+		err := st.Scan(func(stripe uint64, idx int, payload []byte) error {
+			meta, _, _, err := parsePayload(payload, true)
+			if err != nil || meta.Stripe != stripe {
+				s.log.Warn("burstbuffer: unreadable shard skipped at start", "store", si, "stripe", fmt.Sprintf("%016x", stripe), "err", err)
+				return nil
+			}
+			scanned++
+			c := cands[stripe]
+			if c == nil {
+				c = &candidate{meta: meta, held: map[int]bool{}}
+				cands[stripe] = c
+			} else if meta.Gen > c.meta.Gen {
+				c.meta = meta
+			}
+			c.held[idx] = true
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("burstbuffer: scan store %d: %w", si, err)
+		}
+	}
+	s.mu.Lock()
+	s.mu.cands = map[uint64]*candidate{}
+	s.mu.held = map[uint64]map[int]bool{}
+	for id, c := range cands {
+		s.mu.held[id] = c.held
+	}
+	s.mu.Unlock()
+	applied := 0
+	for id, c := range cands {
+		if s.index.Dead(id) {
+			for _, st := range s.stores {
+				st.Delete(id)
+			}
+			continue
+		}
+		if len(c.held) >= c.meta.K {
+			if err := s.applyMeta(c.meta); err != nil {
+				return err
+			}
+			applied++
+			continue
+		}
+		s.mu.Lock()
+		s.mu.cands[id] = &candidate{meta: c.meta, held: copySet(c.held)}
+		s.mu.Unlock()
+	}
+	s.log.Info("burstbuffer: index rebuilt from local shards", "shards", scanned, "stripes", applied, "incomplete", len(cands)-applied)
+	return nil
+}
+
+func copySet(m map[int]bool) map[int]bool {
+	out := make(map[int]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Synced reports whether this node has resynced with every node that is
+// live now. Until it has, its reads may miss stripes only peers know.
+func (s *Service) Synced() bool {
+	live := s.cfg.Cluster.Live()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range live {
+		if n != s.cfg.Node && !s.mu.synced[n] {
+			return false
+		}
+	}
+	return true
+}
+
+func copyNames(m map[string]bool) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// dump is this node's Dump.
+func (s *Service) dump() (*Dump, error) {
+	d := &Dump{Held: map[uint64][]int{}}
+	var err error
+	if d.DurableState, err = s.index.Durable(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.mu.metas {
+		d.Metas = append(d.Metas, m)
+	}
+	for _, c := range s.mu.cands {
+		d.Cands = append(d.Cands, c.meta)
+	}
+	for id, h := range s.mu.held {
+		for i := range h {
+			d.Held[id] = append(d.Held[id], i)
+		}
+	}
+	return d, nil
+}
+
+// merge applies a peer's Dump.
+func (s *Service) merge(d *Dump) error {
+	if len(d.Tombs) > 0 {
+		dead, err := s.index.Drop(d.Tombs)
+		if err != nil {
+			return err
+		}
+		if err := s.bury(dead); err != nil {
+			return err
+		}
+	}
+	if err := s.bury(d.Dead); err != nil {
+		return err
+	}
+	for _, m := range d.Metas {
+		if err := s.applyMeta(m); err != nil {
+			return err
+		}
+	}
+	var ready []*Meta
+	s.mu.Lock()
+	for _, m := range d.Cands {
+		if _, ok := s.mu.metas[m.Stripe]; ok {
+			continue
+		}
+		c := s.mu.cands[m.Stripe]
+		if c == nil {
+			c = &candidate{meta: m, held: map[int]bool{}}
+			s.mu.cands[m.Stripe] = c
+		}
+		for _, i := range d.Held[m.Stripe] {
+			c.held[i] = true
+		}
+	}
+	for id, c := range s.mu.cands {
+		for _, i := range d.Held[id] {
+			c.held[i] = true
+		}
+		if _, ok := s.mu.metas[id]; ok {
+			delete(s.mu.cands, id)
+			continue
+		}
+		if len(c.held) >= c.meta.K {
+			ready = append(ready, c.meta)
+			delete(s.mu.cands, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, m := range ready {
+		if err := s.applyMeta(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resync fetches node's Dump and merges it.
+func (s *Service) resync(ctx context.Context, node string) error {
+	d, err := s.cfg.Transport.Dump(ctx, node)
+	if err != nil {
+		return err
+	}
+	return s.merge(d)
+}
+
+// owner is the live node that drains file (and heals stripes keyed by the
+// same hash): rendezvous hashing over the live members, so ownership moves
+// only for the files of a node that leaves or joins.
+func owner(key uint64, live []string) string {
+	best, bestH := "", uint64(0)
+	for _, n := range live {
+		h := fnv.New64a()
+		var b [8]byte
+		for i := range b {
+			b[i] = byte(key >> (8 * i))
+		}
+		h.Write(b[:])
+		h.Write([]byte(n))
+		if v := h.Sum64(); best == "" || v > bestH {
+			best, bestH = n, v
+		}
+	}
+	return best
+}
+
+// memberLoop resyncs with nodes that join or come back, and heals stripes
+// with shards on nodes that are gone.
+func (s *Service) memberLoop() {
+	defer s.wg.Done()
+	synced := map[string]bool{}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		live := s.cfg.Cluster.Live()
+		now := map[string]bool{}
+		for _, n := range live {
+			now[n] = true
+			if n == s.cfg.Node || synced[n] {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := s.resync(ctx, n)
+			cancel()
+			if err != nil {
+				s.log.Debug("burstbuffer: resync failed; retrying", "node", n, "err", err)
+				continue
+			}
+			synced[n] = true
+			s.log.Info("burstbuffer: resynced with node", "node", n)
+		}
+		for n := range synced {
+			if !now[n] {
+				delete(synced, n) // resync when it comes back
+			}
+		}
+		s.mu.Lock()
+		s.mu.synced = copyNames(synced)
+		s.mu.Unlock()
+		s.heal(live)
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// heal rebuilds the shards this node owns (by stripe) that live on nodes
+// no longer live, onto live nodes.
+func (s *Service) heal(live []string) {
+	if len(live) == 0 {
+		return
+	}
+	alive := map[string]bool{}
+	for _, n := range live {
+		alive[n] = true
+	}
+	var todo []*Meta
+	s.mu.Lock()
+	for id, m := range s.mu.metas {
+		if owner(id, live) != s.cfg.Node {
+			continue
+		}
+		for _, r := range m.Stores {
+			if !alive[r.Node] {
+				todo = append(todo, m)
+				break
+			}
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(todo, func(i, j int) bool { return todo[i].Stripe < todo[j].Stripe })
+	for _, m := range todo {
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := s.reconstruct(ctx, m) // repairs onto live nodes and publishes
+		cancel()
+		if err != nil {
+			s.log.Warn("burstbuffer: healing a stripe failed", "stripe", fmt.Sprintf("%016x", m.Stripe), "err", err)
+		}
+	}
+}

@@ -1,0 +1,934 @@
+package burstbuffer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"engine/burstbuffer/flash"
+	"engine/erasure"
+)
+
+// Cluster says which nodes are members and alive. Names are node names.
+type Cluster interface {
+	Live() []string
+}
+
+// Transport carries the burst buffer's node-to-node calls. Calls to this
+// node never reach it: the Service serves them itself.
+type Transport interface {
+	// PutShard stores a shard on node's store, durably if durable is set
+	// (else SyncStores makes it durable later).
+	PutShard(ctx context.Context, node string, store int, stripe uint64, idx int, payload []byte, durable bool) error
+	// SyncStores makes every shard stored on node's stores durable.
+	SyncStores(ctx context.Context, node string, stores []int) error
+	// GetShard returns a stored shard's payload (checked against the
+	// store's record checksum).
+	GetShard(ctx context.Context, node string, store int, stripe uint64, idx int) ([]byte, error)
+	// Publish hands node the metas of stripes whose k+m shards are durable.
+	Publish(ctx context.Context, node string, metas []*Meta) error
+	// Drop tells node that pieces were drained (or truncated away).
+	Drop(ctx context.Context, node string, ps []Piece) error
+	// Dump returns what node knows: for resyncs.
+	Dump(ctx context.Context, node string) (*Dump, error)
+	// Call runs a named control operation (sync, purge, prestage) on node.
+	Call(ctx context.Context, node, op, path string) error
+}
+
+// Dump is a node's knowledge for a peer that resyncs: the metas of the
+// stripes it knows, the shards it holds, its tombstones and dead stripes.
+type Dump struct {
+	Metas []*Meta          // stripes it knows complete (published to it)
+	Cands []*Meta          // stripes it holds shards of, not known complete
+	Held  map[uint64][]int // stripe -> shard indexes held by this node
+	DurableState
+}
+
+// Config configures a Service. Zero values mean the defaults.
+type Config struct {
+	Node       string // this node's name, as Cluster and Transport know it
+	FlashDir   string // the fast tier: shard stores live in FlashDir/store-N
+	BackingDir string // the backing file system the drainer writes to
+	K, M       int    // erasure code, 4+2 by default
+	// ShardSize is the size of a full stripe's shards (64 KiB); a stripe
+	// sealed early by an fsync has shards just big enough for its data.
+	ShardSize int
+	// DrainChunk is the backing file system's stripe: the drainer writes
+	// only whole, aligned chunks (a file's last chunk excepted). 1 MiB.
+	DrainChunk int
+	// FlashLimit is how many bytes this node's stores may hold before
+	// writers wait for the drainer (backpressure). 2 GiB by default.
+	FlashLimit int64
+	// DrainDelay is how long a file's newest write stays buffered before
+	// the drainer may write it out (300 ms), so bursts drain as a whole.
+	DrainDelay time.Duration
+	// MaxInflight bounds the stripes being written at once (8).
+	MaxInflight int
+	Cluster     Cluster
+	Transport   Transport
+	Log         *slog.Logger
+}
+
+func (c *Config) ensureDefaults() error {
+	if c.K == 0 && c.M == 0 {
+		c.K, c.M = 4, 2
+	}
+	if c.ShardSize == 0 {
+		c.ShardSize = 64 << 10
+	}
+	if c.DrainChunk == 0 {
+		c.DrainChunk = 1 << 20
+	}
+	if c.FlashLimit == 0 {
+		c.FlashLimit = 2 << 30
+	}
+	if c.DrainDelay == 0 {
+		c.DrainDelay = 300 * time.Millisecond
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = 8
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	switch {
+	case c.Node == "":
+		return errors.New("burstbuffer: Config.Node is empty")
+	case c.FlashDir == "":
+		return errors.New("burstbuffer: no flash directory: give --flash DIR")
+	case c.BackingDir == "":
+		return errors.New("burstbuffer: no backing directory: give --backing DIR")
+	case c.Cluster == nil || c.Transport == nil:
+		return errors.New("burstbuffer: Config.Cluster and Config.Transport are required")
+	case c.DrainChunk%4096 != 0:
+		return fmt.Errorf("burstbuffer: drain chunk %d is not a multiple of 4096", c.DrainChunk)
+	}
+	return nil
+}
+
+// Service is one node's part of the burst buffer. It is safe for
+// concurrent use.
+type Service struct {
+	cfg     Config
+	code    *erasure.Code
+	log     *slog.Logger
+	index   *Index
+	stores  []*flash.Store
+	backing *os.File // the backing root, for open_by_handle_at
+	shards  *shardCache
+
+	clock atomic.Uint64 // hybrid logical clock: versions
+
+	mu struct {
+		sync.Mutex
+		open     *openStripe
+		inflight []*openStripe             // sealed, not yet published, in seal order
+		pending  map[uint64][]pendingWrite // file -> writes not yet published
+		last     map[uint64]*openStripe    // file -> newest stripe holding its writes
+		metas    map[uint64]*Meta          // stripes known live
+		refs     map[uint64]FileRef        // file id -> handle
+		lastW    map[uint64]time.Time      // file -> time of the newest write
+		cands    map[uint64]*candidate     // stripes seen in stores, not yet known complete
+		held     map[uint64]map[int]bool   // stripe -> shard indexes held on this node
+		synced   map[string]bool           // nodes resynced with since they came up
+		dirty    map[StoreRef]bool         // stores holding shards not yet made durable
+		seq      uint64
+		warned   string
+		closed   bool
+	}
+	space    *sync.Cond // signalled when flash space is freed or stripes finish
+	slots    chan struct{}
+	drainMu  sync.Mutex   // one drain pass at a time
+	pubMu    sync.RWMutex // held (write) while a stripe moves from pending to the index
+	kick     chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	stats    Metrics
+	backFull atomic.Pointer[error]
+}
+
+type openStripe struct {
+	id      uint64
+	durable bool // sealed for a Sync: store its shards durably at once
+	seq     uint64
+	buf     []byte
+	used    int
+	writes  []Write
+	files   map[uint64]FileRef
+	done    chan struct{}
+	err     error
+}
+
+type pendingWrite struct {
+	w  Write
+	st *openStripe
+}
+
+// Open opens (creating) the node's stores and index, rebuilds the index
+// from the stores and from the live peers, and starts the drainer.
+func Open(cfg Config) (*Service, error) {
+	if err := cfg.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	code, err := erasure.New(cfg.K, cfg.M)
+	if err != nil {
+		return nil, fmt.Errorf("burstbuffer: %w", err)
+	}
+	s := &Service{cfg: cfg, code: code, log: cfg.Log, shards: newShardCache(256),
+		slots: make(chan struct{}, cfg.MaxInflight), kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	s.space = sync.NewCond(&s.mu)
+	s.mu.pending = map[uint64][]pendingWrite{}
+	s.mu.last = map[uint64]*openStripe{}
+	s.mu.metas = map[uint64]*Meta{}
+	s.mu.refs = map[uint64]FileRef{}
+	s.mu.lastW = map[uint64]time.Time{}
+	s.mu.cands = map[uint64]*candidate{}
+	s.mu.held = map[uint64]map[int]bool{}
+	s.mu.dirty = map[StoreRef]bool{}
+	s.stats.init()
+	if err := os.MkdirAll(cfg.FlashDir, 0o755); err != nil {
+		return nil, fmt.Errorf("burstbuffer: flash directory: %w", err)
+	}
+	if s.backing, err = os.Open(cfg.BackingDir); err != nil {
+		return nil, fmt.Errorf("burstbuffer: backing directory: %w", err)
+	}
+	if s.index, err = OpenIndex(filepath.Join(cfg.FlashDir, "index")); err != nil {
+		s.backing.Close()
+		return nil, err
+	}
+	for i := 0; i < cfg.K+cfg.M; i++ {
+		st, err := flash.OpenStore(filepath.Join(cfg.FlashDir, fmt.Sprintf("store-%d", i)), flash.StoreOptions{})
+		if err != nil {
+			s.closeStores()
+			return nil, fmt.Errorf("burstbuffer: %w", err)
+		}
+		s.stores = append(s.stores, st)
+	}
+	s.clock.Store(uint64(time.Now().UnixNano()))
+	if err := s.rebuildLocal(); err != nil {
+		s.closeStores()
+		return nil, err
+	}
+	s.wg.Add(2)
+	go s.drainLoop()
+	go s.memberLoop()
+	return s, nil
+}
+
+func (s *Service) closeStores() {
+	for _, st := range s.stores {
+		st.Close()
+	}
+	if s.index != nil {
+		s.index.Close()
+	}
+	if s.backing != nil {
+		s.backing.Close()
+	}
+}
+
+// Close flushes buffered writes (waiting for their stripes), stops the
+// drainer and closes the stores. Data not yet drained stays in flash.
+func (s *Service) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.SyncAll(ctx)
+	s.mu.Lock()
+	s.mu.closed = true
+	s.space.Broadcast()
+	s.mu.Unlock()
+	close(s.stop)
+	s.wg.Wait()
+	s.closeStores()
+	return err
+}
+
+// version returns a new version: a hybrid logical clock, above every
+// version this node has issued or seen.
+func (s *Service) version() uint64 {
+	now := uint64(time.Now().UnixNano())
+	for {
+		old := s.clock.Load()
+		v := max(now, old+1)
+		if s.clock.CompareAndSwap(old, v) {
+			return v
+		}
+	}
+}
+
+func (s *Service) observe(v uint64) {
+	for {
+		old := s.clock.Load()
+		if v <= old || s.clock.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+func newStripeID() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) | 1
+}
+
+// flashUsed is the bytes this node's stores hold on disk.
+func (s *Service) flashUsed() int64 {
+	var n int64
+	for _, st := range s.stores {
+		n += st.Stats().DiskBytes
+	}
+	return n
+}
+
+// WriteAt buffers p at off of ref. It waits while this node's flash is full
+// (the drainer frees it); it is durable once Sync returns.
+func (s *Service) WriteAt(ctx context.Context, ref FileRef, p []byte, off int64) error {
+	return s.writeAt(ctx, ref, p, off, false)
+}
+
+func (s *Service) writeAt(ctx context.Context, ref FileRef, p []byte, off int64, clean bool) error {
+	if off < 0 {
+		return fmt.Errorf("burstbuffer: negative offset %d: %w", off, syscall.EINVAL)
+	}
+	if err := s.waitSpace(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return fmt.Errorf("burstbuffer: closed: %w", syscall.EIO)
+	}
+	s.mu.refs[ref.ID] = ref
+	s.mu.lastW[ref.ID] = time.Now()
+	for len(p) > 0 {
+		st := s.mu.open
+		if st == nil {
+			st = &openStripe{id: newStripeID(), buf: make([]byte, s.cfg.K*s.cfg.ShardSize),
+				files: map[uint64]FileRef{}, done: make(chan struct{})}
+			s.mu.open = st
+		}
+		n := copy(st.buf[st.used:], p)
+		w := Write{File: ref.ID, Off: uint64(off), Len: uint32(n), Pos: uint32(st.used), Version: s.version(), Clean: clean}
+		st.used += n
+		st.writes = append(st.writes, w)
+		st.files[ref.ID] = ref
+		s.mu.pending[ref.ID] = append(s.mu.pending[ref.ID], pendingWrite{w: w, st: st})
+		s.mu.last[ref.ID] = st
+		s.stats.bytesWritten.Add(int64(n))
+		p, off = p[n:], off+int64(n)
+		if st.used == len(st.buf) {
+			if err := s.sealLocked(ctx, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// waitSpace blocks while this node's flash is over its limit, kicking the
+// drainer, until space is freed or ctx ends.
+func (s *Service) waitSpace(ctx context.Context) error {
+	if s.flashUsed() < s.cfg.FlashLimit {
+		return nil
+	}
+	s.stats.throttled.Add(1)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for s.flashUsed() >= s.cfg.FlashLimit {
+		if p := s.backFull.Load(); p != nil {
+			return *p
+		}
+		s.kickDrain()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stop:
+			return fmt.Errorf("burstbuffer: closed: %w", syscall.EIO)
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// sealLocked closes the open stripe and starts writing it. It waits (with
+// s.mu released) while MaxInflight stripes are being written.
+func (s *Service) sealLocked(ctx context.Context, durable bool) error {
+	st := s.mu.open
+	if st == nil {
+		return nil
+	}
+	st.durable = durable
+	s.mu.open = nil
+	s.mu.seq++
+	st.seq = s.mu.seq
+	s.mu.inflight = append(s.mu.inflight, st)
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		// The stripe is sealed; write it anyway so no write is left
+		// behind, but without holding the caller.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.slots <- struct{}{}
+			s.writeStripe(st)
+		}()
+		return ctx.Err()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.writeStripe(st)
+	}()
+	return nil
+}
+
+// writeStripe encodes st, stores its k+m shards (retrying on other nodes
+// until it succeeds or the service closes), applies and publishes its
+// meta, and releases its waiters.
+func (s *Service) writeStripe(st *openStripe) {
+	defer func() { <-s.slots }()
+	meta := &Meta{Writer: s.cfg.Node, K: s.cfg.K, M: s.cfg.M, DataLen: st.used, Writes: st.writes}
+	for _, r := range st.files {
+		meta.Files = append(meta.Files, r)
+	}
+	sort.Slice(meta.Files, func(i, j int) bool { return meta.Files[i].ID < meta.Files[j].ID })
+	meta.ShardSize = s.code.MinShardSize(st.used)
+	if meta.ShardSize < s.cfg.ShardSize {
+		meta.ShardSize = (meta.ShardSize + 511) &^ 511
+	}
+	es, err := s.code.NewStripe(meta.ShardSize)
+	if err == nil {
+		err = s.code.Fill(es, st.buf[:st.used])
+	}
+	if err == nil {
+		err = s.code.EncodeInto(es)
+	}
+	var exclude map[string]bool
+	backoff := 10 * time.Millisecond
+	id := st.id
+	for err == nil {
+		meta.Stripe = id
+		es.ID = id
+		if meta.Stores, err = s.place(id, exclude); err != nil {
+			break
+		}
+		var perr error
+		if perr = s.putShards(meta, es, st.durable); perr == nil {
+			if !st.durable {
+				s.mu.Lock()
+				for _, r := range meta.Stores {
+					s.mu.dirty[r] = true
+				}
+				s.mu.Unlock()
+			}
+			break
+		}
+		s.log.Warn("burstbuffer: storing a stripe failed; retrying on other stores", "stripe", fmt.Sprintf("%016x", id), "err", perr)
+		var bad *storeError
+		if errors.As(perr, &bad) {
+			if exclude == nil {
+				exclude = map[string]bool{}
+			}
+			exclude[bad.ref.Node] = true
+		}
+		select {
+		case <-s.stop:
+			err = fmt.Errorf("burstbuffer: closed while storing stripe %016x: %w", id, perr)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+		if len(exclude) >= len(s.cfg.Cluster.Live()) {
+			exclude = nil
+		}
+		id = newStripeID() // the shards already stored are orphans with a different id
+	}
+	s.pubMu.Lock()
+	if err == nil {
+		err = s.applyMeta(meta)
+	}
+	s.mu.Lock()
+	st.err = err
+	if err != nil {
+		s.log.Error("burstbuffer: a stripe could not be stored; fsync of its files fails", "err", err)
+	}
+	for _, w := range st.writes {
+		pw := s.mu.pending[w.File]
+		kept := pw[:0]
+		for _, x := range pw {
+			if x.st != st {
+				kept = append(kept, x)
+			}
+		}
+		if len(kept) == 0 {
+			delete(s.mu.pending, w.File)
+		} else {
+			s.mu.pending[w.File] = kept
+		}
+		if s.mu.last[w.File] == st {
+			delete(s.mu.last, w.File)
+		}
+	}
+	for i, x := range s.mu.inflight {
+		if x == st {
+			s.mu.inflight = append(s.mu.inflight[:i], s.mu.inflight[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	s.pubMu.Unlock()
+	if err == nil {
+		s.publishPeers(meta)
+	}
+	s.mu.Lock()
+	close(st.done)
+	s.space.Broadcast()
+	s.mu.Unlock()
+	if err == nil {
+		s.stats.stripes.Add(1)
+		s.stats.stripeBytes.Add(int64(st.used))
+	}
+}
+
+type storeError struct {
+	ref StoreRef
+	err error
+}
+
+func (e *storeError) Error() string { return fmt.Sprintf("store %s: %v", e.ref, e.err) }
+func (e *storeError) Unwrap() error { return e.err }
+
+// putShards stores every shard of es on meta.Stores, in parallel.
+func (s *Service) putShards(meta *Meta, es *erasure.Stripe, durable bool) error {
+	mj, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make(chan error, len(meta.Stores))
+	for i, ref := range meta.Stores {
+		h := s.code.ShardHeader(es, i)
+		payload, err := encodePayload(mj, &h, es.Shards[i])
+		if err != nil {
+			return err
+		}
+		go func() {
+			var err error
+			if ref.Node == s.cfg.Node {
+				err = s.putLocal(ctx, ref.Store, meta.Stripe, i, payload, durable)
+			} else {
+				err = s.cfg.Transport.PutShard(ctx, ref.Node, ref.Store, meta.Stripe, i, payload, durable)
+			}
+			if err != nil {
+				err = &storeError{ref: ref, err: err}
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range meta.Stores {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// place picks the k+m stores of a stripe: distinct live nodes while there
+// are enough, then distinct stores of the same nodes.
+func (s *Service) place(id uint64, exclude map[string]bool) ([]StoreRef, error) {
+	var nodes []string
+	for _, n := range s.cfg.Cluster.Live() {
+		if !exclude[n] {
+			nodes = append(nodes, n)
+		}
+	}
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("burstbuffer: no live node to store shards on")
+	}
+	sort.Strings(nodes)
+	n, total := len(nodes), s.cfg.K+s.cfg.M
+	if n < total {
+		s.warnPlacement(n)
+	}
+	start := int(id % uint64(n))
+	out := make([]StoreRef, total)
+	for i := range out {
+		out[i] = StoreRef{Node: nodes[(start+i)%n], Store: i / n}
+	}
+	return out, nil
+}
+
+func (s *Service) warnPlacement(n int) {
+	total := s.cfg.K + s.cfg.M
+	per := (total + n - 1) / n
+	survive := s.cfg.M / per
+	msg := fmt.Sprintf("%d live node(s) for %d+%d stripes: up to %d shards of a stripe share a node, so buffered data survives the loss of %d node(s) (and of any %d flash stores), not %d nodes",
+		n, s.cfg.K, s.cfg.M, per, survive, s.cfg.M, s.cfg.M)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.warned != msg {
+		s.mu.warned = msg
+		s.log.Warn("burstbuffer: " + msg)
+	}
+}
+
+// putLocal stores a shard on this node's store i.
+func (s *Service) putLocal(ctx context.Context, store int, stripe uint64, idx int, payload []byte, durable bool) error {
+	if store < 0 || store >= len(s.stores) {
+		return fmt.Errorf("burstbuffer: no store %d on %s", store, s.cfg.Node)
+	}
+	put := s.stores[store].Put
+	if !durable {
+		put = s.stores[store].PutBuffered
+	}
+	if err := put(ctx, stripe, idx, payload); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	h := s.mu.held[stripe]
+	if h == nil {
+		h = map[int]bool{}
+		s.mu.held[stripe] = h
+	}
+	h[idx] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// getLocal returns a shard payload from this node's store i.
+func (s *Service) getLocal(store int, stripe uint64, idx int) ([]byte, error) {
+	if store < 0 || store >= len(s.stores) {
+		return nil, fmt.Errorf("burstbuffer: no store %d on %s", store, s.cfg.Node)
+	}
+	return s.stores[store].Get(stripe, idx)
+}
+
+// publish applies meta here and hands it to every other live node. A node
+// that misses it learns it when it resyncs.
+func (s *Service) publish(meta *Meta) error {
+	if err := s.applyMeta(meta); err != nil {
+		return err
+	}
+	s.publishPeers(meta)
+	return nil
+}
+
+func (s *Service) publishPeers(meta *Meta) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, n := range s.cfg.Cluster.Live() {
+		if n == s.cfg.Node {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.cfg.Transport.Publish(ctx, n, []*Meta{meta}); err != nil {
+				s.log.Warn("burstbuffer: publishing a stripe failed; the node resyncs later", "node", n, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// applyMeta adds a durable stripe to the index.
+func (s *Service) applyMeta(meta *Meta) error {
+	if s.index.Dead(meta.Stripe) {
+		return nil
+	}
+	for _, w := range meta.Writes {
+		s.observe(w.Version)
+	}
+	s.mu.Lock()
+	if old := s.mu.metas[meta.Stripe]; old != nil && old.Gen >= meta.Gen {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.metas[meta.Stripe] = meta
+	for _, r := range meta.Files {
+		if _, ok := s.mu.refs[r.ID]; !ok {
+			s.mu.refs[r.ID] = r
+		}
+	}
+	s.mu.Unlock()
+	dead, err := s.index.Apply(meta.Stripe, meta.Writes)
+	if err != nil {
+		return fmt.Errorf("burstbuffer: index: %w", err)
+	}
+	s.kickDrain()
+	return s.bury(dead)
+}
+
+// bury records dead stripes and deletes their local shards.
+func (s *Service) bury(dead []uint64) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	if err := s.index.MarkDead(dead); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for _, id := range dead {
+		delete(s.mu.metas, id)
+		delete(s.mu.held, id)
+		delete(s.mu.cands, id)
+	}
+	s.mu.Unlock()
+	for _, id := range dead {
+		s.shards.forget(id)
+		for _, st := range s.stores {
+			st.Delete(id)
+		}
+	}
+	s.space.Broadcast()
+	return nil
+}
+
+// Sync waits until every write to ref acknowledged by this node is durable
+// on k+m shards.
+func (s *Service) Sync(ctx context.Context, ref FileRef) error {
+	s.mu.Lock()
+	st := s.mu.last[ref.ID]
+	if st == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	if st == s.mu.open {
+		if err := s.sealLocked(ctx, true); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	// Every stripe sealed up to st.
+	var wait []*openStripe
+	for _, x := range s.mu.inflight {
+		if x.seq <= st.seq {
+			wait = append(wait, x)
+		}
+	}
+	s.mu.Unlock()
+	if err := s.waitStripes(ctx, append(wait, st)); err != nil {
+		return err
+	}
+	return s.syncDirty(ctx)
+}
+
+// SyncAll makes every write this node acknowledged durable.
+func (s *Service) SyncAll(ctx context.Context) error {
+	s.mu.Lock()
+	if s.mu.open != nil && !s.mu.closed {
+		if err := s.sealLocked(ctx, true); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	wait := append([]*openStripe(nil), s.mu.inflight...)
+	s.mu.Unlock()
+	if err := s.waitStripes(ctx, wait); err != nil {
+		return err
+	}
+	return s.syncDirty(ctx)
+}
+
+// syncDirty makes durable the shards stored without waiting for it (those
+// of stripes that filled up): one group-committed fdatasync per store.
+func (s *Service) syncDirty(ctx context.Context) error {
+	s.mu.Lock()
+	if len(s.mu.dirty) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	dirty := s.mu.dirty
+	s.mu.dirty = map[StoreRef]bool{}
+	s.mu.Unlock()
+	byNode := map[string][]int{}
+	for r := range dirty {
+		byNode[r.Node] = append(byNode[r.Node], r.Store)
+	}
+	errs := make(chan error, len(byNode))
+	for node, stores := range byNode {
+		go func() {
+			if node == s.cfg.Node {
+				errs <- s.syncLocal(ctx, stores)
+				return
+			}
+			errs <- s.cfg.Transport.SyncStores(ctx, node, stores)
+		}()
+	}
+	var first error
+	for range byNode {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		s.mu.Lock()
+		for r := range dirty {
+			s.mu.dirty[r] = true
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("burstbuffer: making shards durable: %v: %w", first, syscall.EIO)
+	}
+	return nil
+}
+
+// syncLocal makes this node's stores durable.
+func (s *Service) syncLocal(ctx context.Context, stores []int) error {
+	for _, i := range stores {
+		if i < 0 || i >= len(s.stores) {
+			return fmt.Errorf("burstbuffer: no store %d on %s", i, s.cfg.Node)
+		}
+		if err := s.stores[i].Sync(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) waitStripes(ctx context.Context, sts []*openStripe) error {
+	for _, st := range sts {
+		select {
+		case <-st.done:
+			if st.err != nil {
+				return fmt.Errorf("%w: %w", st.err, syscall.EIO)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Size returns ref's logical size: the larger of backingSize and the end
+// of its buffered bytes.
+func (s *Service) Size(ref FileRef, backingSize int64) int64 {
+	size := backingSize
+	if end, err := s.index.End(ref.ID); err == nil && int64(end) > size {
+		size = int64(end)
+	}
+	s.mu.Lock()
+	for _, pw := range s.mu.pending[ref.ID] {
+		if e := int64(pw.w.Off) + int64(pw.w.Len); e > size {
+			size = e
+		}
+	}
+	s.mu.Unlock()
+	return size
+}
+
+// ReadAt reads ref's newest bytes at off into p: buffered extents over the
+// backing file. n < len(p) only at the logical end, with io.EOF.
+func (s *Service) ReadAt(ctx context.Context, ref FileRef, backing *os.File, p []byte, off int64) (int, error) {
+	fi, err := backing.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := s.Size(ref, fi.Size())
+	if off >= size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), size-off))
+	if err := s.readRange(ctx, ref.ID, backing, fi.Size(), p[:n], off); err != nil {
+		return 0, err
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// readRange fills p with file's bytes at off.
+func (s *Service) readRange(ctx context.Context, file uint64, backing *os.File, backingSize int64, p []byte, off int64) error {
+	for try := 0; ; try++ {
+		err := s.readRangeOnce(ctx, file, backing, backingSize, p, off)
+		if !errors.Is(err, errGone) {
+			return err
+		}
+		if try == 100 {
+			return fmt.Errorf("burstbuffer: file %016x keeps changing under a read: %w", file, syscall.EIO)
+		}
+		// A drain may have just extended the backing file.
+		if fi, serr := backing.Stat(); serr == nil {
+			backingSize = fi.Size()
+		}
+	}
+}
+
+func (s *Service) readRangeOnce(ctx context.Context, file uint64, backing *os.File, backingSize int64, p []byte, off int64) error {
+	// The lookup and the pending writes are one snapshot: a stripe moves
+	// from pending to the index under pubMu.
+	s.pubMu.RLock()
+	exts, err := s.index.Lookup(file, uint64(off), uint64(len(p)))
+	s.mu.Lock()
+	pending := append([]pendingWrite(nil), s.mu.pending[file]...)
+	s.mu.Unlock()
+	s.pubMu.RUnlock()
+	if err != nil {
+		return err
+	}
+	for _, e := range exts {
+		dst := p[int64(e.FileOff)-off : int64(e.FileOff)-off+int64(e.Length)]
+		if e.Hole {
+			if err := readBacking(backing, backingSize, dst, int64(e.FileOff)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.readStripe(ctx, e.Stripe, int(e.Pos), dst); err != nil {
+			return err
+		}
+	}
+	// This node's own writes not yet published lie on top, where they are
+	// newer than what the index holds (a later stripe may be published
+	// before an earlier one), in version order.
+	sort.Slice(pending, func(i, j int) bool { return pending[i].w.Version < pending[j].w.Version })
+	end := off + int64(len(p))
+	for _, pw := range pending {
+		ws, we := int64(pw.w.Off), int64(pw.w.Off)+int64(pw.w.Len)
+		lo, hi := max(ws, off), min(we, end)
+		if lo >= hi {
+			continue
+		}
+		var newer [][2]uint64
+		for _, e := range exts {
+			if !e.Hole && e.Version > pw.w.Version {
+				newer = append(newer, [2]uint64{e.FileOff, e.FileOff + e.Length})
+			}
+		}
+		for _, r := range subtract(uint64(lo), uint64(hi), newer) {
+			a, b := int64(r[0]), int64(r[1])
+			copy(p[a-off:b-off], pw.st.buf[int64(pw.w.Pos)+a-ws:int64(pw.w.Pos)+b-ws])
+		}
+	}
+	return nil
+}
+
+func readBacking(f *os.File, size int64, dst []byte, off int64) error {
+	n := 0
+	if off < size {
+		m, err := f.ReadAt(dst[:min(int64(len(dst)), size-off)], off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("burstbuffer: read backing file: %w", err)
+		}
+		n = m
+	}
+	clear(dst[n:])
+	return nil
+}

@@ -1,0 +1,376 @@
+package burstbuffer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memNet is an in-process cluster: services by name, a live set, and a
+// Transport that calls the services directly (failing for dead nodes).
+type memNet struct {
+	mu   sync.Mutex
+	svcs map[string]*Service
+	live map[string]bool
+}
+
+type memCluster struct{ n *memNet }
+
+func (c memCluster) Live() []string {
+	c.n.mu.Lock()
+	defer c.n.mu.Unlock()
+	var out []string
+	for n, ok := range c.n.live {
+		if ok {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+var errDown = errors.New("node down")
+
+func (n *memNet) get(node string) (*Service, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.svcs[node]
+	if s == nil || !n.live[node] {
+		return nil, fmt.Errorf("%s: %w", node, errDown)
+	}
+	return s, nil
+}
+
+type memTransport struct{ n *memNet }
+
+func (t memTransport) PutShard(ctx context.Context, node string, store int, stripe uint64, idx int, payload []byte, durable bool) error {
+	s, err := t.n.get(node)
+	if err != nil {
+		return err
+	}
+	return s.putLocal(ctx, store, stripe, idx, append([]byte(nil), payload...), durable)
+}
+func (t memTransport) SyncStores(ctx context.Context, node string, stores []int) error {
+	s, err := t.n.get(node)
+	if err != nil {
+		return err
+	}
+	return s.syncLocal(ctx, stores)
+}
+func (t memTransport) GetShard(ctx context.Context, node string, store int, stripe uint64, idx int) ([]byte, error) {
+	s, err := t.n.get(node)
+	if err != nil {
+		return nil, err
+	}
+	return s.getLocal(store, stripe, idx)
+}
+func (t memTransport) Publish(ctx context.Context, node string, metas []*Meta) error {
+	s, err := t.n.get(node)
+	if err != nil {
+		return err
+	}
+	for _, m := range metas {
+		if err := s.applyMeta(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+func (t memTransport) Drop(ctx context.Context, node string, ps []Piece) error {
+	s, err := t.n.get(node)
+	if err != nil {
+		return err
+	}
+	return s.applyDrop(ps)
+}
+func (t memTransport) Dump(ctx context.Context, node string) (*Dump, error) {
+	s, err := t.n.get(node)
+	if err != nil {
+		return nil, err
+	}
+	return s.dump()
+}
+func (t memTransport) Call(ctx context.Context, node, op, path string) error {
+	s, err := t.n.get(node)
+	if err != nil {
+		return err
+	}
+	return s.drainOwned(ctx, path)
+}
+
+type testCluster struct {
+	t       *testing.T
+	net     *memNet
+	root    string
+	backing string
+	names   []string
+	k, m    int
+}
+
+func newTestCluster(t *testing.T, nodes, k, m int) *testCluster {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the drainer opens backing files by handle (open_by_handle_at), which needs root")
+	}
+	root := t.TempDir()
+	tc := &testCluster{t: t, net: &memNet{svcs: map[string]*Service{}, live: map[string]bool{}}, root: root,
+		backing: filepath.Join(root, "backing"), k: k, m: m}
+	os.MkdirAll(tc.backing, 0o755)
+	for i := 0; i < nodes; i++ {
+		name := fmt.Sprintf("n%d", i)
+		tc.names = append(tc.names, name)
+		tc.net.live[name] = true
+	}
+	for _, name := range tc.names {
+		tc.start(name)
+	}
+	t.Cleanup(func() {
+		for _, name := range tc.names {
+			tc.stop(name)
+		}
+	})
+	return tc
+}
+
+func (tc *testCluster) start(name string) *Service {
+	tc.t.Helper()
+	s, err := Open(Config{Node: name, FlashDir: filepath.Join(tc.root, name), BackingDir: tc.backing,
+		K: tc.k, M: tc.m, ShardSize: 4096, DrainChunk: 64 << 10, DrainDelay: time.Hour,
+		Cluster: memCluster{tc.net}, Transport: memTransport{tc.net},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.net.mu.Lock()
+	tc.net.svcs[name] = s
+	tc.net.live[name] = true
+	tc.net.mu.Unlock()
+	return s
+}
+
+func (tc *testCluster) stop(name string) {
+	tc.net.mu.Lock()
+	s := tc.net.svcs[name]
+	delete(tc.net.svcs, name)
+	tc.net.live[name] = false
+	tc.net.mu.Unlock()
+	if s != nil {
+		s.Close()
+	}
+}
+
+// crash takes a node away without flushing anything.
+func (tc *testCluster) crash(name string) {
+	tc.net.mu.Lock()
+	tc.net.live[name] = false
+	s := tc.net.svcs[name]
+	delete(tc.net.svcs, name)
+	tc.net.mu.Unlock()
+	if s != nil {
+		s.mu.Lock()
+		s.mu.open = nil // unsynced writes are lost
+		s.mu.Unlock()
+		s.Close()
+	}
+}
+
+func (tc *testCluster) svc(name string) *Service {
+	tc.net.mu.Lock()
+	defer tc.net.mu.Unlock()
+	return tc.net.svcs[name]
+}
+
+func (tc *testCluster) file(name string) (*os.File, FileRef) {
+	tc.t.Helper()
+	f, err := os.OpenFile(filepath.Join(tc.backing, name), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.t.Cleanup(func() { f.Close() })
+	ref, err := RefOf(f)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	return f, ref
+}
+
+func readAll(t *testing.T, s *Service, ref FileRef, f *os.File) []byte {
+	t.Helper()
+	fi, _ := f.Stat()
+	size := s.Size(ref, fi.Size())
+	buf := make([]byte, size)
+	n, err := s.ReadAt(context.Background(), ref, f, buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.Fatalf("%s: read: %v", s.cfg.Node, err)
+	}
+	return buf[:n]
+}
+
+// randomWrites writes n random pieces into ref through s, mirroring them
+// in ref (the expected content).
+func randomWrites(t *testing.T, s *Service, ref FileRef, want []byte, r *rand.Rand, n, maxLen int) []byte {
+	ctx := context.Background()
+	for i := 0; i < n; i++ {
+		l := 1 + r.Intn(maxLen)
+		off := r.Intn(len(want) + maxLen)
+		p := make([]byte, l)
+		r.Read(p)
+		if err := s.WriteAt(ctx, ref, p, int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		if off+l > len(want) {
+			want = append(want, make([]byte, off+l-len(want))...)
+		}
+		copy(want[off:], p)
+	}
+	return want
+}
+
+func TestWriteReadAcrossNodesDrainRestart(t *testing.T) {
+	tc := newTestCluster(t, 3, 4, 2)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewSource(seed))
+	ctx := context.Background()
+	f, ref := tc.file("a")
+	a, b := tc.svc("n0"), tc.svc("n1")
+	want := randomWrites(t, a, ref, nil, r, 300, 9000)
+	// Read-your-writes on the writer before any sync.
+	if got := readAll(t, a, ref, f); !bytes.Equal(got, want) {
+		t.Fatalf("writer reads %d bytes that differ from the %d written", len(got), len(want))
+	}
+	if err := a.Sync(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	// Close-to-open: another node sees everything after Sync.
+	if got := readAll(t, b, ref, f); !bytes.Equal(got, want) {
+		t.Fatalf("other node reads %d bytes that differ from the %d written", len(got), len(want))
+	}
+	// A whole-cluster restart loses nothing synced.
+	for _, n := range tc.names {
+		tc.stop(n)
+	}
+	for _, n := range tc.names {
+		tc.start(n)
+	}
+	for _, n := range tc.names {
+		waitFor(t, func() bool { return tc.svc(n).Synced() }, n+" resynced after the restart")
+		if got := readAll(t, tc.svc(n), ref, f); !bytes.Equal(got, want) {
+			t.Fatalf("%s: read after a whole-cluster restart differs", n)
+		}
+	}
+	// Drain everything and check the backing file and its writes.
+	for _, n := range tc.names {
+		tc.svc(n).drainPass(ctx, true)
+	}
+	got, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("backing file after drain differs (%d vs %d bytes)", len(got), len(want))
+	}
+	for _, n := range tc.names {
+		s := tc.svc(n)
+		if lb := s.index.LiveBytes(); lb != 0 {
+			t.Errorf("%s: %d bytes still buffered after the drain", n, lb)
+		}
+		st := s.Status()
+		for label, c := range st.WriteSizes {
+			t.Logf("%s: backing writes %s: %d", n, label, c)
+		}
+	}
+	if got := readAll(t, tc.svc("n1"), ref, f); !bytes.Equal(got, want) {
+		t.Fatal("read after drain differs")
+	}
+}
+
+func TestLoseMNodes(t *testing.T) {
+	tc := newTestCluster(t, 6, 4, 2)
+	r := rand.New(rand.NewSource(7))
+	ctx := context.Background()
+	f, ref := tc.file("b")
+	want := randomWrites(t, tc.svc("n0"), ref, nil, r, 200, 20000)
+	if err := tc.svc("n0").Sync(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	tc.crash("n4")
+	tc.crash("n5")
+	if got := readAll(t, tc.svc("n1"), ref, f); !bytes.Equal(got, want) {
+		t.Fatal("degraded read differs")
+	}
+	if tc.svc("n1").stats.degradedReads.Load() == 0 {
+		t.Error("no degraded read counted with 2 of 6 nodes down")
+	}
+	// Healing moves the lost shards onto live nodes.
+	waitFor(t, func() bool {
+		for _, n := range []string{"n0", "n1", "n2", "n3"} {
+			if h := tc.svc(n).Status().Health; h != "ok (4 nodes for 4+2: shards share nodes)" {
+				return false
+			}
+		}
+		return true
+	}, "stripes healed onto live nodes")
+	// Now two more may go: the healed stripes survive.
+	tc.crash("n2")
+	tc.crash("n3")
+	if got := readAll(t, tc.svc("n0"), ref, f); !bytes.Equal(got, want) {
+		t.Fatal("read after healing and losing 2 more nodes differs")
+	}
+	tc.svc("n0").drainPass(ctx, true)
+	tc.svc("n1").drainPass(ctx, true)
+	got, _ := os.ReadFile(f.Name())
+	if !bytes.Equal(got, want) {
+		t.Fatal("drained file differs")
+	}
+}
+
+func TestCorruptShardIsRepaired(t *testing.T) {
+	tc := newTestCluster(t, 1, 4, 2)
+	r := rand.New(rand.NewSource(3))
+	ctx := context.Background()
+	f, ref := tc.file("c")
+	s := tc.svc("n0")
+	want := randomWrites(t, s, ref, nil, r, 50, 3000)
+	if err := s.Sync(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	// Flip a byte in every 2 KiB of every segment of store 0: every shard
+	// it holds is corrupt.
+	segs, _ := filepath.Glob(filepath.Join(tc.root, "n0", "store-0", "seg-*"))
+	if len(segs) == 0 {
+		t.Fatal("no segment in store 0")
+	}
+	for _, seg := range segs {
+		b, _ := os.ReadFile(seg)
+		for i := 1024; i < len(b); i += 2048 {
+			b[i] ^= 0xff
+		}
+		os.WriteFile(seg, b, 0o644)
+	}
+	s.shards = newShardCache(256)
+	if got := readAll(t, s, ref, f); !bytes.Equal(got, want) {
+		t.Fatal("read with a corrupt shard differs")
+	}
+	waitFor(t, func() bool { return s.stats.repaired.Load() > 0 }, "the corrupt shard repaired")
+}
+
+func waitFor(t *testing.T, ok func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

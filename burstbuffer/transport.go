@@ -1,0 +1,261 @@
+package burstbuffer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"engine/burstbuffer/flash"
+)
+
+// PathPrefix is where Handler expects to be mounted on a node's HTTP server.
+const PathPrefix = "/v1/internal/bb/"
+
+// maxShardPayload bounds a shard payload a peer may send.
+const maxShardPayload = 64 << 20
+
+// Handler serves the peer calls of HTTPTransport for this node.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT "+PathPrefix+"shard", func(w http.ResponseWriter, r *http.Request) {
+		store, stripe, idx, ok := shardArgs(w, r)
+		if !ok {
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxShardPayload+1))
+		if err != nil {
+			http.Error(w, "burstbuffer: read shard: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if len(body) > maxShardPayload {
+			http.Error(w, "burstbuffer: shard payload too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if err := s.waitSpace(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if err := s.putLocal(r.Context(), store, stripe, idx, body, r.URL.Query().Get("durable") != "0"); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET "+PathPrefix+"shard", func(w http.ResponseWriter, r *http.Request) {
+		store, stripe, idx, ok := shardArgs(w, r)
+		if !ok {
+			return
+		}
+		p, err := s.getLocal(store, stripe, idx)
+		if err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, flash.ErrNotFound) {
+				code = http.StatusNotFound
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(p)
+	})
+	mux.HandleFunc("POST "+PathPrefix+"sync", func(w http.ResponseWriter, r *http.Request) {
+		var stores []int
+		if !decodeBody(w, r, &stores) {
+			return
+		}
+		if err := s.syncLocal(r.Context(), stores); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST "+PathPrefix+"publish", func(w http.ResponseWriter, r *http.Request) {
+		var metas []*Meta
+		if !decodeBody(w, r, &metas) {
+			return
+		}
+		for _, m := range metas {
+			if err := s.applyMeta(m); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST "+PathPrefix+"drop", func(w http.ResponseWriter, r *http.Request) {
+		var ps []Piece
+		if !decodeBody(w, r, &ps) {
+			return
+		}
+		if err := s.applyDrop(ps); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET "+PathPrefix+"dump", func(w http.ResponseWriter, r *http.Request) {
+		d, err := s.dump()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(d)
+	})
+	mux.HandleFunc("POST "+PathPrefix+"call", func(w http.ResponseWriter, r *http.Request) {
+		op, path := r.URL.Query().Get("op"), r.URL.Query().Get("path")
+		var err error
+		switch op {
+		case "drain":
+			err = s.drainOwned(r.Context(), path)
+		default:
+			http.Error(w, "burstbuffer: unknown operation "+strconv.Quote(op), http.StatusBadRequest)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+func shardArgs(w http.ResponseWriter, r *http.Request) (store int, stripe uint64, idx int, ok bool) {
+	q := r.URL.Query()
+	var err error
+	if store, err = strconv.Atoi(q.Get("store")); err == nil {
+		if stripe, err = strconv.ParseUint(q.Get("stripe"), 16, 64); err == nil {
+			idx, err = strconv.Atoi(q.Get("idx"))
+		}
+	}
+	if err != nil {
+		http.Error(w, "burstbuffer: bad shard arguments: "+err.Error(), http.StatusBadRequest)
+		return 0, 0, 0, false
+	}
+	return store, stripe, idx, true
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(io.LimitReader(r.Body, 256<<20)).Decode(v); err != nil {
+		http.Error(w, "burstbuffer: bad body: "+err.Error(), http.StatusBadRequest)
+		return false
+	}
+	return true
+}
+
+// HTTPTransport is the Transport over the nodes' HTTP API ports.
+type HTTPTransport struct {
+	// Resolve returns node's API address (host:port).
+	Resolve func(node string) (string, error)
+	Client  *http.Client
+}
+
+// NewHTTPTransport returns a transport with a pooled client.
+func NewHTTPTransport(resolve func(string) (string, error)) *HTTPTransport {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, DisableCompression: true}
+	return &HTTPTransport{Resolve: resolve, Client: &http.Client{Transport: tr}}
+}
+
+func (t *HTTPTransport) do(ctx context.Context, node, method, op string, q url.Values, body []byte) ([]byte, error) {
+	addr, err := t.Resolve(node)
+	if err != nil {
+		return nil, err
+	}
+	u := "http://" + addr + PathPrefix + op
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.Client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("burstbuffer: %s %s on %s: %w", method, op, node, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("burstbuffer: %s %s on %s: %w", method, op, node, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound && op == "shard":
+		return nil, fmt.Errorf("%s: %w", bytes.TrimSpace(out), flash.ErrNotFound)
+	case resp.StatusCode/100 != 2:
+		return nil, fmt.Errorf("burstbuffer: %s %s on %s: %s: %s", method, op, node, resp.Status, bytes.TrimSpace(out))
+	}
+	return out, nil
+}
+
+func shardQuery(store int, stripe uint64, idx int) url.Values {
+	return url.Values{"store": {strconv.Itoa(store)}, "stripe": {strconv.FormatUint(stripe, 16)}, "idx": {strconv.Itoa(idx)}}
+}
+
+func (t *HTTPTransport) PutShard(ctx context.Context, node string, store int, stripe uint64, idx int, payload []byte, durable bool) error {
+	q := shardQuery(store, stripe, idx)
+	if !durable {
+		q.Set("durable", "0")
+	}
+	_, err := t.do(ctx, node, http.MethodPut, "shard", q, payload)
+	return err
+}
+
+func (t *HTTPTransport) SyncStores(ctx context.Context, node string, stores []int) error {
+	b, err := json.Marshal(stores)
+	if err != nil {
+		return err
+	}
+	_, err = t.do(ctx, node, http.MethodPost, "sync", nil, b)
+	return err
+}
+
+func (t *HTTPTransport) GetShard(ctx context.Context, node string, store int, stripe uint64, idx int) ([]byte, error) {
+	return t.do(ctx, node, http.MethodGet, "shard", shardQuery(store, stripe, idx), nil)
+}
+
+func (t *HTTPTransport) Publish(ctx context.Context, node string, metas []*Meta) error {
+	b, err := json.Marshal(metas)
+	if err != nil {
+		return err
+	}
+	_, err = t.do(ctx, node, http.MethodPost, "publish", nil, b)
+	return err
+}
+
+func (t *HTTPTransport) Drop(ctx context.Context, node string, ps []Piece) error {
+	b, err := json.Marshal(ps)
+	if err != nil {
+		return err
+	}
+	_, err = t.do(ctx, node, http.MethodPost, "drop", nil, b)
+	return err
+}
+
+func (t *HTTPTransport) Dump(ctx context.Context, node string) (*Dump, error) {
+	b, err := t.do(ctx, node, http.MethodGet, "dump", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	var d Dump
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("burstbuffer: dump from %s: %w", node, err)
+	}
+	return &d, nil
+}
+
+func (t *HTTPTransport) Call(ctx context.Context, node, op, path string) error {
+	_, err := t.do(ctx, node, http.MethodPost, "call", url.Values{"op": {op}, "path": {path}}, []byte{})
+	return err
+}

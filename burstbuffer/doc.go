@@ -1,46 +1,55 @@
-// Package burstbuffer is the node-local flash tier of the burst buffer: an
-// append-only record log and an extent index over it. (Stripes, erasure
-// coding, shard placement, drain and the FUSE mount build on this later.)
+// Package burstbuffer is the erasure-coded burst buffer: small writes of any
+// size at any offset are packed into stripes, whose k+m shards go to k+m
+// shard stores (flash.Store, an append-only log per flash directory) on
+// distinct nodes; a drainer writes each file's buffered bytes to the
+// backing file system as whole, aligned chunks. Package fuse mounts it.
 //
-// # Log
+// # Names and data
 //
-// A Log is a directory of segment files seg-%08d.log, rolled when the next
-// batch would pass LogOptions.SegmentSize (64 MiB by default). A record is a
-// 40-byte header (magic, version, type, file id, file offset, payload length,
-// sequence, CRC32C of header and payload; see record.go) followed by its
-// payload. Sequences are assigned by Append, start at 1, and increase by one
-// in log order.
+// The namespace is the backing directory: names, modes, owners and links
+// are the backing file system's (a shared POSIX file system in production),
+// so every node sees a new file at once. The buffer holds only file data,
+// keyed by the backing file's kernel file handle (FileRef), which survives
+// renames and hard links and goes stale when the inode is freed.
 //
-//   - Append writes records and returns their Locations. They are not
-//     durable yet.
-//   - Sync returns nil only once every record appended before the call is
-//     durable (fdatasync). One goroutine owns fdatasync; Sync callers queue
-//     on a channel and every caller that queued while an fdatasync ran is
-//     served by the next single fdatasync (group commit). A failed
-//     fdatasync is sticky: every later Sync fails.
-//   - A segment is fdatasynced before the next one is created (and the
-//     directory is synced), so a crash can tear only the last segment.
-//   - Read returns a record's payload after checking its header against the
-//     Location and its CRC; a mismatch is ErrCorrupt, never wrong bytes.
-//   - Open scans every segment. The first torn or corrupt record of the last
-//     segment ends the log: the file is truncated there (reported in
-//     Recovery) and appends continue from that point, reusing the lost
-//     sequences. A bad record in an earlier segment is ErrCorrupt.
+// # Writes and durability
+//
+// WriteAt copies the bytes into this node's open stripe (k × ShardSize of
+// data) and records the write with a version from a hybrid logical clock.
+// A full stripe is encoded (package erasure) and its shards stored without
+// waiting for fdatasync; Sync seals the open stripe, stores its shards
+// durably (each store group-commits fdatasyncs), makes durable the stores
+// that got earlier stripes, and returns: every write it covers is on k+m
+// shards. Each shard carries the stripe's Meta (code, placement, the
+// writes it holds), so the shards are the truth.
+//
+// Once its k+m shards are stored, a stripe's meta is applied to this
+// node's index and published to every live node (close-to-open: a node
+// that opens a file after another node's close or fsync reads its bytes).
 //
 // # Index
 //
-// An Index is a Pebble database mapping (file id, offset) to the extent of
-// log bytes that holds the newest data there: (segment, record offset,
-// offset within the payload, length, sequence). Extents of a file never
-// overlap; applying a write deletes, trims or splits the older extents it
-// covers. Lookup returns the pieces covering a range in file order,
-// unwritten ranges as holes. Apply stores the extents of a batch of records
-// and the last applied sequence in one Pebble batch (committed without
-// fsync), so replaying records at or below it is a no-op.
+// Every node keeps the whole extent index in memory (Index: per file, the
+// newest version of every byte → stripe and position), rebuilt at start
+// from its own shards and from every live peer's Dump (metas, shard
+// inventory, tombstones, dead stripes). Pebble keeps the durable part:
+// tombstones of drained pieces and dead stripes, so a resurrected old shard
+// never overrides newer data. Applying is idempotent and order-free.
 //
-// The log is the truth. Rebuild replays the log's records after the index's
-// applied sequence, in sequence order; an index that is ahead of its log
-// (its batches survived a crash that tore the log's unsynced tail) is reset
-// and rebuilt from the whole log. A fresh Index rebuilt from a log equals the
-// one maintained incrementally.
+// # Reads
+//
+// ReadAt reads buffered extents over the backing file, plus this node's
+// writes not yet published. A shard read is checked against its CRC32C;
+// a missing or corrupt shard is rebuilt from k others (Reconstruct) and
+// written back (repair); a stripe with shards on a node that left is
+// rebuilt onto live nodes by its owner (heal).
+//
+// # Drain
+//
+// Each file has a drain owner among the live nodes (rendezvous hashing).
+// The owner reads the file's newest bytes for every DrainChunk-aligned
+// chunk the buffered extents touch, writes whole chunks (only the file's
+// last chunk may be short) with pwrite, fsyncs, then drops the drained
+// pieces everywhere (tombstones, fsynced); a stripe left with no live
+// bytes is dead and its shards are deleted, freeing log segments.
 package burstbuffer

@@ -9,7 +9,16 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
+
+func statAtime(fi os.FileInfo) time.Time {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(st.Atim.Sec, st.Atim.Nsec)
+	}
+	return fi.ModTime()
+}
 
 // maxDrainWrite bounds one pwrite to the backing file system (a whole
 // number of drain chunks).
@@ -142,6 +151,9 @@ func (s *Service) drainFile(ctx context.Context, file uint64) error {
 	for _, r := range runs {
 		for off := r[0] * chunk; off < (r[1]+1)*chunk && off < size; {
 			wend := min(off+maxDrainWrite/chunk*chunk, (r[1]+1)*chunk, size)
+			if n := (wend - off) / chunk * chunk; wend == size && n > 0 && n < wend-off {
+				wend = off + n // whole chunks first, the file's short tail on its own
+			}
 			b := buf[:wend-off]
 			if err := s.readRange(ctx, file, bf, bsize, b, int64(off)); err != nil {
 				return err
@@ -149,10 +161,16 @@ func (s *Service) drainFile(ctx context.Context, file uint64) error {
 			if _, err := bf.WriteAt(b, int64(off)); err != nil {
 				return s.backingError(err)
 			}
-			s.stats.observeWrite(len(b))
+			s.stats.observeWrite(len(b), off%chunk == 0 && uint64(len(b))%chunk == 0, wend == size)
 			written += int64(len(b))
 			off = wend
 		}
+	}
+	// The data is the file's as of the writes, not of the drain: keep the
+	// times the mount set (ctime cannot be kept).
+	ts := []unix.Timespec{unix.NsecToTimespec(statAtime(fi).UnixNano()), unix.NsecToTimespec(fi.ModTime().UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", bf.Fd()), ts, 0); err != nil {
+		s.log.Debug("burstbuffer: keeping the mtime of a drained file failed", "err", err)
 	}
 	if err := bf.Sync(); err != nil {
 		return s.backingError(err)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -27,9 +26,10 @@ type Metrics struct {
 	repaired      atomic.Int64
 	throttled     atomic.Int64
 	hist          [histBuckets]atomic.Int64
-	mu            sync.Mutex
-	aligned       int64 // backing writes that were whole chunks
-	tails         int64 // backing writes that ended at the file's end
+	fullWrites    atomic.Int64 // backing writes of whole aligned chunks
+	tailWrites    atomic.Int64 // backing writes ending at the file's end with a short chunk
+	otherWrites   atomic.Int64 // anything else (there should be none)
+	smallWrites   atomic.Int64 // backing writes of 4 KiB or less
 }
 
 // histBuckets: bucket i counts writes of at most 2^(i+9) bytes (512 B …
@@ -38,7 +38,18 @@ const histBuckets = 18
 
 func (m *Metrics) init() {}
 
-func (m *Metrics) observeWrite(n int) {
+func (m *Metrics) observeWrite(n int, full, atEnd bool) {
+	switch {
+	case full:
+		m.fullWrites.Add(1)
+	case atEnd:
+		m.tailWrites.Add(1)
+	default:
+		m.otherWrites.Add(1)
+	}
+	if n <= 4096 {
+		m.smallWrites.Add(1)
+	}
 	b := 0
 	if n > 512 {
 		b = bits.Len(uint(n-1)) - 9
@@ -71,6 +82,10 @@ type Status struct {
 	DrainRate      float64          `json:"drain_rate_bytes_per_sec"`
 	DrainChunk     int              `json:"drain_chunk_bytes"`
 	WriteSizes     map[string]int64 `json:"backing_write_sizes"` // histogram: "≤4KiB" → count
+	FullWrites     int64            `json:"backing_full_chunk_writes"` // whole, aligned chunks
+	TailWrites     int64            `json:"backing_tail_writes"`       // a file's short last chunk
+	OtherWrites    int64            `json:"backing_other_writes"`      // neither (always 0)
+	SmallWrites    int64            `json:"backing_writes_4k_or_less"`
 	DegradedReads  int64            `json:"degraded_reads"`
 	Repaired       int64            `json:"shards_repaired"`
 	Throttled      int64            `json:"writes_throttled"`
@@ -95,6 +110,8 @@ func (s *Service) Status() Status {
 		Written: s.stats.bytesWritten.Load(), StripesWritten: s.stats.stripes.Load(),
 		Drained: s.stats.drainedBytes.Load(), BackingWritten: s.stats.backingBytes.Load(),
 		DrainChunk: s.cfg.DrainChunk, WriteSizes: map[string]int64{},
+		FullWrites: s.stats.fullWrites.Load(), TailWrites: s.stats.tailWrites.Load(),
+		OtherWrites: s.stats.otherWrites.Load(), SmallWrites: s.stats.smallWrites.Load(),
 		DegradedReads: s.stats.degradedReads.Load(), Repaired: s.stats.repaired.Load(), Throttled: s.stats.throttled.Load()}
 	if d := s.stats.drainNanos.Load(); d > 0 {
 		st.DrainRate = float64(st.BackingWritten) / (float64(d) / 1e9)

@@ -255,6 +255,12 @@ func (s *Service) Close() error {
 	return err
 }
 
+func (s *Service) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.closed
+}
+
 // version returns a new version: a hybrid logical clock, above every
 // version this node has issued or seen.
 func (s *Service) version() uint64 {

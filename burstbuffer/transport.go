@@ -125,7 +125,13 @@ func (s *Service) Handler() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.isClosed() {
+			http.Error(w, "burstbuffer: node "+s.cfg.Node+" is stopping", http.StatusServiceUnavailable)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func shardArgs(w http.ResponseWriter, r *http.Request) (store int, stripe uint64, idx int, ok bool) {

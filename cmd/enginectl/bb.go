@@ -208,7 +208,7 @@ func printBBStatus(w io.Writer, st node.BBStatusResponse) {
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
-			fmt.Fprintf(w, "  backing write sizes:")
+			fmt.Fprintf(w, "  backing writes: %d whole aligned chunks, %d file tails, %d other, %d of 4 KiB or less; sizes:", s.FullWrites, s.TailWrites, s.OtherWrites, s.SmallWrites)
 			for _, k := range keys {
 				fmt.Fprintf(w, " %s:%d", k, s.WriteSizes[k])
 			}

@@ -241,8 +241,9 @@ func (s *Service) applyDrop(ps []Piece) error {
 }
 
 // Truncate sets ref's logical size to size: this node's writes are made
-// durable first, buffered bytes past size are dropped everywhere, and the
-// backing file is truncated.
+// durable first; then the file's drain owner (so that no drain of the file
+// runs meanwhile) drops the buffered bytes past size everywhere and
+// truncates the backing file.
 func (s *Service) Truncate(ctx context.Context, ref FileRef, backing *os.File, size int64) error {
 	if size < 0 {
 		return fmt.Errorf("burstbuffer: negative size: %w", syscall.EINVAL)
@@ -250,6 +251,19 @@ func (s *Service) Truncate(ctx context.Context, ref FileRef, backing *os.File, s
 	if err := s.Sync(ctx, ref); err != nil {
 		return err
 	}
+	if o := owner(ref.ID, s.cfg.Cluster.Live()); o != s.cfg.Node {
+		if err := s.cfg.Transport.Truncate(ctx, o, ref, size); err == nil {
+			return nil
+		} else {
+			s.log.Warn("burstbuffer: truncating on the file's drain owner failed; truncating here", "owner", o, "err", err)
+		}
+	}
+	return s.truncateOwned(ctx, ref, backing, size)
+}
+
+// truncateOwned truncates with the drain lock held. backing nil: open the
+// file by its handle.
+func (s *Service) truncateOwned(ctx context.Context, ref FileRef, backing *os.File, size int64) error {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
 	exts, err := s.index.Lookup(ref.ID, uint64(size), ^uint64(0)-uint64(size))
@@ -266,6 +280,14 @@ func (s *Service) Truncate(ctx context.Context, ref FileRef, backing *os.File, s
 		if err := s.dropEverywhere(ctx, ps); err != nil {
 			return err
 		}
+	}
+	if backing == nil {
+		f, err := openRef(s.backing, ref, os.O_WRONLY)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		backing = f
 	}
 	if err := backing.Truncate(size); err != nil {
 		return fmt.Errorf("burstbuffer: truncate backing file: %w", err)

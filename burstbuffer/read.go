@@ -103,6 +103,18 @@ func (s *Service) fetchShard(ctx context.Context, meta *Meta, idx int) ([]byte, 
 	return shard, h, nil
 }
 
+func (s *Service) nodeLive(n string) bool {
+	if n == s.cfg.Node {
+		return true
+	}
+	for _, l := range s.cfg.Cluster.Live() {
+		if l == n {
+			return true
+		}
+	}
+	return false
+}
+
 // errGone says a stripe died (its bytes were overwritten or drained)
 // between the index lookup and the read: look up again.
 var errGone = errors.New("burstbuffer: stripe gone")
@@ -123,7 +135,11 @@ func (s *Service) readStripe(ctx context.Context, stripe uint64, pos int, dst []
 		shard := s.shards.get(stripe, idx)
 		if shard == nil {
 			var err error
-			shard, _, err = s.fetchShard(ctx, meta, idx)
+			if s.nodeLive(meta.Stores[idx].Node) {
+				shard, _, err = s.fetchShard(ctx, meta, idx)
+			} else {
+				err = fmt.Errorf("store %s: node is down", meta.Stores[idx])
+			}
 			if err != nil {
 				s.stats.degradedReads.Add(1)
 				s.log.Warn("burstbuffer: shard unreadable; reconstructing", "stripe", fmt.Sprintf("%016x", stripe), "shard", idx, "err", err)
@@ -159,7 +175,15 @@ func (s *Service) reconstruct(ctx context.Context, meta *Meta) ([][]byte, error)
 		err   error
 	}
 	ch := make(chan got, total)
+	live := map[string]bool{}
+	for _, n := range s.cfg.Cluster.Live() {
+		live[n] = true
+	}
 	for i := 0; i < total; i++ {
+		if !live[meta.Stores[i].Node] {
+			ch <- got{i: i, err: fmt.Errorf("store %s: node is down", meta.Stores[i])}
+			continue
+		}
 		go func() {
 			sh, h, err := s.fetchShard(ctx, meta, i)
 			ch <- got{i, sh, h, err}

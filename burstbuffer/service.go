@@ -43,6 +43,8 @@ type Transport interface {
 	Drop(ctx context.Context, node string, ps []Piece) error
 	// Dump returns what node knows: for resyncs.
 	Dump(ctx context.Context, node string) (*Dump, error)
+	// Truncate runs a truncation on node, the file's drain owner.
+	Truncate(ctx context.Context, node string, ref FileRef, size int64) error
 	// Call runs a named control operation (sync, purge, prestage) on node.
 	Call(ctx context.Context, node, op, path string) error
 }
@@ -139,7 +141,6 @@ type Service struct {
 		last     map[uint64]*openStripe    // file -> newest stripe holding its writes
 		metas    map[uint64]*Meta          // stripes known live
 		refs     map[uint64]FileRef        // file id -> handle
-		lastW    map[uint64]time.Time      // file -> time of the newest write
 		cands    map[uint64]*candidate     // stripes seen in stores, not yet known complete
 		held     map[uint64]map[int]bool   // stripe -> shard indexes held on this node
 		synced   map[string]bool           // nodes resynced with since they came up
@@ -193,7 +194,6 @@ func Open(cfg Config) (*Service, error) {
 	s.mu.last = map[uint64]*openStripe{}
 	s.mu.metas = map[uint64]*Meta{}
 	s.mu.refs = map[uint64]FileRef{}
-	s.mu.lastW = map[uint64]time.Time{}
 	s.mu.cands = map[uint64]*candidate{}
 	s.mu.held = map[uint64]map[int]bool{}
 	s.mu.dirty = map[StoreRef]bool{}
@@ -317,7 +317,6 @@ func (s *Service) writeAt(ctx context.Context, ref FileRef, p []byte, off int64,
 		return fmt.Errorf("burstbuffer: closed: %w", syscall.EIO)
 	}
 	s.mu.refs[ref.ID] = ref
-	s.mu.lastW[ref.ID] = time.Now()
 	for len(p) > 0 {
 		st := s.mu.open
 		if st == nil {

@@ -109,6 +109,17 @@ func (s *Service) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(d)
 	})
+	mux.HandleFunc("POST "+PathPrefix+"truncate", func(w http.ResponseWriter, r *http.Request) {
+		var req truncateReq
+		if !decodeBody(w, r, &req) {
+			return
+		}
+		if err := s.truncateOwned(r.Context(), MakeRef(req.Type, req.Handle), nil, req.Size); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("POST "+PathPrefix+"call", func(w http.ResponseWriter, r *http.Request) {
 		op, path := r.URL.Query().Get("op"), r.URL.Query().Get("path")
 		var err error
@@ -259,6 +270,21 @@ func (t *HTTPTransport) Dump(ctx context.Context, node string) (*Dump, error) {
 		return nil, fmt.Errorf("burstbuffer: dump from %s: %w", node, err)
 	}
 	return &d, nil
+}
+
+type truncateReq struct {
+	Type   int32  `json:"type"`
+	Handle []byte `json:"handle"`
+	Size   int64  `json:"size"`
+}
+
+func (t *HTTPTransport) Truncate(ctx context.Context, node string, ref FileRef, size int64) error {
+	b, err := json.Marshal(truncateReq{Type: ref.Type, Handle: ref.Handle, Size: size})
+	if err != nil {
+		return err
+	}
+	_, err = t.do(ctx, node, http.MethodPost, "truncate", nil, b)
+	return err
 }
 
 func (t *HTTPTransport) Call(ctx context.Context, node, op, path string) error {

@@ -81,7 +81,7 @@ type Status struct {
 	BackingWritten int64            `json:"backing_bytes_written"`
 	DrainRate      float64          `json:"drain_rate_bytes_per_sec"`
 	DrainChunk     int              `json:"drain_chunk_bytes"`
-	WriteSizes     map[string]int64 `json:"backing_write_sizes"` // histogram: "≤4KiB" → count
+	WriteSizes     map[string]int64 `json:"backing_write_sizes"`       // histogram: "≤4KiB" → count
 	FullWrites     int64            `json:"backing_full_chunk_writes"` // whole, aligned chunks
 	TailWrites     int64            `json:"backing_tail_writes"`       // a file's short last chunk
 	OtherWrites    int64            `json:"backing_other_writes"`      // neither (always 0)

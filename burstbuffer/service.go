@@ -209,7 +209,10 @@ func Open(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	for i := 0; i < cfg.K+cfg.M; i++ {
-		st, err := flash.OpenStore(filepath.Join(cfg.FlashDir, fmt.Sprintf("store-%d", i)), flash.StoreOptions{})
+		// Space is freed in whole segments: keep them small against the
+		// limit, so that draining frees flash well before it is full.
+		seg := min(max(cfg.FlashLimit/int64(cfg.K+cfg.M)/8, 1<<20), 64<<20)
+		st, err := flash.OpenStore(filepath.Join(cfg.FlashDir, fmt.Sprintf("store-%d", i)), flash.StoreOptions{SegmentSize: seg, Logger: cfg.Log})
 		if err != nil {
 			s.closeStores()
 			return nil, fmt.Errorf("burstbuffer: %w", err)
@@ -242,6 +245,9 @@ func (s *Service) closeStores() {
 // Close flushes buffered writes (waiting for their stripes), stops the
 // drainer and closes the stores. Data not yet drained stays in flash.
 func (s *Service) Close() error {
+	if s.isClosed() {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := s.SyncAll(ctx)

@@ -81,15 +81,7 @@ func (s *Service) drainPass(ctx context.Context, all bool) {
 // quiet reports whether file's newest buffered write is older than
 // DrainDelay (versions are nanosecond clock readings).
 func (s *Service) quiet(file uint64) bool {
-	exts, err := s.index.FileExtents(file)
-	if err != nil {
-		return true
-	}
-	var newest uint64
-	for _, e := range exts {
-		newest = max(newest, e.Version)
-	}
-	return time.Since(time.Unix(0, int64(newest))) >= s.cfg.DrainDelay
+	return time.Since(time.Unix(0, int64(s.index.Newest(file)))) >= s.cfg.DrainDelay
 }
 
 // drainFile writes file's dirty extents to its backing file as whole,

@@ -62,10 +62,12 @@ type Piece struct {
 type Index struct {
 	db *pebble.DB
 
-	mu    sync.RWMutex
-	files map[uint64]*btree.BTreeG[Extent]
-	live  map[uint64]int64 // stripe -> live bytes in extents
-	dead  map[uint64]bool  // cache of the 'd' keys
+	mu     sync.RWMutex
+	files  map[uint64]*btree.BTreeG[Extent]
+	live   map[uint64]int64  // stripe -> live bytes in extents
+	dead   map[uint64]bool   // cache of the 'd' keys
+	newest map[uint64]uint64 // file -> highest version applied
+	dirty  map[uint64]int64  // file -> bytes in extents not Clean
 }
 
 type quietLogger struct{}
@@ -85,7 +87,7 @@ func OpenIndex(dir string) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("burstbuffer: open index %s: %w", dir, err)
 	}
-	x := &Index{db: db, files: map[uint64]*btree.BTreeG[Extent]{}, live: map[uint64]int64{}, dead: map[uint64]bool{}}
+	x := &Index{db: db, files: map[uint64]*btree.BTreeG[Extent]{}, live: map[uint64]int64{}, dead: map[uint64]bool{}, newest: map[uint64]uint64{}, dirty: map[uint64]int64{}}
 	st, err := x.Durable()
 	if err != nil {
 		db.Close()
@@ -276,6 +278,10 @@ func (x *Index) applyRangeLocked(w Write, stripe, off, end uint64, delta map[uin
 			Pos: w.Pos + uint32(r[0]-w.Off), Version: w.Version, Clean: w.Clean}
 		t.ReplaceOrInsert(e)
 		delta[stripe] += int64(e.Length)
+		x.newest[w.File] = max(x.newest[w.File], w.Version)
+		if !e.Clean {
+			x.dirty[w.File] += int64(e.Length)
+		}
 	}
 }
 
@@ -292,7 +298,13 @@ func (x *Index) cutLocked(file, off, end uint64, match func(Extent) bool, delta 
 		}
 		t.Delete(o)
 		oend := o.FileOff + o.Length
-		delta[o.Stripe] -= int64(min(oend, end) - max(o.FileOff, off))
+		n := int64(min(oend, end) - max(o.FileOff, off))
+		delta[o.Stripe] -= n
+		if !o.Clean {
+			if x.dirty[file] -= n; x.dirty[file] == 0 {
+				delete(x.dirty, file)
+			}
+		}
 		if o.FileOff < off {
 			left := o
 			left.Length = off - o.FileOff
@@ -337,6 +349,7 @@ func (x *Index) Drop(ps []Piece) ([]uint64, error) {
 		x.cutLocked(p.File, p.Off, p.End, func(e Extent) bool { return e.Stripe == p.Stripe }, delta)
 		if t := x.files[p.File]; t != nil && t.Len() == 0 {
 			delete(x.files, p.File)
+			delete(x.newest, p.File)
 		}
 	}
 	x.addLive(delta)
@@ -423,6 +436,13 @@ func (x *Index) Lookup(file, off, length uint64) ([]Extent, error) {
 	return out, nil
 }
 
+// Newest returns the highest version written to file that the index holds.
+func (x *Index) Newest(file uint64) uint64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.newest[file]
+}
+
 // FileExtents returns every extent of file in order.
 func (x *Index) FileExtents(file uint64) ([]Extent, error) {
 	x.mu.RLock()
@@ -460,15 +480,8 @@ func (x *Index) Files() (map[uint64]int64, error) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	out := make(map[uint64]int64, len(x.files))
-	for f, t := range x.files {
-		var n int64
-		t.Ascend(func(e Extent) bool {
-			if !e.Clean {
-				n += int64(e.Length)
-			}
-			return true
-		})
-		out[f] = n
+	for f := range x.files {
+		out[f] = x.dirty[f]
 	}
 	return out, nil
 }

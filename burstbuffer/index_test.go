@@ -103,6 +103,13 @@ func check(t *testing.T, x *Index, model []refByte, step int) {
 			live[e.Stripe]++
 		}
 	}
+	var total int64
+	for _, n := range live {
+		total += n
+	}
+	if files, _ := x.Files(); files[42] != total {
+		t.Fatalf("step %d: dirty bytes %d, extents hold %d", step, files[42], total)
+	}
 	for s, n := range live {
 		if got := x.Live(s); got != n {
 			t.Fatalf("step %d: stripe %d: live %d, extents hold %d", step, s, got, n)

@@ -63,6 +63,9 @@ func (s *Service) drainPass(ctx context.Context, all bool) {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	pressure := s.flashUsed() >= s.cfg.FlashLimit*3/4
+	if !all && s.backFull.Load() != nil && time.Since(s.lastFull.Load().(time.Time)) < 5*time.Second {
+		return // the backing file system is full: retry every few seconds, not every pass
+	}
 	for _, f := range ids {
 		select {
 		case <-s.stop:
@@ -73,6 +76,9 @@ func (s *Service) drainPass(ctx context.Context, all bool) {
 			continue
 		}
 		if err := s.drainFile(ctx, f); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return
+			}
 			s.log.Warn("burstbuffer: drain failed; will retry", "file", fmt.Sprintf("%016x", f), "err", err)
 		}
 	}
@@ -138,7 +144,10 @@ func (s *Service) drainFile(ctx context.Context, file uint64) error {
 			runs = append(runs, [2]uint64{c0, c1})
 		}
 	}
-	buf := make([]byte, maxDrainWrite)
+	if s.drainBuf == nil {
+		s.drainBuf = make([]byte, maxDrainWrite)
+	}
+	buf := s.drainBuf
 	var written int64
 	for _, r := range runs {
 		for off := r[0] * chunk; off < (r[1]+1)*chunk && off < size; {
@@ -190,7 +199,11 @@ func piecesOf(file uint64, exts []Extent) []Piece {
 func (s *Service) backingError(err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		e := fmt.Errorf("burstbuffer: the backing file system %s is full (%v): buffered data stays in flash; free space on it: %w", s.cfg.BackingDir, err, syscall.ENOSPC)
+		if s.backFull.Load() == nil {
+			s.log.Error("burstbuffer: " + e.Error())
+		}
 		s.backFull.Store(&e)
+		s.lastFull.Store(time.Now())
 		return e
 	}
 	return fmt.Errorf("burstbuffer: write to the backing file system: %w", err)

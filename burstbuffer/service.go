@@ -158,6 +158,8 @@ type Service struct {
 	wg       sync.WaitGroup
 	stats    Metrics
 	backFull atomic.Pointer[error]
+	lastFull atomic.Value // time.Time of the last ENOSPC from the backing file system
+	drainBuf []byte       // drainFile's buffer (drainMu)
 }
 
 type openStripe struct {
@@ -220,6 +222,7 @@ func Open(cfg Config) (*Service, error) {
 		s.stores = append(s.stores, st)
 	}
 	s.clock.Store(uint64(time.Now().UnixNano()))
+	s.lastFull.Store(time.Time{})
 	if err := s.rebuildLocal(); err != nil {
 		s.closeStores()
 		return nil, err

@@ -241,6 +241,15 @@ func (n *Node) Mount(ctx context.Context, mountpoint string, opts bbfuse.Options
 	if opts.Logger == nil {
 		opts.Logger = n.log
 	}
+	// Serve only what the whole cluster knows: after a restart this node
+	// learns the stripes whose shards are on other nodes from them.
+	for !bb.Synced() {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("node: the burst buffer has not resynced with every live node yet: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	srv, err := bbfuse.Mount(ctx, mountpoint, n.cfg.BurstBuffer.BackingDir, bb, opts)
 	if err != nil {
 		return nil, err

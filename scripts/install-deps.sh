@@ -6,6 +6,7 @@ set -euo pipefail
 need=()
 command -v sort >/dev/null || need+=(coreutils)
 command -v ip >/dev/null || need+=(iproute2)
+command -v fio >/dev/null && command -v fusermount3 >/dev/null || need+=(fio fuse3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "install-deps: missing ${need[*]}; run as root or install them" >&2

@@ -31,6 +31,7 @@ Commands:
   valsort       validate sorted records or summaries (the reference valsort's command line)
   bench sort    benchmark the engine against GNU sort and the disk, side by side
   bench cluster benchmark a local N-node cluster against the embedded single node
+  bench fio     fio against the backing directory, a go-fuse loopback and our mount
   mount DIR     mount the namespace (POSIX over the burst buffer) at DIR
   bb            burst buffer staging: status, sync PATH, purge PATH, prestage PATH
   help [COMMAND [SUBCOMMAND]]  show help
@@ -106,6 +107,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			err = benchCluster(rest[1:], stdout, stderr)
 			break
 		}
+		if len(rest) > 0 && rest[0] == "fio" {
+			err = benchFio(rest[1:], stdout, stderr)
+			break
+		}
 		if len(rest) == 0 || rest[0] != "sort" {
 			fmt.Fprintf(stderr, "enginectl: bench takes a benchmark name: enginectl bench sort, or enginectl bench cluster\n")
 			return 2
@@ -177,6 +182,8 @@ func help(args []string, stdout, stderr io.Writer) int {
 		benchFlags(new(benchOptions), stdout).Usage()
 	case "bench cluster":
 		benchClusterFlags(new(benchClusterOptions), stdout).Usage()
+	case "bench fio":
+		benchFio([]string{"-h"}, stdout, stdout)
 	default:
 		fmt.Fprintf(stderr, "enginectl: no help for %q\n\n%s", key, usage)
 		return 2

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"syscall"
 	"time"
@@ -132,11 +133,14 @@ func (s *Service) readStripe(ctx context.Context, stripe uint64, pos int, dst []
 	}
 	for len(dst) > 0 {
 		idx, at := pos/meta.ShardSize, pos%meta.ShardSize
-		shard := s.shards.get(stripe, idx)
-		if shard == nil {
+		n := min(len(dst), meta.ShardSize-at)
+		if shard := s.shards.get(stripe, idx); shard != nil { // rebuilt lately
+			copy(dst[:n], shard[at:])
+		} else {
+			var b []byte
 			var err error
 			if s.nodeLive(meta.Stores[idx].Node) {
-				shard, _, err = s.fetchShard(ctx, meta, idx)
+				b, err = s.readShard(ctx, meta, idx, at, n)
 			} else {
 				err = fmt.Errorf("store %s: node is down", meta.Stores[idx])
 			}
@@ -153,14 +157,45 @@ func (s *Service) readStripe(ctx context.Context, stripe uint64, pos int, dst []
 					}
 					return fmt.Errorf("burstbuffer: stripe %016x: %v; %w", stripe, rerr, syscall.EIO)
 				}
-				shard = shards[idx]
+				for i, sh := range shards[:meta.K] {
+					s.shards.put(stripe, i, sh)
+				}
+				b = shards[idx][at : at+n]
 			}
-			s.shards.put(stripe, idx, shard)
+			copy(dst[:n], b)
 		}
-		n := copy(dst, shard[at:])
 		dst, pos = dst[n:], pos+n
 	}
 	return nil
+}
+
+// readShard reads n bytes at off of shard idx of meta's stripe, checked
+// block by block, from the store that holds it.
+func (s *Service) readShard(ctx context.Context, meta *Meta, idx, off, n int) ([]byte, error) {
+	ref := meta.Stores[idx]
+	if ref.Node == s.cfg.Node {
+		return s.readLocalRange(ref.Store, meta.Stripe, idx, meta.K, meta.M, meta.ShardSize, off, n)
+	}
+	return s.cfg.Transport.ReadShard(ctx, ref.Node, ref.Store, meta.Stripe, idx, meta.K, meta.M, meta.ShardSize, off, n)
+}
+
+// readLocalRange is readShard on this node's store.
+func (s *Service) readLocalRange(store int, stripe uint64, idx, k, m, shardSize, off, n int) ([]byte, error) {
+	if store < 0 || store >= len(s.stores) {
+		return nil, fmt.Errorf("burstbuffer: no store %d on %s", store, s.cfg.Node)
+	}
+	st := s.stores[store]
+	read := func(p []byte, at int64) (int, error) {
+		got, err := st.ReadAt(stripe, idx, p, at)
+		if got == len(p) {
+			return got, nil
+		}
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: payload ends at %d", errPayload, at+int64(got))
+		}
+		return got, err
+	}
+	return readShardRange(read, stripe, idx, k, m, shardSize, off, n)
 }
 
 // reconstruct fetches the shards of meta's stripe it can, rebuilds the

@@ -32,6 +32,9 @@ type Transport interface {
 	// PutShard stores a shard on node's store, durably if durable is set
 	// (else SyncStores makes it durable later).
 	PutShard(ctx context.Context, node string, store int, stripe uint64, idx int, payload []byte, durable bool) error
+	// ReadShard reads n bytes at off of a stored shard of a stripe with
+	// k+m shards of shardSize bytes, checked block by block on node.
+	ReadShard(ctx context.Context, node string, store int, stripe uint64, idx, k, m, shardSize, off, n int) ([]byte, error)
 	// SyncStores makes every shard stored on node's stores durable.
 	SyncStores(ctx context.Context, node string, stores []int) error
 	// GetShard returns a stored shard's payload (checked against the

@@ -63,6 +63,13 @@ func (t memTransport) PutShard(ctx context.Context, node string, store int, stri
 	}
 	return s.putLocal(ctx, store, stripe, idx, append([]byte(nil), payload...), durable)
 }
+func (t memTransport) ReadShard(ctx context.Context, node string, store int, stripe uint64, idx, k, m, shardSize, off, n int) ([]byte, error) {
+	s, err := t.n.get(node)
+	if err != nil {
+		return nil, err
+	}
+	return s.readLocalRange(store, stripe, idx, k, m, shardSize, off, n)
+}
 func (t memTransport) SyncStores(ctx context.Context, node string, stores []int) error {
 	s, err := t.n.get(node)
 	if err != nil {

@@ -48,6 +48,32 @@ func (s *Service) Handler() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("GET "+PathPrefix+"range", func(w http.ResponseWriter, r *http.Request) {
+		store, stripe, idx, ok := shardArgs(w, r)
+		if !ok {
+			return
+		}
+		var a [5]int
+		for i, name := range []string{"k", "m", "ss", "off", "n"} {
+			v, err := strconv.Atoi(r.URL.Query().Get(name))
+			if err != nil {
+				http.Error(w, "burstbuffer: bad range argument "+name, http.StatusBadRequest)
+				return
+			}
+			a[i] = v
+		}
+		b, err := s.readLocalRange(store, stripe, idx, a[0], a[1], a[2], a[3], a[4])
+		if err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, flash.ErrNotFound) {
+				code = http.StatusNotFound
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(b)
+	})
 	mux.HandleFunc("GET "+PathPrefix+"shard", func(w http.ResponseWriter, r *http.Request) {
 		store, stripe, idx, ok := shardArgs(w, r)
 		if !ok {
@@ -208,7 +234,7 @@ func (t *HTTPTransport) do(ctx context.Context, node, method, op string, q url.V
 		return nil, fmt.Errorf("burstbuffer: %s %s on %s: %w", method, op, node, err)
 	}
 	switch {
-	case resp.StatusCode == http.StatusNotFound && op == "shard":
+	case resp.StatusCode == http.StatusNotFound && (op == "shard" || op == "range"):
 		return nil, fmt.Errorf("%s: %w", bytes.TrimSpace(out), flash.ErrNotFound)
 	case resp.StatusCode/100 != 2:
 		return nil, fmt.Errorf("burstbuffer: %s %s on %s: %s: %s", method, op, node, resp.Status, bytes.TrimSpace(out))
@@ -227,6 +253,18 @@ func (t *HTTPTransport) PutShard(ctx context.Context, node string, store int, st
 	}
 	_, err := t.do(ctx, node, http.MethodPut, "shard", q, payload)
 	return err
+}
+
+func (t *HTTPTransport) ReadShard(ctx context.Context, node string, store int, stripe uint64, idx, k, m, shardSize, off, n int) ([]byte, error) {
+	q := shardQuery(store, stripe, idx)
+	for name, v := range map[string]int{"k": k, "m": m, "ss": shardSize, "off": off, "n": n} {
+		q.Set(name, strconv.Itoa(v))
+	}
+	b, err := t.do(ctx, node, http.MethodGet, "range", q, nil)
+	if err == nil && len(b) != n {
+		err = fmt.Errorf("burstbuffer: range read on %s returned %d bytes, want %d", node, len(b), n)
+	}
+	return b, err
 }
 
 func (t *HTTPTransport) SyncStores(ctx context.Context, node string, stores []int) error {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"unsafe"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -144,28 +146,72 @@ func (s *Service) drainFile(ctx context.Context, file uint64) error {
 			runs = append(runs, [2]uint64{c0, c1})
 		}
 	}
-	if s.drainBuf == nil {
-		s.drainBuf = make([]byte, maxDrainWrite)
+	// Two page-aligned buffers (for O_DIRECT; Go's heap does not move
+	// objects): the next window is read from flash while the last one is
+	// written to the backing file system.
+	for len(s.drainBufs) < 2 {
+		raw := make([]byte, maxDrainWrite+4096)
+		skip := (4096 - int(uintptr(unsafe.Pointer(&raw[0]))%4096)) % 4096
+		s.drainBufs = append(s.drainBufs, raw[skip:skip+maxDrainWrite])
 	}
-	buf := s.drainBuf
+	// Whole chunks go through O_DIRECT: they are aligned, and the backing
+	// file system gets them as they are, without filling the page cache.
+	direct, derr := openRef(s.backing, ref, os.O_RDWR|syscall.O_DIRECT)
+	if derr == nil {
+		defer direct.Close()
+	}
+	type job struct {
+		b    []byte
+		off  uint64
+		tail bool
+	}
+	jobs := make(chan job)
+	free := make(chan []byte, 2)
+	free <- s.drainBufs[0]
+	free <- s.drainBufs[1]
+	werr := make(chan error, 1)
 	var written int64
+	go func() {
+		var err error
+		for j := range jobs {
+			if err == nil {
+				out := bf
+				if direct != nil && uint64(len(j.b))%chunk == 0 {
+					out = direct
+				}
+				if _, e := out.WriteAt(j.b, int64(j.off)); e != nil {
+					err = s.backingError(e)
+				} else {
+					s.stats.observeWrite(len(j.b), j.off%chunk == 0 && uint64(len(j.b))%chunk == 0, j.tail)
+					written += int64(len(j.b))
+				}
+			}
+			free <- j.b[:cap(j.b)]
+		}
+		werr <- err
+	}()
+	var rerr error
+runs:
 	for _, r := range runs {
 		for off := r[0] * chunk; off < (r[1]+1)*chunk && off < size; {
 			wend := min(off+maxDrainWrite/chunk*chunk, (r[1]+1)*chunk, size)
 			if n := (wend - off) / chunk * chunk; wend == size && n > 0 && n < wend-off {
 				wend = off + n // whole chunks first, the file's short tail on its own
 			}
-			b := buf[:wend-off]
-			if err := s.readRange(ctx, file, bf, bsize, b, int64(off)); err != nil {
-				return err
+			b := (<-free)[:wend-off]
+			if rerr = s.readRange(ctx, file, bf, bsize, b, int64(off)); rerr != nil {
+				break runs
 			}
-			if _, err := bf.WriteAt(b, int64(off)); err != nil {
-				return s.backingError(err)
-			}
-			s.stats.observeWrite(len(b), off%chunk == 0 && uint64(len(b))%chunk == 0, wend == size)
-			written += int64(len(b))
+			jobs <- job{b: b, off: off, tail: wend == size}
 			off = wend
 		}
+	}
+	close(jobs)
+	if err := <-werr; err != nil {
+		return err
+	}
+	if rerr != nil {
+		return rerr
 	}
 	// The data is the file's as of the writes, not of the drain: keep the
 	// times the mount set (ctime cannot be kept).

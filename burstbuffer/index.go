@@ -68,6 +68,7 @@ type Index struct {
 	dead   map[uint64]bool   // cache of the 'd' keys
 	newest map[uint64]uint64 // file -> highest version applied
 	dirty  map[uint64]int64  // file -> bytes in extents not Clean
+	tombed map[uint64]bool   // stripes with tombstones in Pebble
 }
 
 type quietLogger struct{}
@@ -87,7 +88,7 @@ func OpenIndex(dir string) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("burstbuffer: open index %s: %w", dir, err)
 	}
-	x := &Index{db: db, files: map[uint64]*btree.BTreeG[Extent]{}, live: map[uint64]int64{}, dead: map[uint64]bool{}, newest: map[uint64]uint64{}, dirty: map[uint64]int64{}}
+	x := &Index{db: db, files: map[uint64]*btree.BTreeG[Extent]{}, live: map[uint64]int64{}, dead: map[uint64]bool{}, newest: map[uint64]uint64{}, dirty: map[uint64]int64{}, tombed: map[uint64]bool{}}
 	st, err := x.Durable()
 	if err != nil {
 		db.Close()
@@ -95,6 +96,9 @@ func OpenIndex(dir string) (*Index, error) {
 	}
 	for _, d := range st.Dead {
 		x.dead[d] = true
+	}
+	for _, t := range st.Tombs {
+		x.tombed[t.Stripe] = true
 	}
 	return x, nil
 }
@@ -214,7 +218,13 @@ func (x *Index) Dead(stripe uint64) bool {
 // the stripes (this one included) left with no live bytes.
 func (x *Index) Apply(stripe uint64, ws []Write) ([]uint64, error) {
 	tombs := map[uint64][][2]uint64{}
+	x.mu.RLock()
+	tombed := x.tombed[stripe]
+	x.mu.RUnlock()
 	for _, w := range ws {
+		if !tombed {
+			break
+		}
 		if _, ok := tombs[w.File]; !ok {
 			t, err := tombstones(x.db, stripe, w.File)
 			if err != nil {
@@ -346,6 +356,7 @@ func (x *Index) Drop(ps []Piece) ([]uint64, error) {
 		if p.End <= p.Off {
 			continue
 		}
+		x.tombed[p.Stripe] = true
 		x.cutLocked(p.File, p.Off, p.End, func(e Extent) bool { return e.Stripe == p.Stripe }, delta)
 		if t := x.files[p.File]; t != nil && t.Len() == 0 {
 			delete(x.files, p.File)
@@ -378,6 +389,7 @@ func (x *Index) MarkDead(stripes []uint64) error {
 	defer x.mu.Unlock()
 	for _, s := range stripes {
 		x.dead[s] = true
+		delete(x.tombed, s)
 	}
 	return nil
 }

@@ -32,6 +32,11 @@ type Meta struct {
 	Stores    []StoreRef `json:"st"` // Stores[i] holds shard i
 	Files     []FileRef  `json:"f"`
 	Writes    []Write    `json:"wr"` // Write.File is a file id of Files
+	// Done lists the writer's stripes whose k+m shards were all stored
+	// since its previous stripe: after a restart, a stripe named here that
+	// has fewer than k shards left was acknowledged and is lost (its bytes
+	// read as EIO), not an unfinished write to forget.
+	Done []uint64 `json:"d,omitempty"`
 }
 
 // Shard payload layout (what a store keeps for one shard):
@@ -115,49 +120,59 @@ type rangeReader func(p []byte, off int64) (int, error)
 // readShardRange reads n bytes at off of shard idx of a stripe whose
 // shards are shardSize bytes in a k+m code, from a stored payload, and
 // checks the 4 KiB blocks it read against their checksums.
-func readShardRange(read rangeReader, stripe uint64, idx, k, m, shardSize, off, n int) ([]byte, error) {
+func readShardRange(read rangeReader, stripe uint64, idx, k, m, shardSize, off, n int) ([]byte, layout, error) {
+	var l layout
 	if off < 0 || n < 0 || off+n > shardSize {
-		return nil, fmt.Errorf("burstbuffer: range %d+%d outside a %d-byte shard", off, n, shardSize)
+		return nil, l, fmt.Errorf("burstbuffer: range %d+%d outside a %d-byte shard", off, n, shardSize)
 	}
 	var pre [12]byte
 	if _, err := read(pre[:], 0); err != nil {
-		return nil, err
+		return nil, l, err
 	}
 	if string(pre[:4]) != payloadMagic {
-		return nil, fmt.Errorf("%w: no magic", errPayload)
+		return nil, l, fmt.Errorf("%w: no magic", errPayload)
 	}
 	hdrOff := 12 + int64(binary.BigEndian.Uint32(pre[4:]))
 	hs := erasure.ShardHeaderSize(k, m)
 	nb := numBlocks(shardSize)
 	b0, b1 := off/blockSize, (off+n-1)/blockSize
 	if n == 0 {
-		return nil, nil
+		return nil, l, nil
 	}
 	meta := make([]byte, hs+4*nb)
 	if _, err := read(meta, hdrOff); err != nil {
-		return nil, err
+		return nil, l, err
 	}
 	h, _, err := erasure.ParseShardHeader(meta[:hs])
 	if err != nil {
-		return nil, err
+		return nil, l, err
 	}
 	if h.StripeID != stripe || h.Index != idx || h.ShardSize != shardSize {
-		return nil, fmt.Errorf("%w: holds stripe %016x shard %d of %d bytes, want %016x shard %d of %d", errPayload, h.StripeID, h.Index, h.ShardSize, stripe, idx, shardSize)
+		return nil, l, fmt.Errorf("%w: holds stripe %016x shard %d of %d bytes, want %016x shard %d of %d", errPayload, h.StripeID, h.Index, h.ShardSize, stripe, idx, shardSize)
 	}
 	dataOff := hdrOff + int64(hs+4*nb)
 	lo, hi := b0*blockSize, min((b1+1)*blockSize, shardSize)
 	buf := make([]byte, hi-lo)
 	if _, err := read(buf, dataOff+int64(lo)); err != nil {
-		return nil, err
+		return nil, l, err
 	}
+	sums := meta[hs:]
+	if err := checkBlocks(buf, sums, stripe, idx, b0, b1); err != nil {
+		return nil, l, err
+	}
+	return buf[off-lo : off-lo+n], layout{shardSize: shardSize, dataOff: dataOff, sums: sums}, nil
+}
+
+// checkBlocks checks blocks b0..b1 of a shard, read into buf, against sums.
+func checkBlocks(buf, sums []byte, stripe uint64, idx, b0, b1 int) error {
 	for b := b0; b <= b1; b++ {
 		blk := buf[(b-b0)*blockSize : min((b-b0+1)*blockSize, len(buf))]
-		want := binary.BigEndian.Uint32(meta[hs+4*b:])
+		want := binary.BigEndian.Uint32(sums[4*b:])
 		if got := crc32.Checksum(blk, crcTable); got != want {
-			return nil, fmt.Errorf("%w: stripe %016x shard %d block %d: checksum %#08x, stored %#08x", erasure.ErrDamaged, stripe, idx, b, got, want)
+			return fmt.Errorf("%w: stripe %016x shard %d block %d: checksum %#08x, stored %#08x", erasure.ErrDamaged, stripe, idx, b, got, want)
 		}
 	}
-	return buf[off-lo : off-lo+n], nil
+	return nil
 }
 
 func jsonMeta(m *Meta) ([]byte, error) { return json.Marshal(m) }

@@ -35,7 +35,7 @@ func TestShardRangeChecksBlocks(t *testing.T) {
 		}
 	}
 	for _, r := range [][2]int{{0, 1}, {0, 10000}, {4095, 2}, {8192, 1808}, {9999, 1}} {
-		got, err := readShardRange(read(payload), 77, 1, 4, 2, 10000, r[0], r[1])
+		got, _, err := readShardRange(read(payload), 77, 1, 4, 2, 10000, r[0], r[1])
 		if err != nil || !bytes.Equal(got, es.Shards[1][r[0]:r[0]+r[1]]) {
 			t.Fatalf("range %v: %v", r, err)
 		}
@@ -43,13 +43,13 @@ func TestShardRangeChecksBlocks(t *testing.T) {
 	// Damage block 1 (bytes 4096..8191 of the shard).
 	bad := append([]byte(nil), payload...)
 	bad[len(bad)-10000+5000] ^= 1
-	if _, err := readShardRange(read(bad), 77, 1, 4, 2, 10000, 0, 4096); err != nil {
+	if _, _, err := readShardRange(read(bad), 77, 1, 4, 2, 10000, 0, 4096); err != nil {
 		t.Fatalf("block 0 is intact: %v", err)
 	}
-	if _, err := readShardRange(read(bad), 77, 1, 4, 2, 10000, 4000, 200); !errors.Is(err, erasure.ErrDamaged) {
+	if _, _, err := readShardRange(read(bad), 77, 1, 4, 2, 10000, 4000, 200); !errors.Is(err, erasure.ErrDamaged) {
 		t.Fatalf("a read across the damaged block: %v, want ErrDamaged", err)
 	}
-	if _, err := readShardRange(read(payload), 78, 1, 4, 2, 10000, 0, 10); err == nil {
+	if _, _, err := readShardRange(read(payload), 78, 1, 4, 2, 10000, 0, 10); err == nil {
 		t.Fatal("a shard of another stripe was accepted")
 	}
 	// The whole-shard parse still finds the shard after the block sums.

@@ -25,6 +25,7 @@ type Metrics struct {
 	degradedReads atomic.Int64
 	repaired      atomic.Int64
 	throttled     atomic.Int64
+	lostStripes   atomic.Int64
 	hist          [histBuckets]atomic.Int64
 	fullWrites    atomic.Int64 // backing writes of whole aligned chunks
 	tailWrites    atomic.Int64 // backing writes ending at the file's end with a short chunk
@@ -89,6 +90,7 @@ type Status struct {
 	DegradedReads  int64            `json:"degraded_reads"`
 	Repaired       int64            `json:"shards_repaired"`
 	Throttled      int64            `json:"writes_throttled"`
+	LostStripes    int64            `json:"lost_stripes"` // acknowledged stripes with more than m shards gone
 	BackingFull    string           `json:"backing_full,omitempty"`
 }
 
@@ -112,7 +114,7 @@ func (s *Service) Status() Status {
 		DrainChunk: s.cfg.DrainChunk, WriteSizes: map[string]int64{},
 		FullWrites: s.stats.fullWrites.Load(), TailWrites: s.stats.tailWrites.Load(),
 		OtherWrites: s.stats.otherWrites.Load(), SmallWrites: s.stats.smallWrites.Load(),
-		DegradedReads: s.stats.degradedReads.Load(), Repaired: s.stats.repaired.Load(), Throttled: s.stats.throttled.Load()}
+		DegradedReads: s.stats.degradedReads.Load(), Repaired: s.stats.repaired.Load(), Throttled: s.stats.throttled.Load(), LostStripes: s.stats.lostStripes.Load()}
 	if d := s.stats.drainNanos.Load(); d > 0 {
 		st.DrainRate = float64(st.BackingWritten) / (float64(d) / 1e9)
 	}
@@ -149,6 +151,8 @@ func (s *Service) Status() Status {
 	}
 	s.mu.Unlock()
 	switch {
+	case st.LostStripes > 0:
+		st.Health = fmt.Sprintf("DATA LOST: %d acknowledged stripes have more than %d shards gone; their bytes read as EIO", st.LostStripes, s.cfg.M)
 	case degraded > 0:
 		st.Health = fmt.Sprintf("degraded: %d stripes have shards on nodes that are down (being rebuilt)", degraded)
 	case len(live) < s.cfg.K+s.cfg.M:

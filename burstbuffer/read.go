@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"engine/burstbuffer/flash"
 	"sync"
 	"syscall"
 	"time"
@@ -185,6 +187,10 @@ func (s *Service) readLocalRange(store int, stripe uint64, idx, k, m, shardSize,
 		return nil, fmt.Errorf("burstbuffer: no store %d on %s", store, s.cfg.Node)
 	}
 	st := s.stores[store]
+	key := layoutKey{store, stripe, idx}
+	if l, ok := s.layouts.get(key); ok && l.shardSize == shardSize {
+		return l.read(st, stripe, idx, off, n)
+	}
 	read := func(p []byte, at int64) (int, error) {
 		got, err := st.ReadAt(stripe, idx, p, at)
 		if got == len(p) {
@@ -195,7 +201,92 @@ func (s *Service) readLocalRange(store int, stripe uint64, idx, k, m, shardSize,
 		}
 		return got, err
 	}
-	return readShardRange(read, stripe, idx, k, m, shardSize, off, n)
+	b, l, err := readShardRange(read, stripe, idx, k, m, shardSize, off, n)
+	if err == nil {
+		s.layouts.put(key, l)
+	}
+	return b, err
+}
+
+// layout is where a stored shard's bytes and block checksums are in its
+// payload, kept so that a small read is one pread.
+type layout struct {
+	shardSize int
+	dataOff   int64
+	sums      []byte // 4 bytes per block
+}
+
+type layoutKey struct {
+	store  int
+	stripe uint64
+	idx    int
+}
+
+func (l layout) read(st *flash.Store, stripe uint64, idx, off, n int) ([]byte, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	b0, b1 := off/blockSize, (off+n-1)/blockSize
+	lo, hi := b0*blockSize, min((b1+1)*blockSize, l.shardSize)
+	buf := make([]byte, hi-lo)
+	got, err := st.ReadAt(stripe, idx, buf, l.dataOff+int64(lo))
+	if got != len(buf) {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: payload ends early", errPayload)
+		}
+		return nil, err
+	}
+	if err := checkBlocks(buf, l.sums, stripe, idx, b0, b1); err != nil {
+		return nil, err
+	}
+	return buf[off-lo : off-lo+n], nil
+}
+
+// layoutCache is a bounded map of layouts (evicting at random when full).
+type layoutCache struct {
+	mu sync.Mutex
+	m  map[layoutKey]layout
+}
+
+func (c *layoutCache) get(k layoutKey) (layout, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.m[k]
+	return l, ok
+}
+
+func (c *layoutCache) put(k layoutKey, l layout) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[layoutKey]layout{}
+	}
+	if len(c.m) >= 65536 {
+		for k := range c.m {
+			delete(c.m, k)
+			if len(c.m) < 60000 {
+				break
+			}
+		}
+	}
+	c.m[k] = l
+}
+
+// forget drops the layouts of a stripe's shards on stores 0..stores-1.
+func (c *layoutCache) forget(stripe uint64, stores, shards int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for st := 0; st < stores; st++ {
+		for i := 0; i < shards; i++ {
+			delete(c.m, layoutKey{st, stripe, i})
+		}
+	}
+}
+
+func (c *layoutCache) drop(k layoutKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, k)
 }
 
 // reconstruct fetches the shards of meta's stripe it can, rebuilds the

@@ -58,6 +58,9 @@ func (s *Service) rebuildLocal() error {
 	s.mu.held = map[uint64]map[int]bool{}
 	for id, c := range cands {
 		s.mu.held[id] = c.held
+		for _, d := range c.meta.Done {
+			s.mu.known[d] = true
+		}
 	}
 	s.mu.Unlock()
 	applied := 0
@@ -158,6 +161,9 @@ func (s *Service) merge(d *Dump) error {
 	var ready []*Meta
 	s.mu.Lock()
 	for _, m := range d.Cands {
+		for _, x := range m.Done {
+			s.mu.known[x] = true
+		}
 		if _, ok := s.mu.metas[m.Stripe]; ok {
 			continue
 		}
@@ -254,11 +260,38 @@ func (s *Service) memberLoop() {
 		s.mu.Lock()
 		s.mu.synced = copyNames(synced)
 		s.mu.Unlock()
+		if s.Synced() {
+			s.applyLost()
+		}
 		s.heal(live)
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// applyLost applies the stripes that were acknowledged (some meta lists
+// them as Done) but have fewer than k shards left anywhere, once this node
+// has heard from every live node: their bytes read as EIO rather than as
+// the older bytes beneath them.
+func (s *Service) applyLost() {
+	var lost []*candidate
+	s.mu.Lock()
+	for id, c := range s.mu.cands {
+		if s.mu.known[id] && len(c.held) < c.meta.K {
+			lost = append(lost, c)
+			delete(s.mu.cands, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range lost {
+		s.log.Error("burstbuffer: an acknowledged stripe lost more than m shards; its bytes read as EIO until rewritten",
+			"stripe", fmt.Sprintf("%016x", c.meta.Stripe), "shards_left", len(c.held), "need", c.meta.K)
+		s.stats.lostStripes.Add(1)
+		if err := s.applyMeta(c.meta); err != nil {
+			s.log.Error("burstbuffer: applying a lost stripe", "err", err)
 		}
 	}
 }

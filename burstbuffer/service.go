@@ -123,16 +123,22 @@ func (c *Config) ensureDefaults() error {
 	return nil
 }
 
+// smallStripe: a stripe sealed by an fsync with at most this much data is
+// stored as m+1 copies.
+const smallStripe = 16 << 10
+
 // Service is one node's part of the burst buffer. It is safe for
 // concurrent use.
 type Service struct {
 	cfg     Config
 	code    *erasure.Code
+	small   *erasure.Code // 1+m: small stripes sealed by an fsync
 	log     *slog.Logger
 	index   *Index
 	stores  []*flash.Store
 	backing *os.File // the backing root, for open_by_handle_at
 	shards  *shardCache
+	layouts layoutCache
 
 	clock atomic.Uint64 // hybrid logical clock: versions
 
@@ -148,21 +154,23 @@ type Service struct {
 		held     map[uint64]map[int]bool   // stripe -> shard indexes held on this node
 		synced   map[string]bool           // nodes resynced with since they came up
 		dirty    map[StoreRef]bool         // stores holding shards not yet made durable
+		done     []uint64                  // stripes stored since the last meta was sealed (Meta.Done)
+		known    map[uint64]bool           // stripes some meta lists as Done
 		seq      uint64
 		warned   string
 		closed   bool
 	}
-	space    *sync.Cond // signalled when flash space is freed or stripes finish
-	slots    chan struct{}
-	drainMu  sync.Mutex   // one drain pass at a time
-	pubMu    sync.RWMutex // held (write) while a stripe moves from pending to the index
-	kick     chan struct{}
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	stats    Metrics
-	backFull atomic.Pointer[error]
-	lastFull atomic.Value // time.Time of the last ENOSPC from the backing file system
-	drainBuf []byte       // drainFile's buffer (drainMu)
+	space     *sync.Cond // signalled when flash space is freed or stripes finish
+	slots     chan struct{}
+	drainMu   sync.Mutex   // one drain pass at a time
+	pubMu     sync.RWMutex // held (write) while a stripe moves from pending to the index
+	kick      chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	stats     Metrics
+	backFull  atomic.Pointer[error]
+	lastFull  atomic.Value // time.Time of the last ENOSPC from the backing file system
+	drainBufs [][]byte     // drainFile's buffers (drainMu)
 }
 
 type openStripe struct {
@@ -192,7 +200,8 @@ func Open(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("burstbuffer: %w", err)
 	}
-	s := &Service{cfg: cfg, code: code, log: cfg.Log, shards: newShardCache(256),
+	small, _ := erasure.New(1, cfg.M)
+	s := &Service{cfg: cfg, code: code, small: small, log: cfg.Log, shards: newShardCache(256),
 		slots: make(chan struct{}, cfg.MaxInflight), kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	s.space = sync.NewCond(&s.mu)
 	s.mu.pending = map[uint64][]pendingWrite{}
@@ -202,6 +211,7 @@ func Open(cfg Config) (*Service, error) {
 	s.mu.cands = map[uint64]*candidate{}
 	s.mu.held = map[uint64]map[int]bool{}
 	s.mu.dirty = map[StoreRef]bool{}
+	s.mu.known = map[uint64]bool{}
 	s.stats.init()
 	if err := os.MkdirAll(cfg.FlashDir, 0o755); err != nil {
 		return nil, fmt.Errorf("burstbuffer: flash directory: %w", err)
@@ -424,16 +434,27 @@ func (s *Service) writeStripe(st *openStripe) {
 		meta.Files = append(meta.Files, r)
 	}
 	sort.Slice(meta.Files, func(i, j int) bool { return meta.Files[i].ID < meta.Files[j].ID })
-	meta.ShardSize = s.code.MinShardSize(st.used)
+	s.mu.Lock()
+	meta.Done, s.mu.done = s.mu.done, nil
+	s.mu.Unlock()
+	// A small stripe sealed by an fsync is stored as m+1 copies (a 1+m
+	// code): it survives the loss of any m shards as a k+m stripe does,
+	// with m+1 fdatasyncs instead of k+m.
+	code := s.code
+	if st.durable && st.used <= smallStripe && s.small != nil {
+		code = s.small
+		meta.K = 1
+	}
+	meta.ShardSize = code.MinShardSize(st.used)
 	if meta.ShardSize < s.cfg.ShardSize {
 		meta.ShardSize = (meta.ShardSize + 511) &^ 511
 	}
-	es, err := s.code.NewStripe(meta.ShardSize)
+	es, err := code.NewStripe(meta.ShardSize)
 	if err == nil {
-		err = s.code.Fill(es, st.buf[:st.used])
+		err = code.Fill(es, st.buf[:st.used])
 	}
 	if err == nil {
-		err = s.code.EncodeInto(es)
+		err = code.EncodeInto(es)
 	}
 	var exclude map[string]bool
 	backoff := 10 * time.Millisecond
@@ -441,11 +462,11 @@ func (s *Service) writeStripe(st *openStripe) {
 	for err == nil {
 		meta.Stripe = id
 		es.ID = id
-		if meta.Stores, err = s.place(id, exclude); err != nil {
+		if meta.Stores, err = s.place(id, meta.K+meta.M, exclude); err != nil {
 			break
 		}
 		var perr error
-		if perr = s.putShards(meta, es, st.durable); perr == nil {
+		if perr = s.putShards(code, meta, es, st.durable); perr == nil {
 			if !st.durable {
 				s.mu.Lock()
 				for _, r := range meta.Stores {
@@ -480,6 +501,9 @@ func (s *Service) writeStripe(st *openStripe) {
 	}
 	s.mu.Lock()
 	st.err = err
+	if err == nil && len(s.mu.done) < 4096 {
+		s.mu.done = append(s.mu.done, meta.Stripe)
+	}
 	if err != nil {
 		s.log.Error("burstbuffer: a stripe could not be stored; fsync of its files fails", "err", err)
 	}
@@ -530,7 +554,7 @@ func (e *storeError) Error() string { return fmt.Sprintf("store %s: %v", e.ref, 
 func (e *storeError) Unwrap() error { return e.err }
 
 // putShards stores every shard of es on meta.Stores, in parallel.
-func (s *Service) putShards(meta *Meta, es *erasure.Stripe, durable bool) error {
+func (s *Service) putShards(code *erasure.Code, meta *Meta, es *erasure.Stripe, durable bool) error {
 	mj, err := json.Marshal(meta)
 	if err != nil {
 		return err
@@ -539,7 +563,7 @@ func (s *Service) putShards(meta *Meta, es *erasure.Stripe, durable bool) error 
 	defer cancel()
 	errs := make(chan error, len(meta.Stores))
 	for i, ref := range meta.Stores {
-		h := s.code.ShardHeader(es, i)
+		h := code.ShardHeader(es, i)
 		payload, err := encodePayload(mj, &h, es.Shards[i])
 		if err != nil {
 			return err
@@ -568,7 +592,7 @@ func (s *Service) putShards(meta *Meta, es *erasure.Stripe, durable bool) error 
 
 // place picks the k+m stores of a stripe: distinct live nodes while there
 // are enough, then distinct stores of the same nodes.
-func (s *Service) place(id uint64, exclude map[string]bool) ([]StoreRef, error) {
+func (s *Service) place(id uint64, total int, exclude map[string]bool) ([]StoreRef, error) {
 	var nodes []string
 	for _, n := range s.cfg.Cluster.Live() {
 		if !exclude[n] {
@@ -579,8 +603,8 @@ func (s *Service) place(id uint64, exclude map[string]bool) ([]StoreRef, error) 
 		return nil, fmt.Errorf("burstbuffer: no live node to store shards on")
 	}
 	sort.Strings(nodes)
-	n, total := len(nodes), s.cfg.K+s.cfg.M
-	if n < total {
+	n := len(nodes)
+	if n < s.cfg.K+s.cfg.M {
 		s.warnPlacement(n)
 	}
 	start := int(id % uint64(n))
@@ -610,6 +634,7 @@ func (s *Service) putLocal(ctx context.Context, store int, stripe uint64, idx in
 	if store < 0 || store >= len(s.stores) {
 		return fmt.Errorf("burstbuffer: no store %d on %s", store, s.cfg.Node)
 	}
+	s.layouts.drop(layoutKey{store, stripe, idx}) // a repair rewrites a shard elsewhere in the log
 	put := s.stores[store].Put
 	if !durable {
 		put = s.stores[store].PutBuffered
@@ -679,6 +704,9 @@ func (s *Service) applyMeta(meta *Meta) error {
 		return nil
 	}
 	s.mu.metas[meta.Stripe] = meta
+	for _, d := range meta.Done {
+		s.mu.known[d] = true
+	}
 	for _, r := range meta.Files {
 		if _, ok := s.mu.refs[r.ID]; !ok {
 			s.mu.refs[r.ID] = r
@@ -706,10 +734,12 @@ func (s *Service) bury(dead []uint64) error {
 		delete(s.mu.metas, id)
 		delete(s.mu.held, id)
 		delete(s.mu.cands, id)
+		delete(s.mu.known, id)
 	}
 	s.mu.Unlock()
 	for _, id := range dead {
 		s.shards.forget(id)
+		s.layouts.forget(id, len(s.stores), s.cfg.K+s.cfg.M)
 		for _, st := range s.stores {
 			st.Delete(id)
 		}
@@ -900,7 +930,15 @@ func (s *Service) readRangeOnce(ctx context.Context, file uint64, backing *os.Fi
 	if err != nil {
 		return err
 	}
-	for _, e := range exts {
+	for i := 0; i < len(exts); i++ {
+		e := exts[i]
+		if !e.Hole { // one read for neighbours that are neighbours in their stripe too
+			for i+1 < len(exts) && !exts[i+1].Hole && exts[i+1].Stripe == e.Stripe &&
+				exts[i+1].FileOff == e.FileOff+e.Length && uint64(exts[i+1].Pos) == uint64(e.Pos)+e.Length {
+				e.Length += exts[i+1].Length
+				i++
+			}
+		}
 		dst := p[int64(e.FileOff)-off : int64(e.FileOff)-off+int64(e.Length)]
 		if e.Hole {
 			if err := readBacking(backing, backingSize, dst, int64(e.FileOff)); err != nil {

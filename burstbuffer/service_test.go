@@ -593,3 +593,41 @@ func BenchmarkWriteSync4KiB(b *testing.B) {
 		}
 	}
 }
+
+// TestLostStripeReadsEIO: when more than m shards of acknowledged stripes
+// are gone after a restart, their bytes read as EIO, never as the older
+// bytes beneath them.
+func TestLostStripeReadsEIO(t *testing.T) {
+	tc := newTestCluster(t, 1, 4, 2)
+	ctx := context.Background()
+	f, ref := tc.file("lost")
+	s := tc.svc("n0")
+	old := bytes.Repeat([]byte("old!"), 16384)
+	f.WriteAt(old, 0)                       // the backing file's bytes
+	p := bytes.Repeat([]byte("new!"), 8192) // 32 KiB: stored 4+2, not as copies
+	for i := 0; i < 8; i++ {                // several stripes, so later metas name earlier ones Done
+		if err := s.WriteAt(ctx, ref, p, int64(i)*int64(len(p))); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Sync(ctx, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc.stop("n0")
+	for _, st := range []string{"store-0", "store-1", "store-2"} {
+		segs, _ := filepath.Glob(filepath.Join(tc.root, "n0", st, "seg-*"))
+		for _, seg := range segs {
+			os.Remove(seg)
+		}
+	}
+	s = tc.start("n0")
+	waitFor(t, func() bool { return s.Status().LostStripes > 0 }, "the lost stripes reported")
+	buf := make([]byte, len(p))
+	_, err := s.ReadAt(ctx, ref, f, buf, 0)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read of a lost stripe: %v (bytes %q…), want EIO", err, buf[:8])
+	}
+	if h := s.Status().Health; !strings.Contains(h, "DATA LOST") {
+		t.Errorf("health does not say data was lost: %q", h)
+	}
+}

@@ -103,18 +103,6 @@ func bbLogTail(path string, lines int) string {
 	return strings.Join(ls, "\n")
 }
 
-// knownBug skips the (sub)test with what a known product bug did, or fails
-// it when BB_E2E_STRICT is set.
-func knownBug(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("BB_E2E_STRICT") != "" {
-		t.Error(msg)
-		return
-	}
-	t.Skip("KNOWN PRODUCT BUG (set BB_E2E_STRICT=1 to fail on it): " + msg)
-}
-
 // firstOf joins the first n of ss, saying how many more there are.
 func firstOf(ss []string, n int) string {
 	if len(ss) <= n {
@@ -883,8 +871,7 @@ func TestBBCorruptShard(t *testing.T) {
 			}
 		}
 		if len(silent) > 0 && !t.Failed() {
-			knownBug(t, "a stripe with fewer than k shards left is dropped at restart (burstbuffer/rebuild.go rebuildLocal: "+
-				"a candidate, never applied), so its files read as the backing file (here empty) with no error instead of EIO: %s",
+			t.Errorf("a stripe with fewer than k shards left reads as the backing file with no error, instead of EIO: %s",
 				firstOf(silent, 2))
 		}
 	})
@@ -944,8 +931,8 @@ func TestBBWholeClusterRestart(t *testing.T) {
 			}
 		}
 		if len(wrong) > 0 {
-			knownBug(t, "the mount serves before its node has resynced with its peers (burstbuffer.Service.Synced is never consulted), "+
-				"so %d of %d fsynced files read as their backing files (here empty) with no error: %s",
+			t.Errorf("the mount served before its node had resynced with its peers: "+
+				"%d of %d fsynced files read as their backing files with no error: %s",
 				len(wrong), len(files), firstOf(wrong, 2))
 		}
 	})

@@ -19,9 +19,12 @@ import (
 //	'd' stripe(8)                  -> ""       dead stripe: nothing of it is live
 //
 // All integers big-endian, committed with fsync.
+//
+//	'c' stripe(8)                  -> ""       a stripe this node stored completely (no fsync: a hint)
 const (
 	tombPrefix = 't'
 	deadPrefix = 'd'
+	donePrefix = 'c'
 )
 
 // Extent is a piece of a file and where its newest bytes are: a range of a
@@ -381,6 +384,11 @@ func (x *Index) MarkDead(stripes []uint64) error {
 		if err := b.DeleteRange(tombKey(s, 0, 0), tombKey(s+1, 0, 0), nil); err != nil {
 			return err
 		}
+		k := []byte{donePrefix, 0, 0, 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint64(k[1:], s)
+		if err := b.Delete(k, nil); err != nil {
+			return err
+		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
@@ -392,6 +400,41 @@ func (x *Index) MarkDead(stripes []uint64) error {
 		delete(x.tombed, s)
 	}
 	return nil
+}
+
+// MarkDone notes stripes this node stored completely (without fsync: after
+// a crash the newest may be missing).
+func (x *Index) MarkDone(stripes ...uint64) error {
+	b := x.db.NewBatch()
+	defer b.Close()
+	for _, s := range stripes {
+		k := []byte{donePrefix, 0, 0, 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint64(k[1:], s)
+		if err := b.Set(k, nil, nil); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.NoSync)
+}
+
+// DoneStripes returns the stripes MarkDone noted and MarkDead did not
+// forget.
+func (x *Index) DoneStripes() ([]uint64, error) {
+	it, err := x.db.NewIter(&pebble.IterOptions{LowerBound: []byte{donePrefix}, UpperBound: []byte{donePrefix + 1}})
+	if err != nil {
+		return nil, err
+	}
+	var out []uint64
+	for ok := it.First(); ok; ok = it.Next() {
+		if k := it.Key(); len(k) == 9 {
+			out = append(out, binary.BigEndian.Uint64(k[1:]))
+		}
+	}
+	if err := it.Error(); err != nil {
+		it.Close()
+		return nil, err
+	}
+	return out, it.Close()
 }
 
 // Live returns the live bytes of stripe.

@@ -29,6 +29,15 @@ type candidate struct {
 }
 
 func (s *Service) rebuildLocal() error {
+	done, err := s.index.DoneStripes()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for _, d := range done {
+		s.mu.known[d] = true
+	}
+	s.mu.Unlock()
 	cands := map[uint64]*candidate{}
 	var scanned int
 	for si, st := range s.stores {
@@ -97,6 +106,10 @@ func copySet(m map[int]bool) map[int]bool {
 // Synced reports whether this node has resynced with every node that is
 // live now. Until it has, its reads may miss stripes only peers know.
 func (s *Service) Synced() bool {
+	return s.settled.Load() && s.peersSynced()
+}
+
+func (s *Service) peersSynced() bool {
 	live := s.cfg.Cluster.Live()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -260,8 +273,9 @@ func (s *Service) memberLoop() {
 		s.mu.Lock()
 		s.mu.synced = copyNames(synced)
 		s.mu.Unlock()
-		if s.Synced() {
+		if s.peersSynced() {
 			s.applyLost()
+			s.settled.Store(true)
 		}
 		s.heal(live)
 		select {

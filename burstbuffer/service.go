@@ -169,6 +169,7 @@ type Service struct {
 	wg        sync.WaitGroup
 	stats     Metrics
 	backFull  atomic.Pointer[error]
+	settled   atomic.Bool  // the first resync pass (and applyLost) is done
 	lastFull  atomic.Value // time.Time of the last ENOSPC from the backing file system
 	drainBufs [][]byte     // drainFile's buffers (drainMu)
 }
@@ -504,6 +505,9 @@ func (s *Service) writeStripe(st *openStripe) {
 	if err == nil && len(s.mu.done) < 4096 {
 		s.mu.done = append(s.mu.done, meta.Stripe)
 	}
+	if err == nil {
+		s.mu.known[meta.Stripe] = true
+	}
 	if err != nil {
 		s.log.Error("burstbuffer: a stripe could not be stored; fsync of its files fails", "err", err)
 	}
@@ -539,6 +543,11 @@ func (s *Service) writeStripe(st *openStripe) {
 	close(st.done)
 	s.space.Broadcast()
 	s.mu.Unlock()
+	if err == nil { // after the waiters: a hint for restarts, not part of the fsync
+		if derr := s.index.MarkDone(meta.Stripe); derr != nil {
+			s.log.Warn("burstbuffer: noting a stored stripe", "err", derr)
+		}
+	}
 	if err == nil {
 		s.stats.stripes.Add(1)
 		s.stats.stripeBytes.Add(int64(st.used))

@@ -187,8 +187,9 @@ type openStripe struct {
 }
 
 type pendingWrite struct {
-	w  Write
-	st *openStripe
+	w    Write
+	st   *openStripe
+	data []byte // the write's bytes in its stripe's buffer
 }
 
 // Open opens (creating) the node's stores and index, rebuilds the index
@@ -343,20 +344,32 @@ func (s *Service) writeAt(ctx context.Context, ref FileRef, p []byte, off int64,
 	for len(p) > 0 {
 		st := s.mu.open
 		if st == nil {
-			st = &openStripe{id: newStripeID(), buf: make([]byte, s.cfg.K*s.cfg.ShardSize),
+			st = &openStripe{id: newStripeID(), buf: make([]byte, 0, min(s.cfg.K*s.cfg.ShardSize, 16<<10)),
 				files: map[uint64]FileRef{}, done: make(chan struct{})}
 			s.mu.open = st
 		}
-		n := copy(st.buf[st.used:], p)
+		// The buffer grows to a full stripe as writes come (an fsync after
+		// every small write seals small stripes without allocating full
+		// ones); bytes once written never move in the buffer they were
+		// written to, so pending writes keep their own slice of it.
+		full := s.cfg.K * s.cfg.ShardSize
+		n := min(len(p), full-len(st.buf))
+		if len(st.buf)+n > cap(st.buf) {
+			nb := make([]byte, len(st.buf), min(full, max(2*cap(st.buf), len(st.buf)+n)))
+			copy(nb, st.buf)
+			st.buf = nb
+		}
+		st.buf = append(st.buf, p[:n]...)
+		data := st.buf[st.used : st.used+n]
 		w := Write{File: ref.ID, Off: uint64(off), Len: uint32(n), Pos: uint32(st.used), Version: s.version(), Clean: clean}
 		st.used += n
 		st.writes = append(st.writes, w)
 		st.files[ref.ID] = ref
-		s.mu.pending[ref.ID] = append(s.mu.pending[ref.ID], pendingWrite{w: w, st: st})
+		s.mu.pending[ref.ID] = append(s.mu.pending[ref.ID], pendingWrite{w: w, st: st, data: data})
 		s.mu.last[ref.ID] = st
 		s.stats.bytesWritten.Add(int64(n))
 		p, off = p[n:], off+int64(n)
-		if st.used == len(st.buf) {
+		if st.used == full {
 			if err := s.sealLocked(ctx, false); err != nil {
 				return err
 			}
@@ -978,7 +991,7 @@ func (s *Service) readRangeOnce(ctx context.Context, file uint64, backing *os.Fi
 		}
 		for _, r := range subtract(uint64(lo), uint64(hi), newer) {
 			a, b := int64(r[0]), int64(r[1])
-			copy(p[a-off:b-off], pw.st.buf[int64(pw.w.Pos)+a-ws:int64(pw.w.Pos)+b-ws])
+			copy(p[a-off:b-off], pw.data[a-ws:b-ws])
 		}
 	}
 	return nil

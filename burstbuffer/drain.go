@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"sync"
 	"syscall"
 	"time"
 
@@ -265,20 +264,7 @@ func (s *Service) dropEverywhere(ctx context.Context, ps []Piece) error {
 	if err := s.bury(dead); err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	for _, n := range s.cfg.Cluster.Live() {
-		if n == s.cfg.Node {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.cfg.Transport.Drop(ctx, n, ps); err != nil {
-				s.log.Warn("burstbuffer: telling a node about drained bytes failed; it resyncs later", "node", n, "err", err)
-			}
-		}()
-	}
-	wg.Wait()
+	s.toPeers("telling a node about drained bytes", func(n string) error { return s.cfg.Transport.Drop(ctx, n, ps) })
 	return nil
 }
 

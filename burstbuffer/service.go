@@ -696,6 +696,12 @@ func (s *Service) publish(meta *Meta) error {
 func (s *Service) publishPeers(meta *Meta) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	s.toPeers("publishing a stripe", func(n string) error { return s.cfg.Transport.Publish(ctx, n, []*Meta{meta}) })
+}
+
+// toPeers calls fn for every other live node at once and waits. A node it
+// fails for learns what it missed when it resyncs.
+func (s *Service) toPeers(what string, fn func(node string) error) {
 	var wg sync.WaitGroup
 	for _, n := range s.cfg.Cluster.Live() {
 		if n == s.cfg.Node {
@@ -704,8 +710,8 @@ func (s *Service) publishPeers(meta *Meta) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.cfg.Transport.Publish(ctx, n, []*Meta{meta}); err != nil {
-				s.log.Warn("burstbuffer: publishing a stripe failed; the node resyncs later", "node", n, "err", err)
+			if err := fn(n); err != nil {
+				s.log.Warn("burstbuffer: "+what+" failed; the node resyncs later", "node", n, "err", err)
 			}
 		}()
 	}

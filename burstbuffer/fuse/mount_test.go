@@ -541,24 +541,24 @@ func TestCopyFileRangeGoesThroughBuffer(t *testing.T) {
 	}
 }
 
+// TestMmap writes through a shared mapping and msyncs. The mapping is
+// touched in a child process: a page fault on a FUSE file in the process
+// that serves the mount can deadlock with Go's stop-the-world GC (the
+// faulting thread holds its P while the kernel waits for this server).
 func TestMmap(t *testing.T) {
 	tm := mount(t)
 	p := tm.path("m")
 	writeFile(t, p, make([]byte, 8192), 0o644)
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := unix.Mmap(int(f.Fd()), 0, 8192, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), helperEnv+"=mmap", "BBFUSE_TEST_DIR="+p)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("mmap helper: %v: %s", err, out)
 	}
-	copy(m[4096:], "mapped")
-	if err := unix.Msync(m, unix.MS_SYNC); err != nil {
-		t.Fatal(err)
-	}
-	unix.Munmap(m)
-	f.Close()
 	if n := tm.data.buffered(tm.ref(t, "m")); n <= 8192 {
 		t.Errorf("mmap write did not reach Data (%d bytes buffered)", n)
 	}
@@ -566,6 +566,28 @@ func TestMmap(t *testing.T) {
 	if string(b[4096:4102]) != "mapped" {
 		t.Errorf("mmap write reads back %q", b[4096:4102])
 	}
+}
+
+// mmapHelper maps path, writes "mapped" at 4096 and msyncs (TestMmap's child).
+func mmapHelper(path string) int {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), 0, 8192, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		fmt.Println("mmap:", err)
+		return 1
+	}
+	copy(m[4096:], "mapped")
+	if err := unix.Msync(m, unix.MS_SYNC); err != nil {
+		fmt.Println("msync:", err)
+		return 1
+	}
+	unix.Munmap(m)
+	return 0
 }
 
 func TestErrnos(t *testing.T) {
@@ -721,6 +743,9 @@ func TestPermissions(t *testing.T) {
 // runHelper runs a helper mode in a child process and returns its exit
 // code; it prints each failed check.
 func runHelper(mode, dir string) int {
+	if mode == "mmap" {
+		return mmapHelper(dir)
+	}
 	if mode != "perm" {
 		fmt.Printf("unknown helper mode %q\n", mode)
 		return 2

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +26,9 @@ func statAtime(fi os.FileInfo) time.Time {
 // maxDrainWrite bounds one pwrite to the backing file system (a whole
 // number of drain chunks).
 const maxDrainWrite = 8 << 20
+
+// drainWorkers is how many windows of a file are read and written at once.
+const drainWorkers = 3
 
 func (s *Service) kickDrain() {
 	select {
@@ -145,10 +150,27 @@ func (s *Service) drainFile(ctx context.Context, file uint64) error {
 			runs = append(runs, [2]uint64{c0, c1})
 		}
 	}
-	// Two page-aligned buffers (for O_DIRECT; Go's heap does not move
-	// objects): the next window is read from flash while the last one is
-	// written to the backing file system.
-	for len(s.drainBufs) < 2 {
+	// The windows to write: whole aligned chunks up to 8 MiB, the file's
+	// short tail on its own.
+	type window struct {
+		off, end uint64
+	}
+	var wins []window
+	for _, r := range runs {
+		for off := r[0] * chunk; off < (r[1]+1)*chunk && off < size; {
+			wend := min(off+maxDrainWrite/chunk*chunk, (r[1]+1)*chunk, size)
+			if n := (wend - off) / chunk * chunk; wend == size && n > 0 && n < wend-off {
+				wend = off + n
+			}
+			wins = append(wins, window{off, wend})
+			off = wend
+		}
+	}
+	// drainWorkers goroutines each read a window from flash into their own
+	// page-aligned buffer (for O_DIRECT; Go's heap does not move objects)
+	// and write it: reads of one overlap writes of another, and the
+	// backing file system gets more than one write at a time.
+	for len(s.drainBufs) < drainWorkers {
 		raw := make([]byte, maxDrainWrite+4096)
 		skip := (4096 - int(uintptr(unsafe.Pointer(&raw[0]))%4096)) % 4096
 		s.drainBufs = append(s.drainBufs, raw[skip:skip+maxDrainWrite])
@@ -159,58 +181,58 @@ func (s *Service) drainFile(ctx context.Context, file uint64) error {
 	if derr == nil {
 		defer direct.Close()
 	}
-	type job struct {
-		b    []byte
-		off  uint64
-		tail bool
-	}
-	jobs := make(chan job)
-	free := make(chan []byte, 2)
-	free <- s.drainBufs[0]
-	free <- s.drainBufs[1]
-	werr := make(chan error, 1)
-	var written int64
-	go func() {
-		var err error
-		for j := range jobs {
-			if err == nil {
-				out := bf
-				if direct != nil && uint64(len(j.b))%chunk == 0 {
-					out = direct
+	var (
+		next    atomic.Int64
+		written atomic.Int64
+		wg      sync.WaitGroup
+		errMu   sync.Mutex
+		first   error
+	)
+	for w := 0; w < drainWorkers; w++ {
+		buf := s.drainBufs[w]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(wins) {
+					return
 				}
-				if _, e := out.WriteAt(j.b, int64(j.off)); e != nil {
-					err = s.backingError(e)
-				} else {
-					s.stats.observeWrite(len(j.b), j.off%chunk == 0 && uint64(len(j.b))%chunk == 0, j.tail)
-					written += int64(len(j.b))
+				errMu.Lock()
+				failed := first != nil
+				errMu.Unlock()
+				if failed {
+					return
+				}
+				win := wins[i]
+				b := buf[:win.end-win.off]
+				err := s.readRange(ctx, file, bf, bsize, b, int64(win.off))
+				if err == nil {
+					out := bf
+					if direct != nil && uint64(len(b))%chunk == 0 {
+						out = direct
+					}
+					if _, e := out.WriteAt(b, int64(win.off)); e != nil {
+						err = s.backingError(e)
+					} else {
+						s.stats.observeWrite(len(b), win.off%chunk == 0 && uint64(len(b))%chunk == 0, win.end == size)
+						written.Add(int64(len(b)))
+					}
+				}
+				if err != nil {
+					errMu.Lock()
+					if first == nil {
+						first = err
+					}
+					errMu.Unlock()
+					return
 				}
 			}
-			free <- j.b[:cap(j.b)]
-		}
-		werr <- err
-	}()
-	var rerr error
-runs:
-	for _, r := range runs {
-		for off := r[0] * chunk; off < (r[1]+1)*chunk && off < size; {
-			wend := min(off+maxDrainWrite/chunk*chunk, (r[1]+1)*chunk, size)
-			if n := (wend - off) / chunk * chunk; wend == size && n > 0 && n < wend-off {
-				wend = off + n // whole chunks first, the file's short tail on its own
-			}
-			b := (<-free)[:wend-off]
-			if rerr = s.readRange(ctx, file, bf, bsize, b, int64(off)); rerr != nil {
-				break runs
-			}
-			jobs <- job{b: b, off: off, tail: wend == size}
-			off = wend
-		}
+		}()
 	}
-	close(jobs)
-	if err := <-werr; err != nil {
-		return err
-	}
-	if rerr != nil {
-		return rerr
+	wg.Wait()
+	if first != nil {
+		return first
 	}
 	// The data is the file's as of the writes, not of the drain: keep the
 	// times the mount set (ctime cannot be kept).
@@ -229,7 +251,7 @@ runs:
 	if err := s.dropEverywhere(ctx, piecesOf(file, dirty)); err != nil {
 		return err
 	}
-	s.stats.drained(drained, written, time.Since(start))
+	s.stats.drained(drained, written.Load(), time.Since(start))
 	return nil
 }
 

@@ -430,6 +430,12 @@ func (s *Service) sealLocked(ctx context.Context, durable bool) error {
 		}()
 		return ctx.Err()
 	}
+	if durable {
+		// An fsync waits for this stripe anyway: write it here, without a
+		// hand-off to another goroutine.
+		s.writeStripe(st)
+		return nil
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

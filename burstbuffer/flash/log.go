@@ -115,6 +115,7 @@ type Log struct {
 	durable atomic.Uint64 // highest sequence known durable
 	syncErr atomic.Pointer[error]
 
+	syncMu  sync.Mutex // held while an fdatasync runs (syncer or an inline Sync)
 	syncCh  chan syncReq
 	stopCh  chan struct{}
 	stopped chan struct{}
@@ -489,6 +490,14 @@ func (l *Log) Sync(ctx context.Context) error {
 	if target <= l.durable.Load() {
 		return nil
 	}
+	// Nobody is syncing: fdatasync here, without a hand-off to the syncer
+	// (two goroutine switches on the fsync path). Callers that come while
+	// it runs queue for the syncer, which serves them all with one more.
+	if l.syncMu.TryLock() {
+		err := l.syncOnce()
+		l.syncMu.Unlock()
+		return err
+	}
 	req := syncReq{target: target, done: make(chan error, 1)}
 	select {
 	case l.syncCh <- req:
@@ -535,7 +544,9 @@ func (l *Log) syncer() {
 				break more
 			}
 		}
+		l.syncMu.Lock()
 		err := l.syncOnce()
+		l.syncMu.Unlock()
 		for _, r := range batch {
 			r.done <- err
 		}
@@ -789,6 +800,8 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	close(l.stopCh)
 	<-l.stopped
+	l.syncMu.Lock() // no inline Sync is using the files
+	defer l.syncMu.Unlock()
 	err := l.syncOnce()
 	l.mu.Lock()
 	l.closed = true

@@ -303,10 +303,10 @@ func (s *Service) applyLost() {
 	for _, c := range lost {
 		s.log.Error("burstbuffer: an acknowledged stripe lost more than m shards; its bytes read as EIO until rewritten",
 			"stripe", fmt.Sprintf("%016x", c.meta.Stripe), "shards_left", len(c.held), "need", c.meta.K)
-		s.stats.lostStripes.Add(1)
 		if err := s.applyMeta(c.meta); err != nil {
 			s.log.Error("burstbuffer: applying a lost stripe", "err", err)
 		}
+		s.stats.lostStripes.Add(1)
 	}
 }
 

@@ -621,7 +621,7 @@ func TestLostStripeReadsEIO(t *testing.T) {
 		}
 	}
 	s = tc.start("n0")
-	waitFor(t, func() bool { return s.Status().LostStripes > 0 }, "the lost stripes reported")
+	waitFor(t, s.Synced, "the restarted node settled")
 	buf := make([]byte, len(p))
 	_, err := s.ReadAt(ctx, ref, f, buf, 0)
 	if !errors.Is(err, syscall.EIO) {

@@ -63,16 +63,7 @@ func (s *Service) Handler() http.Handler {
 			a[i] = v
 		}
 		b, err := s.readLocalRange(store, stripe, idx, a[0], a[1], a[2], a[3], a[4])
-		if err != nil {
-			code := http.StatusInternalServerError
-			if errors.Is(err, flash.ErrNotFound) {
-				code = http.StatusNotFound
-			}
-			http.Error(w, err.Error(), code)
-			return
-		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Write(b)
+		writeBytes(w, b, err)
 	})
 	mux.HandleFunc("GET "+PathPrefix+"shard", func(w http.ResponseWriter, r *http.Request) {
 		store, stripe, idx, ok := shardArgs(w, r)
@@ -80,16 +71,7 @@ func (s *Service) Handler() http.Handler {
 			return
 		}
 		p, err := s.getLocal(store, stripe, idx)
-		if err != nil {
-			code := http.StatusInternalServerError
-			if errors.Is(err, flash.ErrNotFound) {
-				code = http.StatusNotFound
-			}
-			http.Error(w, err.Error(), code)
-			return
-		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Write(p)
+		writeBytes(w, p, err)
 	})
 	mux.HandleFunc("POST "+PathPrefix+"sync", func(w http.ResponseWriter, r *http.Request) {
 		var stores []int
@@ -169,6 +151,21 @@ func (s *Service) Handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// writeBytes answers with b, or with err: 404 for a shard the store does
+// not have, 500 otherwise.
+func writeBytes(w http.ResponseWriter, b []byte, err error) {
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, flash.ErrNotFound) {
+			code = http.StatusNotFound
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(b)
 }
 
 func shardArgs(w http.ResponseWriter, r *http.Request) (store int, stripe uint64, idx int, ok bool) {

@@ -48,6 +48,7 @@ func (s *Service) drainLoop() {
 		case <-t.C:
 		case <-s.kick:
 		}
+		s.markDone()
 		s.drainPass(context.Background(), false)
 	}
 }

@@ -156,6 +156,7 @@ type Service struct {
 		dirty    map[StoreRef]bool         // stores holding shards not yet made durable
 		done     []uint64                  // stripes stored since the last meta was sealed (Meta.Done)
 		known    map[uint64]bool           // stripes some meta lists as Done
+		toMark   []uint64                  // stored stripes to note in the index (MarkDone)
 		seq      uint64
 		warned   string
 		closed   bool
@@ -275,8 +276,23 @@ func (s *Service) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
+	s.markDone()
 	s.closeStores()
 	return err
+}
+
+// markDone notes the stripes stored since the last call (Index.MarkDone).
+func (s *Service) markDone() {
+	s.mu.Lock()
+	ids := s.mu.toMark
+	s.mu.toMark = nil
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	if err := s.index.MarkDone(ids...); err != nil {
+		s.log.Warn("burstbuffer: noting stored stripes", "err", err)
+	}
 }
 
 func (s *Service) isClosed() bool {
@@ -561,12 +577,10 @@ func (s *Service) writeStripe(st *openStripe) {
 	s.mu.Lock()
 	close(st.done)
 	s.space.Broadcast()
-	s.mu.Unlock()
-	if err == nil { // after the waiters: a hint for restarts, not part of the fsync
-		if derr := s.index.MarkDone(meta.Stripe); derr != nil {
-			s.log.Warn("burstbuffer: noting a stored stripe", "err", derr)
-		}
+	if err == nil { // a hint for restarts, noted by the drain loop: not part of the fsync
+		s.mu.toMark = append(s.mu.toMark, meta.Stripe)
 	}
+	s.mu.Unlock()
 	if err == nil {
 		s.stats.stripes.Add(1)
 		s.stats.stripeBytes.Add(int64(st.used))

@@ -71,27 +71,15 @@ type ClusterOptions struct {
 	Log io.Writer
 }
 
-// ClusterRun is one timed sort, on the cluster or on the single node.
+// ClusterRun is one timed sort, on the cluster or on the single node: a
+// Measurement whose System is ClusterSystem or SingleSystem and whose
+// Seconds is the wall clock of the enginectl process. Its CPU is, for the
+// single node, the enginectl process's (rusage; the node runs in it), for
+// the cluster the sum over its engined processes (/proc/PID/stat before and
+// after the run); its PeakRSS is the single node's rusage maxrss, or the
+// cluster report's largest per-node peak.
 type ClusterRun struct {
-	Round         int     `json:"round"`
-	System        string  `json:"system"` // ClusterSystem or SingleSystem
-	Command       string  `json:"command"`
-	CachesDropped bool    `json:"caches_dropped"`
-	LoadBefore    string  `json:"load_before"`
-	Seconds       float64 `json:"seconds"` // wall clock of the enginectl process
-	MBps          float64 `json:"mb_per_s"`
-	// CPU: the single node's is the enginectl process's (rusage; the node
-	// runs in it); the cluster's is summed over its engined processes
-	// (/proc/PID/stat before and after the run).
-	UserSeconds float64 `json:"user_seconds"`
-	SysSeconds  float64 `json:"sys_seconds"`
-	// PeakRSS: the single node's rusage maxrss; the cluster report's
-	// largest per-node peak.
-	PeakRSS int64           `json:"peak_rss"`
-	Report  *sortjob.Report `json:"engine_report,omitempty"`
-	Check   *Check          `json:"check,omitempty"`
-	Error   string          `json:"error,omitempty"`
-	OK      bool            `json:"ok"`
+	Measurement
 }
 
 // OwnMBps is the engine's own sort rate (map+reduce), 0 without a report.
@@ -642,7 +630,7 @@ func (b *clusterBench) writeHeader() {
 
 // measure runs one sort, then validates its output.
 func (b *clusterBench) measure(ctx context.Context, round int, sys string) *ClusterRun {
-	m := &ClusterRun{Round: round, System: sys}
+	m := &ClusterRun{Measurement{Round: round, System: sys}}
 	b.removeOutput(sys)
 	m.CachesDropped = b.dropBeforeRun(round, sys)
 	m.LoadBefore = loadavg()

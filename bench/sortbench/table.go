@@ -26,10 +26,6 @@ func (m *Measurement) view() runView {
 	return runView{m.Round, m.System, m.OK, m.OK && m.Check != nil, m.LoadBefore, m.Seconds, m.UserSeconds, m.SysSeconds, m.Report}
 }
 
-func (m *ClusterRun) view() runView {
-	return runView{m.Round, m.System, m.OK, m.OK && m.Check != nil, m.LoadBefore, m.Seconds, m.UserSeconds, m.SysSeconds, m.Report}
-}
-
 // views are runs (Measurements or ClusterRuns) as the table reads them.
 func views[R interface{ view() runView }](runs []R) []runView {
 	v := make([]runView, len(runs))

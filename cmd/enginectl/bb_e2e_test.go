@@ -236,6 +236,21 @@ func (m *mountProc) terminate(t *testing.T) {
 // modes and sizes can still change (a tmpfs needs no blocks for them), but
 // the drainer's writes fail with ENOSPC, so everything written through a
 // mount stays in flash. The returned function frees the space.
+// flashOnlySetup makes a test's directories: a backing directory on a full
+// tmpfs (so the drainer cannot empty the flash tier until free is called)
+// and a mount point; and a seeded random source, the seed logged.
+func flashOnlySetup(t *testing.T) (root, backing, mnt string, free func(), rng *rand.Rand) {
+	t.Helper()
+	root = t.TempDir()
+	backing, mnt = filepath.Join(root, "backing"), filepath.Join(root, "mnt")
+	os.MkdirAll(backing, 0o755)
+	os.MkdirAll(mnt, 0o755)
+	free = fullBacking(t, backing, 64<<20)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	return root, backing, mnt, free, rand.New(rand.NewPCG(seed, 1))
+}
+
 func fullBacking(t *testing.T, dir string, size int64) (free func()) {
 	t.Helper()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
@@ -676,14 +691,7 @@ func (c *bbCluster) kill() {
 func TestBBKillNodes(t *testing.T) {
 	needFUSE(t)
 	start := time.Now()
-	root := t.TempDir()
-	backing, mnt := filepath.Join(root, "backing"), filepath.Join(root, "mnt")
-	os.MkdirAll(backing, 0o755)
-	os.MkdirAll(mnt, 0o755)
-	free := fullBacking(t, backing, 64<<20)
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
+	_, backing, mnt, free, rng := flashOnlySetup(t)
 
 	c := startBBCluster(t, 4, "2+2", backing, mnt)
 	watchdog(t, 150*time.Second, c.kill)
@@ -772,14 +780,8 @@ func TestBBKillNodes(t *testing.T) {
 func TestBBCorruptShard(t *testing.T) {
 	needFUSE(t)
 	start := time.Now()
-	root := t.TempDir()
-	data, backing, mnt := filepath.Join(root, "data"), filepath.Join(root, "backing"), filepath.Join(root, "mnt")
-	os.MkdirAll(backing, 0o755)
-	os.MkdirAll(mnt, 0o755)
-	free := fullBacking(t, backing, 64<<20)
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
+	root, backing, mnt, free, rng := flashOnlySetup(t)
+	data := filepath.Join(root, "data")
 	store := func(i int) string { return filepath.Join(data, "flash", fmt.Sprintf("store-%d", i)) }
 
 	mountArgs := []string{"--data", data, "--backing", backing}
@@ -886,14 +888,7 @@ func TestBBCorruptShard(t *testing.T) {
 func TestBBWholeClusterRestart(t *testing.T) {
 	needFUSE(t)
 	start := time.Now()
-	root := t.TempDir()
-	backing, mnt := filepath.Join(root, "backing"), filepath.Join(root, "mnt")
-	os.MkdirAll(backing, 0o755)
-	os.MkdirAll(mnt, 0o755)
-	free := fullBacking(t, backing, 64<<20)
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
+	_, backing, mnt, free, rng := flashOnlySetup(t)
 
 	c := startBBCluster(t, 3, "4+2", backing, mnt)
 	watchdog(t, 150*time.Second, c.kill)

@@ -1208,18 +1208,7 @@ func TestClusterNetworkPartition(t *testing.T) {
 		return sa.Leader != "" && sa.Leader != old && sa.Leader == sb.Leader, describeStatus(sa) + " / " + describeStatus(sb)
 	})
 	t.Logf("majority elected %s %s after the cut", newLeader, took.Round(time.Millisecond))
-	pollUntil(t, "the majority sees the isolated node dead", 15*time.Second, func() (bool, string) {
-		s, err := nodeStatus(nc.nodes[a].api)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, m := range s.Members {
-			if m.ID == old {
-				return !m.Alive, describeStatus(s)
-			}
-		}
-		return false, describeStatus(s)
-	})
+	pollUntil(t, "the majority sees the isolated node dead", 15*time.Second, memberDead(nc.nodes[a].api, old))
 
 	// The isolated node, from inside its namespace: status answers, a job
 	// is refused for want of a quorum. Meanwhile the majority runs a job.
@@ -1353,18 +1342,7 @@ func TestClusterPausedNodeDuringReduce(t *testing.T) {
 	}
 	paused = true
 	t.Logf("paused %s (pid %d) at the start of the reduce stage; it holds %d map outputs", vname, pid, len(mapOutputs(c, victim, id)))
-	took := pollUntil(t, "the leader declares the paused node dead", 20*time.Second, func() (bool, string) {
-		st, err := nodeStatus(c.Nodes[leader].API)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, m := range st.Members {
-			if m.ID == vname {
-				return !m.Alive, describeStatus(st)
-			}
-		}
-		return false, describeStatus(st)
-	})
+	took := pollUntil(t, "the leader declares the paused node dead", 20*time.Second, memberDead(c.Nodes[leader].API, vname))
 	t.Logf("declared dead %s after the pause", took.Round(time.Millisecond))
 	syscall.Kill(pid, syscall.SIGCONT)
 	paused = false
@@ -1475,4 +1453,20 @@ func TestClusterWipedVoterKeepsCommittedJobs(t *testing.T) {
 	}
 	t.Errorf("committed job %s (it succeeded, acknowledged to the client) is gone: %s was elected with the vote of %s, whose Raft log and vote were wiped; the cluster now knows %d jobs. A voter that lost its data must rejoin without a vote until it has caught up (or under a new Raft id)",
 		job.ID, st.Leader, c.Nodes[C].Name, len(jobs))
+}
+
+// memberDead is a pollUntil condition: the node at api sees member id dead.
+func memberDead(api, id string) func() (bool, string) {
+	return func() (bool, string) {
+		s, err := nodeStatus(api)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, m := range s.Members {
+			if m.ID == id {
+				return !m.Alive, describeStatus(s)
+			}
+		}
+		return false, describeStatus(s)
+	}
 }

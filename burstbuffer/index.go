@@ -71,7 +71,7 @@ type Index struct {
 	dead   map[uint64]bool   // cache of the 'd' keys
 	newest map[uint64]uint64 // file -> highest version applied
 	dirty  map[uint64]int64  // file -> bytes in extents not Clean
-	tombed map[uint64]bool   // stripes with tombstones in Pebble
+	tombed map[uint64]int    // stripe -> Drops that gave it tombstones (0: none in Pebble)
 }
 
 type quietLogger struct{}
@@ -91,7 +91,7 @@ func OpenIndex(dir string) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("burstbuffer: open index %s: %w", dir, err)
 	}
-	x := &Index{db: db, files: map[uint64]*btree.BTreeG[Extent]{}, live: map[uint64]int64{}, dead: map[uint64]bool{}, newest: map[uint64]uint64{}, dirty: map[uint64]int64{}, tombed: map[uint64]bool{}}
+	x := &Index{db: db, files: map[uint64]*btree.BTreeG[Extent]{}, live: map[uint64]int64{}, dead: map[uint64]bool{}, newest: map[uint64]uint64{}, dirty: map[uint64]int64{}, tombed: map[uint64]int{}}
 	st, err := x.Durable()
 	if err != nil {
 		db.Close()
@@ -101,7 +101,7 @@ func OpenIndex(dir string) (*Index, error) {
 		x.dead[d] = true
 	}
 	for _, t := range st.Tombs {
-		x.tombed[t.Stripe] = true
+		x.tombed[t.Stripe] = 1
 	}
 	return x, nil
 }
@@ -220,26 +220,39 @@ func (x *Index) Dead(stripe uint64) bool {
 // dead stripe is ignored. Re-applying a stripe changes nothing. It returns
 // the stripes (this one included) left with no live bytes.
 func (x *Index) Apply(stripe uint64, ws []Write) ([]uint64, error) {
-	tombs := map[uint64][][2]uint64{}
-	x.mu.RLock()
-	tombed := x.tombed[stripe]
-	x.mu.RUnlock()
-	for _, w := range ws {
-		if !tombed {
-			break
-		}
-		if _, ok := tombs[w.File]; !ok {
-			t, err := tombstones(x.db, stripe, w.File)
-			if err != nil {
-				return nil, err
+	for {
+		// The tombstones are read from Pebble without the lock; if a Drop
+		// gave the stripe more meanwhile, read them again.
+		x.mu.RLock()
+		tombed := x.tombed[stripe]
+		x.mu.RUnlock()
+		tombs := map[uint64][][2]uint64{}
+		for _, w := range ws {
+			if tombed == 0 {
+				break
 			}
-			tombs[w.File] = t
+			if _, ok := tombs[w.File]; !ok {
+				t, err := tombstones(x.db, stripe, w.File)
+				if err != nil {
+					return nil, err
+				}
+				tombs[w.File] = t
+			}
 		}
+		x.mu.Lock()
+		if x.tombed[stripe] != tombed {
+			x.mu.Unlock()
+			continue
+		}
+		dead := x.applyLocked(stripe, ws, tombs)
+		x.mu.Unlock()
+		return dead, nil
 	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
+}
+
+func (x *Index) applyLocked(stripe uint64, ws []Write, tombs map[uint64][][2]uint64) []uint64 {
 	if x.dead[stripe] {
-		return nil, nil
+		return nil
 	}
 	delta := map[uint64]int64{stripe: 0}
 	for _, w := range ws {
@@ -251,7 +264,7 @@ func (x *Index) Apply(stripe uint64, ws []Write) ([]uint64, error) {
 		}
 	}
 	x.addLive(delta)
-	return x.deadLocked(delta), nil
+	return x.deadLocked(delta)
 }
 
 func (x *Index) deadLocked(delta map[uint64]int64) []uint64 {
@@ -359,7 +372,7 @@ func (x *Index) Drop(ps []Piece) ([]uint64, error) {
 		if p.End <= p.Off {
 			continue
 		}
-		x.tombed[p.Stripe] = true
+		x.tombed[p.Stripe]++
 		x.cutLocked(p.File, p.Off, p.End, func(e Extent) bool { return e.Stripe == p.Stripe }, delta)
 		if t := x.files[p.File]; t != nil && t.Len() == 0 {
 			delete(x.files, p.File)

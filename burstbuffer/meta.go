@@ -174,5 +174,3 @@ func checkBlocks(buf, sums []byte, stripe uint64, idx, b0, b1 int) error {
 	}
 	return nil
 }
-
-func jsonMeta(m *Meta) ([]byte, error) { return json.Marshal(m) }

@@ -75,3 +75,28 @@ func FuzzParsePayload(f *testing.F) {
 		}, 0, 0, 2, 1, 7, 0, 7)
 	})
 }
+
+func TestBackingPath(t *testing.T) {
+	s := &Service{cfg: Config{BackingDir: "/data/backing"}}
+	for in, want := range map[string]string{
+		".":                    "/data/backing",
+		"/":                    "/data/backing",
+		"dir/f":                "/data/backing/dir/f",
+		"/dir/f":               "/data/backing/dir/f",
+		"/data/backing/dir/f":  "/data/backing/dir/f",
+		"/data/backing":        "/data/backing",
+		"../../etc/passwd":     "",
+		"/data/backing/../etc": "/data/backing/data/etc",
+	} {
+		got, err := s.backingPath(in)
+		if want == "" {
+			if err == nil {
+				t.Errorf("%q: got %q, want an error", in, got)
+			}
+			continue
+		}
+		if err != nil || got != want {
+			t.Errorf("%q: got %q, %v; want %q", in, got, err, want)
+		}
+	}
+}

@@ -37,8 +37,6 @@ type Metrics struct {
 // 64 MiB and over).
 const histBuckets = 18
 
-func (m *Metrics) init() {}
-
 func (m *Metrics) observeWrite(n int, full, atEnd bool) {
 	switch {
 	case full:
@@ -173,12 +171,14 @@ func (s *Service) backingPath(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(root, p)
-	}
 	p = filepath.Clean(p)
+	if p == root || strings.HasPrefix(p, root+string(filepath.Separator)) {
+		return p, nil // a path in the backing directory
+	}
+	// A path of the namespace: relative to its root, "/" being the root.
+	p = filepath.Join(root, p)
 	if p != root && !strings.HasPrefix(p, root+string(filepath.Separator)) {
-		return "", fmt.Errorf("burstbuffer: %s is not inside the backing directory %s: give a path relative to the mount or the backing directory", p, root)
+		return "", fmt.Errorf("burstbuffer: %s is outside the namespace: give a path from the mount's root or inside the backing directory %s", p, root)
 	}
 	return p, nil
 }

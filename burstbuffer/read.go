@@ -3,6 +3,7 @@ package burstbuffer
 import (
 	"container/list"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -373,7 +374,7 @@ func (s *Service) repair(meta *Meta, code *erasure.Code, es *erasure.Stripe, bad
 			moved = true
 		}
 	}
-	mj, err := jsonMeta(&nm)
+	mj, err := json.Marshal(&nm)
 	if err != nil {
 		return
 	}

@@ -147,7 +147,6 @@ type Service struct {
 		open     *openStripe
 		inflight []*openStripe             // sealed, not yet published, in seal order
 		pending  map[uint64][]pendingWrite // file -> writes not yet published
-		last     map[uint64]*openStripe    // file -> newest stripe holding its writes
 		metas    map[uint64]*Meta          // stripes known live
 		refs     map[uint64]FileRef        // file id -> handle
 		cands    map[uint64]*candidate     // stripes seen in stores, not yet known complete
@@ -161,10 +160,11 @@ type Service struct {
 		warned   string
 		closed   bool
 	}
-	space     *sync.Cond // signalled when flash space is freed or stripes finish
 	slots     chan struct{}
 	drainMu   sync.Mutex   // one drain pass at a time
-	pubMu     sync.RWMutex // held (write) while a stripe moves from pending to the index
+	dirtyMu   sync.Mutex   // serializes syncDirty
+	used      atomic.Int64 // flash bytes at the last flashUsed
+	pubMu     sync.RWMutex // held (write) while a stripe's writes leave pending
 	kick      chan struct{}
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -203,19 +203,19 @@ func Open(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("burstbuffer: %w", err)
 	}
-	small, _ := erasure.New(1, cfg.M)
+	small, err := erasure.New(1, cfg.M)
+	if err != nil {
+		return nil, fmt.Errorf("burstbuffer: %w", err)
+	}
 	s := &Service{cfg: cfg, code: code, small: small, log: cfg.Log, shards: newShardCache(256),
 		slots: make(chan struct{}, cfg.MaxInflight), kick: make(chan struct{}, 1), stop: make(chan struct{})}
-	s.space = sync.NewCond(&s.mu)
 	s.mu.pending = map[uint64][]pendingWrite{}
-	s.mu.last = map[uint64]*openStripe{}
 	s.mu.metas = map[uint64]*Meta{}
 	s.mu.refs = map[uint64]FileRef{}
 	s.mu.cands = map[uint64]*candidate{}
 	s.mu.held = map[uint64]map[int]bool{}
 	s.mu.dirty = map[StoreRef]bool{}
 	s.mu.known = map[uint64]bool{}
-	s.stats.init()
 	if err := os.MkdirAll(cfg.FlashDir, 0o755); err != nil {
 		return nil, fmt.Errorf("burstbuffer: flash directory: %w", err)
 	}
@@ -272,7 +272,6 @@ func (s *Service) Close() error {
 	err := s.SyncAll(ctx)
 	s.mu.Lock()
 	s.mu.closed = true
-	s.space.Broadcast()
 	s.mu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
@@ -329,8 +328,15 @@ func newStripeID() uint64 {
 	return binary.BigEndian.Uint64(b[:]) | 1
 }
 
-// flashUsed is the bytes this node's stores hold on disk.
+// flashUsed is the bytes this node's stores hold on disk; it also
+// refreshes the figure writers check (used).
 func (s *Service) flashUsed() int64 {
+	n := s.countFlash()
+	s.used.Store(n)
+	return n
+}
+
+func (s *Service) countFlash() int64 {
 	var n int64
 	for _, st := range s.stores {
 		n += st.Stats().DiskBytes
@@ -382,7 +388,6 @@ func (s *Service) writeAt(ctx context.Context, ref FileRef, p []byte, off int64,
 		st.writes = append(st.writes, w)
 		st.files[ref.ID] = ref
 		s.mu.pending[ref.ID] = append(s.mu.pending[ref.ID], pendingWrite{w: w, st: st, data: data})
-		s.mu.last[ref.ID] = st
 		s.stats.bytesWritten.Add(int64(n))
 		p, off = p[n:], off+int64(n)
 		if st.used == full {
@@ -397,7 +402,9 @@ func (s *Service) writeAt(ctx context.Context, ref FileRef, p []byte, off int64,
 // waitSpace blocks while this node's flash is over its limit, kicking the
 // drainer, until space is freed or ctx ends.
 func (s *Service) waitSpace(ctx context.Context) error {
-	if s.flashUsed() < s.cfg.FlashLimit {
+	// The figure refreshed once a stripe (and by the drain loop): counting
+	// the stores' segments on every write would take 12 locks.
+	if s.used.Load() < s.cfg.FlashLimit {
 		return nil
 	}
 	s.stats.throttled.Add(1)
@@ -477,7 +484,7 @@ func (s *Service) writeStripe(st *openStripe) {
 	// code): it survives the loss of any m shards as a k+m stripe does,
 	// with m+1 fdatasyncs instead of k+m.
 	code := s.code
-	if st.durable && st.used <= smallStripe && s.small != nil {
+	if st.durable && st.used <= smallStripe {
 		code = s.small
 		meta.K = 1
 	}
@@ -502,7 +509,9 @@ func (s *Service) writeStripe(st *openStripe) {
 			break
 		}
 		var perr error
-		if perr = s.putShards(code, meta, es, st.durable); perr == nil {
+		perr = s.putShards(code, meta, es, st.durable)
+		s.flashUsed() // once a stripe, not once a write
+		if perr == nil {
 			if !st.durable {
 				s.mu.Lock()
 				for _, r := range meta.Stores {
@@ -531,23 +540,34 @@ func (s *Service) writeStripe(st *openStripe) {
 		}
 		id = newStripeID() // the shards already stored are orphans with a different id
 	}
-	s.pubMu.Lock()
 	if err == nil {
-		err = s.applyMeta(meta)
-	}
-	s.mu.Lock()
-	st.err = err
-	if err == nil && len(s.mu.done) < 4096 {
-		s.mu.done = append(s.mu.done, meta.Stripe)
-	}
-	if err == nil {
-		s.mu.known[meta.Stripe] = true
+		// Into the index, then to the other nodes, while its writes are
+		// still pending here (a read on this node sees them either way):
+		// an fsync waits until they leave pending, so it returns only once
+		// every live node has the stripe (close-to-open).
+		var dead []uint64
+		if dead, err = s.apply(meta); err == nil {
+			if berr := s.bury(dead); berr != nil {
+				s.log.Warn("burstbuffer: recording dead stripes", "err", berr)
+			}
+			s.publishPeers(meta)
+		}
 	}
 	if err != nil {
 		s.log.Error("burstbuffer: a stripe could not be stored; fsync of its files fails", "err", err)
 	}
-	for _, w := range st.writes {
-		pw := s.mu.pending[w.File]
+	s.pubMu.Lock() // readers take the index and the pending writes as one snapshot
+	s.mu.Lock()
+	st.err = err
+	if err == nil {
+		if len(s.mu.done) < 4096 {
+			s.mu.done = append(s.mu.done, meta.Stripe)
+		}
+		s.mu.known[meta.Stripe] = true
+		s.mu.toMark = append(s.mu.toMark, meta.Stripe) // a hint for restarts, noted by the drain loop
+	}
+	for f := range st.files {
+		pw := s.mu.pending[f]
 		kept := pw[:0]
 		for _, x := range pw {
 			if x.st != st {
@@ -555,12 +575,9 @@ func (s *Service) writeStripe(st *openStripe) {
 			}
 		}
 		if len(kept) == 0 {
-			delete(s.mu.pending, w.File)
+			delete(s.mu.pending, f)
 		} else {
-			s.mu.pending[w.File] = kept
-		}
-		if s.mu.last[w.File] == st {
-			delete(s.mu.last, w.File)
+			s.mu.pending[f] = kept
 		}
 	}
 	for i, x := range s.mu.inflight {
@@ -569,18 +586,9 @@ func (s *Service) writeStripe(st *openStripe) {
 			break
 		}
 	}
+	close(st.done)
 	s.mu.Unlock()
 	s.pubMu.Unlock()
-	if err == nil {
-		s.publishPeers(meta)
-	}
-	s.mu.Lock()
-	close(st.done)
-	s.space.Broadcast()
-	if err == nil { // a hint for restarts, noted by the drain loop: not part of the fsync
-		s.mu.toMark = append(s.mu.toMark, meta.Stripe)
-	}
-	s.mu.Unlock()
 	if err == nil {
 		s.stats.stripes.Add(1)
 		s.stats.stripeBytes.Add(int64(st.used))
@@ -738,10 +746,21 @@ func (s *Service) toPeers(what string, fn func(node string) error) {
 	wg.Wait()
 }
 
-// applyMeta adds a durable stripe to the index.
+// applyMeta adds a durable stripe to the index and buries the stripes it
+// leaves dead.
 func (s *Service) applyMeta(meta *Meta) error {
+	dead, err := s.apply(meta)
+	if err != nil {
+		return err
+	}
+	return s.bury(dead)
+}
+
+// apply adds a durable stripe to the index and returns the stripes left
+// dead.
+func (s *Service) apply(meta *Meta) ([]uint64, error) {
 	if s.index.Dead(meta.Stripe) {
-		return nil
+		return nil, nil
 	}
 	for _, w := range meta.Writes {
 		s.observe(w.Version)
@@ -749,7 +768,7 @@ func (s *Service) applyMeta(meta *Meta) error {
 	s.mu.Lock()
 	if old := s.mu.metas[meta.Stripe]; old != nil && old.Gen >= meta.Gen {
 		s.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	s.mu.metas[meta.Stripe] = meta
 	for _, d := range meta.Done {
@@ -763,10 +782,10 @@ func (s *Service) applyMeta(meta *Meta) error {
 	s.mu.Unlock()
 	dead, err := s.index.Apply(meta.Stripe, meta.Writes)
 	if err != nil {
-		return fmt.Errorf("burstbuffer: index: %w", err)
+		return nil, fmt.Errorf("burstbuffer: index: %w", err)
 	}
 	s.kickDrain()
-	return s.bury(dead)
+	return dead, nil
 }
 
 // bury records dead stripes and deletes their local shards.
@@ -792,7 +811,6 @@ func (s *Service) bury(dead []uint64) error {
 			st.Delete(id)
 		}
 	}
-	s.space.Broadcast()
 	return nil
 }
 
@@ -800,11 +818,14 @@ func (s *Service) bury(dead []uint64) error {
 // on k+m shards.
 func (s *Service) Sync(ctx context.Context, ref FileRef) error {
 	s.mu.Lock()
-	st := s.mu.last[ref.ID]
-	if st == nil {
+	pw := s.mu.pending[ref.ID]
+	if len(pw) == 0 {
+		// Every stripe with its writes is stored; some perhaps not yet
+		// durably.
 		s.mu.Unlock()
-		return nil
+		return s.syncDirty(ctx)
 	}
+	st := pw[len(pw)-1].st // the newest write's stripe: the last sealed of them
 	if st == s.mu.open {
 		if err := s.sealLocked(ctx, true); err != nil {
 			s.mu.Unlock()
@@ -845,6 +866,10 @@ func (s *Service) SyncAll(ctx context.Context) error {
 // syncDirty makes durable the shards stored without waiting for it (those
 // of stripes that filled up): one group-committed fdatasync per store.
 func (s *Service) syncDirty(ctx context.Context) error {
+	// One at a time: a caller that found the set empty while another's
+	// fdatasyncs run must not return before they end.
+	s.dirtyMu.Lock()
+	defer s.dirtyMu.Unlock()
 	s.mu.Lock()
 	if len(s.mu.dirty) == 0 {
 		s.mu.Unlock()
@@ -1000,8 +1025,8 @@ func (s *Service) readRangeOnce(ctx context.Context, file uint64, backing *os.Fi
 	}
 	// This node's own writes not yet published lie on top, where they are
 	// newer than what the index holds (a later stripe may be published
-	// before an earlier one), in version order.
-	sort.Slice(pending, func(i, j int) bool { return pending[i].w.Version < pending[j].w.Version })
+	// before an earlier one), in version order: the order they were
+	// written in.
 	end := off + int64(len(p))
 	for _, pw := range pending {
 		ws, we := int64(pw.w.Off), int64(pw.w.Off)+int64(pw.w.Len)

@@ -631,3 +631,30 @@ func TestLostStripeReadsEIO(t *testing.T) {
 		t.Errorf("health does not say data was lost: %q", h)
 	}
 }
+
+// TestSyncAfterFullStripeStored: a full stripe is stored without waiting
+// for fdatasync; a Sync after it was stored (nothing pending any more) must
+// still make it durable.
+func TestSyncAfterFullStripeStored(t *testing.T) {
+	tc := newTestCluster(t, 1, 4, 2)
+	ctx := context.Background()
+	_, ref := tc.file("full")
+	s := tc.svc("n0")
+	if err := s.WriteAt(ctx, ref, make([]byte, 4*4096), 0); err != nil { // one full stripe
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.mu.pending) == 0
+	}, "the full stripe stored")
+	if err := s.Sync(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	n := len(s.mu.dirty)
+	s.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("after Sync, %d stores still hold shards not made durable", n)
+	}
+}

@@ -46,6 +46,7 @@ func (s *Service) Handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		s.flashUsed()
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET "+PathPrefix+"range", func(w http.ResponseWriter, r *http.Request) {

@@ -118,7 +118,11 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	if h.flags&unix.O_ACCMODE == unix.O_RDONLY {
 		return 0
 	}
-	if err := h.n.s.data.Sync(ctx, h.ref); err != nil {
+	// Not cut short by FUSE_INTERRUPT: the kernel sends one whenever the
+	// closing thread gets any signal (Go's runtime signals its threads all
+	// the time), and a close that fails with EINTR leaves the caller not
+	// knowing whether its data is durable.
+	if err := h.n.s.data.Sync(context.WithoutCancel(ctx), h.ref); err != nil {
 		return h.n.s.dataErr("sync", h.ref, err)
 	}
 	h.n.stampPending(h)
@@ -129,7 +133,7 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 // backing file, which holds the new size.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	n := h.n
-	if err := n.s.data.Sync(ctx, h.ref); err != nil {
+	if err := n.s.data.Sync(context.WithoutCancel(ctx), h.ref); err != nil { // as in Flush
 		return n.s.dataErr("sync", h.ref, err)
 	}
 	n.stampPending(h)

@@ -17,6 +17,7 @@ import (
 
 	bbfuse "engine/burstbuffer/fuse"
 	"engine/node"
+	"engine/sortjob"
 )
 
 const mountUsage = `Usage: enginectl mount MOUNTPOINT [flags]
@@ -89,9 +90,6 @@ func mount(args []string, addr string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	if err := os.MkdirAll(bb.BackingDir, 0o755); err != nil {
-		return err
-	}
 	if fi, err := os.Stat(mnt); err != nil || !fi.IsDir() {
 		return fmt.Errorf("mount point %s: not a directory (create it first)", mnt)
 	}
@@ -115,9 +113,6 @@ func mount(args []string, addr string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("mount %s: %w", mnt, err)
 	}
 	fmt.Fprintf(stdout, "mounted %s (api %s, node %s)\n", mnt, n.Addr(), n.ID())
-	if f, ok := stdout.(*os.File); ok {
-		f.Sync()
-	}
 	<-ctx.Done()
 	fmt.Fprintf(stderr, "enginectl: unmounting %s\n", mnt)
 	return n.Close()
@@ -132,8 +127,9 @@ Staging commands of the burst buffer (like IME's):
   bb sync PATH         drain PATH (a file or a directory tree) now and wait
   bb purge PATH        drain PATH, then drop its buffered copies from flash
   bb prestage PATH     pull PATH from the backing file system into flash
-PATH is relative to the namespace's root (or absolute inside the backing
-directory); "/" is everything. The node is --addr or ENGINE_ADDR.
+PATH is a path of the namespace as seen from the mount's root ("/" is
+everything, "/dir/file" one file), or a path inside the backing directory.
+The node is --addr or ENGINE_ADDR.
 `
 
 func bbCommand(args []string, addr string, stdout, stderr io.Writer) error {
@@ -144,8 +140,8 @@ func bbCommand(args []string, addr string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	if addr == "" {
-		return usageError{"bb talks to a running node: give --addr HOST:PORT (or set ENGINE_ADDR), e.g. the api address enginectl mount printed"}
+	if err := needAddr(addr, "bb"); err != nil {
+		return err
 	}
 	c := node.NewClient(addr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -177,8 +173,8 @@ func bbCommand(args []string, addr string, stdout, stderr io.Writer) error {
 		if len(rest) != 1 {
 			return usageError{fmt.Sprintf("bb %s takes one PATH (\"/\" for everything)", op)}
 		}
-		path := strings.TrimPrefix(rest[0], "/")
-		if path == "" {
+		path := rest[0]
+		if path == "/" {
 			path = "."
 		}
 		resp, err := c.BB(ctx, op, path)
@@ -207,7 +203,7 @@ func printBBStatus(w io.Writer, st node.BBStatusResponse) {
 			for k := range s.WriteSizes {
 				keys = append(keys, k)
 			}
-			sort.Strings(keys)
+			sort.Slice(keys, func(i, j int) bool { return bucketBytes(keys[i]) < bucketBytes(keys[j]) })
 			fmt.Fprintf(w, "  backing writes: %d whole aligned chunks, %d file tails, %d other, %d of 4 KiB or less; sizes:", s.FullWrites, s.TailWrites, s.OtherWrites, s.SmallWrites)
 			for _, k := range keys {
 				fmt.Fprintf(w, " %s:%d", k, s.WriteSizes[k])
@@ -222,6 +218,15 @@ func printBBStatus(w io.Writer, st node.BBStatusResponse) {
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "unreachable: %s\n", e)
 	}
+}
+
+// bucketBytes is the size a write-size label ("≤4KiB", ">32MiB") names.
+func bucketBytes(label string) int64 {
+	n, _ := sortjob.ParseBytes(strings.TrimLeft(label, "≤>"))
+	if strings.HasPrefix(label, ">") {
+		n++
+	}
+	return n
 }
 
 func slogger(w io.Writer) *slog.Logger {

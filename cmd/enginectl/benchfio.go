@@ -48,7 +48,7 @@ func benchFio(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := fiobench.Config{Dir: *dir, Runtime: *runtime, Rounds: *rounds, Creates: *creates, Quick: *quick,
-		Out: stdout, MountArgs: []string{"--flash-size", *flashSize}, Enginectl: *enginectl}
+		Out: stdout, Logger: slogger(stderr), MountArgs: []string{"--flash-size", *flashSize}, Enginectl: *enginectl}
 	if !*quick {
 		n, err := bytesFlag("--size", *size)
 		if err != nil {

@@ -28,7 +28,7 @@ func statAtime(fi os.FileInfo) time.Time {
 const maxDrainWrite = 8 << 20
 
 // drainWorkers is how many windows of a file are read and written at once.
-const drainWorkers = 3
+const drainWorkers = 4
 
 func (s *Service) kickDrain() {
 	select {

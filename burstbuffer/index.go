@@ -72,6 +72,7 @@ type Index struct {
 	newest map[uint64]uint64 // file -> highest version applied
 	dirty  map[uint64]int64  // file -> bytes in extents not Clean
 	tombed map[uint64]int    // stripe -> Drops that gave it tombstones (0: none in Pebble)
+	broken error             // a Drop's commit failed: see Drop
 }
 
 type quietLogger struct{}
@@ -347,32 +348,29 @@ func (x *Index) cutLocked(file, off, end uint64, match func(Extent) bool, delta 
 }
 
 // Drop removes the drained pieces from the extents (only bytes that still
-// belong to the piece's stripe: newer writes stay) and records them as
-// tombstones, durably. It returns the stripes left with no live bytes.
+// belong to the piece's stripe: newer writes stay) and records them,
+// durably: as tombstones, or, for a stripe the Drop leaves with no live
+// bytes, as the stripe's death (one key instead of a tombstone per piece:
+// a drained file's stripes usually die whole). It returns the stripes left
+// with no live bytes, already marked dead.
+//
+// The lock is held across the Pebble commit, so that an Apply that read
+// the tombstones before the commit reads them again. Should the commit
+// fail, the extents are cut already (the bytes are on the backing file
+// system, so reads stay right) but not durably: the index refuses further
+// Drops, so that no newer bytes are drained over which a restart would
+// then drain these again.
 func (x *Index) Drop(ps []Piece) ([]uint64, error) {
-	b := x.db.NewBatch()
-	defer b.Close()
-	for _, p := range ps {
-		if p.End <= p.Off {
-			continue
-		}
-		var v [8]byte
-		binary.BigEndian.PutUint64(v[:], p.End)
-		if err := b.Set(tombKey(p.Stripe, p.File, p.Off), v[:], nil); err != nil {
-			return nil, err
-		}
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return nil, err
-	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.broken != nil {
+		return nil, x.broken
+	}
 	delta := map[uint64]int64{}
 	for _, p := range ps {
 		if p.End <= p.Off {
 			continue
 		}
-		x.tombed[p.Stripe]++
 		x.cutLocked(p.File, p.Off, p.End, func(e Extent) bool { return e.Stripe == p.Stripe }, delta)
 		if t := x.files[p.File]; t != nil && t.Len() == 0 {
 			delete(x.files, p.File)
@@ -380,16 +378,45 @@ func (x *Index) Drop(ps []Piece) ([]uint64, error) {
 		}
 	}
 	x.addLive(delta)
-	return x.deadLocked(delta), nil
-}
-
-// MarkDead records stripes as dead, durably, and forgets their tombstones.
-func (x *Index) MarkDead(stripes []uint64) error {
-	if len(stripes) == 0 {
-		return nil
+	dead := x.deadLocked(delta)
+	isDead := make(map[uint64]bool, len(dead))
+	for _, s := range dead {
+		isDead[s] = true
 	}
 	b := x.db.NewBatch()
 	defer b.Close()
+	tombed := map[uint64]bool{}
+	for _, p := range ps {
+		if p.End <= p.Off || isDead[p.Stripe] || x.dead[p.Stripe] {
+			continue
+		}
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], p.End)
+		if err := b.Set(tombKey(p.Stripe, p.File, p.Off), v[:], nil); err != nil {
+			return nil, err
+		}
+		tombed[p.Stripe] = true
+	}
+	if err := x.deadToBatch(b, dead); err != nil {
+		return nil, err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		x.broken = fmt.Errorf("burstbuffer: index: recording drained bytes failed, no more are drained until a restart: %w", err)
+		return nil, x.broken
+	}
+	for s := range tombed {
+		x.tombed[s]++
+	}
+	for _, s := range dead {
+		x.dead[s] = true
+		delete(x.tombed, s)
+	}
+	return dead, nil
+}
+
+// deadToBatch adds to b the death of stripes: the dead key, and the
+// removal of their tombstones and completed-stripe hints.
+func (x *Index) deadToBatch(b *pebble.Batch, stripes []uint64) error {
 	for _, s := range stripes {
 		if err := b.Set(deadKey(s), nil, nil); err != nil {
 			return err
@@ -403,12 +430,34 @@ func (x *Index) MarkDead(stripes []uint64) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// MarkDead records stripes as dead, durably, and forgets their tombstones.
+// Stripes already dead are skipped.
+func (x *Index) MarkDead(stripes []uint64) error {
+	x.mu.RLock()
+	var todo []uint64
+	for _, s := range stripes {
+		if !x.dead[s] {
+			todo = append(todo, s)
+		}
+	}
+	x.mu.RUnlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	b := x.db.NewBatch()
+	defer b.Close()
+	if err := x.deadToBatch(b, todo); err != nil {
+		return err
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for _, s := range stripes {
+	for _, s := range todo {
 		x.dead[s] = true
 		delete(x.tombed, s)
 	}

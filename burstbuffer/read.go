@@ -61,16 +61,16 @@ func (c *shardCache) put(stripe uint64, idx int, data []byte) {
 	}
 }
 
-func (c *shardCache) forget(stripe uint64) {
+// forget drops the cached shards 0..shards-1 of stripe.
+func (c *shardCache) forget(stripe uint64, shards int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for e := c.ll.Front(); e != nil; {
-		next := e.Next()
-		if ent := e.Value.(*cacheEntry); ent.key[0] == stripe {
+	for i := 0; i < shards; i++ {
+		k := [2]uint64{stripe, uint64(i)}
+		if e, ok := c.items[k]; ok {
 			c.ll.Remove(e)
-			delete(c.items, ent.key)
+			delete(c.items, k)
 		}
-		e = next
 	}
 }
 
@@ -107,16 +107,31 @@ func (s *Service) fetchShard(ctx context.Context, meta *Meta, idx int) ([]byte, 
 	return shard, h, nil
 }
 
+// nodeLive reports whether node n is live, from a snapshot of the live
+// set at most liveTTL old: reads ask it for every piece, and a fresh
+// Cluster.Live costs more than the read. A stale answer is harmless: a
+// shard on a node that just died fails to read and is reconstructed.
 func (s *Service) nodeLive(n string) bool {
 	if n == s.cfg.Node {
 		return true
 	}
-	for _, l := range s.cfg.Cluster.Live() {
-		if l == n {
-			return true
+	snap := s.liveSnap.Load()
+	if snap == nil || time.Since(snap.at) > liveTTL {
+		snap = &liveSnapshot{at: time.Now(), set: map[string]bool{}}
+		for _, l := range s.cfg.Cluster.Live() {
+			snap.set[l] = true
 		}
+		s.liveSnap.Store(snap)
 	}
-	return false
+	return snap.set[n]
+}
+
+// liveTTL is how old nodeLive's snapshot of the live set may be.
+const liveTTL = 100 * time.Millisecond
+
+type liveSnapshot struct {
+	at  time.Time
+	set map[string]bool
 }
 
 // errGone says a stripe died (its bytes were overwritten or drained)
@@ -140,10 +155,9 @@ func (s *Service) readStripe(ctx context.Context, stripe uint64, pos int, dst []
 		if shard := s.shards.get(stripe, idx); shard != nil { // rebuilt lately
 			copy(dst[:n], shard[at:])
 		} else {
-			var b []byte
 			var err error
 			if s.nodeLive(meta.Stores[idx].Node) {
-				b, err = s.readShard(ctx, meta, idx, at, n)
+				err = s.readShardInto(ctx, meta, idx, at, dst[:n])
 			} else {
 				err = fmt.Errorf("store %s: node is down", meta.Stores[idx])
 			}
@@ -163,9 +177,8 @@ func (s *Service) readStripe(ctx context.Context, stripe uint64, pos int, dst []
 				for i, sh := range shards[:meta.K] {
 					s.shards.put(stripe, i, sh)
 				}
-				b = shards[idx][at : at+n]
+				copy(dst[:n], shards[idx][at:at+n])
 			}
-			copy(dst[:n], b)
 		}
 		dst, pos = dst[n:], pos+n
 	}
@@ -180,6 +193,24 @@ func (s *Service) readShard(ctx context.Context, meta *Meta, idx, off, n int) ([
 		return s.readLocalRange(ref.Store, meta.Stripe, idx, meta.K, meta.M, meta.ShardSize, off, n)
 	}
 	return s.cfg.Transport.ReadShard(ctx, ref.Node, ref.Store, meta.Stripe, idx, meta.K, meta.M, meta.ShardSize, off, n)
+}
+
+// readShardInto is readShard into dst (n = len(dst)): from this node's
+// store, straight from its page cache into dst.
+func (s *Service) readShardInto(ctx context.Context, meta *Meta, idx, off int, dst []byte) error {
+	ref := meta.Stores[idx]
+	if ref.Node == s.cfg.Node && ref.Store >= 0 && ref.Store < len(s.stores) {
+		key := layoutKey{ref.Store, meta.Stripe, idx}
+		if l, ok := s.layouts.get(key); ok && l.shardSize == meta.ShardSize {
+			return l.readInto(s.stores[ref.Store], meta.Stripe, idx, off, dst)
+		}
+	}
+	b, err := s.readShard(ctx, meta, idx, off, len(dst))
+	if err != nil {
+		return err
+	}
+	copy(dst, b)
+	return nil
 }
 
 // readLocalRange is readShard on this node's store.
@@ -224,24 +255,53 @@ type layoutKey struct {
 }
 
 func (l layout) read(st *flash.Store, stripe uint64, idx, off, n int) ([]byte, error) {
+	b := make([]byte, n)
+	if err := l.readInto(st, stripe, idx, off, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readInto is read into dst (n = len(dst)). A range of whole blocks is
+// read straight into dst and checked there; otherwise the blocks it lies
+// in are read into a scratch buffer, checked, and the range copied out.
+func (l layout) readInto(st *flash.Store, stripe uint64, idx, off int, dst []byte) error {
+	n := len(dst)
 	if n == 0 {
-		return nil, nil
+		return nil
+	}
+	if off < 0 || off+n > l.shardSize {
+		return fmt.Errorf("burstbuffer: read %d bytes at %d of a %d-byte shard", n, off, l.shardSize)
 	}
 	b0, b1 := off/blockSize, (off+n-1)/blockSize
 	lo, hi := b0*blockSize, min((b1+1)*blockSize, l.shardSize)
-	buf := make([]byte, hi-lo)
+	buf := dst
+	if lo != off || hi != off+n {
+		sp := scratch.Get().(*[]byte)
+		defer scratch.Put(sp)
+		if cap(*sp) < hi-lo {
+			*sp = make([]byte, hi-lo)
+		}
+		buf = (*sp)[:hi-lo]
+	}
 	got, err := st.ReadAt(stripe, idx, buf, l.dataOff+int64(lo))
 	if got != len(buf) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w: payload ends early", errPayload)
 		}
-		return nil, err
+		return err
 	}
 	if err := checkBlocks(buf, l.sums, stripe, idx, b0, b1); err != nil {
-		return nil, err
+		return err
 	}
-	return buf[off-lo : off-lo+n], nil
+	if len(buf) != n || &buf[0] != &dst[0] {
+		copy(dst, buf[off-lo:])
+	}
+	return nil
 }
+
+// scratch holds buffers for reads of partial blocks.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 // layoutCache is a bounded map of layouts (evicting at random when full).
 type layoutCache struct {

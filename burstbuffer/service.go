@@ -140,6 +140,12 @@ type Service struct {
 	shards  *shardCache
 	layouts layoutCache
 
+	liveSnap atomic.Pointer[liveSnapshot] // see nodeLive
+
+	reapMu   sync.Mutex
+	reapQ    []uint64 // dead stripes whose shards are still to delete
+	reapKick chan struct{}
+
 	clock atomic.Uint64 // hybrid logical clock: versions
 
 	mu struct {
@@ -208,7 +214,7 @@ func Open(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("burstbuffer: %w", err)
 	}
 	s := &Service{cfg: cfg, code: code, small: small, log: cfg.Log, shards: newShardCache(256),
-		slots: make(chan struct{}, cfg.MaxInflight), kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		slots: make(chan struct{}, cfg.MaxInflight), kick: make(chan struct{}, 1), reapKick: make(chan struct{}, 1), stop: make(chan struct{})}
 	s.mu.pending = map[uint64][]pendingWrite{}
 	s.mu.metas = map[uint64]*Meta{}
 	s.mu.refs = map[uint64]FileRef{}
@@ -243,9 +249,10 @@ func Open(cfg Config) (*Service, error) {
 		s.closeStores()
 		return nil, err
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.drainLoop()
 	go s.memberLoop()
+	go s.reapLoop()
 	return s, nil
 }
 
@@ -805,13 +812,57 @@ func (s *Service) bury(dead []uint64) error {
 	}
 	s.mu.Unlock()
 	for _, id := range dead {
-		s.shards.forget(id)
+		s.shards.forget(id, s.cfg.K+s.cfg.M)
 		s.layouts.forget(id, len(s.stores), s.cfg.K+s.cfg.M)
-		for _, st := range s.stores {
-			st.Delete(id)
-		}
+	}
+	s.reapMu.Lock()
+	s.reapQ = append(s.reapQ, dead...)
+	s.reapMu.Unlock()
+	select {
+	case s.reapKick <- struct{}{}:
+	default:
 	}
 	return nil
+}
+
+// reapLoop deletes the shards of the stripes bury buried, off the drain's
+// path: deleting them frees log segments, and removing a segment syncs its
+// directory (a journal commit each). Nothing reads a dead stripe, and a
+// crash before the delete leaves shards that the restart finds dead and
+// deletes.
+func (s *Service) reapLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			s.reap()
+			return
+		case <-s.reapKick:
+			s.reap()
+		}
+	}
+}
+
+func (s *Service) reap() {
+	s.reapMu.Lock()
+	ids := s.reapQ
+	s.reapQ = nil
+	s.reapMu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, st := range s.stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, id := range ids {
+				st.Delete(id)
+			}
+		}()
+	}
+	wg.Wait()
+	s.flashUsed()
 }
 
 // Sync waits until every write to ref acknowledged by this node is durable

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -657,4 +658,92 @@ func TestSyncAfterFullStripeStored(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("after Sync, %d stores still hold shards not made durable", n)
 	}
+}
+
+// BenchmarkDrain4KiBRandom drains a 256 MiB file written as 4 KiB writes
+// in random order (fio's randwrite) on a one-node 4+2 buffer; the peer, in
+// the same iteration, writes as many bytes straight to a new file in the
+// same backing directory the way the drain writes (drainWorkers O_DIRECT
+// writers of maxDrainWrite bytes) and fsyncs it. drain_ratio is the
+// drain's rate over the peer's: the part of the backing file system's
+// new-file write rate the drain keeps, with reading flash, checking and
+// dropping the pieces included.
+func BenchmarkDrain4KiBRandom(b *testing.B) {
+	const size = 256 << 20
+	root := b.TempDir()
+	net := &memNet{svcs: map[string]*Service{}, live: map[string]bool{"n0": true}}
+	backing := filepath.Join(root, "backing")
+	os.MkdirAll(backing, 0o755)
+	s, err := Open(Config{Node: "n0", FlashDir: filepath.Join(root, "n0"), BackingDir: backing,
+		Cluster: memCluster{net}, Transport: memTransport{net}, DrainDelay: time.Hour,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	net.svcs["n0"] = s
+	ctx := context.Background()
+	rng := rand.New(rand.NewSource(1))
+	p := make([]byte, 4096)
+	var drainT, directT time.Duration
+	for i := 0; i < b.N; i++ {
+		name := filepath.Join(backing, fmt.Sprintf("f%d", i))
+		f, err := os.Create(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ref, err := RefOf(f)
+		if err != nil {
+			b.Skip("no file handles:", err)
+		}
+		for _, blk := range rng.Perm(size / 4096) {
+			rng.Read(p)
+			if err := s.WriteAt(ctx, ref, p, int64(blk)*4096); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.Sync(ctx, ref); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if err := s.drainFile(ctx, ref.ID); err != nil {
+			b.Fatal(err)
+		}
+		drainT += time.Since(t0)
+		f.Close()
+		// The peer: the same bytes written straight to a new file, as the
+		// drain writes them (drainWorkers writers of maxDrainWrite bytes,
+		// O_DIRECT), then fsynced.
+		d, err := os.OpenFile(name+".direct", os.O_CREATE|os.O_WRONLY|syscall.O_DIRECT, 0o644)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 = time.Now()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < drainWorkers; w++ {
+			buf := s.drainBufs[w]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for off := next.Add(maxDrainWrite) - maxDrainWrite; off < size; off = next.Add(maxDrainWrite) - maxDrainWrite {
+					if _, err := d.WriteAt(buf, off); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err := d.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		directT += time.Since(t0)
+		d.Close()
+		os.Remove(name)
+		os.Remove(name + ".direct")
+	}
+	b.ReportMetric(float64(size)*float64(b.N)/drainT.Seconds()/1e6, "drain_MB/s")
+	b.ReportMetric(float64(size)*float64(b.N)/directT.Seconds()/1e6, "direct_MB/s")
+	b.ReportMetric(directT.Seconds()/drainT.Seconds(), "drain_ratio")
 }

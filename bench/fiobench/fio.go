@@ -20,6 +20,7 @@ const (
 	JobRandWrite = "randwrite-4k"       // 4 KiB random writes, O_DIRECT, iodepth 32
 	JobFsync     = "randwrite-4k-fsync" // 4 KiB random writes, fsync after each
 	JobSeqWrite  = "write-1m"           // 1 MiB sequential writes, O_DIRECT, iodepth 8
+	JobNewFile   = "write-new-1m"       // the same into a new file, once through, fsync at the end (direct only)
 	JobRandRead  = "randread-4k"        // 4 KiB random reads, O_DIRECT, iodepth 32
 	JobCreate    = "create"             // empty file creates (a Go loop, not fio)
 )
@@ -38,6 +39,10 @@ type job struct {
 	args []string
 	// async: runs with the chosen asynchronous engine (else psync).
 	async bool
+	// once: writes the file once through instead of for the runtime.
+	once bool
+	// directOnly: a reference figure, run on the direct target only.
+	directOnly bool
 	// read: the figures are in fio's "read" section (else "write"), and
 	// the file is laid out before the first run.
 	read bool
@@ -50,6 +55,13 @@ var jobs = []job{
 		args: []string{"--rw=randwrite", "--bs=4k", "--direct=0", "--fsync=1", "--iodepth=1", "--norandommap", "--randrepeat=0"}},
 	{name: JobSeqWrite, title: "1 MiB sequential writes, O_DIRECT, iodepth 8", unit: UnitMBps, async: true,
 		args: []string{"--rw=write", "--bs=1m", "--direct=1", "--iodepth=8"}},
+	// What a drain does to the backing file system: a new file written
+	// once, sequentially, in big O_DIRECT writes, then fsynced (fio counts
+	// the fsync in the runtime). The drain's like-for-like reference; the
+	// time-based job above mostly overwrites blocks it allocated already.
+	{name: JobNewFile, title: "1 MiB sequential writes to a new file, O_DIRECT, iodepth 8, fsync at the end (direct only: the drain's reference)",
+		unit: UnitMBps, async: true, once: true, directOnly: true,
+		args: []string{"--rw=write", "--bs=1m", "--direct=1", "--iodepth=8", "--end_fsync=1"}},
 	{name: JobRandRead, title: "4 KiB random reads, O_DIRECT, iodepth 32 (file laid out first)", unit: UnitIOPS, async: true, read: true,
 		args: []string{"--rw=randread", "--bs=4k", "--direct=1", "--iodepth=32", "--norandommap", "--randrepeat=0"}},
 	{name: JobCreate, title: "file creates: open(O_CREAT|O_EXCL) + close, one directory", unit: UnitFilesS},
@@ -65,17 +77,20 @@ func fioArgs(j job, engine, file, out string, size int64, runtime time.Duration)
 		"--name=" + j.name,
 		"--filename=" + fioFile(file),
 		"--size=" + strconv.FormatInt(size, 10),
-		"--runtime=" + fioDuration(runtime),
-		"--time_based",
+	}
+	if !j.once {
+		a = append(a, "--runtime="+fioDuration(runtime), "--time_based")
+	}
+	a = append(a,
 		"--group_reporting",
 		"--numjobs=1",
-		"--ioengine=" + engine,
+		"--ioengine="+engine,
 		// ftruncate, not fallocate: FUSE file systems need not support
 		// fallocate, and every target must start from the same file.
 		"--fallocate=none",
 		"--output-format=json",
-		"--output=" + out,
-	}
+		"--output="+out,
+	)
 	return append(a, j.args...)
 }
 

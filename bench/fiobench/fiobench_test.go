@@ -75,7 +75,15 @@ func checkFigures(t *testing.T, rep *Report, targets []string) {
 	if len(rep.Jobs) != len(jobs) {
 		t.Fatalf("report has %d jobs, want %d", len(rep.Jobs), len(jobs))
 	}
+	directOnly := map[string]bool{}
+	for _, j := range jobs {
+		directOnly[j.name] = j.directOnly
+	}
 	for _, j := range rep.Jobs {
+		targets := targets
+		if directOnly[j.Name] {
+			targets = slices.DeleteFunc(slices.Clone(targets), func(s string) bool { return s != Direct })
+		}
 		if len(j.Results) != len(targets) {
 			t.Errorf("%s: %d results, want %d", j.Name, len(j.Results), len(targets))
 		}
@@ -172,9 +180,10 @@ func TestOursFake(t *testing.T) {
 	if d.Node != "127.0.0.1:45678" {
 		t.Errorf("node %q, want the address the mount printed", d.Node)
 	}
-	// One sync after each run (5 jobs, 2 with layout: 1 more) and one at the end.
-	if len(d.Syncs) != len(jobs)+2 {
-		t.Errorf("%d syncs, want %d: %+v", len(d.Syncs), len(jobs)+2, d.Syncs)
+	// One sync after each run on ours (the direct-only job has none; the
+	// read job's layout one more) and one at the end.
+	if len(d.Syncs) != len(jobs)-1+2 {
+		t.Errorf("%d syncs, want %d: %+v", len(d.Syncs), len(jobs)-1+2, d.Syncs)
 	}
 	if d.Writes != 252 || d.FullWrites != 252 || d.SmallWrites != 0 || d.DrainChunk != 1<<20 {
 		t.Errorf("histogram read as writes %d, full %d, small %d, chunk %d", d.Writes, d.FullWrites, d.SmallWrites, d.DrainChunk)
@@ -318,7 +327,8 @@ func TestJudge(t *testing.T) {
 		return &Report{Size: 256 << 20, Rounds: 1, Drain: d, Jobs: []JobReport{
 			{Name: JobRandWrite, Results: []Result{res(Direct, 50000), res(Loopback, lo), res(Ours, ours)}},
 			{Name: JobFsync, Results: []Result{res(Direct, 2000), res(Loopback, loFsync), res(Ours, oursFsync)}},
-			{Name: JobSeqWrite, Results: []Result{{Target: Direct, Value: 1000, MBps: 1000}}},
+			{Name: JobSeqWrite, Results: []Result{{Target: Direct, Value: 3000, MBps: 3000}}},
+			{Name: JobNewFile, Results: []Result{{Target: Direct, Value: 1000, MBps: 1000}}},
 		}}
 	}
 	drain := func(rate float64, hist map[string]int64) *DrainReport {
@@ -376,5 +386,20 @@ func TestFioArgs(t *testing.T) {
 				t.Errorf("%s: args %q lack %q", tc.job, args, w)
 			}
 		}
+	}
+	// The drain's reference writes a new file once, fsync included.
+	args := fioArgs(byName[JobNewFile], "libaio", "/f.dat", "/o.json", 256<<20, 1500*time.Millisecond)
+	for _, w := range []string{"--rw=write", "--bs=1m", "--direct=1", "--iodepth=8", "--end_fsync=1", "--size=268435456", "--ioengine=libaio"} {
+		if !slices.Contains(args, w) {
+			t.Errorf("%s: args %q lack %q", JobNewFile, args, w)
+		}
+	}
+	for _, no := range []string{"--time_based", "--runtime=1500ms"} {
+		if slices.Contains(args, no) {
+			t.Errorf("%s: args %q have %q: it writes the file once", JobNewFile, args, no)
+		}
+	}
+	if !byName[JobNewFile].directOnly {
+		t.Errorf("%s runs on every target; it is the direct target's reference", JobNewFile)
 	}
 }

@@ -54,6 +54,10 @@ func (b *bench) judge() {
 		d.SeqWriteRate = seq.MBps * 1e6
 		d.RateVsSeqWrite = d.DrainRate / d.SeqWriteRate
 	}
+	if nf := r.result(JobNewFile, Direct); d != nil && nf != nil {
+		d.NewFileRate = nf.MBps * 1e6
+		d.RateVsNewFile = d.DrainRate / d.NewFileRate
+	}
 
 	stripes := "stripes written: unknown (no bb status)"
 	ec := true
@@ -65,8 +69,12 @@ func (b *bench) judge() {
 		b.vsLoopback(JobRandWrite, RandWriteVsLoopback, "4 KiB random writes (O_DIRECT, iodepth 32) while erasure-coded", stripes, ec),
 		b.vsLoopback(JobFsync, FsyncVsLoopback, "4 KiB random writes with fsync after each", "", true))
 
+	// The drain creates or extends files and fsyncs them before it frees
+	// flash: its like-for-like reference is JobNewFile. The time-based
+	// JobSeqWrite, which mostly overwrites blocks it allocated already and
+	// never fsyncs, is shown beside it.
 	g := Goal{Name: "drain rate vs the backing file system's sequential writes",
-		Want: fmt.Sprintf("≥ %.2f× the direct target's 1 MiB sequential write rate", DrainVsSeqWrite), Verdict: NA}
+		Want: fmt.Sprintf("≥ %.2f× the direct target's sequential write rate into a new file, fsync included (%s)", DrainVsSeqWrite, JobNewFile), Verdict: NA}
 	switch {
 	case d == nil:
 		g.Got = "ours' drain not measured"
@@ -74,12 +82,15 @@ func (b *bench) judge() {
 		g.Got = d.Error
 	case d.BackingWritten == 0:
 		g.Got, g.Verdict = "nothing reached the backing directory", Fail
-	case d.SeqWriteRate == 0:
-		g.Got = fmt.Sprintf("drain %.1f MB/s; the direct 1 MiB write rate was not measured", d.DrainRate/1e6)
+	case d.NewFileRate == 0:
+		g.Got = fmt.Sprintf("drain %.1f MB/s; the direct new-file write rate was not measured", d.DrainRate/1e6)
 	default:
-		g.Got = fmt.Sprintf("drain %.1f MB/s (the node's own figure; %.1f MB/s over the syncs) = %.2f× direct %.1f MB/s",
-			d.DrainRate/1e6, d.SyncRate/1e6, d.RateVsSeqWrite, d.SeqWriteRate/1e6)
-		g.Verdict = verdict(d.RateVsSeqWrite >= DrainVsSeqWrite)
+		g.Got = fmt.Sprintf("drain %.1f MB/s (the node's own figure; %.1f MB/s over the syncs) = %.2f× direct new-file writes %.1f MB/s",
+			d.DrainRate/1e6, d.SyncRate/1e6, d.RateVsNewFile, d.NewFileRate/1e6)
+		if d.SeqWriteRate > 0 {
+			g.Got += fmt.Sprintf(" (%.2f× the time-based %s, %.1f MB/s)", d.RateVsSeqWrite, JobSeqWrite, d.SeqWriteRate/1e6)
+		}
+		g.Verdict = verdict(d.RateVsNewFile >= DrainVsSeqWrite)
 	}
 	r.Goals = append(r.Goals, g)
 

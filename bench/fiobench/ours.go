@@ -64,6 +64,11 @@ type DrainReport struct {
 	// RateVsSeqWrite is DrainRate over it.
 	SeqWriteRate   float64 `json:"seq_write_bytes_per_sec"`
 	RateVsSeqWrite float64 `json:"rate_vs_seq_write"`
+	// NewFileRate is the direct target's rate writing a new file once
+	// and fsyncing it (JobNewFile), bytes/s, what a drain does; the goal
+	// is RateVsNewFile, DrainRate over it.
+	NewFileRate   float64 `json:"new_file_write_bytes_per_sec"`
+	RateVsNewFile float64 `json:"rate_vs_new_file_write"`
 	// SameDevice: flash and backing share a device, so the drain reads
 	// and writes one disk.
 	SameDevice bool   `json:"same_device"`

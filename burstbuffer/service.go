@@ -236,7 +236,7 @@ func Open(cfg Config) (*Service, error) {
 		// Space is freed in whole segments: keep them small against the
 		// limit, so that draining frees flash well before it is full.
 		seg := min(max(cfg.FlashLimit/int64(cfg.K+cfg.M)/8, 1<<20), 64<<20)
-		st, err := flash.OpenStore(filepath.Join(cfg.FlashDir, fmt.Sprintf("store-%d", i)), flash.StoreOptions{SegmentSize: seg, Logger: cfg.Log})
+		st, err := flash.OpenStore(filepath.Join(cfg.FlashDir, fmt.Sprintf("store-%d", i)), flash.StoreOptions{SegmentSize: seg, Preallocate: true, Logger: cfg.Log})
 		if err != nil {
 			s.closeStores()
 			return nil, fmt.Errorf("burstbuffer: %w", err)

@@ -35,7 +35,21 @@ type LogOptions struct {
 	// SyncHook, if set, is called once per fdatasync of a segment file,
 	// just before it is issued (tests count syncs or inject device latency).
 	SyncHook func(segment uint64)
+	// Preallocate, under an fsync-heavy load of small appends (see
+	// spareAfterSyncs), keeps a zero-filled spare segment file ready,
+	// written and fsynced in the background, and rolls onto it (at once,
+	// the first time, if the current segment is not one): appends then
+	// overwrite blocks that are allocated and written already, so the
+	// fdatasync after them has no metadata to commit, only data (on ext4
+	// here about 0.3 ms instead of 0.45). A rolled segment is cut to its
+	// records. Open takes zeros after the last record for the clean end
+	// they are, with or without this option.
+	Preallocate bool
 }
+
+// spareName is the file a Log with Preallocate zero-fills for its next
+// segment.
+const spareName = "spare.tmp"
 
 // Location says where a record lives in the log and what it holds.
 type Location struct {
@@ -76,10 +90,12 @@ type Stats struct {
 }
 
 type segment struct {
-	id   uint64
-	f    *os.File
-	size int64 // end of the last valid record: where appends go
-	tail int64 // bytes after size that a lenient Open left unread
+	id      uint64
+	f       *os.File
+	size    int64 // end of the last valid record: where appends go
+	tail    int64 // bytes after size that a lenient Open left unread
+	prealoc bool  // the file is zero-filled past size (Preallocate)
+	syncs   int   // fdatasyncs of it by Sync (Preallocate's trigger)
 
 	removed atomic.Bool // set by RemoveSegment before f is closed
 }
@@ -121,6 +137,12 @@ type Log struct {
 	stopped chan struct{}
 
 	nAppends, nBytes, nSyncCalls, nFdatasyncs atomic.Uint64
+
+	// The spare segment (Preallocate).
+	spareMu    sync.Mutex
+	spareReady bool // spareName is zero-filled to SegmentSize and synced
+	spareBusy  bool // a goroutine is filling it
+	spareWG    sync.WaitGroup
 }
 
 func segName(id uint64) string { return fmt.Sprintf("seg-%08d.log", id) }
@@ -227,6 +249,16 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 		lastSeq = seq
 		seg.size = end
 		if end < st.Size() {
+			zero, err := zeroFrom(f, end, st.Size())
+			if err != nil {
+				return nil, err
+			}
+			if zero {
+				// Preallocated (or extended and never written): the
+				// records end here, cleanly.
+				seg.prealoc = true
+				continue
+			}
 			if mode.lenient {
 				seg.tail = st.Size() - end
 				info.Unreadable += seg.tail
@@ -270,9 +302,111 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 			}
 		}
 	}
+	if opts.Preallocate {
+		// A spare from before is of unknown state: it is filled anew
+		// when one is wanted.
+		if err := os.Remove(filepath.Join(dir, spareName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
 	ok = true
 	go l.syncer()
 	return l, nil
+}
+
+// zeroFrom reports whether f holds only zero bytes in [off, end).
+func zeroFrom(f *os.File, off, end int64) (bool, error) {
+	buf := make([]byte, min(end-off, 1<<20))
+	for off < end {
+		n := min(int64(len(buf)), end-off)
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return false, err
+		}
+		for _, c := range buf[:n] {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		off += n
+	}
+	return true, nil
+}
+
+// kickSpare starts filling the spare segment if none is ready or being
+// filled.
+func (l *Log) kickSpare() {
+	l.spareMu.Lock()
+	defer l.spareMu.Unlock()
+	if l.spareReady || l.spareBusy {
+		return
+	}
+	l.spareBusy = true
+	l.spareWG.Add(1)
+	go l.fillSpare()
+}
+
+// fillSpare writes the spare segment: SegmentSize zero bytes, fsynced.
+// It gives up when the log closes.
+func (l *Log) fillSpare() {
+	defer l.spareWG.Done()
+	path := filepath.Join(l.dir, spareName)
+	err := func() error {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		z := make([]byte, 1<<20)
+		for off := int64(0); off < l.opts.SegmentSize; off += int64(len(z)) {
+			select {
+			case <-l.stopCh:
+				return ErrClosed
+			default:
+			}
+			if _, err := f.WriteAt(z[:min(int64(len(z)), l.opts.SegmentSize-off)], off); err != nil {
+				return err
+			}
+		}
+		return f.Sync()
+	}()
+	if err != nil {
+		os.Remove(path)
+	}
+	l.spareMu.Lock()
+	l.spareBusy = false
+	l.spareReady = err == nil
+	l.spareMu.Unlock()
+}
+
+// takeSpare renames the ready spare to segment id's name and opens it;
+// nil when no spare is ready.
+func (l *Log) takeSpare(id uint64) *os.File {
+	l.spareMu.Lock()
+	defer l.spareMu.Unlock()
+	if !l.spareReady {
+		return nil
+	}
+	l.spareReady = false
+	name := filepath.Join(l.dir, segName(id))
+	if _, err := os.Stat(name); err == nil {
+		return nil // never overwrite a segment
+	}
+	if err := os.Rename(filepath.Join(l.dir, spareName), name); err != nil {
+		return nil
+	}
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		os.Remove(name)
+		return nil
+	}
+	return f
+}
+
+// spareIsReady reports whether a spare segment is ready.
+func (l *Log) spareIsReady() bool {
+	l.spareMu.Lock()
+	defer l.spareMu.Unlock()
+	return l.spareReady
 }
 
 // scanSection reads records from f from the start. It returns the end of the
@@ -367,6 +501,16 @@ func (l *Log) fdatasync(s *segment) error {
 // newSegmentLocked creates segment id, makes its directory entry durable and
 // makes it current.
 func (l *Log) newSegmentLocked(id uint64) error {
+	if l.opts.Preallocate {
+		if f := l.takeSpare(id); f != nil {
+			if err := syncDir(l.dir); err != nil {
+				f.Close()
+				return err
+			}
+			l.segs = append(l.segs, &segment{id: id, f: f, prealoc: true})
+			return nil
+		}
+	}
 	f, err := os.OpenFile(filepath.Join(l.dir, segName(id)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
@@ -433,9 +577,19 @@ func (l *Log) Append(ctx context.Context, recs ...Record) ([]Location, error) {
 		rl := int64(HeaderSize + len(r.Data))
 		cur := l.segs[len(l.segs)-1]
 		pos := cur.size + int64(len(buf))
-		if pos > 0 && pos+rl > l.opts.SegmentSize {
+		// Onto a preallocated segment as soon as there is one.
+		early := l.opts.Preallocate && !cur.prealoc && pos > 0 && l.spareIsReady()
+		if pos > 0 && (early || pos+rl > l.opts.SegmentSize) {
 			if err := flush(); err != nil {
 				return nil, err
+			}
+			if cur.prealoc {
+				// Cut the zeros past the records.
+				if err := cur.f.Truncate(cur.size); err != nil {
+					l.writeErr = fmt.Errorf("flash: truncate %s: %w", segName(cur.id), err)
+					return nil, l.writeErr
+				}
+				cur.prealoc = false
 			}
 			// Earlier segments are always durable, so a crash can tear only
 			// the last one.
@@ -594,8 +748,29 @@ func (l *Log) syncOnce() error {
 			break
 		}
 	}
+	if l.opts.Preallocate {
+		// Zero-filling a segment writes it twice: worth it only where
+		// fdatasyncs are many and the bytes between them few.
+		l.mu.Lock()
+		cur.syncs++
+		heavy := cur.syncs >= spareAfterSyncs && cur.size/int64(cur.syncs) < spareBytesPerSync
+		l.mu.Unlock()
+		if heavy {
+			l.kickSpare()
+		}
+	}
 	return nil
 }
+
+// A spare segment is filled once the current segment has had
+// spareAfterSyncs fdatasyncs, fewer than spareBytesPerSync bytes apart on
+// average: an fsync-heavy load of small writes, which the preallocated
+// segment speeds up. A load of big buffered writes never pays for the
+// zeros.
+const (
+	spareAfterSyncs   = 32
+	spareBytesPerSync = 64 << 10
+)
 
 // Read reads the payload of the record at loc into buf (which must hold
 // loc.Length bytes), checking the record's header against loc and its CRC.
@@ -800,6 +975,7 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	close(l.stopCh)
 	<-l.stopped
+	l.spareWG.Wait()
 	l.syncMu.Lock() // no inline Sync is using the files
 	defer l.syncMu.Unlock()
 	err := l.syncOnce()

@@ -240,13 +240,29 @@ func TestCrashTruncation(t *testing.T) {
 		t.Fatalf("restored: %+v", r)
 	}
 	l.Close()
-	junk := append(bytes.Clone(orig), make([]byte, 7)...)
+	junk := append(bytes.Clone(orig), bytes.Repeat([]byte{0xab}, 7)...)
 	os.WriteFile(segPath, junk, 0o644)
 	l = mustOpen(t, dir, opts)
 	if r := l.Recovery(); r.Records != len(locs) || !r.Truncated || r.TruncDiscarded != 7 {
 		t.Fatalf("junk tail: %+v", r)
 	}
 	l.Close()
+	// Zeros after the last record (a preallocated segment) are a clean
+	// end: nothing is truncated, and appends go where the records end.
+	os.WriteFile(segPath, append(bytes.Clone(orig), make([]byte, 64<<10)...), 0o644)
+	l = mustOpen(t, dir, opts)
+	if r := l.Recovery(); r.Records != len(locs) || r.Truncated {
+		t.Fatalf("zero tail: %+v", r)
+	}
+	ls, err := l.Append(ctx, Record{File: 3, Data: []byte("over the zeros")})
+	if err != nil || ls[0].Offset != int64(len(orig)) {
+		t.Fatalf("append after a zero tail: %+v, %v; want it at %d", ls, err, len(orig))
+	}
+	l.Close()
+	if fi, _ := os.Stat(segPath); fi.Size() != int64(len(orig))+64<<10 {
+		t.Fatalf("zero tail: file is %d bytes, want the zeros kept", fi.Size())
+	}
+	os.WriteFile(segPath, orig, 0o644)
 	// Corruption in an earlier segment is not a torn tail: Open refuses.
 	first := filepath.Join(dir, segName(locs[0].Segment))
 	fb, _ := os.ReadFile(first)
@@ -334,4 +350,139 @@ func BenchmarkAppendSync4KiB(b *testing.B) {
 	st := l.Stats()
 	b.ReportMetric(float64(st.Fdatasyncs)/el, "syncs/s")
 	b.ReportMetric(float64(st.SyncCalls)/float64(max(st.Fdatasyncs, 1)), "Syncs/fdatasync")
+}
+
+// TestPreallocate: a log with Preallocate rolls onto a zero-filled segment
+// as soon as one is ready, appends over the zeros (the file keeps its
+// size), cuts a rolled segment to its records, and reopens — strictly or
+// leniently — with every record and nothing truncated. Junk written into
+// the zeros is a torn tail as anywhere else.
+func TestPreallocate(t *testing.T) {
+	dir := t.TempDir()
+	const segSize = 1 << 20
+	opts := LogOptions{SegmentSize: segSize, Preallocate: true}
+	l := mustOpen(t, dir, opts)
+	ctx := context.Background()
+	var locs []Location
+	var data [][]byte
+	// Every append synced, as fsync after each write does.
+	app := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			p := payload(len(data), 3000+len(data)%500)
+			ls, err := l.Append(ctx, Record{File: 1, Offset: uint64(len(data)), Data: p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			locs, data = append(locs, ls[0]), append(data, p)
+			if err := l.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	app(spareAfterSyncs - 1)
+	time.Sleep(50 * time.Millisecond)
+	if l.spareIsReady() || fileExists(filepath.Join(dir, spareName)) {
+		t.Fatalf("a spare after %d syncs, want none before %d", spareAfterSyncs-1, spareAfterSyncs)
+	}
+	app(1)
+	deadline := time.Now().Add(10 * time.Second)
+	for !l.spareIsReady() {
+		if time.Now().After(deadline) {
+			t.Fatal("no spare segment after 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	first := len(locs)
+	app(3)
+	// The first segment (not preallocated) was left for the spare at once.
+	if locs[first].Segment == locs[0].Segment {
+		t.Fatalf("records 0 and %d both in %s: no early roll onto the spare", first, segName(locs[0].Segment))
+	}
+	cur := filepath.Join(dir, segName(locs[first].Segment))
+	if fi, err := os.Stat(cur); err != nil || fi.Size() != segSize {
+		t.Fatalf("current segment: %v, %v; want a %d-byte preallocated file", fi, err, segSize)
+	}
+	// Fill it past its size: the roll cuts it to its records.
+	app(400)
+	last := locs[len(locs)-1]
+	if last.Segment == locs[first].Segment {
+		t.Fatalf("no roll after %d bytes in %d-byte segments", 400*3250, segSize)
+	}
+	var end int64
+	for _, loc := range locs {
+		if loc.Segment == locs[first].Segment {
+			end = loc.Offset + HeaderSize + int64(loc.Length)
+		}
+	}
+	if fi, _ := os.Stat(cur); fi.Size() != end {
+		t.Fatalf("rolled segment is %d bytes, want cut to its records' end %d", fi.Size(), end)
+	}
+	check := func(l *Log, what string) {
+		t.Helper()
+		if r := l.Recovery(); r.Records != len(locs) || r.Truncated || r.Unreadable != 0 {
+			t.Fatalf("%s: recovery %+v, want %d records, nothing cut", what, r, len(locs))
+		}
+		for i, loc := range locs {
+			buf := make([]byte, loc.Length)
+			if _, err := l.Read(loc, buf); err != nil || !bytes.Equal(buf, data[i]) {
+				t.Fatalf("%s: record %d: %v", what, i, err)
+			}
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, dir, opts)
+	check(l, "reopened")
+	app(2)
+	l.Close()
+	ls, err := open(dir, opts, openMode{lenient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(ls, "reopened leniently")
+	ls.Close()
+	// Junk in the zeros past the last record is a torn tail.
+	last = locs[len(locs)-1]
+	segPath := filepath.Join(dir, segName(last.Segment))
+	f, err := os.OpenFile(segPath, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := last.Offset + HeaderSize + int64(last.Length) + 100
+	f.WriteAt([]byte{1, 2, 3}, at)
+	f.Close()
+	l = mustOpen(t, dir, opts)
+	if r := l.Recovery(); r.Records != len(locs) || !r.Truncated || r.TruncOffset != at-100 {
+		t.Fatalf("junk in the zeros: %+v, want %d records and the tail cut at %d", r, len(locs), at-100)
+	}
+	l.Close()
+}
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
+}
+
+// TestNoSpareForBigWrites: a log of big appends synced now and then never
+// zero-fills a spare (that would write every segment twice).
+func TestNoSpareForBigWrites(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, LogOptions{SegmentSize: 64 << 20, Preallocate: true}) // no roll: the syncs add up
+	defer l.Close()
+	ctx := context.Background()
+	p := payload(1, 256<<10)
+	for i := 0; i < 3*spareAfterSyncs; i++ {
+		if _, err := l.Append(ctx, Record{File: 1, Data: p}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if l.spareIsReady() || fileExists(filepath.Join(dir, spareName)) {
+		t.Fatal("a spare segment for 256 KiB appends")
+	}
 }

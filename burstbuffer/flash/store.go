@@ -21,6 +21,8 @@ type StoreOptions struct {
 	SegmentSize int64
 	// SyncHook is passed to the Log (LogOptions.SyncHook).
 	SyncHook func(segment uint64)
+	// Preallocate is passed to the Log (LogOptions.Preallocate).
+	Preallocate bool
 	// Logger reports what the Store skips or fails to clean up (corrupt
 	// shards, segment files it could not remove). Nil discards.
 	Logger *slog.Logger
@@ -119,7 +121,7 @@ func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 		s.setLocked(loc.File, int(loc.FileOff), loc)
 		return nil
 	}
-	l, err := open(dir, LogOptions{SegmentSize: opts.SegmentSize, SyncHook: opts.SyncHook},
+	l, err := open(dir, LogOptions{SegmentSize: opts.SegmentSize, SyncHook: opts.SyncHook, Preallocate: opts.Preallocate},
 		openMode{lenient: true, record: record})
 	if err != nil {
 		return nil, fmt.Errorf("flash: open store %s: %w", dir, err)

@@ -24,6 +24,7 @@ import (
 	"engine/burstbuffer"
 	bbfuse "engine/burstbuffer/fuse"
 	"engine/coordinator"
+	"engine/s3"
 	"engine/shuffle"
 	"engine/sortjob"
 )
@@ -58,7 +59,9 @@ type Config struct {
 	// BurstBuffer, with a flash directory, runs the node's part of the
 	// burst buffer.
 	BurstBuffer *BurstBuffer
-	Logger      *slog.Logger
+	// S3, with an address, serves the burst buffer's namespace as S3.
+	S3     *S3
+	Logger *slog.Logger
 }
 
 func (c *Config) ensureDefaults() error {
@@ -158,6 +161,8 @@ type Node struct {
 
 	bbMu   sync.Mutex
 	bb     *burstbuffer.Service
+	s3srv  *s3.Server
+	s3ln   net.Listener
 	mounts []*bbfuse.Server
 }
 
@@ -234,6 +239,9 @@ func start(cfg Config) (n *Node, err error) {
 	})
 
 	if err := n.startBurstBuffer(); err != nil {
+		return n, err
+	}
+	if err := n.startS3(); err != nil {
 		return n, err
 	}
 
@@ -397,6 +405,9 @@ func (n *Node) WaitReady(ctx context.Context) error {
 func (n *Node) Close() error {
 	var errs []error
 	errs = append(errs, n.unmountAll())
+	if n.s3srv != nil {
+		errs = append(errs, n.s3srv.Close())
+	}
 	n.cancel()
 	if n.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +29,9 @@ type handle struct {
 	ref      burstbuffer.FileRef
 	flags    uint32 // open(2) flags of the caller
 	writable bool   // f is open for writing
+	// staled: the file's S3 metadata was dropped at this handle's first
+	// write (see objectMetaXattr).
+	staled atomic.Bool
 
 	// users counts the requests that reached h through its node rather
 	// than from the kernel (anyHandle); Release waits for them before
@@ -108,8 +112,22 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	if err != nil {
 		return 0, n.s.dataErr("write", h.ref, err)
 	}
+	if !h.staled.Swap(true) {
+		dropObjectMeta(h.fd)
+	}
 	n.wrote(h)
 	return uint32(len(data)), 0
+}
+
+// objectMetaXattr is where the S3 endpoint (package s3) keeps an object's
+// metadata, its ETag among it, on the backing file. It describes the
+// bytes S3 wrote; a write or truncation through the mount makes it wrong,
+// so the mount drops it (once per open file), and S3 computes the ETag
+// afresh.
+const objectMetaXattr = "user.engine.s3"
+
+func dropObjectMeta(fd int) {
+	unix.Fremovexattr(fd, objectMetaXattr) // ENODATA for files S3 never wrote
 }
 
 // Flush implements fs.FileFlusher: close(2) of a descriptor open for

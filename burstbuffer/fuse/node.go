@@ -596,6 +596,7 @@ func (n *node) truncate(ctx context.Context, h *handle, size int64) syscall.Errn
 		ref burstbuffer.FileRef
 		w   *os.File
 	)
+
 	switch {
 	case h != nil && h.writable:
 		ref, w = h.ref, h.f
@@ -629,6 +630,7 @@ func (n *node) truncate(ctx context.Context, h *handle, size int64) syscall.Errn
 	if err != nil {
 		return n.s.dataErr("truncate", ref, err)
 	}
+	dropObjectMeta(int(w.Fd()))
 	n.mu.Lock()
 	n.mu.truncated = true
 	n.mu.Unlock()

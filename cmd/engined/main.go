@@ -62,6 +62,7 @@ func run(args []string, stderr io.Writer) int {
 	voters := fs.Int("voters", 3, "Raft voters in the cluster (3 or 5; odd numbers tolerate the most failures); later nodes join as non-voters")
 	readyTimeout := fs.Duration("ready-timeout", 30*time.Second, "give up starting if the node is not a cluster member within this time")
 	bbConfig := node.BBFlags(fs)
+	s3Config := node.S3Flags(fs)
 	mountDir := fs.String("mount", "", "mount the namespace (POSIX, through FUSE) at `DIR` on this node; needs --flash and --backing")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -116,6 +117,14 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.BurstBuffer = bb
+	if cfg.S3, err = s3Config(); err != nil {
+		fmt.Fprintln(stderr, "engined:", err)
+		return 2
+	}
+	if cfg.S3 != nil && bb == nil {
+		fmt.Fprintln(stderr, "engined: --s3 serves the burst buffer's namespace: give --flash DIR and --backing DIR too")
+		return 2
+	}
 	n, err := node.Open(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "engined:", err)
@@ -143,6 +152,9 @@ func run(args []string, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stderr, "engined: namespace mounted at %s\n", *mountDir)
+	}
+	if a := n.S3Addr(); a != "" {
+		fmt.Fprintf(stderr, "engined: S3 endpoint http://%s\n", a)
 	}
 	fmt.Fprintf(stderr, "engined: node %s serving on %s (ENGINE_ADDR=%s)\n", n.ID(), n.Addr(), n.Addr())
 	<-ctx.Done()

@@ -1,0 +1,105 @@
+package s3
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Every path a key names is opened beneath its bucket's directory with
+// openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): the namespace is a file
+// system that users of the mount change too, and a symlink or a ".."
+// planted there must not lead a request outside the bucket.
+const resolveBeneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
+
+// openBeneath opens rel (a relative, slash-separated path) under dir.
+func openBeneath(dir, rel string, flags int, mode uint32) (*os.File, error) {
+	d, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(d)
+	return openAt(d, dir, rel, flags, mode)
+}
+
+func openAt(d int, dir, rel string, flags int, mode uint32) (*os.File, error) {
+	how := &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Mode: uint64(mode), Resolve: resolveBeneath}
+	for {
+		fd, err := unix.Openat2(d, rel, how)
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
+				err = errSymlink
+			}
+			return nil, &os.PathError{Op: "open", Path: filepath.Join(dir, rel), Err: err}
+		}
+		return os.NewFile(uintptr(fd), filepath.Join(dir, rel)), nil
+	}
+}
+
+// errSymlink: a path crosses a symlink (or tries to leave its bucket).
+var errSymlink = errors.New("the path crosses a symbolic link")
+
+// mkdirBeneath makes the directories of rel under dir (as MkdirAll) and
+// returns the last one, open for reading (so it can be fsynced). A
+// component that exists as a file is ENOTDIR; a symlink is errSymlink.
+func mkdirBeneath(dir, rel string) (*os.File, error) {
+	if rel == "" || rel == "." {
+		return openBeneath(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	}
+	cur, err := openBeneath(dir, ".", unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, comp := range strings.Split(rel, "/") {
+		next, err := openAt(int(cur.Fd()), cur.Name(), comp, unix.O_PATH|unix.O_DIRECTORY, 0)
+		if err != nil && errors.Is(err, syscall.ENOENT) {
+			if merr := unix.Mkdirat(int(cur.Fd()), comp, 0o755); merr != nil && merr != unix.EEXIST {
+				cur.Close()
+				return nil, &os.PathError{Op: "mkdir", Path: filepath.Join(cur.Name(), comp), Err: merr}
+			}
+			next, err = openAt(int(cur.Fd()), cur.Name(), comp, unix.O_PATH|unix.O_DIRECTORY, 0)
+		}
+		cur.Close()
+		if err != nil {
+			return nil, err
+		}
+		cur = next
+	}
+	defer cur.Close()
+	return openAt(int(cur.Fd()), cur.Name(), ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+}
+
+// statBeneath is lstat of rel under dir, resolved beneath it.
+func statBeneath(dir, rel string) (os.FileInfo, error) {
+	f, err := openBeneath(dir, rel, unix.O_PATH|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Stat()
+}
+
+// splitRel splits a relative path into its parent ("" at the top) and
+// base name.
+func splitRel(rel string) (string, string) {
+	i := strings.LastIndexByte(rel, '/')
+	if i < 0 {
+		return "", rel
+	}
+	return rel[:i], rel[i+1:]
+}
+
+func describe(err error) string {
+	if errors.Is(err, errSymlink) {
+		return "a part of the key is a symbolic link in the namespace"
+	}
+	return fmt.Sprint(err)
+}

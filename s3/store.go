@@ -1,0 +1,716 @@
+package s3
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"engine/burstbuffer"
+)
+
+// The namespace on disk:
+//
+//	ROOT/BUCKET/KEY            an object: a file (its metadata in the user.engine.s3 xattr)
+//	ROOT/BUCKET/PREFIX/        a directory object ("KEY/" put with no body): a directory with the xattr
+//	ROOT/.engine-s3/tmp/       objects being uploaded, renamed into place when complete
+//	ROOT/.engine-s3/uploads/   multipart uploads: UPLOADID/{upload.json,PART}
+//
+// Bucket names cannot begin with '.', so .engine-s3 is no bucket.
+const (
+	internalDir  = ".engine-s3"
+	metaXattr    = "user.engine.s3"
+	bucketXattr  = "user.engine.s3.bucket"
+	ioChunk      = 1 << 20
+	emptyMD5     = "d41d8cd98f00b204e9800998ecf8427e"
+	dirObjSuffix = "/"
+)
+
+// objectMeta is what an object carries besides its bytes.
+type objectMeta struct {
+	ETag        string            `json:"etag"`         // hex MD5, or hex-N for a multipart object
+	ContentType string            `json:"ct,omitempty"` // as given on upload
+	Headers     map[string]string `json:"h,omitempty"`  // Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires
+	User        map[string]string `json:"u,omitempty"`  // x-amz-meta-NAME (NAME lowercase) → value
+	Checksums   map[string]string `json:"ck,omitempty"` // CRC32, CRC32C, SHA256… → base64, as uploaded
+	Parts       []int64           `json:"p,omitempty"`  // part sizes of a multipart object
+	// Size and MTime stamp the file as it was when the metadata was
+	// written. Src "s3": written by this server with the object; the
+	// mount drops the xattr when it writes the file, so it holds while
+	// the size matches (a drain changes the mtime for a moment). Else the
+	// ETag was computed from a file written through the mount, and holds
+	// while size and mtime match.
+	Size  int64  `json:"s"`
+	MTime int64  `json:"mt"`
+	Src   string `json:"src,omitempty"`
+}
+
+// fresh reports whether m still describes a file of size bytes and
+// modification time mtime.
+func (m *objectMeta) fresh(size int64, mtime time.Time) bool {
+	return m.ETag != "" && m.Size == size && (m.Src == "s3" || m.MTime == mtime.UnixNano())
+}
+
+// bucketMeta is a bucket's own metadata.
+type bucketMeta struct {
+	Created    int64 `json:"c"`
+	PublicRead bool  `json:"pr,omitempty"`
+}
+
+type store struct {
+	root, tmp, uploads string
+	data               Data
+	now                func() time.Time
+
+	bucketMu sync.Mutex // create/delete of buckets
+}
+
+func openStore(root string, data Data, now func() time.Time) (*store, error) {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("s3: namespace root: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("s3: namespace root %s is not a directory", root)
+	}
+	st := &store{root: root, tmp: filepath.Join(root, internalDir, "tmp"),
+		uploads: filepath.Join(root, internalDir, "uploads"), data: data, now: now}
+	for _, d := range []string{st.tmp, st.uploads} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("s3: %w", err)
+		}
+	}
+	// Uploads interrupted by a crash or a stop left their files here.
+	if ents, err := os.ReadDir(st.tmp); err == nil {
+		for _, e := range ents {
+			os.RemoveAll(filepath.Join(st.tmp, e.Name()))
+		}
+	}
+	return st, nil
+}
+
+// storeError maps a file system error to an S3 error.
+func storeError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return errorf("InternalError", "the namespace is out of space: %v", err)
+	case errors.Is(err, context.Canceled):
+		return errorf("IncompleteBody", "the request ended early: %v", err)
+	}
+	return errorf("InternalError", "%v", err)
+}
+
+func (st *store) bucketDir(bucket string) string { return filepath.Join(st.root, bucket) }
+
+// checkBucket returns the bucket's directory, or NoSuchBucket. The
+// bucket must be a directory itself, not a symlink to one.
+func (st *store) checkBucket(bucket string) (string, error) {
+	noBucket := &Error{Code: "NoSuchBucket", Status: 404, Message: fmt.Sprintf("bucket %q does not exist", bucket), Resource: "/" + bucket}
+	if bucket == "" || strings.HasPrefix(bucket, ".") || strings.ContainsAny(bucket, "/\x00") {
+		return "", noBucket
+	}
+	dir := st.bucketDir(bucket)
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() {
+		return "", noBucket
+	}
+	return dir, nil
+}
+
+func (st *store) bucketMeta(bucket string) (bucketMeta, time.Time) {
+	dir := st.bucketDir(bucket)
+	var m bucketMeta
+	if b, err := getXattr(dir, bucketXattr); err == nil {
+		json.Unmarshal(b, &m)
+	}
+	if m.Created != 0 {
+		return m, time.Unix(0, m.Created)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return m, time.Time{}
+	}
+	return m, fi.ModTime()
+}
+
+func (st *store) bucketPublic(bucket string) bool {
+	if _, err := st.checkBucket(bucket); err != nil {
+		return false
+	}
+	m, _ := st.bucketMeta(bucket)
+	return m.PublicRead
+}
+
+// createBucket makes bucket's directory.
+func (st *store) createBucket(bucket string, public bool) error {
+	if err := checkBucketName(bucket); err != nil {
+		return err
+	}
+	st.bucketMu.Lock()
+	defer st.bucketMu.Unlock()
+	dir := st.bucketDir(bucket)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return errorf("BucketAlreadyOwnedByYou", "bucket %q exists already and is yours", bucket)
+		}
+		return err
+	}
+	b, _ := json.Marshal(bucketMeta{Created: st.now().UnixNano(), PublicRead: public})
+	if err := unix.Setxattr(dir, bucketXattr, b, 0); err != nil {
+		os.Remove(dir)
+		return fmt.Errorf("s3: bucket metadata (the namespace must support user xattrs): %w", err)
+	}
+	return syncDir(st.root)
+}
+
+func (st *store) setBucketPublic(bucket string, public bool) error {
+	if _, err := st.checkBucket(bucket); err != nil {
+		return err
+	}
+	m, created := st.bucketMeta(bucket)
+	m.PublicRead = public
+	if m.Created == 0 {
+		m.Created = created.UnixNano()
+	}
+	b, _ := json.Marshal(m)
+	return unix.Setxattr(st.bucketDir(bucket), bucketXattr, b, 0)
+}
+
+// deleteBucket removes an empty bucket. Empty directories left in it are
+// not objects and go with it.
+func (st *store) deleteBucket(bucket string) error {
+	dir, err := st.checkBucket(bucket)
+	if err != nil {
+		return err
+	}
+	st.bucketMu.Lock()
+	defer st.bucketMu.Unlock()
+	has, err := hasObject(dir)
+	if err != nil {
+		return err
+	}
+	if has {
+		return errorf("BucketNotEmpty", "bucket %q is not empty: delete its objects first", bucket)
+	}
+	for _, u := range st.uploadsOf(bucket) {
+		os.RemoveAll(filepath.Join(st.uploads, u))
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return syncDir(st.root)
+}
+
+// hasObject reports whether dir holds a file or a directory object
+// anywhere below it.
+func hasObject(dir string) (bool, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if !e.IsDir() {
+			return true, nil
+		}
+		if isDirObject(p) {
+			return true, nil
+		}
+		if ok, err := hasObject(p); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+func isDirObject(dir string) bool {
+	_, err := getXattr(dir, metaXattr)
+	return err == nil
+}
+
+// listBuckets returns the top-level directories whose names are bucket
+// names, sorted.
+func (st *store) listBuckets() ([]string, error) {
+	ents, err := os.ReadDir(st.root)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && checkBucketName(e.Name()) == nil {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// upload is an object being written: a temporary file in .engine-s3/tmp
+// whose bytes go through the burst buffer, renamed into place by commit.
+type upload struct {
+	st   *store
+	f    *os.File
+	ref  burstbuffer.FileRef
+	size int64
+	md5  hash.Hash
+	done bool
+}
+
+// newUpload creates an upload.
+func (st *store) newUpload() (*upload, error) {
+	var b [12]byte
+	rand.Read(b[:])
+	name := filepath.Join(st.tmp, hex.EncodeToString(b[:]))
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := burstbuffer.RefOf(f)
+	if err != nil {
+		f.Close()
+		os.Remove(name)
+		return nil, err
+	}
+	return &upload{st: st, f: f, ref: ref, md5: md5.New()}, nil
+}
+
+// Write appends p.
+func (u *upload) Write(p []byte) (int, error) {
+	if err := u.st.data.WriteAt(context.Background(), u.ref, p, u.size); err != nil {
+		return 0, err
+	}
+	u.md5.Write(p)
+	u.size += int64(len(p))
+	return len(p), nil
+}
+
+// copyFrom appends everything r gives, in chunks of ioChunk, also into
+// the extra hashes.
+func (u *upload) copyFrom(r io.Reader, extra ...hash.Hash) error {
+	buf := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(buf)
+	for {
+		n, err := io.ReadFull(r, *buf)
+		if n > 0 {
+			if _, werr := u.Write((*buf)[:n]); werr != nil {
+				return werr
+			}
+			for _, h := range extra {
+				h.Write((*buf)[:n])
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, ioChunk); return &b }}
+
+// abort drops the upload: the file is removed, so its buffered bytes are
+// dropped too.
+func (u *upload) abort() {
+	if u.done {
+		return
+	}
+	u.done = true
+	name := u.f.Name()
+	u.f.Close()
+	os.Remove(name)
+}
+
+// commit makes the upload durable (its bytes on k+m shards, its metadata
+// and name on the backing file system) and renames it to rel under the
+// bucket directory dir, replacing what was there atomically: a reader sees
+// the old object or the new one.
+func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) error {
+	defer u.abort()
+	if err := u.st.data.Sync(ctx, u.ref); err != nil {
+		return err
+	}
+	fi, err := u.f.Stat()
+	if err != nil {
+		return err
+	}
+	meta.Size, meta.MTime, meta.Src = u.size, fi.ModTime().UnixNano(), "s3"
+	if meta.ETag == "" {
+		meta.ETag = hex.EncodeToString(u.md5.Sum(nil))
+	}
+	b, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	if err := unix.Fsetxattr(int(u.f.Fd()), metaXattr, b, 0); err != nil {
+		return fmt.Errorf("s3: object metadata (the namespace must support user xattrs): %w", err)
+	}
+	if err := u.f.Sync(); err != nil {
+		return err
+	}
+	parentRel, base := splitRel(rel)
+	parent, err := mkdirBeneath(dir, parentRel)
+	if err != nil {
+		return keyConflict(err)
+	}
+	defer parent.Close()
+	if err := unix.Renameat(unix.AT_FDCWD, u.f.Name(), int(parent.Fd()), base); err != nil {
+		switch {
+		case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
+			return errorf("InvalidRequest", "the key names a directory of the namespace (other keys begin with it and a slash): delete those first")
+		}
+		return err
+	}
+	u.done = true
+	u.f.Close()
+	return parent.Sync()
+}
+
+func keyConflict(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, fs.ErrExist):
+		return errorf("InvalidRequest", "a part of the key before a slash is an object already: in this namespace (a file system) an object cannot also be a prefix of other keys")
+	case errors.Is(err, errSymlink):
+		return errorf("InvalidRequest", "a part of the key is a symbolic link in the namespace: objects are not written through links")
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// object is an open object: its file, metadata and logical size.
+type object struct {
+	f       *os.File
+	ref     burstbuffer.FileRef
+	size    int64
+	mtime   time.Time
+	meta    objectMeta
+	dirObj  bool
+	dataSrc Data
+}
+
+func (o *object) Close() error {
+	if o.f != nil {
+		return o.f.Close()
+	}
+	return nil
+}
+
+// openObject opens bucket/key for reading: NoSuchKey if there is none.
+func (st *store) openObject(ctx context.Context, bucket, key string) (*object, error) {
+	dir, err := st.checkBucket(bucket)
+	if err != nil {
+		return nil, err
+	}
+	noKey := noSuchKey(bucket, key)
+	rel, err := keyPath(key)
+	if err != nil {
+		if e, ok := err.(*Error); ok && e.Code == "InvalidArgument" {
+			return nil, noKey
+		}
+		return nil, err
+	}
+	if strings.HasSuffix(key, dirObjSuffix) {
+		d, err := openBeneath(dir, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return nil, noKey
+		}
+		defer d.Close()
+		b, err := fgetXattr(d, metaXattr)
+		if err != nil {
+			return nil, noKey
+		}
+		fi, err := d.Stat()
+		if err != nil {
+			return nil, err
+		}
+		o := &object{dirObj: true, mtime: fi.ModTime(), dataSrc: st.data}
+		json.Unmarshal(b, &o.meta)
+		o.meta.ETag = emptyMD5
+		return o, nil
+	}
+	o, err := st.openFile(ctx, dir, rel)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, errNotFile) || errors.Is(err, errSymlink) {
+		return nil, noKey
+	}
+	return o, err
+}
+
+var errNotFile = errors.New("s3: not a regular file")
+
+// openFile opens the object file rel under the bucket directory dir,
+// with its metadata.
+func (st *store) openFile(ctx context.Context, dir, rel string) (*object, error) {
+	o, fi, err := st.openRaw(dir, rel)
+	if err != nil {
+		return nil, err
+	}
+	if b, err := fgetXattr(o.f, metaXattr); err == nil {
+		json.Unmarshal(b, &o.meta)
+	}
+	if !o.meta.fresh(o.size, fi.ModTime()) {
+		// Written or changed through the mount: its MD5 is computed now
+		// and kept until the file changes again.
+		if err := st.refreshETag(ctx, o, fi); err != nil {
+			o.Close()
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// openRaw opens the file rel under dir for reading its bytes.
+func (st *store) openRaw(dir, rel string) (*object, os.FileInfo, error) {
+	f, err := openBeneath(dir, rel, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, errNotFile
+	}
+	ref, err := burstbuffer.RefOf(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	o := &object{f: f, ref: ref, mtime: fi.ModTime(), dataSrc: st.data}
+	o.size = st.data.Size(ref, fi.Size())
+	return o, fi, nil
+}
+
+func noSuchKey(bucket, key string) *Error {
+	return &Error{Code: "NoSuchKey", Status: 404, Message: "the object does not exist", Resource: "/" + bucket + "/" + key}
+}
+
+// refreshETag computes o's MD5 from its bytes and stores it with the
+// file's current size and mtime (a stale multipart layout is dropped).
+func (st *store) refreshETag(ctx context.Context, o *object, fi os.FileInfo) error {
+	h := md5.New()
+	if _, err := io.Copy(h, o.reader(ctx, 0, o.size)); err != nil {
+		return err
+	}
+	o.meta.ETag = hex.EncodeToString(h.Sum(nil))
+	o.meta.Parts = nil
+	o.meta.Checksums = nil
+	o.meta.Size, o.meta.MTime, o.meta.Src = o.size, fi.ModTime().UnixNano(), ""
+	if b, err := json.Marshal(&o.meta); err == nil {
+		unix.Fsetxattr(int(o.f.Fd()), metaXattr, b, 0) // a cache: failing to keep it costs a recomputation
+	}
+	return nil
+}
+
+// reader returns a reader of n bytes of o from off.
+func (o *object) reader(ctx context.Context, off, n int64) io.Reader {
+	return &objectReader{ctx: ctx, o: o, off: off, end: off + n}
+}
+
+type objectReader struct {
+	ctx      context.Context
+	o        *object
+	off, end int64
+}
+
+func (r *objectReader) Read(p []byte) (int, error) {
+	if r.off >= r.end {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.end-r.off {
+		p = p[:r.end-r.off]
+	}
+	n, err := r.o.dataSrc.ReadAt(r.ctx, r.o.ref, r.o.f, p, r.off)
+	r.off += int64(n)
+	if n == 0 && err == nil {
+		// The object ended early: it was truncated through the mount
+		// while being read. Never pad with zeros.
+		return 0, fmt.Errorf("s3: object shrank while being read: %w", io.ErrUnexpectedEOF)
+	}
+	if err == io.EOF && r.off < r.end {
+		return n, fmt.Errorf("s3: object shrank while being read: %w", io.ErrUnexpectedEOF)
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// deleteObject removes bucket/key (a missing key is no error, as in S3)
+// and the empty directories above it.
+func (st *store) deleteObject(bucket, key string) error {
+	dir, err := st.checkBucket(bucket)
+	if err != nil {
+		return err
+	}
+	rel, err := keyPath(key)
+	if err != nil {
+		return err
+	}
+	parentRel, base := splitRel(rel)
+	parent, err := openBeneath(dir, orDot(parentRel), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil // no parent, no object
+	}
+	defer parent.Close()
+	var stt unix.Stat_t
+	if err := unix.Fstatat(int(parent.Fd()), base, &stt, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil
+	}
+	isDir := stt.Mode&unix.S_IFMT == unix.S_IFDIR
+	if strings.HasSuffix(key, dirObjSuffix) {
+		if !isDir {
+			return nil
+		}
+		if d, err := openAt(int(parent.Fd()), parent.Name(), base, unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
+			unix.Fremovexattr(int(d.Fd()), metaXattr)
+			d.Close()
+		}
+		unix.Unlinkat(int(parent.Fd()), base, unix.AT_REMOVEDIR) // only if empty
+	} else {
+		if stt.Mode&unix.S_IFMT != unix.S_IFREG {
+			return nil // not an object
+		}
+		if err := unix.Unlinkat(int(parent.Fd()), base, 0); err != nil && err != unix.ENOENT {
+			return err
+		}
+	}
+	if err := parent.Sync(); err != nil {
+		return err
+	}
+	st.pruneEmpty(dir, parentRel)
+	return nil
+}
+
+func orDot(rel string) string {
+	if rel == "" {
+		return "."
+	}
+	return rel
+}
+
+// pruneEmpty removes the empty directories rel, its parent and so on up
+// to (not including) the bucket directory dir, stopping at a directory
+// object or a directory that is not empty.
+func (st *store) pruneEmpty(dir, rel string) {
+	for rel != "" {
+		parentRel, base := splitRel(rel)
+		parent, err := openBeneath(dir, orDot(parentRel), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return
+		}
+		d, err := openAt(int(parent.Fd()), parent.Name(), base, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err == nil {
+			_, xerr := fgetXattr(d, metaXattr)
+			d.Close()
+			if xerr == nil {
+				parent.Close()
+				return // a directory object
+			}
+		}
+		err = unix.Unlinkat(int(parent.Fd()), base, unix.AT_REMOVEDIR)
+		parent.Close()
+		if err != nil {
+			return
+		}
+		rel = parentRel
+	}
+}
+
+// putDirObject makes the directory object bucket/key (key ends in '/').
+func (st *store) putDirObject(bucket, key string, meta *objectMeta) error {
+	dir, err := st.checkBucket(bucket)
+	if err != nil {
+		return err
+	}
+	rel, err := keyPath(key)
+	if err != nil {
+		return err
+	}
+	d, err := mkdirBeneath(dir, rel)
+	if err != nil {
+		return keyConflict(err)
+	}
+	defer d.Close()
+	fi, err := d.Stat()
+	if err != nil {
+		return err
+	}
+	meta.ETag = emptyMD5
+	meta.MTime = fi.ModTime().UnixNano()
+	b, _ := json.Marshal(meta)
+	if err := unix.Fsetxattr(int(d.Fd()), metaXattr, b, 0); err != nil {
+		return err
+	}
+	return d.Sync()
+}
+
+func getXattr(path, name string) ([]byte, error) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Getxattr(path, name, buf)
+		if errors.Is(err, syscall.ERANGE) && len(buf) < 1<<20 {
+			buf = make([]byte, 4*len(buf))
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+}
+
+func fgetXattr(f *os.File, name string) ([]byte, error) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Fgetxattr(int(f.Fd()), name, buf)
+		if errors.Is(err, syscall.ERANGE) && len(buf) < 1<<20 {
+			buf = make([]byte, 4*len(buf))
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+}
+
+// openObjectInfo checks that bucket/key exists.
+func (st *store) openObjectInfo(bucket, key string) (*object, error) {
+	o, err := st.openObject(context.Background(), bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	o.Close()
+	return o, nil
+}

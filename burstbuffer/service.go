@@ -1,6 +1,7 @@
 package burstbuffer
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -142,9 +143,10 @@ type Service struct {
 
 	liveSnap atomic.Pointer[liveSnapshot] // see nodeLive
 
-	reapMu   sync.Mutex
-	reapQ    []uint64 // dead stripes whose shards are still to delete
-	reapKick chan struct{}
+	reapMu      sync.Mutex
+	reapQ       []uint64 // dead stripes whose shards are still to delete
+	overwritten []uint64 // stripes overwritten, to bury once their overwriters are durable
+	reapKick    chan struct{}
 
 	clock atomic.Uint64 // hybrid logical clock: versions
 
@@ -554,9 +556,7 @@ func (s *Service) writeStripe(st *openStripe) {
 		// every live node has the stripe (close-to-open).
 		var dead []uint64
 		if dead, err = s.apply(meta); err == nil {
-			if berr := s.bury(dead); berr != nil {
-				s.log.Warn("burstbuffer: recording dead stripes", "err", berr)
-			}
+			s.buryOverwritten(dead)
 			s.publishPeers(meta)
 		}
 	}
@@ -760,7 +760,79 @@ func (s *Service) applyMeta(meta *Meta) error {
 	if err != nil {
 		return err
 	}
-	return s.bury(dead)
+	s.buryOverwritten(dead)
+	return nil
+}
+
+// buryOverwritten buries stripes whose bytes newer stripes overwrote, once
+// those are durable. A newer stripe may have been stored without an fsync
+// (buffered): if its shards were lost in a crash, the older stripe's
+// bytes, fsynced, would be what the file holds, so the older stripe must
+// not be marked dead (nor its shards deleted) before the newer one is
+// durable. The reaper makes every live node sync its stores, which covers
+// every stripe stored before, then buries these.
+func (s *Service) buryOverwritten(dead []uint64) {
+	if len(dead) == 0 {
+		return
+	}
+	s.reapMu.Lock()
+	s.overwritten = append(s.overwritten, dead...)
+	s.reapMu.Unlock()
+	select {
+	case s.reapKick <- struct{}{}:
+	default:
+	}
+}
+
+// buryOverwrittenNow syncs every live node's stores and buries the
+// overwritten stripes noted before the sync began. On failure they wait
+// for the next try.
+func (s *Service) buryOverwrittenNow() {
+	s.reapMu.Lock()
+	ids := s.overwritten
+	s.overwritten = nil
+	s.reapMu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	all := make([]int, s.cfg.K+s.cfg.M)
+	for i := range all {
+		all[i] = i
+	}
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	for _, n := range s.cfg.Cluster.Live() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if n == s.cfg.Node {
+				err = s.syncLocal(ctx, all)
+			} else {
+				err = s.cfg.Transport.SyncStores(ctx, n, all)
+			}
+			if err != nil {
+				errMu.Lock()
+				first = cmp.Or(first, fmt.Errorf("%s: %w", n, err))
+				errMu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = s.bury(ids)
+	}
+	if first != nil {
+		s.log.Warn("burstbuffer: burying overwritten stripes failed; will retry", "stripes", len(ids), "err", first)
+		s.reapMu.Lock()
+		s.overwritten = append(s.overwritten, ids...)
+		s.reapMu.Unlock()
+	}
 }
 
 // apply adds a durable stripe to the index and returns the stripes left
@@ -832,14 +904,18 @@ func (s *Service) bury(dead []uint64) error {
 // deletes.
 func (s *Service) reapLoop() {
 	defer s.wg.Done()
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
 	for {
 		select {
 		case <-s.stop:
 			s.reap()
 			return
 		case <-s.reapKick:
-			s.reap()
+		case <-retry.C:
 		}
+		s.buryOverwrittenNow()
+		s.reap()
 	}
 }
 

@@ -26,6 +26,8 @@ type memNet struct {
 	mu   sync.Mutex
 	svcs map[string]*Service
 	live map[string]bool
+	// syncGate, if set, holds every SyncStores until it is closed.
+	syncGate chan struct{}
 }
 
 type memCluster struct{ n *memNet }
@@ -72,6 +74,16 @@ func (t memTransport) ReadShard(ctx context.Context, node string, store int, str
 	return s.readLocalRange(store, stripe, idx, k, m, shardSize, off, n)
 }
 func (t memTransport) SyncStores(ctx context.Context, node string, stores []int) error {
+	t.n.mu.Lock()
+	gate := t.n.syncGate
+	t.n.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	s, err := t.n.get(node)
 	if err != nil {
 		return err
@@ -749,4 +761,66 @@ func BenchmarkDrain4KiBRandom(b *testing.B) {
 	b.ReportMetric(float64(size)*float64(b.N)/drainT.Seconds()/1e6, "drain_MB/s")
 	b.ReportMetric(float64(size)*float64(b.N)/directT.Seconds()/1e6, "direct_MB/s")
 	b.ReportMetric(directT.Seconds()/drainT.Seconds(), "drain_ratio")
+}
+
+// TestOverwriteBuriesAfterDurable: a stripe whose bytes a newer stripe
+// stored without fsync overwrote keeps its shards, and is not recorded
+// dead, until every node has synced its stores: until then a crash could
+// take the newer stripe, and the older, fsynced bytes must still be there.
+func TestOverwriteBuriesAfterDurable(t *testing.T) {
+	tc := newTestCluster(t, 2, 1, 1) // one shard on each node
+	s := tc.svc("n0")
+	_, ref := tc.file("f")
+	ctx := context.Background()
+	if err := s.WriteAt(ctx, ref, bytes.Repeat([]byte{1}, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	exts, err := s.index.Lookup(ref.ID, 0, 4096)
+	if err != nil || len(exts) != 1 || exts[0].Hole {
+		t.Fatalf("extents of the synced write: %+v %v", exts, err)
+	}
+	old := exts[0].Stripe
+	gate := make(chan struct{})
+	tc.net.mu.Lock()
+	tc.net.syncGate = gate
+	tc.net.mu.Unlock()
+	// A full stripe (k=1, 4 KiB shards) is stored at once, buffered.
+	if err := s.WriteAt(ctx, ref, bytes.Repeat([]byte{2}, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		exts, _ := s.index.Lookup(ref.ID, 0, 4096)
+		if len(exts) == 1 && exts[0].Stripe != old {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the overwriting stripe was not published")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // the reaper tries every second
+	held := 0
+	for _, name := range tc.names {
+		for _, st := range tc.svc(name).stores {
+			for idx := 0; idx < 2; idx++ {
+				if st.Has(old, idx) {
+					held++
+				}
+			}
+		}
+	}
+	if s.index.Dead(old) || held != 2 {
+		t.Fatalf("before the stores synced: overwritten stripe dead %v, %d of its 2 shards kept", s.index.Dead(old), held)
+	}
+	close(gate)
+	for !s.index.Dead(old) {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatal("the overwritten stripe was not buried after the stores synced")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

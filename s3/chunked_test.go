@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -511,4 +512,32 @@ func TestChecksums(t *testing.T) {
 	}
 	_, err := NewChecksum("MD5")
 	sigv4WantCode(t, err, "InvalidArgument", "MD5")
+}
+
+// TestChunkedReadError checks that an error of the body's reader, other
+// than its end, is returned as it is, in each part of the body.
+func TestChunkedReadError(t *testing.T) {
+	broken := errors.New("connection reset")
+	signed := chunkedExampleAuth(t, false)
+	trailer := chunkedExampleAuth(t, true)
+	unsigned := &Auth{Anonymous: true, PayloadHash: sigv4StreamingUnsignedTrailer}
+	for _, tc := range []struct {
+		a    *Auth
+		body []byte
+	}{
+		{signed, chunkedExampleBody()},
+		{trailer, chunkedExampleTrailerBody()},
+		{unsigned, chunkedSign(nil, [][]byte{[]byte("hello"), []byte("world")}, "x-amz-checksum-crc32:a")},
+	} {
+		for cut := 0; cut < len(tc.body); cut += 1 + cut/3 {
+			body := io.MultiReader(bytes.NewReader(tc.body[:cut]), iotest.ErrReader(broken))
+			c, _ := NewChunkedReader(body, tc.a, 66560)
+			if tc.a == unsigned {
+				c.length = 10
+			}
+			if _, err := io.ReadAll(c); err != broken {
+				t.Fatalf("%s cut at %d: %v", tc.a.PayloadHash, cut, err)
+			}
+		}
+	}
 }

@@ -715,3 +715,32 @@ func TestRequestFromFastHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyDateHeader checks the Date header, used when x-amz-date is
+// absent: the string to sign has its time in ISO 8601 basic form.
+func TestVerifyDateHeader(t *testing.T) {
+	h := http.Header{}
+	h.Set("Date", "Fri, 24 May 2013 00:00:00 GMT")
+	h.Set("x-amz-content-sha256", sigv4EmptySHA256)
+	req := sigv4TestRequest("GET", "/test.txt", "examplebucket.s3.amazonaws.com", h)
+	auth := &sigv4Authorization{signedHeaders: []string{"date", "host", "x-amz-content-sha256"}, signedRaw: "date;host;x-amz-content-sha256"}
+	canon, _ := sigv4CanonicalRequest(req, nil, auth, sigv4EmptySHA256, false)
+	sum := sha256.Sum256([]byte(canon))
+	key := sigv4SigningKey(sigv4TestSecret, "20130524", "us-east-1", "s3")
+	sig := sigv4HMAC(key, "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n"+hex.EncodeToString(sum[:]))
+	h.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=date;host;x-amz-content-sha256, Signature="+hex.EncodeToString(sig))
+	a, err := sigv4TestVerifier(sigv4TestTime).Verify(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.amzDate != "20130524T000000Z" {
+		t.Errorf("date %s", a.amzDate)
+	}
+	// The Date header must be signed when it gives the time.
+	h.Set("Authorization", strings.Replace(h.Get("Authorization"), "date;", "", 1))
+	_, err = sigv4TestVerifier(sigv4TestTime).Verify(req)
+	sigv4WantCode(t, err, "AuthorizationHeaderMalformed", "does not list date")
+	h.Set("Date", "yesterday")
+	_, err = sigv4TestVerifier(sigv4TestTime).Verify(req)
+	sigv4WantCode(t, err, "AccessDenied", `"yesterday"`)
+}

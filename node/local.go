@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,10 @@ import (
 type LocalCluster struct {
 	Dir   string      `json:"dir"`
 	Nodes []LocalNode `json:"nodes"`
+	// Namespace: every node runs the burst buffer (its own flash in its
+	// directory, the shared backing directory DIR/backing) and serves S3
+	// with the keys in DIR/credentials.
+	Namespace bool `json:"namespace,omitempty"`
 }
 
 // LocalNode is one process of a LocalCluster.
@@ -30,6 +35,9 @@ type LocalNode struct {
 	API, Raft, Gossip, Internal string `json:"-"`
 	Ports                       [4]int `json:"ports"` // API, Raft, gossip, internal
 	PID                         int    `json:"pid,omitempty"`
+	// S3Port is the S3 endpoint's port (with Namespace); S3 its address.
+	S3Port int    `json:"s3_port,omitempty"`
+	S3     string `json:"-"`
 }
 
 // LocalConfig says what StartLocal starts.
@@ -39,6 +47,9 @@ type LocalConfig struct {
 	Engined string   // path of the engined binary
 	Args    []string // extra engined flags for every node
 	Timeout time.Duration
+	// Namespace runs the burst buffer and an S3 endpoint on every node
+	// (see LocalCluster.Namespace).
+	Namespace bool
 }
 
 func (n *LocalNode) fill() {
@@ -46,6 +57,49 @@ func (n *LocalNode) fill() {
 	n.Raft = "127.0.0.1:" + strconv.Itoa(n.Ports[1])
 	n.Gossip = "127.0.0.1:" + strconv.Itoa(n.Ports[2])
 	n.Internal = "127.0.0.1:" + strconv.Itoa(n.Ports[3])
+	if n.S3Port != 0 {
+		n.S3 = "127.0.0.1:" + strconv.Itoa(n.S3Port)
+	}
+}
+
+// Backing is the cluster's shared backing directory (with Namespace).
+func (c *LocalCluster) Backing() string { return filepath.Join(c.Dir, "backing") }
+
+// CredentialsFile is the S3 credentials file (with Namespace).
+func (c *LocalCluster) CredentialsFile() string { return filepath.Join(c.Dir, "credentials") }
+
+// ensureNamespace makes the backing directory, the credentials file (a
+// new random key pair, the first time) and every node's S3 port.
+func (c *LocalCluster) ensureNamespace(used map[int]bool) error {
+	if err := os.MkdirAll(c.Backing(), 0o755); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if _, err := os.Stat(c.CredentialsFile()); os.IsNotExist(err) {
+		ak, sk := randomKey(20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"), randomKey(40, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+")
+		line := "# S3 access keys of the local cluster: ACCESS_KEY SECRET_KEY\n" + ak + " " + sk + "\n"
+		if err := os.WriteFile(c.CredentialsFile(), []byte(line), 0o600); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
+	for i := range c.Nodes {
+		if c.Nodes[i].S3Port == 0 {
+			p, err := freePort(used)
+			if err != nil {
+				return err
+			}
+			c.Nodes[i].S3Port = p
+		}
+	}
+	return nil
+}
+
+func randomKey(n int, alphabet string) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
 }
 
 // NodeDir returns node i's directory.
@@ -83,6 +137,21 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*LocalCluster, error) {
 		}
 	} else if cfg.Nodes > 0 && cfg.Nodes != len(c.Nodes) {
 		return nil, fmt.Errorf("cluster: %s holds a %d-node cluster; start it with --nodes %d, or use another --dir", cfg.Dir, len(c.Nodes), len(c.Nodes))
+	}
+	if cfg.Namespace {
+		c.Namespace = true
+	}
+	if c.Namespace {
+		used := map[int]bool{}
+		for _, n := range c.Nodes {
+			for _, p := range n.Ports {
+				used[p] = true
+			}
+			used[n.S3Port] = true
+		}
+		if err := c.ensureNamespace(used); err != nil {
+			return nil, err
+		}
 	}
 	for i := range c.Nodes {
 		c.Nodes[i].fill()
@@ -125,6 +194,10 @@ func (c *LocalCluster) Start(i int, engined string, extra ...string) error {
 		args = append(args, "--join", c.Nodes[0].API)
 	} else if fresh && len(c.Nodes) > 1 && c.hasData(1) {
 		args = append(args, "--join", c.Nodes[1].API)
+	}
+	if c.Namespace {
+		args = append(args, "--flash", filepath.Join(dir, "flash"), "--backing", c.Backing(),
+			"--s3", n.S3, "--credentials", c.CredentialsFile())
 	}
 	args = append(args, extra...)
 	logf, err := os.OpenFile(filepath.Join(dir, "engined.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"engine/node"
+	"engine/s3"
 )
 
 const clusterUsage = `Usage:
@@ -21,9 +22,11 @@ const clusterUsage = `Usage:
   enginectl cluster down [--dir DIR]
 
 "up" starts N engined processes on 127.0.0.1: node i in DIR/node-i (its data,
-engined.log and engined.pid); node-0 bootstraps the cluster, the others join
-it. It waits until every node is a live member under one leader, then prints
-the ENGINE_ADDR=... line to use. Run again on the same DIR after "down", it
+flash, engined.log and engined.pid); node-0 bootstraps the cluster, the others
+join it. Every node runs the burst buffer over the shared DIR/backing and
+serves S3 on its own port, with the keys in DIR/credentials (made the first
+time). It waits until every node is a live member under one leader, then
+prints each node's addresses, the ENGINE_ADDR=... line and the S3 keys. Run again on the same DIR after "down", it
 restarts the same nodes on the same ports with their data (job history,
 Raft state) intact.
 
@@ -97,15 +100,34 @@ func cluster(args []string, stdout, stderr io.Writer) error {
 		}
 		workers = max(1, runtime.NumCPU()/max(size, 1))
 	}
-	c, err := node.StartLocal(context.Background(), node.LocalConfig{Nodes: n, Dir: abs, Engined: engined, Args: []string{"--workers", strconv.Itoa(workers)}})
+	c, err := node.StartLocal(context.Background(), node.LocalConfig{Nodes: n, Dir: abs, Engined: engined,
+		Args: []string{"--workers", strconv.Itoa(workers)}, Namespace: true})
 	if err != nil {
 		return err
 	}
 	for i, nd := range c.Nodes {
-		fmt.Fprintf(stdout, "%s  api %s  raft %s  gossip %s  internal %s  pid %d  %s\n", nd.Name, nd.API, nd.Raft, nd.Gossip, nd.Internal, nd.PID, c.NodeDir(i))
+		fmt.Fprintf(stdout, "%s  api %s  s3 http://%s  raft %s  gossip %s  internal %s  pid %d  %s\n", nd.Name, nd.API, nd.S3, nd.Raft, nd.Gossip, nd.Internal, nd.PID, c.NodeDir(i))
 	}
 	fmt.Fprintf(stdout, "ENGINE_ADDR=%s\n", c.Nodes[0].API)
+	if ak, sk, err := firstKey(c.CredentialsFile()); err == nil {
+		fmt.Fprintf(stdout, "S3: any node's endpoint above, bucket = a top-level directory of %s\n", c.Backing())
+		fmt.Fprintf(stdout, "AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=us-east-1 (keys in %s)\n", ak, sk, c.CredentialsFile())
+	}
 	return nil
+}
+
+// firstKey returns the first key pair of an S3 credentials file.
+func firstKey(path string) (ak, sk string, err error) {
+	creds, err := s3.LoadCredentials(path)
+	if err != nil {
+		return "", "", err
+	}
+	for k, v := range creds {
+		if ak == "" || k < ak {
+			ak, sk = k, v
+		}
+	}
+	return ak, sk, nil
 }
 
 // findEngined returns the engined binary: beside this executable, else in

@@ -418,3 +418,55 @@ func TestS3MountInterop(t *testing.T) {
 		t.Fatalf("after a write through the mount: %+v %v, want ETag %x", st, err, s)
 	}
 }
+
+// TestS3ClusterUp: "enginectl cluster up" gives every node an S3
+// endpoint and prints it with the keys; an object put through one node
+// reads back through the others.
+func TestS3ClusterUp(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "c")
+	r := ctl(t, nil, "cluster", "up", "--nodes", "3", "--dir", dir)
+	t.Cleanup(func() { ctl(t, nil, "cluster", "down", "--dir", dir) })
+	mustOK(t, r, "cluster up")
+	eps := regexp.MustCompile(`s3 http://(127\.0\.0\.1:\d+)`).FindAllStringSubmatch(r.stdout, -1)
+	keys := regexp.MustCompile(`AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+)`).FindStringSubmatch(r.stdout)
+	if len(eps) != 3 || keys == nil {
+		t.Fatalf("cluster up printed no S3 endpoints or keys:\n%s", r.stdout)
+	}
+	ctx := context.Background()
+	var cs []*minio.Client
+	for _, ep := range eps {
+		c, err := minio.New(ep[1], &minio.Options{Creds: credentials.NewStaticV4(keys[1], keys[2], ""), BucketLookup: minio.BucketLookupPath, Region: "us-east-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	if err := cs[0].MakeBucket(ctx, "shared", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 3<<20)
+	rand.New(rand.NewSource(5)).Read(data)
+	if _, err := cs[0].PutObject(ctx, "shared", "x/obj", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cs[1:] {
+		o, err := c.GetObject(ctx, "shared", "x/obj", minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(o)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("node %d reads %d bytes (%v), want the %d put through node 0", i+1, len(got), err, len(data))
+		}
+	}
+	n := 0
+	for oi := range cs[2].ListObjects(ctx, "shared", minio.ListObjectsOptions{Recursive: true}) {
+		if oi.Err != nil || oi.Key != "x/obj" || oi.Size != int64(len(data)) {
+			t.Fatalf("list through node 2: %+v", oi)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("list through node 2: %d objects", n)
+	}
+}

@@ -451,3 +451,99 @@ func httpGet(u string) (string, error) {
 	}
 	return string(b), err
 }
+
+// TestTrailingChecksums: uploads with trailing checksums, as current SDKs
+// send them (minio-go with TrailingHeaders: STREAMING-UNSIGNED-PAYLOAD-
+// TRAILER and signed trailers), are verified, kept and returned.
+func TestTrailingChecksums(t *testing.T) {
+	ts := startServer(t)
+	ctx := context.Background()
+	for _, unsigned := range []bool{true, false} {
+		c, err := minio.New(ts.addr, &minio.Options{Creds: credentials.NewStaticV4(testAK, testSK, ""),
+			BucketLookup: minio.BucketLookupPath, Region: "us-east-1", TrailingHeaders: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bucket := fmt.Sprintf("trail-%v", unsigned)
+		if err := c.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		data := randBytes(3, 12<<20+5)
+		_, err = c.PutObject(ctx, bucket, "obj", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{
+			PartSize: 5 << 20, DisableContentSha256: unsigned, Checksum: minio.ChecksumCRC32C})
+		if err != nil {
+			t.Fatalf("unsigned %v: %v", unsigned, err)
+		}
+		o, err := c.GetObject(ctx, bucket, "obj", minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(o)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("unsigned %v: read back %d bytes, %v", unsigned, len(got), err)
+		}
+		small := []byte("a small object with a trailing checksum")
+		if _, err := c.PutObject(ctx, bucket, "small", bytes.NewReader(small), int64(len(small)), minio.PutObjectOptions{
+			DisableContentSha256: unsigned, Checksum: minio.ChecksumCRC32}); err != nil {
+			t.Fatalf("unsigned %v: small: %v", unsigned, err)
+		}
+		st, err := c.StatObject(ctx, bucket, "small", minio.StatObjectOptions{Checksum: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := crc32IEEE(small)
+		if st.ChecksumCRC32 != h {
+			t.Fatalf("unsigned %v: stored CRC32 %q, want %q", unsigned, st.ChecksumCRC32, h)
+		}
+	}
+}
+
+func crc32IEEE(b []byte) string {
+	h, _ := NewChecksum("CRC32")
+	h.Write(b)
+	return ChecksumValue(h)
+}
+
+// TestVirtualHostStyle: with a domain configured, BUCKET.DOMAIN names the
+// bucket.
+func TestVirtualHostStyle(t *testing.T) {
+	ts := startServer(t)
+	ts.cfg.Domain = "s3.test"
+	ctx := context.Background()
+	c := ts.client(t)
+	if err := c.MakeBucket(ctx, "vhost", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, "vhost", "dir/k.txt", strings.NewReader("virtual"), 7, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// minio-go decides the style from the endpoint's name: dial
+	// 127.0.0.1 whatever the host.
+	dialer := &net.Dialer{}
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dialer.DialContext(ctx, network, ts.addr)
+	}}
+	_, port, _ := net.SplitHostPort(ts.addr)
+	vc, err := minio.New("s3.test:"+port, &minio.Options{Creds: credentials.NewStaticV4(testAK, testSK, ""),
+		BucketLookup: minio.BucketLookupDNS, Region: "us-east-1", Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := vc.GetObject(ctx, "vhost", "dir/k.txt", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(o); err != nil || string(b) != "virtual" {
+		t.Fatalf("virtual-host get: %q %v", b, err)
+	}
+	n := 0
+	for oi := range vc.ListObjects(ctx, "vhost", minio.ListObjectsOptions{Recursive: true}) {
+		if oi.Err != nil || oi.Key != "dir/k.txt" {
+			t.Fatalf("virtual-host list: %+v", oi)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("virtual-host list: %d keys", n)
+	}
+}

@@ -365,9 +365,6 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 	if err := unix.Fsetxattr(int(u.f.Fd()), metaXattr, b, 0); err != nil {
 		return fmt.Errorf("s3: object metadata (the namespace must support user xattrs): %w", err)
 	}
-	if err := u.f.Sync(); err != nil {
-		return err
-	}
 	parentRel, base := splitRel(rel)
 	parent, err := mkdirBeneath(dir, parentRel)
 	if err != nil {
@@ -381,8 +378,16 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 		}
 		return err
 	}
-	u.done = true
+	u.done = true // renamed: nothing to remove any more
+	// The object is in place; make its metadata and its name durable
+	// before acknowledging it (the bytes are durable in the burst buffer
+	// already). The file's fsync commits the file system's journal,
+	// rename included, so the directory's fsync after it is cheap.
+	err = u.f.Sync()
 	u.f.Close()
+	if err != nil {
+		return err
+	}
 	return parent.Sync()
 }
 

@@ -2,7 +2,6 @@ package s3
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/xml"
@@ -12,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,23 +20,13 @@ import (
 	"engine/burstbuffer"
 )
 
-// Data is how object bytes are written and read: the burst buffer, which
-// *burstbuffer.Service implements. Files are named by the FileRef of an
-// open backing file; see burstbuffer/fuse.Data for the contract.
-type Data interface {
-	WriteAt(ctx context.Context, ref burstbuffer.FileRef, p []byte, off int64) error
-	ReadAt(ctx context.Context, ref burstbuffer.FileRef, backing *os.File, p []byte, off int64) (int, error)
-	Size(ref burstbuffer.FileRef, backingSize int64) int64
-	Sync(ctx context.Context, ref burstbuffer.FileRef) error
-}
-
 // Config configures a Server.
 type Config struct {
 	// Root is the namespace: the burst buffer's backing directory. A
 	// bucket is a directory at its top, an object a file under it.
 	Root string
 	// Data carries the object bytes (the node's burst buffer).
-	Data Data
+	Data burstbuffer.Data
 	// Creds are the access keys. A request without valid credentials is
 	// denied unless it reads from a public-read bucket.
 	Creds Credentials

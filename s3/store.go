@@ -74,13 +74,13 @@ type bucketMeta struct {
 
 type store struct {
 	root, tmp, uploads string
-	data               Data
+	data               burstbuffer.Data
 	now                func() time.Time
 
 	bucketMu sync.Mutex // create/delete of buckets
 }
 
-func openStore(root string, data Data, now func() time.Time) (*store, error) {
+func openStore(root string, data burstbuffer.Data, now func() time.Time) (*store, error) {
 	fi, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("s3: namespace root: %w", err)
@@ -418,7 +418,7 @@ type object struct {
 	mtime   time.Time
 	meta    objectMeta
 	dirObj  bool
-	dataSrc Data
+	dataSrc burstbuffer.Data
 }
 
 func (o *object) Close() error {
@@ -681,24 +681,18 @@ func (st *store) putDirObject(bucket, key string, meta *objectMeta) error {
 }
 
 func getXattr(path, name string) ([]byte, error) {
-	buf := make([]byte, 4096)
-	for {
-		n, err := unix.Getxattr(path, name, buf)
-		if errors.Is(err, syscall.ERANGE) && len(buf) < 1<<20 {
-			buf = make([]byte, 4*len(buf))
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
+	return readXattr(func(buf []byte) (int, error) { return unix.Getxattr(path, name, buf) })
 }
 
 func fgetXattr(f *os.File, name string) ([]byte, error) {
+	return readXattr(func(buf []byte) (int, error) { return unix.Fgetxattr(int(f.Fd()), name, buf) })
+}
+
+// readXattr calls get with a buffer that grows until the value fits.
+func readXattr(get func([]byte) (int, error)) ([]byte, error) {
 	buf := make([]byte, 4096)
 	for {
-		n, err := unix.Fgetxattr(int(f.Fd()), name, buf)
+		n, err := get(buf)
 		if errors.Is(err, syscall.ERANGE) && len(buf) < 1<<20 {
 			buf = make([]byte, 4*len(buf))
 			continue

@@ -392,6 +392,30 @@ type readCloser struct {
 
 func (r *readCloser) Close() error { return r.c.Close() }
 
+// WriteTo sends the body in chunks of ioChunk (fasthttp would otherwise
+// read it in small pieces, one burst buffer read each).
+func (r *readCloser) WriteTo(w io.Writer) (int64, error) {
+	buf := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(buf)
+	var n int64
+	for {
+		m, err := io.ReadFull(r.Reader, *buf)
+		if m > 0 {
+			wm, werr := w.Write((*buf)[:m])
+			n += int64(wm)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
 // deleteObject serves DELETE of an object.
 func (s *Server) deleteObject(r *request) error {
 	if err := s.st.deleteObject(r.bucket, r.key); err != nil {

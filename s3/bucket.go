@@ -194,8 +194,8 @@ func (s *Server) createBucket(r *request) error {
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
 		var cfg createBucketConfig
-		if err := xml.Unmarshal(body, &cfg); err != nil {
-			return errorf("MalformedXML", "the CreateBucketConfiguration does not parse: %v", err)
+		if err := parseXML(body, &cfg); err != nil {
+			return err
 		}
 	}
 	if err := s.st.createBucket(r.bucket, public); err != nil {

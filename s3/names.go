@@ -30,7 +30,7 @@ func checkBucketName(name string) error {
 	if strings.Contains(name, "..") {
 		return bad("must not contain two adjacent periods")
 	}
-	if net.ParseIP(name) != nil {
+	if net.ParseIP(name) != nil || ipLike(name) {
 		return bad("must not be formatted as an IP address")
 	}
 	for _, p := range []string{"xn--", "sthree-", "amzn-s3-demo-"} {
@@ -44,6 +44,21 @@ func checkBucketName(name string) error {
 		}
 	}
 	return nil
+}
+
+// ipLike reports whether name is four dot-separated groups of digits
+// (as 192.168.5.4, but also 999.1.1.1), which S3 refuses.
+func ipLike(name string) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) != 4 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }

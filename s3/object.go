@@ -419,10 +419,6 @@ func (r *readCloser) WriteTo(w io.Writer) (int64, error) {
 // deleteObject serves DELETE of an object.
 func (s *Server) deleteObject(r *request) error {
 	if err := s.st.deleteObject(r.bucket, r.key); err != nil {
-		if e, ok := err.(*Error); ok && e.Code == "InvalidArgument" {
-			r.ctx.SetStatusCode(http.StatusNoContent) // no such key can exist
-			return nil
-		}
 		return err
 	}
 	r.ctx.SetStatusCode(http.StatusNoContent)
@@ -470,9 +466,6 @@ func (s *Server) deleteObjects(r *request) error {
 	var res deleteResult
 	for _, o := range req.Objects {
 		err := s.st.deleteObject(r.bucket, o.Key)
-		if e, ok := err.(*Error); ok && e.Code == "InvalidArgument" {
-			err = nil // no object can have that key: deleting it is a no-op
-		}
 		if err != nil {
 			e := storeError(err)
 			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: e.Code, Message: e.Message})
@@ -608,7 +601,7 @@ func preconditions(h *fasthttp.RequestHeader, etag string, mtime time.Time, copy
 	mtime = mtime.Truncate(time.Second)
 	im, ius := get("If-Match"), get("If-Unmodified-Since")
 	if im != "" {
-		if !etagMatches(im, etag) {
+		if !etagMatches(im, etag, true) {
 			return 0, failed
 		}
 	} else if ius != "" {
@@ -622,7 +615,7 @@ func preconditions(h *fasthttp.RequestHeader, etag string, mtime time.Time, copy
 		notModified = 0
 	}
 	if inm != "" {
-		if etagMatches(inm, etag) {
+		if etagMatches(inm, etag, false) {
 			if copy {
 				return 0, failed
 			}
@@ -640,12 +633,21 @@ func preconditions(h *fasthttp.RequestHeader, etag string, mtime time.Time, copy
 }
 
 // etagMatches reports whether an If-Match / If-None-Match list names etag
-// (or is "*").
-func etagMatches(list, etag string) bool {
+// (or is "*"). If-Match compares strongly (RFC 9110 13.1.1): a weak tag
+// (W/"…") never matches; If-None-Match compares weakly.
+func etagMatches(list, etag string, strong bool) bool {
 	for _, t := range strings.Split(list, ",") {
 		t = strings.TrimSpace(t)
-		t = strings.TrimPrefix(t, "W/")
-		if t == "*" || strings.Trim(t, `"`) == etag {
+		if t == "*" {
+			return true
+		}
+		if w, ok := strings.CutPrefix(t, "W/"); ok {
+			if strong {
+				continue
+			}
+			t = w
+		}
+		if strings.Trim(t, `"`) == etag {
 			return true
 		}
 	}
@@ -668,6 +670,9 @@ func parseRange(v string, size int64) (start, n int64, ok bool, err error) {
 	a, b = strings.TrimSpace(a), strings.TrimSpace(b)
 	unsat := &Error{Code: "InvalidRange", Status: http.StatusRequestedRangeNotSatisfiable,
 		Message: fmt.Sprintf("the requested range %q is not satisfiable for an object of %d bytes", v, size)}
+	if !digits(a) || !digits(b) {
+		return 0, 0, false, nil // not a byte range: ignored, as S3 does
+	}
 	if a == "" {
 		m, err := strconv.ParseInt(b, 10, 64)
 		if err != nil || m < 0 {
@@ -695,4 +700,14 @@ func parseRange(v string, size int64) (start, n int64, ok bool, err error) {
 		return 0, 0, false, unsat
 	}
 	return first, last - first + 1, true, nil
+}
+
+// digits reports whether s is empty or only ASCII digits.
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

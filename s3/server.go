@@ -268,9 +268,13 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 		e = errorf("RequestHeaderSectionTooLarge", "the request's headers exceed %d bytes", maxHeaderBytes)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		e = errorf("EntityTooLarge", "the request body is too large")
+	case errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "unexpected EOF"):
+		e = errorf("IncompleteBody", "the request ended before its body did (%v)", err)
 	}
 	ctx.SetConnectionClose()
 	r := &request{ctx: ctx, id: fmt.Sprintf("%s%016X", s.prefix, s.reqID.Add(1))}
+	ctx.Response.Header.DisableNormalizing()
+	ctx.Response.Header.Set("x-amz-request-id", r.id)
 	s.writeError(r, e)
 }
 
@@ -295,10 +299,35 @@ func readXML(r *request, limit int64, v any) error {
 	if int64(len(body)) > limit {
 		return errorf("MalformedXML", "the XML body is over %d bytes", limit)
 	}
-	if err := xml.Unmarshal(body, v); err != nil {
+	return parseXML(body, v)
+}
+
+// parseXML reads one XML document into v: its root element and nothing
+// after it but whitespace, comments and processing instructions
+// (xml.Unmarshal alone ignores whatever follows the root).
+func parseXML(body []byte, v any) error {
+	d := xml.NewDecoder(bytes.NewReader(body))
+	if err := d.Decode(v); err != nil {
 		return errorf("MalformedXML", "the XML body does not parse: %v", err)
 	}
-	return nil
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return errorf("MalformedXML", "the XML body does not parse after its root element: %v", err)
+		}
+		switch t := tok.(type) {
+		case xml.Comment, xml.ProcInst:
+		case xml.CharData:
+			if len(bytes.TrimSpace(t)) != 0 {
+				return errorf("MalformedXML", "the XML body has text after its root element")
+			}
+		default:
+			return errorf("MalformedXML", "the XML body has more after its root element")
+		}
+	}
 }
 
 // bodyReader returns the request body as a stream.

@@ -220,8 +220,8 @@ func (st *store) deleteBucket(bucket string) error {
 	return syncDir(st.root)
 }
 
-// hasObject reports whether dir holds a file or a directory object
-// anywhere below it.
+// hasObject reports whether dir holds a regular file or a directory
+// object anywhere below it (what a listing would show).
 func hasObject(dir string) (bool, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -229,8 +229,11 @@ func hasObject(dir string) (bool, error) {
 	}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
-		if !e.IsDir() {
+		if e.Type().IsRegular() {
 			return true, nil
+		}
+		if !e.IsDir() {
+			continue // symlinks, devices…: not objects
 		}
 		if isDirObject(p) {
 			return true, nil
@@ -437,10 +440,7 @@ func (st *store) openObject(ctx context.Context, bucket, key string) (*object, e
 	noKey := noSuchKey(bucket, key)
 	rel, err := keyPath(key)
 	if err != nil {
-		if e, ok := err.(*Error); ok && e.Code == "InvalidArgument" {
-			return nil, noKey
-		}
-		return nil, err
+		return nil, err // no object can have this key: say why
 	}
 	if strings.HasSuffix(key, dirObjSuffix) {
 		d, err := openBeneath(dir, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)

@@ -1,0 +1,237 @@
+package s3bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Settling between runs.
+const (
+	settleMax        = 30 * time.Second
+	idleWindow       = 500 * time.Millisecond
+	idleCPU          = 0.05     // of one CPU, both servers together
+	idleDirty        = 64 << 20 // dirty + writeback bytes in the page cache
+	clockTicksPerSec = 100      // USER_HZ, the unit of /proc/PID/stat's times
+)
+
+// settle lets the machine settle before a run: ours' burst buffer is
+// drained (POST /v1/bb/sync of "/"), the page cache written back
+// (sync(2)), then at least Settle passes and, for up to 30 s in all, the
+// bench waits until both servers are idle (together under 5% of a CPU
+// over half a second) and the page cache holds under 64 MiB of dirty and
+// writeback pages. Nothing of it is timed. It says what it did.
+func (b *bench) settle(ctx context.Context) string {
+	start := time.Now()
+	var parts []string
+	for _, t := range b.targets {
+		if t.api == "" {
+			continue
+		}
+		t0 := time.Now()
+		if err := bbSync(ctx, t.api); err != nil {
+			if ctx.Err() != nil {
+				return "interrupted"
+			}
+			b.fail(fmt.Errorf("s3bench: draining %s's burst buffer: %w", t.name, err))
+			parts = append(parts, "drain failed")
+		} else {
+			parts = append(parts, fmt.Sprintf("drained %s %.1fs", t.name, time.Since(t0).Seconds()))
+		}
+	}
+	unix.Sync()
+	if !sleep(ctx, b.cfg.Settle) {
+		return "interrupted"
+	}
+	for {
+		var c0 float64
+		for _, t := range b.targets {
+			c0 += max(0, procCPU(t.pid()))
+		}
+		if !sleep(ctx, idleWindow) {
+			return "interrupted"
+		}
+		var c1 float64
+		for _, t := range b.targets {
+			c1 += max(0, procCPU(t.pid()))
+		}
+		busy, dirty := (c1-c0)/idleWindow.Seconds(), dirtyBytes()
+		if busy < idleCPU && dirty < idleDirty {
+			parts = append(parts, fmt.Sprintf("synced, idle after %.1fs", time.Since(start).Seconds()))
+			break
+		}
+		if time.Since(start) > settleMax {
+			parts = append(parts, fmt.Sprintf("synced, NOT idle after %.0fs (servers at %.0f%% of a CPU, %s dirty)",
+				time.Since(start).Seconds(), busy*100, human(dirty)))
+			break
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// bbSync asks our node to drain its whole namespace to the backing
+// directory and waits for it.
+func bbSync(ctx context.Context, api string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+api+"/v1/bb/sync", strings.NewReader(`{"path":"/"}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s: %s", resp.Status, e.Error)
+		}
+		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	return nil
+}
+
+// procCPU is process pid's CPU time (user + system) in seconds, -1 if
+// unknown.
+func procCPU(pid int) float64 {
+	if pid <= 0 {
+		return -1
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	// Fields 14 and 15 of the line (utime, stime); f[0] is field 3.
+	u, err1 := strconv.ParseFloat(f[11], 64)
+	s, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return (u + s) / clockTicksPerSec
+}
+
+// selfCPU is this process' CPU time (user + system) in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// dirtyBytes is the page cache's dirty and writeback bytes.
+func dirtyBytes() int64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) >= 2 && (f[0] == "Dirty:" || f[0] == "Writeback:") {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			n += kb << 10
+		}
+	}
+	return n
+}
+
+// loadavg is the 1-minute load average, 0 if unknown.
+func loadavg() float64 {
+	var l float64
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Sscan(string(data), &l)
+	}
+	return l
+}
+
+// freeBytes is the space available in dir's file system, 0 if unknown.
+func freeBytes(dir string) int64 {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return 0
+	}
+	return int64(st.Bavail) * st.Bsize
+}
+
+// host describes the machine and the file system under dir.
+func host(dir string) Host {
+	h := Host{CPUs: runtime.NumCPU(), WorkDir: dir, Load: loadavg(), GoVersion: runtime.Version()}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		h.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/minio/minio-go/v7" {
+				h.MinioGo = d.Version
+			}
+		}
+	}
+	if h.MinioGo == "" {
+		h.MinioGo = "v7"
+	}
+	h.FSDevice, h.FSType, h.FSMount = mountOf(dir)
+	return h
+}
+
+// mountOf finds the mount dir is on in /proc/self/mounts: the longest
+// mount point that is a prefix of it.
+func mountOf(dir string) (dev, fstype, mnt string) {
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return "", "", ""
+	}
+	if d, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = d
+	}
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		m := strings.ReplaceAll(f[1], `\040`, " ")
+		if (dir == m || strings.HasPrefix(dir, strings.TrimSuffix(m, "/")+"/")) && len(m) >= len(mnt) {
+			dev, mnt, fstype = f[0], m, f[2]
+		}
+	}
+	return dev, fstype, mnt
+}

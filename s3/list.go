@@ -160,7 +160,7 @@ func (st *store) walk(bucketDir, dir, dirKey, prefix, after, delim string, emit 
 		// A subtree that is all one common prefix: one emit, if it holds
 		// an object, without walking it (unless "after" lies inside it:
 		// then only its keys after "after" count, and the walk finds them).
-		if delim != "" && strings.HasPrefix(k, prefix) && !strings.HasPrefix(after, k) {
+		if delim != "" && strings.HasPrefix(k, prefix) && (after == k || !strings.HasPrefix(after, k)) {
 			if i := strings.Index(k[len(prefix):], delim); i >= 0 && len(prefix)+i+len(delim) <= len(k) {
 				if has, err := hasObject(it.path); err != nil {
 					return false, err

@@ -100,6 +100,7 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:                   2 * time.Minute,
 		CloseOnShutdown:               true,
 		Concurrency:                   64 << 10,
+		Logger:                        fasthttpLogger{log},
 	}
 	return s, nil
 }
@@ -276,6 +277,14 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Header.DisableNormalizing()
 	ctx.Response.Header.Set("x-amz-request-id", r.id)
 	s.writeError(r, e)
+}
+
+// fasthttpLogger sends fasthttp's own messages (unparseable requests and
+// the like, which quote what the client sent) to the debug log.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug("s3: fasthttp: " + fmt.Sprintf(format, args...))
 }
 
 // writeXML writes v as an XML response with status 200.

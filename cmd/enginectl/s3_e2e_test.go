@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,15 +45,11 @@ func startS3Node(t *testing.T, mount bool) *s3Node {
 	os.WriteFile(creds, []byte("# e2e\n"+s3AK+" "+s3SK+"\n"), 0o600)
 	backing := filepath.Join(dir, "backing")
 	os.MkdirAll(backing, 0o755)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	// Port 0: engined prints the address it got (a port picked here and
+	// passed on could be taken by another test in between).
 	args := []string{"--data", filepath.Join(dir, "data"), "--api", "127.0.0.1:0", "--flash", filepath.Join(dir, "flash"),
-		"--backing", backing, "--s3", addr, "--credentials", creds, "--workers", "1"}
-	n := &s3Node{endpoint: "http://" + addr, addr: addr, backing: backing, log: &bytes.Buffer{}}
+		"--backing", backing, "--s3", "127.0.0.1:0", "--credentials", creds, "--workers", "1"}
+	n := &s3Node{backing: backing, log: &bytes.Buffer{}}
 	if mount {
 		n.mnt = filepath.Join(dir, "mnt")
 		os.MkdirAll(n.mnt, 0o755)
@@ -98,9 +93,11 @@ func startS3Node(t *testing.T, mount bool) *s3Node {
 			n.log.WriteString(sc.Text() + "\n")
 		}
 	}()
-	if !strings.Contains(n.log.String(), "S3 endpoint http://"+addr) {
+	m := regexp.MustCompile(`S3 endpoint http://(127\.0\.0\.1:\d+)`).FindStringSubmatch(n.log.String())
+	if m == nil {
 		t.Fatalf("engined did not print its S3 endpoint:\n%s", n.log)
 	}
+	n.addr, n.endpoint = m[1], "http://"+m[1]
 	return n
 }
 

@@ -118,18 +118,24 @@ func (b *bench) startOurs(ctx context.Context, t *target, dir string) error {
 	if err := os.WriteFile(creds, []byte("# s3bench\n"+accessKey+" "+secretKey+"\n"), 0o600); err != nil {
 		return fmt.Errorf("s3bench: %w", err)
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
+	// Port 0: engined prints the address it got ("S3 endpoint http://…",
+	// before the ENGINE_ADDR line); a port picked here could be taken by
+	// another process before engined binds it.
 	args := append([]string{bin, "--data", data, "--api", "127.0.0.1:0", "--flash", flash, "--backing", backing,
-		"--s3", addr, "--credentials", creds}, b.cfg.EnginedArgs...)
-	t.addr, t.info.Endpoint, t.info.Data = addr, "http://"+addr, backing
+		"--s3", "127.0.0.1:0", "--credentials", creds}, b.cfg.EnginedArgs...)
+	t.info.Data = backing
 	t.info.Command = strings.Join(args, " ")
 	t.info.Durability = "a PUT returns once its bytes are durable in the burst buffer (erasure coded 4+2, the stores fdatasynced), " +
 		"its metadata xattr and file fsynced and it is renamed into place with its directory fsynced (s3/store.go, upload.commit)"
 	ready := make(chan string, 1)
+	s3addr := make(chan string, 1)
 	watch := func(line string) {
+		if _, a, ok := strings.Cut(line, "S3 endpoint http://"); ok {
+			select {
+			case s3addr <- strings.TrimSpace(a):
+			default:
+			}
+		}
 		if _, api, ok := strings.Cut(line, "ENGINE_ADDR="); ok {
 			select {
 			case ready <- strings.TrimRight(api, ") \t"):
@@ -146,7 +152,13 @@ func (b *bench) startOurs(ctx context.Context, t *target, dir string) error {
 	defer timer.Stop()
 	select {
 	case t.api = <-ready:
-		b.log.Info("ours ready", "s3", addr, "api", t.api)
+		select {
+		case addr := <-s3addr:
+			t.addr, t.info.Endpoint = addr, "http://"+addr
+		default:
+			return fmt.Errorf("s3bench: engined printed no \"S3 endpoint\" line before it was ready: %s", t.proc.logTail())
+		}
+		b.log.Info("ours ready", "s3", t.addr, "api", t.api)
 		return nil
 	case <-t.proc.done:
 		return fmt.Errorf("s3bench: engined exited before it was ready: %v: %s", t.proc.waitErr, t.proc.logTail())

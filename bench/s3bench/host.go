@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"engine/bench/internal/hostinfo"
 )
 
 // Settling between runs.
@@ -174,14 +175,7 @@ func dirtyBytes() int64 {
 	return n
 }
 
-// loadavg is the 1-minute load average, 0 if unknown.
-func loadavg() float64 {
-	var l float64
-	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
-		fmt.Sscan(string(data), &l)
-	}
-	return l
-}
+func loadavg() float64 { return hostinfo.LoadAvg() }
 
 // freeBytes is the space available in dir's file system, 0 if unknown.
 func freeBytes(dir string) int64 {
@@ -209,29 +203,6 @@ func host(dir string) Host {
 	if h.MinioGo == "" {
 		h.MinioGo = "v7"
 	}
-	h.FSDevice, h.FSType, h.FSMount = mountOf(dir)
+	h.FSDevice, h.FSType, h.FSMount = hostinfo.MountOf(dir)
 	return h
-}
-
-// mountOf finds the mount dir is on in /proc/self/mounts: the longest
-// mount point that is a prefix of it.
-func mountOf(dir string) (dev, fstype, mnt string) {
-	data, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return "", "", ""
-	}
-	if d, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = d
-	}
-	for line := range strings.Lines(string(data)) {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue
-		}
-		m := strings.ReplaceAll(f[1], `\040`, " ")
-		if (dir == m || strings.HasPrefix(dir, strings.TrimSuffix(m, "/")+"/")) && len(m) >= len(mnt) {
-			dev, mnt, fstype = f[0], m, f[2]
-		}
-	}
-	return dev, fstype, mnt
 }

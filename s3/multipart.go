@@ -253,7 +253,7 @@ func (st *store) newUploadIn(dir string) (*upload, error) {
 // commitPart makes the part durable and names it.
 func (u *upload) commitPart(ctx context.Context, dir, name string) (string, error) {
 	defer u.abort()
-	if err := u.st.data.Sync(ctx, u.ref); err != nil {
+	if err := u.st.syncData(ctx, u.ref); err != nil {
 		return "", err
 	}
 	etag := hex.EncodeToString(u.md5.Sum(nil))

@@ -126,7 +126,9 @@ func (s *Server) ListenAndServe(addr string) error {
 
 // Close stops the server: no new requests; requests in progress finish.
 func (s *Server) Close() error {
-	return s.srv.Shutdown()
+	err := s.srv.Shutdown()
+	s.st.close()
+	return err
 }
 
 // request is one request being served.

@@ -76,6 +76,9 @@ type store struct {
 	root, tmp, uploads string
 	data               burstbuffer.Data
 	now                func() time.Time
+	syncs              chan chan error // to syncLoop, when data can sync all at once
+	stop               chan struct{}   // closed by close
+	stopOnce           sync.Once
 
 	bucketMu sync.Mutex // create/delete of buckets
 }
@@ -89,7 +92,11 @@ func openStore(root string, data burstbuffer.Data, now func() time.Time) (*store
 		return nil, fmt.Errorf("s3: namespace root %s is not a directory", root)
 	}
 	st := &store{root: root, tmp: filepath.Join(root, internalDir, "tmp"),
-		uploads: filepath.Join(root, internalDir, "uploads"), data: data, now: now}
+		uploads: filepath.Join(root, internalDir, "uploads"), data: data, now: now, stop: make(chan struct{})}
+	if all, ok := data.(allSyncer); ok {
+		st.syncs = make(chan chan error, 1024)
+		go st.syncLoop(all)
+	}
 	for _, d := range []string{st.tmp, st.uploads} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("s3: %w", err)
@@ -102,6 +109,71 @@ func openStore(root string, data burstbuffer.Data, now func() time.Time) (*store
 		}
 	}
 	return st, nil
+}
+
+// allSyncer is a Data that can make every write it took durable at once
+// (*burstbuffer.Service).
+type allSyncer interface {
+	SyncAll(ctx context.Context) error
+}
+
+// syncLoop group-commits uploads: every commit waiting when a SyncAll
+// starts is served by it, so concurrent PUTs share their stripes' shard
+// fdatasyncs instead of sealing a stripe each. A commit queued while a
+// SyncAll runs waits for the next one, which starts after its writes.
+func (st *store) syncLoop(all allSyncer) {
+	for {
+		var r chan error
+		select {
+		case r = <-st.syncs:
+		case <-st.stop:
+			return
+		}
+		batch := []chan error{r}
+	more:
+		for {
+			select {
+			case r := <-st.syncs:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		err := all.SyncAll(ctx)
+		cancel()
+		for _, r := range batch {
+			r <- err
+		}
+	}
+}
+
+// close stops syncLoop; commits still waiting fail.
+func (st *store) close() {
+	st.stopOnce.Do(func() { close(st.stop) })
+}
+
+var errStopped = errors.New("s3: the endpoint is stopping")
+
+// syncData makes the bytes written to ref durable.
+func (st *store) syncData(ctx context.Context, ref burstbuffer.FileRef) error {
+	if st.syncs == nil {
+		return st.data.Sync(ctx, ref)
+	}
+	done := make(chan error, 1)
+	select {
+	case st.syncs <- done:
+	case <-st.stop:
+		return errStopped
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-st.stop:
+		return errStopped
+	}
 }
 
 // storeError maps a file system error to an S3 error.
@@ -350,7 +422,7 @@ func (u *upload) abort() {
 // the old object or the new one.
 func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) error {
 	defer u.abort()
-	if err := u.st.data.Sync(ctx, u.ref); err != nil {
+	if err := u.st.syncData(ctx, u.ref); err != nil {
 		return err
 	}
 	fi, err := u.f.Stat()

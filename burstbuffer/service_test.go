@@ -569,10 +569,9 @@ func TestBackingFull(t *testing.T) {
 	t.Logf("accepted %d bytes before ENOSPC: %v", written, werr)
 }
 
-// BenchmarkWriteSync4KiB is a 4 KiB write at a random offset followed by
-// Sync (fsync after every write) on a one-node 4+2 buffer: the stripe is
-// small, so three shard stores (a 1+2 code) fdatasync per op.
-func BenchmarkWriteSync4KiB(b *testing.B) {
+// benchService opens a one-node 4+2 buffer that drains only when asked,
+// closed when b ends; it returns it and its backing directory.
+func benchService(b *testing.B) (*Service, string) {
 	root := b.TempDir()
 	net := &memNet{svcs: map[string]*Service{}, live: map[string]bool{"n0": true}}
 	backing := filepath.Join(root, "backing")
@@ -583,8 +582,18 @@ func BenchmarkWriteSync4KiB(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	b.Cleanup(func() { s.Close() })
+	net.mu.Lock()
 	net.svcs["n0"] = s
+	net.mu.Unlock()
+	return s, backing
+}
+
+// BenchmarkWriteSync4KiB is a 4 KiB write at a random offset followed by
+// Sync (fsync after every write) on a one-node 4+2 buffer: the stripe is
+// small, so three shard stores (a 1+2 code) fdatasync per op.
+func BenchmarkWriteSync4KiB(b *testing.B) {
+	s, backing := benchService(b)
 	f, err := os.Create(filepath.Join(backing, "f"))
 	if err != nil {
 		b.Fatal(err)
@@ -685,18 +694,7 @@ func TestSyncAfterFullStripeStored(t *testing.T) {
 // dropping the pieces included.
 func BenchmarkDrain4KiBRandom(b *testing.B) {
 	const size = 256 << 20
-	root := b.TempDir()
-	net := &memNet{svcs: map[string]*Service{}, live: map[string]bool{"n0": true}}
-	backing := filepath.Join(root, "backing")
-	os.MkdirAll(backing, 0o755)
-	s, err := Open(Config{Node: "n0", FlashDir: filepath.Join(root, "n0"), BackingDir: backing,
-		Cluster: memCluster{net}, Transport: memTransport{net}, DrainDelay: time.Hour,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	net.svcs["n0"] = s
+	s, backing := benchService(b)
 	ctx := context.Background()
 	rng := rand.New(rand.NewSource(1))
 	p := make([]byte, 4096)

@@ -27,7 +27,6 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
-	"log/slog"
 	"math/rand"
 	"net"
 	"net/http"
@@ -493,52 +492,9 @@ func (ts *testServer) biPrepare(t testing.TB) {
 // biSetup starts a server with the bucket "bad" and its control object.
 func biSetup(t testing.TB) *testServer {
 	t.Helper()
-	ts := biStartServer(t, func(*Server) {})
+	ts := startServer(t)
 	ts.biPrepare(t)
 	return ts
-}
-
-// biDiscard is a fasthttp logger that drops what it is given.
-type biDiscard struct{}
-
-func (biDiscard) Printf(string, ...any) {}
-
-// biStartServer is startServer with tweak applied to the Server before it
-// serves.
-func biStartServer(t testing.TB, tweak func(*Server)) *testServer {
-	t.Helper()
-	dir := t.TempDir()
-	root := filepath.Join(dir, "backing")
-	os.MkdirAll(root, 0o755)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bb, err := burstbuffer.Open(burstbuffer.Config{Node: "n0", FlashDir: filepath.Join(dir, "flash"), BackingDir: root,
-		Cluster: oneNode{}, Transport: noPeers{}, FlashLimit: 1 << 30, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{Root: root, Data: bb, Creds: Credentials{testAK: testSK}, Log: log})
-	if err != nil {
-		bb.Close()
-		t.Fatal(err)
-	}
-	// fasthttp logs every request it cannot parse with the standard
-	// logger: the tests send many.
-	s.srv.Logger = biDiscard{}
-	tweak(s)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		bb.Close()
-	})
-	return &testServer{Server: s, root: root, addr: ln.Addr().String(), bb: bb}
 }
 
 // biCreateUpload starts a multipart upload of key and uploads part 1
@@ -1366,7 +1322,7 @@ func TestBadInputAuth(t *testing.T) {
 // request, possibly the end of the connection; nothing is written, no
 // goroutine is left behind, and the server serves on.
 func TestBadInputFlood(t *testing.T) {
-	ts := biStartServer(t, func(s *Server) {
+	ts := startServerWith(t, func(s *Server) {
 		// Idle fasthttp workers go after 10 s by default: sooner, so that
 		// goroutines left are leaks.
 		s.srv.MaxIdleWorkerDuration = 200 * time.Millisecond

@@ -2,7 +2,6 @@ package s3
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,16 +76,6 @@ func mkdirBeneath(dir, rel string) (*os.File, error) {
 	return openAt(int(cur.Fd()), cur.Name(), ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
 }
 
-// statBeneath is lstat of rel under dir, resolved beneath it.
-func statBeneath(dir, rel string) (os.FileInfo, error) {
-	f, err := openBeneath(dir, rel, unix.O_PATH|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return f.Stat()
-}
-
 // splitRel splits a relative path into its parent ("" at the top) and
 // base name.
 func splitRel(rel string) (string, string) {
@@ -95,11 +84,4 @@ func splitRel(rel string) (string, string) {
 		return "", rel
 	}
 	return rel[:i], rel[i+1:]
-}
-
-func describe(err error) string {
-	if errors.Is(err, errSymlink) {
-		return "a part of the key is a symbolic link in the namespace"
-	}
-	return fmt.Sprint(err)
 }

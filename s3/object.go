@@ -136,8 +136,8 @@ func openPayload(r *request) (*payload, error) {
 		}
 		p.r, p.size, p.chunked = cr, dl, cr
 	default:
-		cl := h.ContentLength()
-		if cl < 0 && !h.IsHTTP11() || cl == -2 {
+		cl := h.ContentLength() // -1: chunked transfer encoding
+		if cl == -2 {
 			return nil, errorf("MissingContentLength", "the request has no Content-Length")
 		}
 		p.r = body

@@ -86,21 +86,20 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, st: st, log: log, prefix: strings.ToUpper(hex.EncodeToString(b[:])),
 		verify: &Verifier{Creds: cfg.Creds, Now: cfg.Now}}
 	s.srv = &fasthttp.Server{
-		Handler:                       s.handle,
-		ErrorHandler:                  s.parseError,
-		Name:                          "engine",
-		ReadBufferSize:                maxHeaderBytes,
-		MaxRequestBodySize:            1 << 20, // larger bodies stream
-		StreamRequestBody:             true,
-		DisablePreParseMultipartForm:  true,
-		DisableHeaderNamesNormalizing: false,
-		NoDefaultContentType:          true,
-		ReadTimeout:                   5 * time.Minute,
-		WriteTimeout:                  5 * time.Minute,
-		IdleTimeout:                   2 * time.Minute,
-		CloseOnShutdown:               true,
-		Concurrency:                   64 << 10,
-		Logger:                        fasthttpLogger{log},
+		Handler:                      s.handle,
+		ErrorHandler:                 s.parseError,
+		Name:                         "engine",
+		ReadBufferSize:               maxHeaderBytes,
+		MaxRequestBodySize:           1 << 20, // larger bodies stream
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		NoDefaultContentType:         true,
+		ReadTimeout:                  5 * time.Minute,
+		WriteTimeout:                 5 * time.Minute,
+		IdleTimeout:                  2 * time.Minute,
+		CloseOnShutdown:              true,
+		Concurrency:                  64 << 10,
+		Logger:                       fasthttpLogger{log},
 	}
 	return s, nil
 }

@@ -69,6 +69,13 @@ type testServer struct {
 
 func startServer(t testing.TB) *testServer {
 	t.Helper()
+	return startServerWith(t, func(*Server) {})
+}
+
+// startServerWith is startServer with tweak applied to the Server before
+// it serves.
+func startServerWith(t testing.TB, tweak func(*Server)) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "backing")
 	os.MkdirAll(root, 0o755)
@@ -83,6 +90,7 @@ func startServer(t testing.TB) *testServer {
 		bb.Close()
 		t.Fatal(err)
 	}
+	tweak(s)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

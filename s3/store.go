@@ -776,12 +776,11 @@ func readXattr(get func([]byte) (int, error)) ([]byte, error) {
 	}
 }
 
-// openObjectInfo checks that bucket/key exists.
-func (st *store) openObjectInfo(bucket, key string) (*object, error) {
+// checkObject returns nil if bucket/key exists, else why not.
+func (st *store) checkObject(bucket, key string) error {
 	o, err := st.openObject(context.Background(), bucket, key)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	o.Close()
-	return o, nil
+	return o.Close()
 }

@@ -90,12 +90,12 @@ type Stats struct {
 }
 
 type segment struct {
-	id      uint64
-	f       *os.File
-	size    int64 // end of the last valid record: where appends go
-	tail    int64 // bytes after size that a lenient Open left unread
-	prealoc bool  // the file is zero-filled past size (Preallocate)
-	syncs   int   // fdatasyncs of it by Sync (Preallocate's trigger)
+	id       uint64
+	f        *os.File
+	size     int64 // end of the last valid record: where appends go
+	tail     int64 // bytes after size that a lenient Open left unread
+	prealloc bool  // the file is zero-filled past size (Preallocate)
+	syncs    int   // fdatasyncs of it by Sync (Preallocate's trigger)
 
 	removed atomic.Bool // set by RemoveSegment before f is closed
 }
@@ -256,7 +256,7 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 			if zero {
 				// Preallocated (or extended and never written): the
 				// records end here, cleanly.
-				seg.prealoc = true
+				seg.prealloc = true
 				continue
 			}
 			if mode.lenient {
@@ -507,7 +507,7 @@ func (l *Log) newSegmentLocked(id uint64) error {
 				f.Close()
 				return err
 			}
-			l.segs = append(l.segs, &segment{id: id, f: f, prealoc: true})
+			l.segs = append(l.segs, &segment{id: id, f: f, prealloc: true})
 			return nil
 		}
 	}
@@ -578,18 +578,18 @@ func (l *Log) Append(ctx context.Context, recs ...Record) ([]Location, error) {
 		cur := l.segs[len(l.segs)-1]
 		pos := cur.size + int64(len(buf))
 		// Onto a preallocated segment as soon as there is one.
-		early := l.opts.Preallocate && !cur.prealoc && pos > 0 && l.spareIsReady()
+		early := l.opts.Preallocate && !cur.prealloc && pos > 0 && l.spareIsReady()
 		if pos > 0 && (early || pos+rl > l.opts.SegmentSize) {
 			if err := flush(); err != nil {
 				return nil, err
 			}
-			if cur.prealoc {
+			if cur.prealloc {
 				// Cut the zeros past the records.
 				if err := cur.f.Truncate(cur.size); err != nil {
 					l.writeErr = fmt.Errorf("flash: truncate %s: %w", segName(cur.id), err)
 					return nil, l.writeErr
 				}
-				cur.prealoc = false
+				cur.prealloc = false
 			}
 			// Earlier segments are always durable, so a crash can tear only
 			// the last one.

@@ -2,6 +2,8 @@ package fiobench
 
 import (
 	"fmt"
+
+	"engine/bench/internal/benchfmt"
 )
 
 // Verdicts.
@@ -116,7 +118,7 @@ func (b *bench) judge() {
 			tails = int64(3*r.Rounds + 1)
 		}
 		g.Got = fmt.Sprintf("%d of %d writes (%.1f%%) in the buckets of the %s chunk and up; %d smaller (tails allowed: %d)",
-			d.FullWrites, d.Writes, d.FullPercent, human(d.DrainChunk), partial, tails)
+			d.FullWrites, d.Writes, d.FullPercent, benchfmt.Bytes(d.DrainChunk), partial, tails)
 		g.Verdict = verdict(partial <= tails && len(d.Unparsed) == 0)
 	}
 	r.Goals = append(r.Goals, g)

@@ -5,6 +5,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"engine/bench/internal/benchfmt"
 )
 
 // print writes the report as tables.
@@ -12,7 +14,7 @@ func (r *Report) print(w io.Writer) {
 	h := r.Host
 	fmt.Fprintf(w, "fio benchmark: the backing file system, a go-fuse loopback and ours (issue 4 §5)\n")
 	fmt.Fprintf(w, "%s, ioengine %s; %s per job file, %gs per run, %d round(s); %d creates per run\n",
-		h.Fio, r.IOEngine, human(r.Size), r.RuntimeSeconds, r.Rounds, r.Creates)
+		h.Fio, r.IOEngine, benchfmt.Bytes(r.Size), r.RuntimeSeconds, r.Rounds, r.Creates)
 	fmt.Fprintf(w, "host: kernel %s, %d CPUs, load %.2f at the start; work dir %s on %s %s (mounted at %s)\n",
 		h.Kernel, h.CPUs, h.Load, h.WorkDir, h.FSType, h.FSDevice, h.FSMount)
 	fmt.Fprintln(w, "targets:")
@@ -52,11 +54,11 @@ func (r *Report) print(w io.Writer) {
 		}
 		fmt.Fprintln(w, strings.TrimRight(head+"  goal", " "))
 		for _, res := range j.Results {
-			line := fmt.Sprintf("  %-9s %10s %12s", res.Target, value(j.Unit, res.Value), latency(res.P99Micros))
+			line := fmt.Sprintf("  %-9s %10s %12s", res.Target, value(j.Unit, res.Value), benchfmt.Micros(res.P99Micros))
 			if fsync {
-				line += fmt.Sprintf(" %12s", latency(res.SyncP99Micros))
+				line += fmt.Sprintf(" %12s", benchfmt.Micros(res.SyncP99Micros))
 			}
-			line += fmt.Sprintf(" %12s %10s", ratio(res.VsLoopback), ratio(res.VsDirect))
+			line += fmt.Sprintf(" %12s %10s", benchfmt.Ratio(res.VsLoopback), benchfmt.Ratio(res.VsDirect))
 			if r.Rounds > 1 {
 				var rs []string
 				for _, s := range res.Rounds {
@@ -86,7 +88,7 @@ func (r *Report) print(w io.Writer) {
 			fmt.Fprintf(w, "  %s\n", d.Error)
 		} else {
 			fmt.Fprintf(w, "  accepted %s in %d stripes; drained %s; wrote %s to the backing directory; chunk %s; writes throttled %d\n",
-				human(d.Accepted), d.StripesWritten, human(d.Drained), human(d.BackingWritten), human(d.DrainChunk), d.Throttled)
+				benchfmt.Bytes(d.Accepted), d.StripesWritten, benchfmt.Bytes(d.Drained), benchfmt.Bytes(d.BackingWritten), benchfmt.Bytes(d.DrainChunk), d.Throttled)
 			line := fmt.Sprintf("  drain rate %.1f MB/s (the node's own)", d.DrainRate/1e6)
 			if d.NewFileRate > 0 {
 				line += fmt.Sprintf(" = %.2f× direct new-file sequential writes + fsync (%.1f MB/s)  %s (≥ %.2f×)",
@@ -97,9 +99,9 @@ func (r *Report) print(w io.Writer) {
 			}
 			fmt.Fprintln(w, line)
 			fmt.Fprintf(w, "  over %d syncs (bb sync /): %s in %.2fs = %.1f MB/s\n",
-				len(d.Syncs), human(d.SyncBackingBytes), d.SyncSeconds, d.SyncRate/1e6)
+				len(d.Syncs), benchfmt.Bytes(d.SyncBackingBytes), d.SyncSeconds, d.SyncRate/1e6)
 			fmt.Fprintf(w, "  backing write sizes: %s\n", histogram(d.WriteSizes))
-			fmt.Fprintf(w, "  in buckets of the chunk (%s) and up: %d of %d writes (%.1f%%)", human(d.DrainChunk), d.FullWrites, d.Writes, d.FullPercent)
+			fmt.Fprintf(w, "  in buckets of the chunk (%s) and up: %d of %d writes (%.1f%%)", benchfmt.Bytes(d.DrainChunk), d.FullWrites, d.Writes, d.FullPercent)
 			if d.AlignedWrites != nil && d.TailWrites != nil {
 				fmt.Fprintf(w, "; the node counts %d aligned, %d tails", *d.AlignedWrites, *d.TailWrites)
 			}
@@ -143,26 +145,6 @@ func value(unit string, v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
-func ratio(v float64) string {
-	if v == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f×", v)
-}
-
-// latency writes µs in a readable unit.
-func latency(us float64) string {
-	switch {
-	case us == 0:
-		return "-"
-	case us >= 1e6:
-		return fmt.Sprintf("%.2f s", us/1e6)
-	case us >= 1e3:
-		return fmt.Sprintf("%.2f ms", us/1e3)
-	}
-	return fmt.Sprintf("%.0f µs", us)
-}
-
 // histogram writes the buckets in size order: "≤1MiB:1024 >32MiB:3".
 func histogram(h map[string]int64) string {
 	if len(h) == 0 {
@@ -188,20 +170,4 @@ func histogram(h map[string]int64) string {
 		parts[i] = fmt.Sprintf("%s:%d", l, h[l])
 	}
 	return strings.Join(parts, " ")
-}
-
-func human(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"engine/sortjob"
+
+	"engine/bench/internal/benchfmt"
 )
 
 // Usage is the help text of "enginectl bench s3", before its flags.
@@ -120,7 +122,7 @@ func ParseSizes(s string) ([]int64, error) {
 		case n < 1:
 			return nil, fmt.Errorf("%q: objects need at least 1 byte", f)
 		case n > MaxSize:
-			return nil, fmt.Errorf("%q is over %s (larger objects are multipart uploads, not measured here)", f, human(MaxSize))
+			return nil, fmt.Errorf("%q is over %s (larger objects are multipart uploads, not measured here)", f, benchfmt.Bytes(MaxSize))
 		case slices.Contains(out, n):
 			return nil, fmt.Errorf("%q given twice", f)
 		}

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"engine/bench/internal/hostinfo"
+
+	"engine/bench/internal/benchfmt"
 )
 
 // Settling between runs.
@@ -76,7 +78,7 @@ func (b *bench) settle(ctx context.Context) string {
 		}
 		if time.Since(start) > settleMax {
 			parts = append(parts, fmt.Sprintf("synced, NOT idle after %.0fs (servers at %.0f%% of a CPU, %s dirty)",
-				time.Since(start).Seconds(), busy*100, human(dirty)))
+				time.Since(start).Seconds(), busy*100, benchfmt.Bytes(dirty)))
 			break
 		}
 	}

@@ -2,6 +2,8 @@ package s3bench
 
 import (
 	"fmt"
+
+	"engine/bench/internal/benchfmt"
 )
 
 // Verdicts.
@@ -94,7 +96,7 @@ func compare(ours, peer *Result) Comparison {
 // goal is the project's target for one comparison.
 func goal(c Comparison) Goal {
 	g := Goal{
-		Name:    fmt.Sprintf("%s %s, %d client%s", c.Op, human(c.Size), c.Concurrency, plural(c.Concurrency)),
+		Name:    fmt.Sprintf("%s %s, %d client%s", c.Op, benchfmt.Bytes(c.Size), c.Concurrency, plural(c.Concurrency)),
 		Want:    fmt.Sprintf("ours ≥ %.2f× versitygw's ops/s", GoalRatio),
 		Verdict: c.Verdict,
 	}

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"engine/bench/internal/benchfmt"
 )
 
 // The targets, in the order a round starts from.
@@ -215,10 +217,10 @@ func (c *Config) ensureDefaults() error {
 	}
 	for i, s := range c.Sizes {
 		if s < 1 || s > MaxSize {
-			return fmt.Errorf("s3bench: object size %d: give 1 B to %s (larger objects are multipart uploads)", s, human(MaxSize))
+			return fmt.Errorf("s3bench: object size %d: give 1 B to %s (larger objects are multipart uploads)", s, benchfmt.Bytes(MaxSize))
 		}
 		if slices.Contains(c.Sizes[:i], s) {
-			return fmt.Errorf("s3bench: object size %s given twice", human(s))
+			return fmt.Errorf("s3bench: object size %s given twice", benchfmt.Bytes(s))
 		}
 	}
 	for i, n := range c.Concurrency {
@@ -525,12 +527,12 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	for _, t := range b.targets {
 		for _, size := range b.cfg.Sizes {
-			b.log.Info("filling", "target", t.name, "objects", b.cfg.Objects, "size", human(size))
+			b.log.Info("filling", "target", t.name, "objects", b.cfg.Objects, "size", benchfmt.Bytes(size))
 			if err := fill(ctx, t.client, pays[size], b.cfg.Objects, b.cfg.Payload); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				return fmt.Errorf("s3bench: %s: writing the %d %s objects the GET runs read: %w", t.name, b.cfg.Objects, human(size), err)
+				return fmt.Errorf("s3bench: %s: writing the %d %s objects the GET runs read: %w", t.name, b.cfg.Objects, benchfmt.Bytes(size), err)
 			}
 		}
 	}
@@ -570,7 +572,7 @@ func (b *bench) measure(ctx context.Context, t *target, op string, p *payload, c
 	if n := max(1, b.rep.MaxPutBytes/p.size); op == Put && n < spec.maxOps {
 		spec.maxOps, spec.byBytes = n, true
 	}
-	b.log.Info("run", "target", t.name, "op", op, "size", human(p.size), "clients", conc, "round", round, "load", load)
+	b.log.Info("run", "target", t.name, "op", op, "size", benchfmt.Bytes(p.size), "clients", conc, "round", round, "load", load)
 	cpu0, self0 := procCPU(t.pid()), selfCPU()
 	s, attempts := runLoad(ctx, t.client, spec)
 	cpu1, self1 := procCPU(t.pid()), selfCPU()
@@ -583,17 +585,17 @@ func (b *bench) measure(ctx context.Context, t *target, op string, p *payload, c
 		s.ServerCPUPerOp = s.ServerCPU / float64(s.Ops) * 1e6
 		s.ClientCPUPerOp = s.ClientCPU / float64(s.Ops) * 1e6
 	}
-	b.log.Info("done", "target", t.name, "op", op, "size", human(p.size), "clients", conc,
+	b.log.Info("done", "target", t.name, "op", op, "size", benchfmt.Bytes(p.size), "clients", conc,
 		"ops/s", fmt.Sprintf("%.1f", s.OpsPerSec), "MB/s", fmt.Sprintf("%.1f", s.MBps), "errors", s.Errors, "stop", s.Stop)
 	if s.Errors > 0 && ctx.Err() == nil {
-		b.fail(fmt.Errorf("s3bench: %s %s %s ×%d round %d: %d errors; first: %s", t.name, op, human(p.size), conc, round, s.Errors, s.FirstError))
+		b.fail(fmt.Errorf("s3bench: %s %s %s ×%d round %d: %d errors; first: %s", t.name, op, benchfmt.Bytes(p.size), conc, round, s.Errors, s.FirstError))
 	}
 	if !t.alive() && ctx.Err() == nil {
-		b.fail(fmt.Errorf("s3bench: %s exited during %s %s ×%d: %s", t.name, op, human(p.size), conc, t.proc.logTail()))
+		b.fail(fmt.Errorf("s3bench: %s exited during %s %s ×%d: %s", t.name, op, benchfmt.Bytes(p.size), conc, t.proc.logTail()))
 	}
 	if op == Put && ctx.Err() == nil {
 		if err := deleteKeys(ctx, t.client, spec.prefix, attempts); err != nil && ctx.Err() == nil {
-			b.fail(fmt.Errorf("s3bench: %s: deleting the objects of %s %s ×%d: %w", t.name, op, human(p.size), conc, err))
+			b.fail(fmt.Errorf("s3bench: %s: deleting the objects of %s %s ×%d: %w", t.name, op, benchfmt.Bytes(p.size), conc, err))
 		}
 	}
 	return s

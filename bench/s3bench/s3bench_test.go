@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"engine/bench/internal/benchfmt"
 )
 
 // made-up figures: ours and the peer at one op, size and concurrency.
@@ -328,8 +330,8 @@ func TestSizeNames(t *testing.T) {
 	for n, want := range map[int64][2]string{
 		64 << 10: {"64KiB", "64 KiB"}, 1 << 20: {"1MiB", "1 MiB"}, 1000: {"1000B", "1000 B"}, 1536: {"1536B", "1.5 KiB"},
 	} {
-		if sizeLabel(n) != want[0] || human(n) != want[1] {
-			t.Errorf("%d: %q %q, want %q %q", n, sizeLabel(n), human(n), want[0], want[1])
+		if sizeLabel(n) != want[0] || benchfmt.Bytes(n) != want[1] {
+			t.Errorf("%d: %q %q, want %q %q", n, sizeLabel(n), benchfmt.Bytes(n), want[0], want[1])
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"engine/bench/internal/benchfmt"
 )
 
 // print writes the report as tables.
@@ -15,7 +17,7 @@ func (r *Report) print(w io.Writer) {
 		limit = "no time limit"
 	}
 	fmt.Fprintf(w, "load: %s; PUT bodies %s (%s); %s, at most %d ops (a PUT run at most %s, deleted after it), %d round(s); GET reads %d objects per size\n",
-		r.Client, r.PayloadHeader, r.Payload, limit, r.MaxOps, human(r.MaxPutBytes), r.Rounds, r.Objects)
+		r.Client, r.PayloadHeader, r.Payload, limit, r.MaxOps, benchfmt.Bytes(r.MaxPutBytes), r.Rounds, r.Objects)
 	fmt.Fprintf(w, "host: kernel %s, %d CPUs, %s, load %.2f at the start and %.2f at the end; work dir %s on %s %s (mounted at %s)\n",
 		h.Kernel, h.CPUs, h.GoVersion, h.Load, h.LoadEnd, h.WorkDir, h.FSType, h.FSDevice, h.FSMount)
 	fmt.Fprintln(w, "targets:")
@@ -43,7 +45,7 @@ func (r *Report) print(w io.Writer) {
 			if len(rows) == 0 {
 				continue
 			}
-			fmt.Fprintf(w, "\n%s %s objects\n", op, human(size))
+			fmt.Fprintf(w, "\n%s %s objects\n", op, benchfmt.Bytes(size))
 			head := fmt.Sprintf("  %7s  %-10s %9s %9s %10s %10s %7s %11s %11s %6s %8s  %s",
 				"clients", "target", "ops/s", "MB/s", "p50", "p99", "errors", "srv CPU/op", "cli CPU/op", "load", "vs peer", "goal")
 			if r.Rounds > 1 {
@@ -61,7 +63,7 @@ func (r *Report) print(w io.Writer) {
 		line := fmt.Sprintf("  %-11s", "")
 		for _, size := range r.Sizes {
 			for _, op := range AllOps {
-				line += fmt.Sprintf(" %14s", op+" "+human(size))
+				line += fmt.Sprintf(" %14s", op+" "+benchfmt.Bytes(size))
 			}
 		}
 		fmt.Fprintln(w, line)
@@ -72,7 +74,7 @@ func (r *Report) print(w io.Writer) {
 					cell := "-"
 					for _, c := range r.Comparisons {
 						if c.Op == op && c.Size == size && c.Concurrency == conc {
-							cell = ratio(c.Ratio) + " " + c.Verdict
+							cell = benchfmt.Ratio(c.Ratio) + " " + c.Verdict
 						}
 					}
 					line += fmt.Sprintf(" %14s", cell)
@@ -113,13 +115,13 @@ func (r *Report) print(w io.Writer) {
 // row is one result's line of its table.
 func (r *Report) row(res Result) string {
 	line := fmt.Sprintf("  %7d  %-10s %9s %9s %10s %10s %7d %11s %11s %6.2f",
-		res.Concurrency, res.Target, rate(res.OpsPerSec), rate(res.MBps), latency(res.P50Ms), latency(res.P99Ms),
-		res.Errors, cpu(res.ServerCPUPerOp), cpu(res.ClientCPUPerOp), res.Load)
+		res.Concurrency, res.Target, rate(res.OpsPerSec), rate(res.MBps), benchfmt.Micros(1000*(res.P50Ms)), benchfmt.Micros(1000*(res.P99Ms)),
+		res.Errors, benchfmt.Micros(res.ServerCPUPerOp), benchfmt.Micros(res.ClientCPUPerOp), res.Load)
 	vs, goal := "", ""
 	if res.Target == Ours {
 		for _, c := range r.Comparisons {
 			if c.Op == res.Op && c.Size == res.Size && c.Concurrency == res.Concurrency {
-				vs = ratio(c.Ratio)
+				vs = benchfmt.Ratio(c.Ratio)
 				goal = c.Verdict
 				if c.Verdict != NA {
 					goal += fmt.Sprintf(" (≥ %.2f×)", GoalRatio)
@@ -159,35 +161,4 @@ func rate(v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprintf("%.1f", v)
-}
-
-func ratio(v float64) string {
-	if v == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f×", v)
-}
-
-// latency writes ms in a readable unit.
-func latency(ms float64) string {
-	switch {
-	case ms == 0:
-		return "-"
-	case ms >= 1000:
-		return fmt.Sprintf("%.2f s", ms/1000)
-	case ms >= 1:
-		return fmt.Sprintf("%.2f ms", ms)
-	}
-	return fmt.Sprintf("%.0f µs", ms*1000)
-}
-
-// cpu writes µs per op in a readable unit.
-func cpu(us float64) string {
-	switch {
-	case us == 0:
-		return "-"
-	case us >= 1000:
-		return fmt.Sprintf("%.2f ms", us/1000)
-	}
-	return fmt.Sprintf("%.0f µs", us)
 }

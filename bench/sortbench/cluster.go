@@ -35,6 +35,8 @@ import (
 
 	"engine/bench/gensort"
 	"engine/sortjob"
+
+	"engine/bench/internal/benchfmt"
 )
 
 // The two systems of the cluster benchmark.
@@ -734,9 +736,9 @@ func (b *clusterBench) summarize() {
 		Applies: r.Nproc == 2 && r.Nodes == 3 && r.Records == 10_000_000}
 	t.Pass = t.Known && t.Got >= t.Want
 	t.Note = fmt.Sprintf("median cluster/single of the wall-clock rates over %d round(s); of the engine's own rates %s",
-		len(wall), ratioText(r.Median.Own))
+		len(wall), benchfmt.Ratio(r.Median.Own))
 	if b.validatePhase(ClusterSystem) != b.validatePhase(SingleSystem) {
-		t.Note += ", with validation counted on both sides " + ratioText(r.Median.OwnValidated)
+		t.Note += ", with validation counted on both sides " + benchfmt.Ratio(r.Median.OwnValidated)
 	}
 	if !t.Applies {
 		t.Note += fmt.Sprintf("; informational: the target is for 1 GB on 3 nodes on 2 cores, this run is %s on %d node(s) on %d core(s)",
@@ -825,10 +827,10 @@ func (b *clusterBench) writeTable() {
 		for i := range cells {
 			cells[i] = "-"
 			if i < len(r.Ratios) {
-				cells[i] = ratioText(f(r.Ratios[i]))
+				cells[i] = benchfmt.Ratio(f(r.Ratios[i]))
 			}
 		}
-		t.row(label, cells, ratioText(med))
+		t.row(label, cells, benchfmt.Ratio(med))
 	}
 	ratios("cluster/single (wall clock)", func(rt ClusterRatios) float64 { return rt.Wall }, r.Median.Wall)
 	ratios("cluster/single (engine's own rate)", func(rt ClusterRatios) float64 { return rt.Own }, r.Median.Own)

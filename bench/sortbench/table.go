@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"engine/sortjob"
+
+	"engine/bench/internal/benchfmt"
 )
 
 // runView is what the shared table code reads of one run of either
@@ -203,13 +205,6 @@ func verdict(t Target) (got, pass string) {
 
 func secsText(v float64) string { return fmt.Sprintf("%.2f", v) }
 
-func ratioText(v float64) string {
-	if v <= 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f×", v)
-}
-
 const labelWidth = 44
 
 func (b *bench) writeTable() {
@@ -241,7 +236,7 @@ func (b *bench) writeTable() {
 	ratios := func(f func(Ratios) float64) []string {
 		cells := make([]string, r.Rounds)
 		for i, rt := range r.Ratios {
-			cells[i] = ratioText(f(rt))
+			cells[i] = benchfmt.Ratio(f(rt))
 		}
 		return cells
 	}
@@ -275,11 +270,11 @@ func (b *bench) writeTable() {
 		t.row("GNU sort peak RSS (rusage maxrss)", per(GNU, func(m *Measurement) string { return bytesText(m.PeakRSS) }), bytesText(med.GNUPeakRSS))
 	}
 	if b.run[Engine] && b.run[GNU] {
-		t.row("engine/GNU sort (wall clock)", ratios(func(rt Ratios) float64 { return rt.EngineOverGNU }), ratioText(med.EngineOverGNU))
-		t.row("engine/GNU sort (engine's own rate)", ratios(func(rt Ratios) float64 { return rt.EngineOwnOverGNU }), ratioText(med.EngineOwnOverGNU))
+		t.row("engine/GNU sort (wall clock)", ratios(func(rt Ratios) float64 { return rt.EngineOverGNU }), benchfmt.Ratio(med.EngineOverGNU))
+		t.row("engine/GNU sort (engine's own rate)", ratios(func(rt Ratios) float64 { return rt.EngineOwnOverGNU }), benchfmt.Ratio(med.EngineOwnOverGNU))
 	}
 	if b.run[Engine] && b.run[Disk] {
-		t.row("engine/disk (wall clock)", ratios(func(rt Ratios) float64 { return rt.EngineOverDisk }), ratioText(med.EngineOverDisk))
+		t.row("engine/disk (wall clock)", ratios(func(rt Ratios) float64 { return rt.EngineOverDisk }), benchfmt.Ratio(med.EngineOverDisk))
 	}
 	t.loadRow()
 	fmt.Fprintln(w, "(MB = 10^6 bytes; medians are over the successful rounds; ratio medians are medians of the per-round ratios)")

@@ -60,7 +60,13 @@ func mkdirBeneath(dir, rel string) (*os.File, error) {
 	for _, comp := range strings.Split(rel, "/") {
 		next, err := openAt(int(cur.Fd()), cur.Name(), comp, unix.O_PATH|unix.O_DIRECTORY, 0)
 		if err != nil && errors.Is(err, syscall.ENOENT) {
-			if merr := unix.Mkdirat(int(cur.Fd()), comp, 0o755); merr != nil && merr != unix.EEXIST {
+			merr := unix.Mkdirat(int(cur.Fd()), comp, 0o755)
+			if merr == nil {
+				// The new directory's name must be as durable as the
+				// object that will be renamed into it.
+				merr = syncAt(int(cur.Fd()), cur.Name())
+			}
+			if merr != nil && merr != unix.EEXIST {
 				cur.Close()
 				return nil, &os.PathError{Op: "mkdir", Path: filepath.Join(cur.Name(), comp), Err: merr}
 			}
@@ -74,6 +80,16 @@ func mkdirBeneath(dir, rel string) (*os.File, error) {
 	}
 	defer cur.Close()
 	return openAt(int(cur.Fd()), cur.Name(), ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+}
+
+// syncAt fsyncs the directory open (O_PATH) as fd.
+func syncAt(fd int, name string) error {
+	d, err := openAt(fd, name, ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // splitRel splits a relative path into its parent ("" at the top) and

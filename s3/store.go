@@ -81,6 +81,8 @@ type store struct {
 	stopOnce           sync.Once
 
 	bucketMu sync.Mutex // create/delete of buckets
+
+	dirSyncs dirSyncs // uploads' directory fsyncs, shared
 }
 
 func openStore(root string, data burstbuffer.Data, now func() time.Time) (*store, error) {
@@ -420,11 +422,14 @@ func (u *upload) abort() {
 // and name on the backing file system) and renames it to rel under the
 // bucket directory dir, replacing what was there atomically: a reader sees
 // the old object or the new one.
+//
+// Three flushes, two of them at once: the bytes' (the burst buffer's shard
+// syncs) and the temp file's metadata (its fsync) while nobody can see it
+// yet, then the name's (the directory's fsync after the rename). The rename
+// comes only after both, so a crash never leaves a name pointing at bytes
+// or metadata that were not durable.
 func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) error {
 	defer u.abort()
-	if err := u.st.syncData(ctx, u.ref); err != nil {
-		return err
-	}
 	fi, err := u.f.Stat()
 	if err != nil {
 		return err
@@ -440,6 +445,15 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 	if err := unix.Fsetxattr(int(u.f.Fd()), metaXattr, b, 0); err != nil {
 		return fmt.Errorf("s3: object metadata (the namespace must support user xattrs): %w", err)
 	}
+	synced := make(chan error, 1)
+	go func() { synced <- u.f.Sync() }()
+	err = u.st.syncData(ctx, u.ref)
+	if serr := <-synced; err == nil {
+		err = serr
+	}
+	if err != nil {
+		return err
+	}
 	parentRel, base := splitRel(rel)
 	parent, err := mkdirBeneath(dir, parentRel)
 	if err != nil {
@@ -454,16 +468,8 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 		return err
 	}
 	u.done = true // renamed: nothing to remove any more
-	// The object is in place; make its metadata and its name durable
-	// before acknowledging it (the bytes are durable in the burst buffer
-	// already). The file's fsync commits the file system's journal,
-	// rename included, so the directory's fsync after it is cheap.
-	err = u.f.Sync()
 	u.f.Close()
-	if err != nil {
-		return err
-	}
-	return parent.Sync()
+	return u.st.dirSyncs.sync(parent)
 }
 
 func keyConflict(err error) error {

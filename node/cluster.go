@@ -34,6 +34,7 @@ func (n *Node) startGossip() error {
 	c.GossipInterval = n.cfg.RaftTimeout / 5
 	c.PushPullInterval = 10 * n.cfg.RaftTimeout
 	c.LogOutput = io.Discard
+	c.Delegate = nodeDelegate{n}
 	ml, err := memberlist.Create(c)
 	if err != nil {
 		return fmt.Errorf("node: gossip on %s: %w", n.cfg.GossipAddr, err)

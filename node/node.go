@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"engine/cache"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,8 @@ type Config struct {
 	// RaftTimeout is Raft's heartbeat and election timeout and memberlist's
 	// failure detection scale; default 500ms.
 	RaftTimeout time.Duration
+	// Edge runs an edge cache on the node.
+	Edge *Edge
 	// BurstBuffer, with a flash directory, runs the node's part of the
 	// burst buffer.
 	BurstBuffer *BurstBuffer
@@ -164,6 +167,12 @@ type Node struct {
 	s3srv  *s3.Server
 	s3ln   net.Listener
 	mounts []*bbfuse.Server
+
+	meta    atomic.Pointer[gossipMeta] // this node's endpoints, gossiped
+	edge    *cache.Server
+	edgeLn  net.Listener
+	edgeURL string
+	edgeLog *os.File
 }
 
 // Open starts a node: it locks the data directory, starts the shuffle
@@ -244,6 +253,10 @@ func start(cfg Config) (n *Node, err error) {
 	if err := n.startS3(); err != nil {
 		return n, err
 	}
+	if err := n.startEdge(); err != nil {
+		return n, err
+	}
+	n.publishMeta()
 
 	n.exec = newExecutor(n)
 	n.goFunc(n.exec.run)
@@ -408,6 +421,7 @@ func (n *Node) Close() error {
 	if n.s3srv != nil {
 		errs = append(errs, n.s3srv.Close())
 	}
+	errs = append(errs, n.closeEdge())
 	n.cancel()
 	if n.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

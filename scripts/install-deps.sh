@@ -13,6 +13,7 @@ command -v fio >/dev/null && command -v fusermount3 >/dev/null || need+=(fio fus
 [ -x /usr/bin/aws ] || need+=(awscli)
 /usr/bin/python3 -c 'import boto3' 2>/dev/null || need+=(python3-boto3)
 command -v rclone >/dev/null || need+=(rclone)
+command -v wrk >/dev/null && [ -x /usr/sbin/varnishd ] || need+=(wrk varnish)  # bench/edgebench: the edge cache against Varnish
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "install-deps: missing ${need[*]}; run as root or install them" >&2

@@ -33,6 +33,7 @@ Commands:
   bench cluster benchmark a local N-node cluster against the embedded single node
   bench fio     fio against the backing directory, a go-fuse loopback and our mount
   bench s3      our S3 endpoint against versitygw: PUT and GET at 1, 16 and 64 clients
+  bench edge    our edge cache against Varnish: hits of 1 KiB and 64 KiB, 304 revalidations (wrk)
   mount DIR     mount the namespace (POSIX over the burst buffer) at DIR
   bb            burst buffer staging: status, sync PATH, purge PATH, prestage PATH
   help [COMMAND [SUBCOMMAND]]  show help
@@ -116,6 +117,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			err = benchS3(rest[1:], stdout, stderr)
 			break
 		}
+		if len(rest) > 0 && rest[0] == "edge" {
+			err = benchEdge(rest[1:], stdout, stderr)
+			break
+		}
 		if len(rest) == 0 || rest[0] != "sort" {
 			fmt.Fprintf(stderr, "enginectl: bench takes a benchmark name: enginectl bench sort, or enginectl bench cluster\n")
 			return 2
@@ -191,6 +196,8 @@ func help(args []string, stdout, stderr io.Writer) int {
 		benchFio([]string{"-h"}, stdout, stdout)
 	case "bench s3":
 		benchS3([]string{"-h"}, stdout, stdout)
+	case "bench edge":
+		benchEdge([]string{"-h"}, stdout, stdout)
 	default:
 		fmt.Fprintf(stderr, "enginectl: no help for %q\n\n%s", key, usage)
 		return 2

@@ -63,6 +63,7 @@ func run(args []string, stderr io.Writer) int {
 	readyTimeout := fs.Duration("ready-timeout", 30*time.Second, "give up starting if the node is not a cluster member within this time")
 	bbConfig := node.BBFlags(fs)
 	s3Config := node.S3Flags(fs)
+	edgeConfig := node.EdgeFlags(fs)
 	mountDir := fs.String("mount", "", "mount the namespace (POSIX, through FUSE) at `DIR` on this node; needs --flash and --backing")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -121,6 +122,10 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "engined:", err)
 		return 2
 	}
+	if cfg.Edge, err = edgeConfig(); err != nil {
+		fmt.Fprintln(stderr, "engined:", err)
+		return 2
+	}
 	if cfg.S3 != nil && bb == nil {
 		fmt.Fprintln(stderr, "engined: --s3 serves the burst buffer's namespace: give --flash DIR and --backing DIR too")
 		return 2
@@ -155,6 +160,9 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if a := n.S3Addr(); a != "" {
 		fmt.Fprintf(stderr, "engined: S3 endpoint http://%s\n", a)
+	}
+	if u := n.EdgeURL(); u != "" {
+		fmt.Fprintf(stderr, "engined: edge endpoint %s\n", u)
 	}
 	fmt.Fprintf(stderr, "engined: node %s serving on %s (ENGINE_ADDR=%s)\n", n.ID(), n.Addr(), n.Addr())
 	<-ctx.Done()

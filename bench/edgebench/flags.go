@@ -1,0 +1,157 @@
+package edgebench
+
+import (
+	"flag"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"engine/bench/internal/benchfmt"
+	"engine/sortjob"
+)
+
+// Usage is the help text of "enginectl bench edge", before its flags.
+const Usage = `Usage: enginectl bench edge [flags]
+
+Benchmarks our edge cache (engined --edge, in front of an HTTP origin)
+against Varnish (Debian package varnish, varnishd -s malloc,256m, a VCL with
+the origin as its only backend) on this machine, in one invocation, with the
+same origin, objects and load generator: wrk (Debian package wrk),
+  wrk -t2 -c64 -dDURATION --latency -s SCRIPT URL
+with a generated Lua script that rotates over the objects and counts every
+response that is not the expected status and size. The origin runs in this
+process (127.0.0.1): --objects objects of each size, random bytes, with a
+strong ETag, a Last-Modified and Cache-Control: public, max-age=31536000,
+immutable; it answers If-None-Match with 304 and counts every fetch.
+Scenarios: hits of each size (200 and the bytes) and revalidations of the
+smallest (If-None-Match with the object's ETag: 304 from the cache, no
+origin fetch). Before every timed run each object is fetched once through
+the cache (untimed, checked byte for byte). Runs alternate between the two
+caches, the first rotating, with a --settle pause before each.
+
+Prints requests/s, MB/s, p50/p75/p90/p99 latency, errors, the origin's
+fetches during the warm-up and the timed run, the load average,
+ours/varnish and the targets: ours ≥ 1.30× Varnish's requests/s for hits
+of both sizes, with a p99 no worse than Varnish's (the 304 ratio is
+reported, without a goal). Exits 0 when every run succeeded, whatever the
+goals say; 1 when a run failed.
+
+engined is looked for beside this enginectl, then in PATH, and run as
+  engined --data WORK/edge-data --api 127.0.0.1:0 --edge 127.0.0.1:0
+    --origin http://127.0.0.1:PORT --cache-dir WORK/edge-cache
+    --cache-memory 256MiB
+until it prints "engined: edge endpoint http://HOST:PORT". An engined
+without --edge is reported as not measured; Varnish is measured anyway.
+Everything binds 127.0.0.1 and is stopped at the end, also after Ctrl-C.
+
+Examples:
+  enginectl bench edge --duration 10s
+  enginectl bench edge --targets varnish --duration 5s --objects 10
+
+Flags:
+`
+
+// Flags adds the flags of "enginectl bench edge" to fs; the returned
+// function builds the Config once fs is parsed. Its errors name the flag
+// at fault.
+func Flags(fs *flag.FlagSet) func() (Config, error) {
+	duration := fs.Duration("duration", DefaultDuration, "how long each timed run lasts, whole seconds (wrk -d)")
+	rounds := fs.Int("rounds", DefaultRounds, "rounds; each runs every scenario on every target, alternating targets")
+	objects := fs.Int("objects", DefaultObjects, "objects of each size the origin serves and every run rotates over")
+	sizes := fs.String("sizes", "1KiB,64KiB", "object sizes, comma-separated (KiB = 1024 bytes; at most 16MiB); the 304 runs use the smallest")
+	conns := fs.Int("connections", DefaultConnections, "wrk's connections (-c)")
+	threads := fs.Int("threads", DefaultThreads, "wrk's threads (-t)")
+	targets := fs.String("targets", strings.Join(AllTargets, ","), "targets: a comma-separated subset of ours, varnish")
+	dir := fs.String("dir", "/var/tmp", "make the work directory, a new edgebench-*, in `DIR`")
+	keep := fs.Bool("keep", false, "keep the work directory (logs, the VCL, wrk's scripts and outputs)")
+	engined := fs.String("engined", "", "the engined binary (default: beside this enginectl, else in PATH)")
+	settle := fs.Duration("settle", DefaultSettle, "pause before every timed run")
+	jsonOut := fs.String("json", "", "also write the report as JSON to `FILE`")
+	return func() (Config, error) {
+		cfg := Config{Duration: *duration, Rounds: *rounds, Objects: *objects, Connections: *conns, Threads: *threads,
+			Dir: *dir, Keep: *keep, Engined: *engined, Settle: *settle, JSON: *jsonOut}
+		var err error
+		switch {
+		case *duration < time.Second:
+			return cfg, fmt.Errorf("--duration %v: give at least 1s", *duration)
+		case *duration%time.Second != 0:
+			return cfg, fmt.Errorf("--duration %v: give whole seconds (wrk -d takes seconds)", *duration)
+		case *rounds < 1:
+			return cfg, fmt.Errorf("--rounds %d: give at least 1", *rounds)
+		case *objects < 1 || *objects > MaxObjects:
+			return cfg, fmt.Errorf("--objects %d: give 1 to %d", *objects, MaxObjects)
+		case *threads < 1:
+			return cfg, fmt.Errorf("--threads %d: give at least 1", *threads)
+		case *conns < *threads || *conns > MaxConnections:
+			return cfg, fmt.Errorf("--connections %d: give --threads (%d) to %d (wrk needs a connection per thread)", *conns, *threads, MaxConnections)
+		case *settle < 0:
+			return cfg, fmt.Errorf("--settle %v is negative", *settle)
+		case strings.TrimSpace(*dir) == "":
+			return cfg, fmt.Errorf("--dir is empty")
+		}
+		if cfg.Sizes, err = ParseSizes(*sizes); err != nil {
+			return cfg, fmt.Errorf("--sizes: %w", err)
+		}
+		if cfg.Targets, err = ParseTargets(*targets); err != nil {
+			return cfg, fmt.Errorf("--targets: %w", err)
+		}
+		if cfg.Settle == 0 {
+			cfg.Settle = time.Millisecond // zero means the default in Config
+		}
+		return cfg, nil
+	}
+}
+
+// ParseSizes parses comma-separated object sizes such as "1KiB,64KiB".
+func ParseSizes(s string) ([]int64, error) {
+	var out []int64
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := sortjob.ParseBytes(f)
+		if err != nil {
+			if _, nerr := strconv.ParseInt(f, 10, 64); nerr == nil {
+				return nil, fmt.Errorf("%q has no unit: give sizes such as 1KiB or 64KiB (or 512B)", f)
+			}
+			return nil, fmt.Errorf("%q is not a size such as 1KiB or 64KiB", f)
+		}
+		switch {
+		case n < 1:
+			return nil, fmt.Errorf("%q: objects need at least 1 byte", f)
+		case n > MaxSize:
+			return nil, fmt.Errorf("%q is over %s", f, benchfmt.Bytes(MaxSize))
+		case slices.Contains(out, n):
+			return nil, fmt.Errorf("%q given twice", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no sizes in %q: give sizes such as 1KiB,64KiB", s)
+	}
+	return out, nil
+}
+
+// ParseTargets parses a comma-separated subset of AllTargets.
+func ParseTargets(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.ToLower(strings.TrimSpace(f))
+		switch {
+		case f == "":
+			continue
+		case !slices.Contains(AllTargets, f):
+			return nil, fmt.Errorf("unknown target %q: use %s", f, strings.Join(AllTargets, ", "))
+		case slices.Contains(out, f):
+			return nil, fmt.Errorf("%q given twice", f)
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no targets in %q: use %s", s, strings.Join(AllTargets, ", "))
+	}
+	return out, nil
+}

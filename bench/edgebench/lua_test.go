@@ -1,0 +1,71 @@
+package edgebench
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// TestScript checks the generated wrk scripts against golden files
+// (go test -update rewrites them); the smoke test runs them in wrk.
+func TestScript(t *testing.T) {
+	paths := []string{"/o/1KiB/0000", "/o/1KiB/0001", "/o/1KiB/0002"}
+	etags := []string{`"aa"`, `"bb"`, `"c\"c"`}
+	for _, s := range Scenarios([]int64{64 << 10, 1 << 10}) {
+		t.Run(s.Name, func(t *testing.T) {
+			got := Script(s, paths, etags)
+			golden := filepath.Join("testdata", s.Name+".lua")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (go test -update writes it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("the script for %s differs from %s (go test -update rewrites it):\n%s", s.Name, golden, got)
+			}
+			for _, p := range paths {
+				if !strings.Contains(got, `"`+p+`"`) {
+					t.Errorf("no path %s in the script", p)
+				}
+			}
+			hasINM := strings.Contains(got, `"\"c\\\"c\""`)
+			if s.Kind == Revalidate != hasINM {
+				t.Errorf("%s: the ETags are in the script: %v", s.Name, hasINM)
+			}
+			if want := "local expect_status = " + map[string]string{Hit: "200", Revalidate: "304"}[s.Kind]; !strings.Contains(got, want) {
+				t.Errorf("no %q in the script", want)
+			}
+		})
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	var names []string
+	for _, s := range Scenarios([]int64{64 << 10, 1 << 10, 1000}) {
+		names = append(names, s.Name+"/"+sizeLabel(s.Size))
+	}
+	if got, want := strings.Join(names, " "), "hit-64KiB/64KiB hit-1KiB/1KiB hit-1000B/1000B revalidate-304/1000B"; got != want {
+		t.Errorf("scenarios %s, want %s", got, want)
+	}
+}
+
+func TestLuaString(t *testing.T) {
+	for in, want := range map[string]string{
+		"/o/1KiB/0001": `"/o/1KiB/0001"`,
+		`"etag"`:       `"\"etag\""`,
+		`a\b`:          `"a\\b"`,
+		"x\ny\x7fé":    `"x\010y\127\195\169"`,
+	} {
+		if got := luaString(in); got != want {
+			t.Errorf("luaString(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package cache
+
+import (
+	"io"
+	"sync"
+)
+
+// fill is one fetch of an object from a peer or the origin, shared by every
+// request that missed on its key while it runs (request coalescing). The
+// body accumulates in memory as it arrives; readers stream it from there,
+// waiting for bytes not yet arrived.
+type fill struct {
+	key  string
+	head chan struct{} // closed once the response's status and headers are known (or the fetch failed)
+
+	// Set before head is closed, read-only after.
+	status    int        // the response's status; 0 when the fetch failed
+	meta      *entryMeta // the entry to store; nil when the response is not shareable
+	metaBytes []byte
+	hdr       []byte // for status != 200: headers to relay
+	err       error  // the fetch failed before a response
+	fwd       string // Cache-Status fwd= of the request that started it
+	peer      bool   // filled from a peer edge
+
+	mu   sync.Mutex
+	cond sync.Cond
+	body []byte // bytes so far
+	done bool   // body complete (or failed: bodyErr)
+	berr error  // the body broke off: readers fail
+}
+
+func newFill(key string) *fill {
+	f := &fill{key: key, head: make(chan struct{})}
+	f.cond.L = &f.mu
+	return f
+}
+
+// add appends body bytes and wakes readers.
+func (f *fill) add(p []byte) {
+	f.mu.Lock()
+	f.body = append(f.body, p...)
+	f.mu.Unlock()
+	f.cond.Broadcast()
+}
+
+// finish marks the body complete, or broken off with err.
+func (f *fill) finish(err error) {
+	f.mu.Lock()
+	f.done, f.berr = true, err
+	f.mu.Unlock()
+	f.cond.Broadcast()
+}
+
+// complete waits for the whole body.
+func (f *fill) complete() ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for !f.done {
+		f.cond.Wait()
+	}
+	return f.body, f.berr
+}
+
+// reader returns a reader of n body bytes from off, which waits for bytes
+// still to come and fails if the fill breaks off.
+func (f *fill) reader(off, n int64) io.Reader {
+	return &fillReader{f: f, off: off, end: off + n}
+}
+
+type fillReader struct {
+	f        *fill
+	off, end int64
+}
+
+func (r *fillReader) Read(p []byte) (int, error) {
+	if r.off >= r.end {
+		return 0, io.EOF
+	}
+	f := r.f
+	f.mu.Lock()
+	for int64(len(f.body)) <= r.off && !f.done {
+		f.cond.Wait()
+	}
+	if int64(len(f.body)) <= r.off {
+		err := f.berr
+		f.mu.Unlock()
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	n := copy(p, f.body[r.off:min(int64(len(f.body)), r.end)])
+	f.mu.Unlock()
+	r.off += int64(n)
+	return n, nil
+}

@@ -1,0 +1,1047 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"engine/cache/httpx"
+	"engine/cache/tier"
+)
+
+// Config configures an edge node.
+type Config struct {
+	// Name is the cache's name in Cache-Status (default "engine-edge").
+	Name string
+	// Self is this edge's base URL as its peers reach it
+	// (http://HOST:PORT); it must be among what Peers returns for the
+	// ring to place keys here.
+	Self string
+	// Origins are the origin URLs in priority order. When empty,
+	// DynamicOrigins gives them (the cluster's S3 endpoints).
+	Origins        []string
+	DynamicOrigins func() []string
+	// Peers returns the live edges' base URLs (Self included): the
+	// consistent-hash ring. Nil: a lone edge.
+	Peers func() []string
+
+	MemoryLimit int64  // memory tier bytes (default 256 MiB)
+	DiskDir     string // disk tier directory ("": no disk tier)
+	DiskLimit   int64  // disk tier bytes (default 10 GiB)
+	MaxObject   int64  // largest body cached (default 1 GiB); larger ones are relayed
+	CompressMax int64  // largest body compressed for a client (default 8 MiB)
+	// StaleIfError is how long past its freshness an entry may be served
+	// when the origin fails and the origin set no stale-if-error (default
+	// 24h). Entries marked must-revalidate never are.
+	StaleIfError time.Duration
+
+	HealthInterval time.Duration // origin checks (default 10s); 3 failures take an origin out, 2 passes bring it back
+	HealthPath     string        // path probed with HEAD (default "/")
+	ConnectTimeout time.Duration // to an origin or a peer (default 2s): then the next origin, or 502
+	HeaderTimeout  time.Duration // for an origin's response headers (default 10s): then 504
+
+	// AdminToken guards /_edge/purge, /_edge/stats and /_edge/metrics
+	// (Authorization: Bearer TOKEN). Empty: those answer 403.
+	AdminToken string
+	AccessLog  io.Writer // one line per request; nil: none
+	Log        *slog.Logger
+	Now        func() time.Time
+}
+
+// Server is an edge node. Create it with New, serve with Serve or
+// ServeTLS, stop with Close.
+type Server struct {
+	cfg     Config
+	mem     *tier.Memory
+	disk    *tier.Disk
+	origins *originPool
+	ring    ring
+	peers   *http.Client
+	srv     *fasthttp.Server
+	alog    *accessLog
+	stats   stats
+	metrics *metrics
+
+	fillsMu sync.Mutex
+	fills   map[string]*fill
+	compMu  sync.Mutex
+	comps   map[string]*compression
+
+	lnMu sync.Mutex
+	lns  []net.Listener
+}
+
+const peerHeader = "X-Engine-Edge-Peer"
+
+// New opens the tiers (the disk tier's entries survive restarts) and starts
+// the origins' health checks.
+func New(cfg Config) (*Server, error) {
+	if cfg.Name == "" {
+		cfg.Name = "engine-edge"
+	}
+	if cfg.MemoryLimit <= 0 {
+		cfg.MemoryLimit = 256 << 20
+	}
+	if cfg.DiskLimit <= 0 {
+		cfg.DiskLimit = 10 << 30
+	}
+	if cfg.MaxObject <= 0 {
+		cfg.MaxObject = 1 << 30
+	}
+	if cfg.CompressMax <= 0 {
+		cfg.CompressMax = 8 << 20
+	}
+	if cfg.StaleIfError == 0 {
+		cfg.StaleIfError = 24 * time.Hour
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = 10 * time.Second
+	}
+	if cfg.HealthPath == "" {
+		cfg.HealthPath = "/"
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 2 * time.Second
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, mem: tier.NewMemory(cfg.MemoryLimit), fills: map[string]*fill{}, comps: map[string]*compression{}}
+	var err error
+	if s.origins, err = newOriginPool(cfg.Origins, cfg.DynamicOrigins, cfg.HealthInterval, cfg.HealthPath, cfg.ConnectTimeout, cfg.HeaderTimeout, cfg.Log); err != nil {
+		return nil, err
+	}
+	if cfg.DiskDir != "" {
+		if s.disk, err = tier.OpenDisk(cfg.DiskDir, cfg.DiskLimit); err != nil {
+			return nil, err
+		}
+	}
+	s.peers = &http.Client{Transport: &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: cfg.ConnectTimeout}).DialContext,
+		MaxIdleConnsPerHost:   64,
+		ResponseHeaderTimeout: cfg.HeaderTimeout + time.Second, // the owner's own origin timeout comes first
+		DisableCompression:    true,
+		// Peers present the edge's certificate, made for the public name
+		// clients use, not for the address peers dial.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if cfg.AccessLog != nil {
+		s.alog = newAccessLog(cfg.AccessLog)
+	}
+	s.metrics = newMetrics(s)
+	s.srv = &fasthttp.Server{
+		Handler:                       s.handle,
+		Name:                          cfg.Name,
+		ReadTimeout:                   time.Minute,
+		IdleTimeout:                   2 * time.Minute,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: false,
+		ReadBufferSize:                16 << 10,
+		Logger:                        fasthttpLogger{cfg.Log},
+	}
+	s.origins.start()
+	return s, nil
+}
+
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug("cache: " + fmt.Sprintf(format, args...))
+}
+
+// Serve serves plain HTTP on ln until Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.track(ln)
+	return s.srv.Serve(ln)
+}
+
+// ServeTLS serves HTTPS on ln with the certificate and key files (PEM).
+func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("cache: TLS certificate %s and key %s: %w", certFile, keyFile, err)
+	}
+	s.track(ln)
+	return s.srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"}}))
+}
+
+func (s *Server) track(ln net.Listener) {
+	s.lnMu.Lock()
+	s.lns = append(s.lns, ln)
+	s.lnMu.Unlock()
+}
+
+// Close stops serving, the health checks and the access log, and closes
+// the disk tier.
+func (s *Server) Close() error {
+	err := s.srv.Shutdown()
+	s.origins.close()
+	if s.alog != nil {
+		s.alog.close()
+	}
+	if s.disk != nil {
+		if derr := s.disk.Close(); err == nil {
+			err = derr
+		}
+	}
+	return err
+}
+
+// handle serves one request.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	rs := &reqState{}
+	s.serve(ctx, rs)
+	s.stats.requests.Add(1)
+	if n := ctx.Response.Header.ContentLength(); n > 0 && !ctx.Response.SkipBody {
+		s.stats.bytesSent.Add(int64(n))
+	}
+	if s.alog != nil {
+		s.alog.log(ctx, rs, start)
+	}
+}
+
+// reqState is what the access log and counters want to know of a request.
+type reqState struct {
+	result string // hit, miss, stale, revalidated, bypass, peer, error, admin
+}
+
+func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
+	path := ctx.Path()
+	if bytes.HasPrefix(path, []byte("/_edge/")) {
+		rs.result = "admin"
+		s.admin(ctx, string(path))
+		return
+	}
+	method := ctx.Method()
+	head := string(method) == fasthttp.MethodHead
+	if !head && string(method) != fasthttp.MethodGet {
+		rs.result = "error"
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
+		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "the edge serves GET and HEAD; write to the origin (the S3 endpoint)", httpx.CacheStatus{Fwd: "method"})
+		return
+	}
+	if private(ctx) {
+		rs.result = "bypass"
+		s.stats.bypass.Add(1)
+		s.bypass(ctx)
+		return
+	}
+	key := string(ctx.RequestURI())
+	now := s.cfg.Now()
+	var m entryMeta
+	if metaB, body, ok := s.mem.Get(key); ok && decodeMeta(metaB, &m) == nil {
+		if m.fresh(now) {
+			rs.result = "hit"
+			s.stats.hits.Add(1)
+			s.respond(ctx, key, &m, bodySource{mem: body}, hit(&m, now, ""))
+			return
+		}
+		s.fromFill(ctx, rs, key, &m, bodySource{mem: body}, now)
+		return
+	}
+	if s.disk != nil {
+		if o, ok := s.disk.Get(key); ok {
+			if decodeMeta(o.Meta, &m) == nil {
+				src := s.promote(key, o, &m)
+				if m.fresh(now) {
+					rs.result = "hit"
+					s.stats.hits.Add(1)
+					s.respond(ctx, key, &m, src, hit(&m, now, "disk"))
+					return
+				}
+				s.fromFill(ctx, rs, key, &m, src, now)
+				return
+			}
+			o.Close()
+		}
+	}
+	if head {
+		// A HEAD miss is relayed, not filled: it carries no body to keep.
+		rs.result = "miss"
+		s.stats.misses.Add(1)
+		s.relay(ctx, fasthttp.MethodHead, key, httpx.CacheStatus{Fwd: "uri-miss"}, nil)
+		return
+	}
+	rs.result = "miss"
+	s.stats.misses.Add(1)
+	s.fromFill(ctx, rs, key, nil, bodySource{}, now)
+}
+
+// hit is the Cache-Status of a hit: its TTL, none for immutable entries.
+func hit(m *entryMeta, now time.Time, detail string) httpx.CacheStatus {
+	cs := httpx.CacheStatus{Hit: true, Detail: detail}
+	if m.Lifetime != forever {
+		cs.TTL, cs.HasTTL = int64(m.ttl(now)/time.Second), true
+	}
+	return cs
+}
+
+func (s *Server) cstatus(cs httpx.CacheStatus) string {
+	cs.Cache = s.cfg.Name
+	return cs.String()
+}
+
+// private reports whether the request carries credentials: such requests are
+// relayed with them and their responses never stored or shared, so that an
+// object only its owner may read never enters the cache.
+func private(ctx *fasthttp.RequestCtx) bool {
+	if len(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)) > 0 || len(ctx.Request.Header.Peek(fasthttp.HeaderCookie)) > 0 {
+		return true
+	}
+	args := ctx.QueryArgs()
+	for _, name := range []string{"X-Amz-Signature", "X-Amz-Credential", "Signature", "AWSAccessKeyId", "X-Amz-Security-Token"} {
+		if args.Has(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// bodySource is where an entry's body is: memory, an open disk entry, or a
+// fill still arriving.
+type bodySource struct {
+	mem  []byte
+	disk *tier.Object
+	fill *fill
+}
+
+func (b bodySource) close() {
+	if b.disk != nil {
+		b.disk.Close()
+	}
+}
+
+// readerAt returns the whole body as a ReaderAt (waiting for a fill).
+func (b bodySource) readerAt() (io.ReaderAt, error) {
+	switch {
+	case b.disk != nil:
+		return b.disk, nil
+	case b.fill != nil:
+		body, err := b.fill.complete()
+		if err != nil {
+			return nil, err
+		}
+		return bytes.NewReader(body), nil
+	}
+	return bytes.NewReader(b.mem), nil
+}
+
+// bytes returns the whole body in memory.
+func (b bodySource) bytes(size int64) ([]byte, error) {
+	switch {
+	case b.disk != nil:
+		buf := make([]byte, size)
+		_, err := b.disk.ReadAt(buf, 0)
+		if err == io.EOF {
+			err = nil
+		}
+		return buf, err
+	case b.fill != nil:
+		return b.fill.complete()
+	}
+	return b.mem, nil
+}
+
+// promote reads a disk hit small enough for the memory tier into it, so the
+// next hits are served from memory.
+func (s *Server) promote(key string, o *tier.Object, m *entryMeta) bodySource {
+	if o.Size > s.cfg.MemoryLimit/16 {
+		return bodySource{disk: o}
+	}
+	body := make([]byte, o.Size)
+	if _, err := o.ReadAt(body, 0); err != nil && err != io.EOF {
+		return bodySource{disk: o}
+	}
+	meta := append([]byte(nil), o.Meta...)
+	o.Close()
+	s.mem.Put(key, meta, body)
+	decodeMeta(meta, m)
+	return bodySource{mem: body}
+}
+
+// fromFill joins (or starts) the fill of key and answers from it. stale is
+// the entry being revalidated, served if the origin fails and it allows.
+func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, stale *entryMeta, staleSrc bodySource, now time.Time) {
+	if stale != nil && !s.origins.anyUp() && stale.staleUsable(now) {
+		// Every origin is out: do not even try.
+		rs.result = "stale"
+		s.stats.stale.Add(1)
+		s.respond(ctx, key, stale, staleSrc, hit(stale, now, "stale-origin-down"))
+		return
+	}
+	f, started := s.joinFill(ctx, key, stale)
+	if !started {
+		s.stats.coalesced.Add(1)
+	}
+	// Wait for the response headers, at most as long as the origin may take.
+	timer := time.NewTimer(s.cfg.ConnectTimeout*2 + s.cfg.HeaderTimeout + time.Second)
+	defer timer.Stop()
+	select {
+	case <-f.head:
+	case <-timer.C:
+		f = nil
+	}
+	cs := httpx.CacheStatus{Fwd: "uri-miss", Collapsed: !started}
+	if stale != nil {
+		cs.Fwd = "stale"
+	}
+	if f == nil || f.err != nil || (f.status >= 500 && stale != nil) {
+		status, why := fasthttp.StatusGatewayTimeout, "the origin did not answer in time"
+		if f != nil && f.err != nil {
+			status, why = errStatus(f.err)
+		} else if f != nil {
+			status, why = fasthttp.StatusBadGateway, fmt.Sprintf("the origin answered %d", f.status)
+		}
+		cs.FwdStatus = status
+		if stale != nil && stale.staleUsable(now) {
+			rs.result = "stale"
+			s.stats.stale.Add(1)
+			cs.Detail = "stale-if-error"
+			s.respond(ctx, key, stale, staleSrc, cs)
+			return
+		}
+		staleSrc.close()
+		rs.result = "error"
+		s.stats.errors.Add(1)
+		s.fail(ctx, status, why, cs)
+		return
+	}
+	cs.FwdStatus = f.status
+	if f.status == fasthttp.StatusNotModified && stale != nil {
+		// Revalidated: the stale body with the refreshed meta.
+		rs.result = "revalidated"
+		s.stats.revalidated.Add(1)
+		cs.FwdStatus = fasthttp.StatusNotModified
+		s.respond(ctx, key, f.meta, staleSrc, cs)
+		return
+	}
+	staleSrc.close()
+	if f.peer {
+		s.stats.peerFills.Add(1)
+	}
+	if f.meta == nil {
+		// Not shareable: relay what the origin said.
+		rs.result = "miss"
+		ctx.SetStatusCode(f.status)
+		ctx.Response.Header.SetNoDefaultContentType(true)
+		body, err := f.complete()
+		if err != nil {
+			s.fail(ctx, fasthttp.StatusBadGateway, "the origin's response broke off", cs)
+			return
+		}
+		writeRawHeaders(&ctx.Response.Header, f.hdr)
+		ctx.Response.Header.Set("Cache-Status", s.cstatus(cs))
+		ctx.Response.SetBodyRaw(body)
+		return
+	}
+	cs.Stored = true
+	s.respond(ctx, key, f.meta, bodySource{fill: f}, cs)
+}
+
+func errStatus(err error) (int, string) {
+	switch {
+	case errors.Is(err, errNoOrigin):
+		return fasthttp.StatusBadGateway, "no origin is up (every one failed its health checks)"
+	case isTimeout(err):
+		return fasthttp.StatusGatewayTimeout, "the origin did not answer in time: " + err.Error()
+	}
+	return fasthttp.StatusBadGateway, "the origin could not be reached: " + err.Error()
+}
+
+// joinFill returns the running fill of key, or starts one.
+func (s *Server) joinFill(ctx *fasthttp.RequestCtx, key string, stale *entryMeta) (*fill, bool) {
+	s.fillsMu.Lock()
+	if f := s.fills[key]; f != nil {
+		s.fillsMu.Unlock()
+		return f, false
+	}
+	f := newFill(key)
+	s.fills[key] = f
+	s.fillsMu.Unlock()
+	fromPeer := len(ctx.Request.Header.Peek(peerHeader)) > 0
+	var staleCopy *entryMeta
+	if stale != nil {
+		c := *stale
+		c.ETag = append([]byte(nil), stale.ETag...)
+		staleCopy = &c
+	}
+	go s.runFill(f, key, staleCopy, fromPeer)
+	return f, true
+}
+
+// doneFill removes f from the running fills.
+func (s *Server) doneFill(f *fill) {
+	s.fillsMu.Lock()
+	if s.fills[f.key] == f {
+		delete(s.fills, f.key)
+	}
+	s.fillsMu.Unlock()
+}
+
+// runFill fetches key from its owner edge (when that is another one) or the
+// origin, publishes the response head, streams the body into f and stores
+// the entry.
+func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	hdr := http.Header{"User-Agent": {s.cfg.Name}, "Accept-Encoding": {"identity"}}
+	if stale != nil && len(stale.ETag) > 0 {
+		hdr.Set("If-None-Match", string(stale.ETag))
+	} else if stale != nil && stale.LastModified > 0 {
+		hdr.Set("If-Modified-Since", httpx.FormatHTTPDate(time.Unix(stale.LastModified, 0)))
+	}
+	reqTime := s.cfg.Now()
+	var resp *http.Response
+	var err error
+	if !fromPeer {
+		resp, err = s.fromOwner(ctx, key, hdr)
+		f.peer = resp != nil
+	}
+	if resp == nil {
+		s.stats.originFetches.Add(1)
+		resp, err = s.origins.do(ctx, http.MethodGet, key, hdr)
+	}
+	if err != nil {
+		f.err = err
+		close(f.head)
+		f.finish(err)
+		s.doneFill(f)
+		return
+	}
+	defer resp.Body.Close()
+	respTime := s.cfg.Now()
+	f.status = resp.StatusCode
+	if resp.StatusCode == http.StatusNotModified && stale != nil {
+		m := *stale
+		s.refreshMeta(&m, resp.Header, reqTime, respTime)
+		f.meta = &m
+		s.updateMeta(key, &m)
+		close(f.head)
+		f.finish(nil)
+		s.doneFill(f)
+		return
+	}
+	m, storable := s.metaOf(resp, reqTime, respTime)
+	if storable {
+		f.meta, f.metaBytes = m, m.encode()
+		if resp.ContentLength > 0 {
+			f.body = make([]byte, 0, resp.ContentLength)
+		}
+	} else {
+		f.hdr = relayHeaders(resp.Header)
+	}
+	close(f.head)
+	var dw *tier.Writer
+	if storable && s.disk != nil {
+		if dw, err = s.disk.Create(key, f.metaBytes); err != nil {
+			dw = nil
+		}
+		defer func() {
+			if dw != nil {
+				dw.Abort()
+			}
+		}()
+	}
+	buf := make([]byte, 64<<10)
+	var n int64
+	limit := s.cfg.MaxObject
+	if !storable {
+		limit = 64 << 20 // a relayed error or private answer: no more than this
+	}
+	for {
+		k, rerr := resp.Body.Read(buf)
+		if k > 0 {
+			n += int64(k)
+			if n > limit {
+				rerr = fmt.Errorf("cache: %s is larger than the largest cacheable object (%d bytes)", key, limit)
+			} else {
+				f.add(buf[:k])
+				if dw != nil {
+					if _, werr := dw.Write(buf[:k]); werr != nil {
+						dw.Abort()
+						dw = nil
+					}
+				}
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			s.cfg.Log.Warn("cache: fill broke off", "key", key, "err", rerr)
+			f.finish(rerr)
+			s.doneFill(f)
+			return
+		}
+	}
+	if storable && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err := fmt.Errorf("cache: %s: the origin sent %d of %d bytes", key, n, resp.ContentLength)
+		f.finish(err)
+		s.doneFill(f)
+		return
+	}
+	if storable {
+		if n != f.meta.Size {
+			// Unknown length: the meta learns it now.
+			f.meta.Size = n
+			f.metaBytes = f.meta.encode()
+			if dw != nil {
+				dw.Abort()
+				dw = nil
+			}
+		}
+		f.mu.Lock()
+		body := f.body
+		f.mu.Unlock()
+		s.mem.Put(key, f.metaBytes, body)
+		if dw != nil {
+			if err := dw.Commit(); err != nil {
+				s.cfg.Log.Warn("cache: storing on disk", "key", key, "err", err)
+			}
+			dw = nil
+		} else if s.disk != nil && n == f.meta.Size {
+			s.storeDisk(key, f.metaBytes, body)
+		}
+		s.stats.stored.Add(1)
+	}
+	s.doneFill(f)
+	f.finish(nil)
+}
+
+// storeDisk writes an entry to the disk tier in one go.
+func (s *Server) storeDisk(key string, meta, body []byte) {
+	w, err := s.disk.Create(key, meta)
+	if err != nil {
+		return
+	}
+	defer w.Abort()
+	if _, err := w.Write(body); err == nil {
+		w.Commit()
+	}
+}
+
+// fromOwner asks key's owner edge for it when that is another edge; nil
+// when this edge owns it or the owner fails (the caller goes to the origin).
+func (s *Server) fromOwner(ctx context.Context, key string, hdr http.Header) (*http.Response, error) {
+	if s.cfg.Peers == nil {
+		return nil, nil
+	}
+	s.ring.set(s.cfg.Peers())
+	owner := s.ring.owner(key)
+	if owner == "" || owner == s.cfg.Self {
+		return nil, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, owner+key, nil)
+	if err != nil {
+		return nil, nil
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set(peerHeader, s.cfg.Self)
+	s.stats.peerFetches.Add(1)
+	resp, err := s.peers.Do(req)
+	if err != nil {
+		s.cfg.Log.Debug("cache: peer fill failed; going to the origin", "peer", owner, "key", key, "err", err)
+		return nil, nil
+	}
+	if resp.StatusCode >= 500 {
+		resp.Body.Close()
+		return nil, nil
+	}
+	return resp, nil
+}
+
+// metaOf builds the entry for an origin response, and says whether it may
+// be stored and shared (RFC 9111 §3 for a shared cache; the request was
+// anonymous).
+func (s *Server) metaOf(resp *http.Response, reqTime, respTime time.Time) (*entryMeta, bool) {
+	h := resp.Header
+	cc := httpx.ParseCacheControl(h.Values("Cache-Control")...)
+	if resp.StatusCode != http.StatusOK || cc.NoStore || cc.Private || len(h.Values("Set-Cookie")) > 0 {
+		return nil, false
+	}
+	m := &entryMeta{Size: resp.ContentLength, ETag: []byte(h.Get("Etag")), ContentType: []byte(h.Get("Content-Type")),
+		Encoding: []byte(h.Get("Content-Encoding")), CacheControl: []byte(strings.Join(h.Values("Cache-Control"), ", ")),
+		Expires: []byte(h.Get("Expires"))}
+	if m.Size > s.cfg.MaxObject {
+		return nil, false
+	}
+	for _, v := range h.Values("Vary") {
+		for _, f := range strings.Split(v, ",") {
+			f = strings.TrimSpace(f)
+			switch {
+			case f == "":
+			case strings.EqualFold(f, "Accept-Encoding"):
+				m.Flags |= flagVaryEncoding
+			default:
+				return nil, false // a response that varies on more is not shared
+			}
+		}
+	}
+	if lm, ok := httpx.ParseHTTPDate(h.Get("Last-Modified")); ok {
+		m.LastModified = lm.Unix()
+	}
+	if len(m.Encoding) == 0 && httpx.Compressible(string(m.ContentType)) {
+		m.Flags |= flagCompressible
+	}
+	var extra []byte
+	for k, vs := range h {
+		if replayed(k) {
+			for _, v := range vs {
+				extra = append(append(append(append(extra, k...), ": "...), v...), "\r\n"...)
+			}
+		}
+	}
+	m.Extra = extra
+	s.refreshMeta(m, h, reqTime, respTime)
+	return m, true
+}
+
+// refreshMeta sets m's freshness from response headers h (a 200, or a 304
+// revalidating m: RFC 9111 §4.3.4 updates the stored headers).
+func (s *Server) refreshMeta(m *entryMeta, h http.Header, reqTime, respTime time.Time) {
+	if v := h.Values("Cache-Control"); len(v) > 0 {
+		m.CacheControl = []byte(strings.Join(v, ", "))
+	}
+	if v := h.Get("Expires"); v != "" {
+		m.Expires = []byte(v)
+	}
+	m.ReqTime, m.RespTime = reqTime.UnixNano(), respTime.UnixNano()
+	m.Date, m.AgeHdr = 0, 0
+	date, hasDate := httpx.ParseHTTPDate(h.Get("Date"))
+	if hasDate {
+		m.Date = date.Unix()
+	}
+	if a, ok := httpx.ParseDeltaSeconds(h.Get("Age")); ok {
+		m.AgeHdr = a
+	}
+	cc := httpx.ParseCacheControl(string(m.CacheControl))
+	m.Flags &^= flagMustRevalidate | flagNoCache
+	if cc.MustRevalidate || cc.ProxyRevalidate {
+		m.Flags |= flagMustRevalidate
+	}
+	if cc.NoCache {
+		m.Flags |= flagNoCache
+	}
+	expires, hasExpires := httpx.ParseHTTPDate(string(m.Expires))
+	switch {
+	case cc.Immutable && cc.MaxAge < 0 && cc.SMaxAge < 0:
+		m.Lifetime = forever
+	case cc.MaxAge < 0 && cc.SMaxAge < 0 && len(m.Expires) == 0 && !cc.NoCache:
+		// The origin says nothing about freshness: objects are
+		// immutable (a new version is a new write), so the entry is
+		// fresh until evicted or purged.
+		m.Lifetime = forever
+	default:
+		if !hasDate {
+			date = respTime
+		}
+		lastMod := time.Time{}
+		if m.LastModified > 0 {
+			lastMod = time.Unix(m.LastModified, 0)
+		}
+		life, _ := httpx.FreshnessLifetime(cc, date, expires, lastMod, hasExpires || len(m.Expires) > 0, http.StatusOK)
+		m.Lifetime = int64(life)
+	}
+	m.StaleIfError = int64(s.cfg.StaleIfError)
+	if cc.StaleIfError >= 0 {
+		m.StaleIfError = cc.StaleIfError * int64(time.Second)
+	}
+}
+
+// updateMeta stores a revalidated entry's new meta in both tiers.
+func (s *Server) updateMeta(key string, m *entryMeta) {
+	b := m.encode()
+	s.mem.UpdateMeta(key, b)
+	if s.disk != nil {
+		s.disk.UpdateMeta(key, b)
+	}
+}
+
+// replayed reports whether an origin response header is kept in the entry
+// besides those entryMeta has fields for.
+func replayed(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Content-Disposition", "Content-Language", "X-Amz-Version-Id", "X-Amz-Storage-Class", "X-Amz-Checksum-Crc32",
+		"X-Amz-Checksum-Crc32c", "X-Amz-Checksum-Sha256", "Link":
+		return true
+	}
+	return strings.HasPrefix(strings.ToLower(name), "x-amz-meta-")
+}
+
+// relayHeaders keeps what a client should see of a response the edge does
+// not store.
+func relayHeaders(h http.Header) []byte {
+	var b []byte
+	for k, vs := range h {
+		switch http.CanonicalHeaderKey(k) {
+		case "Connection", "Keep-Alive", "Transfer-Encoding", "Content-Length", "Date", "Server", "Proxy-Connection", "Te", "Trailer", "Upgrade":
+			continue
+		}
+		for _, v := range vs {
+			b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
+		}
+	}
+	return b
+}
+
+// writeRawHeaders adds "Name: value\r\n" lines to h.
+func writeRawHeaders(h *fasthttp.ResponseHeader, raw []byte) {
+	for len(raw) > 0 {
+		i := bytes.Index(raw, []byte("\r\n"))
+		if i < 0 {
+			i = len(raw)
+		}
+		line := raw[:i]
+		raw = raw[min(i+2, len(raw)):]
+		if c := bytes.IndexByte(line, ':'); c > 0 {
+			h.AddBytesKV(line[:c], bytes.TrimLeft(line[c+1:], " "))
+		}
+	}
+}
+
+// fail answers an error the edge made itself, in plain text.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, why string, cs httpx.CacheStatus) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.Set("Cache-Status", s.cstatus(cs))
+	ctx.SetBodyString(s.cfg.Name + ": " + why + "\n")
+}
+
+// bypass relays a request that carries credentials to the origin, with
+// them, and its response to the client, storing nothing.
+func (s *Server) bypass(ctx *fasthttp.RequestCtx) {
+	hdr := http.Header{}
+	ctx.Request.Header.VisitAll(func(k, v []byte) {
+		switch string(k) {
+		case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length":
+			return
+		}
+		hdr.Add(string(k), string(v))
+	})
+	hdr.Set("Host", string(ctx.Host()))
+	s.relay(ctx, string(ctx.Method()), string(ctx.RequestURI()), httpx.CacheStatus{Fwd: "bypass"}, hdr)
+}
+
+// relay sends a request to the origin and streams its answer back
+// unchanged, storing nothing.
+func (s *Server) relay(ctx *fasthttp.RequestCtx, method, uri string, cs httpx.CacheStatus, hdr http.Header) {
+	if hdr == nil {
+		hdr = http.Header{"User-Agent": {s.cfg.Name}}
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.HeaderTimeout+2*s.cfg.ConnectTimeout)
+	s.stats.originFetches.Add(1)
+	resp, err := s.origins.do(rctx, method, uri, hdr)
+	if err != nil {
+		cancel()
+		status, why := errStatus(err)
+		cs.FwdStatus = status
+		s.stats.errors.Add(1)
+		s.fail(ctx, status, why, cs)
+		return
+	}
+	cs.FwdStatus = resp.StatusCode
+	ctx.SetStatusCode(resp.StatusCode)
+	ctx.Response.Header.SetNoDefaultContentType(true)
+	writeRawHeaders(&ctx.Response.Header, relayHeaders(resp.Header))
+	ctx.Response.Header.Set("Cache-Status", s.cstatus(cs))
+	if method == fasthttp.MethodHead {
+		ctx.Response.SkipBody = true
+		if resp.ContentLength >= 0 {
+			ctx.Response.Header.SetContentLength(int(resp.ContentLength))
+		}
+		resp.Body.Close()
+		cancel()
+		return
+	}
+	ctx.Response.SetBodyStream(&cancelOnClose{resp.Body, cancel}, int(resp.ContentLength))
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// respond answers from an entry: conditionals (304/412), ranges (206,
+// multipart, 416), content coding (gzip/br for compressible bodies), HEAD.
+func (s *Server) respond(ctx *fasthttp.RequestCtx, key string, m *entryMeta, src bodySource, cs httpx.CacheStatus) {
+	now := s.cfg.Now()
+	h := &ctx.Response.Header
+	h.SetNoDefaultContentType(true)
+	req := &ctx.Request.Header
+	head := string(ctx.Method()) == fasthttp.MethodHead
+	etag, size, encoding := m.ETag, m.Size, m.Encoding
+	vary := m.Flags&(flagCompressible|flagVaryEncoding) != 0
+	rangeHdr := req.Peek(fasthttp.HeaderRange)
+
+	// A compressible identity body goes out gzip or br to clients that
+	// take it (not for ranges, which address the identity bytes).
+	var coded *compression
+	if m.Flags&flagCompressible != 0 && len(rangeHdr) == 0 && size <= s.cfg.CompressMax && size > 0 {
+		if coding, ok := httpx.Negotiate(string(req.Peek(fasthttp.HeaderAcceptEncoding)), "br", "gzip"); ok && coding != "identity" {
+			if c, err := s.compressed(key, m, src, coding); err == nil {
+				coded = c
+				etag, size, encoding = c.etag, int64(len(c.body)), []byte(coding)
+			}
+		}
+	}
+
+	status := httpx.Evaluate(string(ctx.Method()), string(req.Peek(fasthttp.HeaderIfMatch)), string(req.Peek(fasthttp.HeaderIfNoneMatch)),
+		string(req.Peek(fasthttp.HeaderIfModifiedSince)), string(req.Peek(fasthttp.HeaderIfUnmodifiedSince)), string(etag), unixOrZero(m.LastModified))
+	if status == fasthttp.StatusPreconditionFailed {
+		src.close()
+		s.fail(ctx, status, "a precondition (If-Match, If-Unmodified-Since) failed", cs)
+		return
+	}
+	if len(m.ContentType) > 0 {
+		h.SetContentTypeBytes(m.ContentType)
+	}
+	if len(etag) > 0 {
+		h.SetBytesV(fasthttp.HeaderETag, etag)
+	}
+	if m.LastModified > 0 {
+		h.SetBytesV(fasthttp.HeaderLastModified, httpx.AppendHTTPDate(nil, time.Unix(m.LastModified, 0)))
+	}
+	if len(m.CacheControl) > 0 {
+		h.SetBytesV(fasthttp.HeaderCacheControl, m.CacheControl)
+	}
+	if len(m.Expires) > 0 {
+		h.SetBytesV(fasthttp.HeaderExpires, m.Expires)
+	}
+	if len(encoding) > 0 {
+		h.SetBytesV(fasthttp.HeaderContentEncoding, encoding)
+	}
+	if vary {
+		h.Set(fasthttp.HeaderVary, "Accept-Encoding")
+	}
+	h.SetBytesV(fasthttp.HeaderAge, strconv.AppendInt(nil, max(0, int64(m.age(now)/time.Second)), 10))
+	writeRawHeaders(h, m.Extra)
+	h.Set("Cache-Status", s.cstatus(cs))
+	if status == fasthttp.StatusNotModified {
+		src.close()
+		ctx.SetStatusCode(fasthttp.StatusNotModified)
+		ctx.Response.SkipBody = true
+		return
+	}
+	if coded != nil {
+		src.close()
+		h.SetContentLength(len(coded.body))
+		if head {
+			ctx.Response.SkipBody = true
+			return
+		}
+		ctx.Response.SetBodyRaw(coded.body)
+		return
+	}
+	h.Set(fasthttp.HeaderAcceptRanges, "bytes")
+	var ranges []httpx.Range
+	if len(rangeHdr) > 0 && len(m.Encoding) == 0 || len(rangeHdr) > 0 {
+		ifRange := req.Peek(fasthttp.HeaderIfRange)
+		if len(ifRange) == 0 || httpx.IfRangeMatches(string(ifRange), string(m.ETag), unixOrZero(m.LastModified)) {
+			var err error
+			ranges, err = httpx.ParseRange(string(rangeHdr), size)
+			if err == httpx.ErrUnsatisfiable {
+				src.close()
+				s.fail(ctx, fasthttp.StatusRequestedRangeNotSatisfiable, fmt.Sprintf("the range %q is outside the object's %d bytes", rangeHdr, size), cs)
+				ctx.Response.Header.Set(fasthttp.HeaderContentRange, httpx.UnsatisfiedContentRange(size))
+				return
+			}
+		}
+	}
+	switch {
+	case len(ranges) == 1:
+		r := ranges[0]
+		ctx.SetStatusCode(fasthttp.StatusPartialContent)
+		h.Set(fasthttp.HeaderContentRange, httpx.ContentRange(r, size))
+		s.setBody(ctx, src, r.Start, r.Length, head)
+	case len(ranges) > 1:
+		mp := httpx.NewMultipart(ranges, string(m.ContentType), size)
+		ctx.SetStatusCode(fasthttp.StatusPartialContent)
+		h.Set(fasthttp.HeaderContentType, mp.ContentType())
+		h.SetContentLength(int(mp.Len()))
+		if head {
+			src.close()
+			ctx.Response.SkipBody = true
+			return
+		}
+		ra, err := src.readerAt()
+		if err != nil {
+			src.close()
+			s.fail(ctx, fasthttp.StatusBadGateway, "the origin's response broke off", cs)
+			return
+		}
+		var buf bytes.Buffer
+		buf.Grow(int(mp.Len()))
+		_, err = mp.WriteBody(&buf, ra)
+		src.close()
+		if err != nil {
+			s.fail(ctx, fasthttp.StatusInternalServerError, "reading the cached object: "+err.Error(), cs)
+			return
+		}
+		ctx.Response.SetBodyRaw(buf.Bytes())
+	default:
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		s.setBody(ctx, src, 0, size, head)
+	}
+}
+
+// setBody sends n body bytes from off.
+func (s *Server) setBody(ctx *fasthttp.RequestCtx, src bodySource, off, n int64, head bool) {
+	if head {
+		src.close()
+		ctx.Response.Header.SetContentLength(int(n))
+		ctx.Response.SkipBody = true
+		return
+	}
+	switch {
+	case src.disk != nil:
+		ctx.Response.SetBodyStream(&objectReader{io.NewSectionReader(src.disk, off, n), src.disk}, int(n))
+	case src.fill != nil:
+		ctx.Response.SetBodyStream(src.fill.reader(off, n), int(n))
+	default:
+		ctx.Response.SetBodyRaw(src.mem[off : off+n])
+	}
+}
+
+type objectReader struct {
+	*io.SectionReader
+	o *tier.Object
+}
+
+func (r *objectReader) Close() error { return r.o.Close() }
+
+func unixOrZero(sec int64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0)
+}

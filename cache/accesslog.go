@@ -61,11 +61,7 @@ func (l *accessLog) log(ctx *fasthttp.RequestCtx, rs *reqState, start time.Time)
 	b = append(b, "\" "...)
 	b = strconv.AppendInt(b, int64(ctx.Response.StatusCode()), 10)
 	b = append(b, ' ')
-	n := ctx.Response.Header.ContentLength()
-	if ctx.Response.SkipBody || n < 0 {
-		n = 0
-	}
-	b = strconv.AppendInt(b, int64(n), 10)
+	b = strconv.AppendInt(b, bodyLen(&ctx.Response), 10)
 	b = append(b, " \""...)
 	b = appendSafe(b, ctx.Request.Header.Referer())
 	b = append(b, "\" \""...)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +59,11 @@ func (s *Server) Stats() Stats {
 		Revalidated: s.stats.revalidated.Load(), Bypass: s.stats.bypass.Load(), Errors: s.stats.errors.Load(),
 		Coalesced: s.stats.coalesced.Load(), Stored: s.stats.stored.Load(), Compressions: s.stats.compressions.Load(),
 		OriginFetches: s.stats.originFetches.Load(), PeerFetches: s.stats.peerFetches.Load(), PeerFills: s.stats.peerFills.Load(),
-		BytesSent: s.stats.bytesSent.Load(), Purged: s.stats.purged.Load(), Ring: s.ring.members(), Memory: s.mem.Stats()}
+		BytesSent: s.stats.bytesSent.Load(), Purged: s.stats.purged.Load(), Memory: s.mem.Stats()}
+	if s.cfg.Peers != nil {
+		s.ring.set(s.cfg.Peers())
+		st.Ring = s.ring.members()
+	}
 	for _, o := range s.origins.list() {
 		if o.up.Load() {
 			st.OriginsUp = append(st.OriginsUp, o.url.String())
@@ -188,7 +193,20 @@ func (s *Server) purge(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(append(b, '\n'))
 }
 
+// purgeFills marks the running fills that match so they store nothing.
+func (s *Server) purgeFills(match func(string) bool) {
+	s.fillsMu.Lock()
+	for k, f := range s.fills {
+		if match(k) {
+			f.purged.Store(true)
+			delete(s.fills, k) // requests after the purge start a fill of their own
+		}
+	}
+	s.fillsMu.Unlock()
+}
+
 func (s *Server) purgeKey(key string) int {
+	s.purgeFills(func(k string) bool { return k == key })
 	n := 0
 	if s.mem.Delete(key) {
 		n++
@@ -201,6 +219,7 @@ func (s *Server) purgeKey(key string) int {
 }
 
 func (s *Server) purgePrefix(prefix string) int {
+	s.purgeFills(func(k string) bool { return strings.HasPrefix(k, prefix) })
 	n := s.mem.DeletePrefix(prefix)
 	if s.disk != nil {
 		n = max(n, s.disk.DeletePrefix(prefix))

@@ -3,6 +3,7 @@ package cache
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // fill is one fetch of an object from a peer or the origin, shared by every
@@ -17,10 +18,12 @@ type fill struct {
 	status    int        // the response's status; 0 when the fetch failed
 	meta      *entryMeta // the entry to store; nil when the response is not shareable
 	metaBytes []byte
-	hdr       []byte // for status != 200: headers to relay
-	err       error  // the fetch failed before a response
-	fwd       string // Cache-Status fwd= of the request that started it
-	peer      bool   // filled from a peer edge
+	hdr       []byte        // for status != 200: headers to relay
+	err       error         // the fetch failed before a response
+	size      int64         // the response's Content-Length (-1: unknown)
+	direct    io.ReadCloser // a response not for sharing: the starter's alone
+	peer      bool          // filled from a peer edge
+	purged    atomic.Bool   // purged while running: not stored
 
 	mu   sync.Mutex
 	cond sync.Cond
@@ -41,6 +44,21 @@ func (f *fill) add(p []byte) {
 	f.body = append(f.body, p...)
 	f.mu.Unlock()
 	f.cond.Broadcast()
+}
+
+// addQuiet appends the last body bytes without waking readers: finish
+// will.
+func (f *fill) addQuiet(p []byte) {
+	f.mu.Lock()
+	f.body = append(f.body, p...)
+	f.mu.Unlock()
+}
+
+// bytes returns the body so far.
+func (f *fill) bytes() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.body
 }
 
 // finish marks the body complete, or broken off with err.

@@ -28,6 +28,7 @@ type entryMeta struct {
 	CacheControl []byte
 	Expires      []byte
 	Extra        []byte // other headers replayed, "Name: value\r\n" lines
+	LastModText  []byte // LastModified as an HTTP-date
 }
 
 const (
@@ -40,7 +41,7 @@ const (
 // forever is the Lifetime of objects the origin gave no freshness for.
 const forever = int64(1<<63 - 1)
 
-const metaVersion = 1
+const metaVersion = 2
 
 var errMeta = errors.New("cache: stored meta is corrupt")
 
@@ -51,7 +52,7 @@ func (m *entryMeta) encode() []byte {
 		b = binary.AppendVarint(b, v)
 	}
 	b = binary.AppendUvarint(b, uint64(m.Flags))
-	for _, s := range [][]byte{m.ETag, m.ContentType, m.Encoding, m.CacheControl, m.Expires, m.Extra} {
+	for _, s := range [][]byte{m.ETag, m.ContentType, m.Encoding, m.CacheControl, m.Expires, m.Extra, m.LastModText} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
@@ -76,7 +77,7 @@ func decodeMeta(b []byte, m *entryMeta) error {
 		return errMeta
 	}
 	m.Flags, b = uint32(f), b[n:]
-	for _, p := range []*[]byte{&m.ETag, &m.ContentType, &m.Encoding, &m.CacheControl, &m.Expires, &m.Extra} {
+	for _, p := range []*[]byte{&m.ETag, &m.ContentType, &m.Encoding, &m.CacheControl, &m.Expires, &m.Extra, &m.LastModText} {
 		l, n := binary.Uvarint(b)
 		if n <= 0 || l > uint64(len(b)-n) {
 			return errMeta

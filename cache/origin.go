@@ -159,6 +159,9 @@ func (p *originPool) do(ctx context.Context, method, pathQuery string, hdr http.
 			last = fmt.Errorf("origin %s: %w", o.url.Host, err)
 		}
 		if ctx.Err() != nil {
+			if last == nil {
+				last = fmt.Errorf("origin %s: %w", o.url.Host, ctx.Err())
+			}
 			break
 		}
 	}

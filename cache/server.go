@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -81,6 +82,13 @@ type Server struct {
 
 	lnMu sync.Mutex
 	lns  []net.Listener
+
+	hitStatus string // Cache-Status of a hit on an immutable entry
+
+	ctx       context.Context // cancelled by Close: fills stop
+	cancel    context.CancelFunc
+	fillWG    sync.WaitGroup
+	closeOnce sync.Once
 }
 
 const peerHeader = "X-Engine-Edge-Peer"
@@ -124,7 +132,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, mem: tier.NewMemory(cfg.MemoryLimit), fills: map[string]*fill{}, comps: map[string]*compression{}}
+	s := &Server{cfg: cfg, mem: tier.NewMemory(cfg.MemoryLimit), fills: map[string]*fill{}, comps: map[string]*compression{},
+		hitStatus: httpx.CacheStatus{Cache: cfg.Name, Hit: true}.String()}
 	var err error
 	if s.origins, err = newOriginPool(cfg.Origins, cfg.DynamicOrigins, cfg.HealthInterval, cfg.HealthPath, cfg.ConnectTimeout, cfg.HeaderTimeout, cfg.Log); err != nil {
 		return nil, err
@@ -147,6 +156,7 @@ func New(cfg Config) (*Server, error) {
 		s.alog = newAccessLog(cfg.AccessLog)
 	}
 	s.metrics = newMetrics(s)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          cfg.Name,
@@ -170,7 +180,21 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 // Serve serves plain HTTP on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
 	s.track(ln)
-	return s.srv.Serve(ln)
+	return s.srv.Serve(sendBufListener{ln})
+}
+
+// sendBufListener gives accepted connections a send buffer that holds a
+// whole response of a few hundred KiB: the kernel's default starts at 16
+// KiB and grows only as the connection's window does, so a 64 KiB hit
+// would otherwise take several writes, each a trip through the poller.
+type sendBufListener struct{ net.Listener }
+
+func (l sendBufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(512 << 10)
+	}
+	return c, err
 }
 
 // ServeTLS serves HTTPS on ln with the certificate and key files (PEM).
@@ -180,7 +204,7 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 		return fmt.Errorf("cache: TLS certificate %s and key %s: %w", certFile, keyFile, err)
 	}
 	s.track(ln)
-	return s.srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+	return s.srv.Serve(tls.NewListener(sendBufListener{ln}, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"}}))
 }
 
@@ -190,19 +214,24 @@ func (s *Server) track(ln net.Listener) {
 	s.lnMu.Unlock()
 }
 
-// Close stops serving, the health checks and the access log, and closes
-// the disk tier.
+// Close stops serving, the fills, the health checks and the access log,
+// and closes the disk tier.
 func (s *Server) Close() error {
-	err := s.srv.Shutdown()
-	s.origins.close()
-	if s.alog != nil {
-		s.alog.close()
-	}
-	if s.disk != nil {
-		if derr := s.disk.Close(); err == nil {
-			err = derr
+	var err error
+	s.closeOnce.Do(func() {
+		s.cancel()
+		err = s.srv.Shutdown()
+		s.fillWG.Wait()
+		s.origins.close()
+		if s.alog != nil {
+			s.alog.close()
 		}
-	}
+		if s.disk != nil {
+			if derr := s.disk.Close(); err == nil {
+				err = derr
+			}
+		}
+	})
 	return err
 }
 
@@ -212,12 +241,21 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	rs := &reqState{}
 	s.serve(ctx, rs)
 	s.stats.requests.Add(1)
-	if n := ctx.Response.Header.ContentLength(); n > 0 && !ctx.Response.SkipBody {
-		s.stats.bytesSent.Add(int64(n))
-	}
+	s.stats.bytesSent.Add(bodyLen(&ctx.Response))
 	if s.alog != nil {
 		s.alog.log(ctx, rs, start)
 	}
+}
+
+// bodyLen is the length of the body a response sends.
+func bodyLen(r *fasthttp.Response) int64 {
+	switch {
+	case r.SkipBody:
+		return 0
+	case r.IsBodyStream():
+		return int64(max(r.Header.ContentLength(), 0))
+	}
+	return int64(len(r.Body()))
 }
 
 // reqState is what the access log and counters want to know of a request.
@@ -236,8 +274,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 	head := string(method) == fasthttp.MethodHead
 	if !head && string(method) != fasthttp.MethodGet {
 		rs.result = "error"
-		ctx.Response.Header.Set("Allow", "GET, HEAD")
 		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "the edge serves GET and HEAD; write to the origin (the S3 endpoint)", httpx.CacheStatus{Fwd: "method"})
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
 		return
 	}
 	if private(ctx) {
@@ -246,16 +284,20 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 		s.bypass(ctx)
 		return
 	}
-	key := string(ctx.RequestURI())
+	uri := ctx.RequestURI()
 	now := s.cfg.Now()
 	var m entryMeta
-	if metaB, body, ok := s.mem.Get(key); ok && decodeMeta(metaB, &m) == nil {
-		if m.fresh(now) {
-			rs.result = "hit"
-			s.stats.hits.Add(1)
-			s.respond(ctx, key, &m, bodySource{mem: body}, hit(&m, now, ""))
-			return
-		}
+	// The lookup borrows the URI's bytes; key is a copy for what outlives the request.
+	borrowed := unsafe.String(unsafe.SliceData(uri), len(uri))
+	metaB, body, ok := s.mem.Get(borrowed)
+	if ok && decodeMeta(metaB, &m) == nil && m.fresh(now) {
+		rs.result = "hit"
+		s.stats.hits.Add(1)
+		s.respond(ctx, borrowed, &m, bodySource{mem: body}, hit(&m, now, ""))
+		return
+	}
+	key := string(uri)
+	if ok && decodeMeta(metaB, &m) == nil {
 		s.fromFill(ctx, rs, key, &m, bodySource{mem: body}, now)
 		return
 	}
@@ -297,6 +339,9 @@ func hit(m *entryMeta, now time.Time, detail string) httpx.CacheStatus {
 }
 
 func (s *Server) cstatus(cs httpx.CacheStatus) string {
+	if cs == (httpx.CacheStatus{Hit: true}) {
+		return s.hitStatus // the common case, made once
+	}
 	cs.Cache = s.cfg.Name
 	return cs.String()
 }
@@ -360,6 +405,19 @@ func (b bodySource) bytes(size int64) ([]byte, error) {
 		return b.fill.complete()
 	}
 	return b.mem, nil
+}
+
+// lookup returns key's entry from memory or disk.
+func (s *Server) lookup(key string) (bodySource, bool) {
+	if _, body, ok := s.mem.Get(key); ok {
+		return bodySource{mem: body}, true
+	}
+	if s.disk != nil {
+		if o, ok := s.disk.Get(key); ok {
+			return bodySource{disk: o}, true
+		}
+	}
+	return bodySource{}, false
 }
 
 // promote reads a disk hit small enough for the memory tier into it, so the
@@ -427,11 +485,20 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 		return
 	}
 	cs.FwdStatus = f.status
-	if f.status == fasthttp.StatusNotModified && stale != nil {
+	if f.status == fasthttp.StatusNotModified {
 		// Revalidated: the stale body with the refreshed meta.
 		rs.result = "revalidated"
 		s.stats.revalidated.Add(1)
-		cs.FwdStatus = fasthttp.StatusNotModified
+		if stale == nil {
+			// This request joined another's revalidation: the entry
+			// it refreshed is in the tiers again.
+			if src, ok := s.lookup(key); ok {
+				s.respond(ctx, key, f.meta, src, cs)
+				return
+			}
+			s.fail(ctx, fasthttp.StatusBadGateway, "the object was revalidated and evicted at once; retry", cs)
+			return
+		}
 		s.respond(ctx, key, f.meta, staleSrc, cs)
 		return
 	}
@@ -439,19 +506,31 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 	if f.peer {
 		s.stats.peerFills.Add(1)
 	}
-	if f.meta == nil {
-		// Not shareable: relay what the origin said.
+	if f.direct != nil {
+		if !started {
+			// Someone else's answer, not for sharing: ask for ours.
+			s.relay(ctx, fasthttp.MethodGet, key, httpx.CacheStatus{Fwd: "uri-miss"}, nil)
+			return
+		}
 		rs.result = "miss"
 		ctx.SetStatusCode(f.status)
 		ctx.Response.Header.SetNoDefaultContentType(true)
+		writeRawHeaders(&ctx.Response.Header, f.hdr)
+		ctx.Response.Header.Set("Cache-Status", s.cstatus(cs))
+		ctx.Response.SetBodyStream(f.direct, int(f.size))
+		return
+	}
+	if f.meta.Size < 0 {
+		// Length unknown until the fill ends.
 		body, err := f.complete()
 		if err != nil {
 			s.fail(ctx, fasthttp.StatusBadGateway, "the origin's response broke off", cs)
 			return
 		}
-		writeRawHeaders(&ctx.Response.Header, f.hdr)
-		ctx.Response.Header.Set("Cache-Status", s.cstatus(cs))
-		ctx.Response.SetBodyRaw(body)
+		m := *f.meta
+		m.Size = int64(len(body))
+		cs.Stored = true
+		s.respond(ctx, key, &m, bodySource{mem: body}, cs)
 		return
 	}
 	cs.Stored = true
@@ -485,6 +564,7 @@ func (s *Server) joinFill(ctx *fasthttp.RequestCtx, key string, stale *entryMeta
 		c.ETag = append([]byte(nil), stale.ETag...)
 		staleCopy = &c
 	}
+	s.fillWG.Add(1)
 	go s.runFill(f, key, staleCopy, fromPeer)
 	return f, true
 }
@@ -500,10 +580,17 @@ func (s *Server) doneFill(f *fill) {
 
 // runFill fetches key from its owner edge (when that is another one) or the
 // origin, publishes the response head, streams the body into f and stores
-// the entry.
+// the entry. A response that may not be shared (private, no-store,
+// Set-Cookie, too large) is handed whole to the request that started the
+// fill; the others that joined it fetch their own.
 func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
+	defer s.fillWG.Done()
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+	}()
 	hdr := http.Header{"User-Agent": {s.cfg.Name}, "Accept-Encoding": {"identity"}}
 	if stale != nil && len(stale.ETag) > 0 {
 		hdr.Set("If-None-Match", string(stale.ETag))
@@ -523,36 +610,45 @@ func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 	}
 	if err != nil {
 		f.err = err
+		s.doneFill(f)
 		close(f.head)
 		f.finish(err)
-		s.doneFill(f)
 		return
 	}
-	defer resp.Body.Close()
 	respTime := s.cfg.Now()
 	f.status = resp.StatusCode
 	if resp.StatusCode == http.StatusNotModified && stale != nil {
+		resp.Body.Close()
 		m := *stale
 		s.refreshMeta(&m, resp.Header, reqTime, respTime)
 		f.meta = &m
 		s.updateMeta(key, &m)
+		s.doneFill(f)
 		close(f.head)
 		f.finish(nil)
-		s.doneFill(f)
 		return
 	}
+	f.size = resp.ContentLength
 	m, storable := s.metaOf(resp, reqTime, respTime)
-	if storable {
-		f.meta, f.metaBytes = m, m.encode()
-		if resp.ContentLength > 0 {
-			f.body = make([]byte, 0, resp.ContentLength)
-		}
-	} else {
+	if !storable {
+		// Not for sharing: the starter streams it straight from the
+		// origin, and owns the body (and the context) from here.
 		f.hdr = relayHeaders(resp.Header)
+		f.direct = &cancelOnClose{resp.Body, cancel}
+		cancel = nil
+		s.doneFill(f)
+		close(f.head)
+		f.finish(nil)
+		return
+	}
+	defer resp.Body.Close()
+	f.meta, f.metaBytes = m, m.encode()
+	if resp.ContentLength > 0 {
+		f.body = make([]byte, 0, resp.ContentLength)
 	}
 	close(f.head)
 	var dw *tier.Writer
-	if storable && s.disk != nil {
+	if s.disk != nil && m.Size >= 0 {
 		if dw, err = s.disk.Create(key, f.metaBytes); err != nil {
 			dw = nil
 		}
@@ -562,65 +658,78 @@ func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 			}
 		}()
 	}
+	// A body that stops arriving for HeaderTimeout ends the fill.
+	idle := time.AfterFunc(s.cfg.HeaderTimeout, cancel)
+	defer idle.Stop()
 	buf := make([]byte, 64<<10)
 	var n int64
-	limit := s.cfg.MaxObject
-	if !storable {
-		limit = 64 << 20 // a relayed error or private answer: no more than this
-	}
 	for {
 		k, rerr := resp.Body.Read(buf)
+		idle.Reset(s.cfg.HeaderTimeout)
 		if k > 0 {
 			n += int64(k)
-			if n > limit {
-				rerr = fmt.Errorf("cache: %s is larger than the largest cacheable object (%d bytes)", key, limit)
+			if n > s.cfg.MaxObject || (m.Size >= 0 && n > m.Size) {
+				rerr = fmt.Errorf("cache: %s: the origin sent more than %d bytes", key, min(s.cfg.MaxObject, max(m.Size, 0)))
 			} else {
-				f.add(buf[:k])
 				if dw != nil {
 					if _, werr := dw.Write(buf[:k]); werr != nil {
 						dw.Abort()
 						dw = nil
 					}
 				}
+				if n == m.Size {
+					// The last bytes: store the entry before
+					// readers see them, so a request that follows
+					// the one they complete finds a hit.
+					f.addQuiet(buf[:k])
+					break
+				}
+				f.add(buf[:k])
 			}
 		}
+		if rerr == io.EOF && (m.Size < 0 || n == m.Size) {
+			break // (n == m.Size only for an empty body)
+		}
 		if rerr == io.EOF {
-			break
+			rerr = fmt.Errorf("cache: %s: the origin sent %d of %d bytes", key, n, m.Size)
 		}
 		if rerr != nil {
 			s.cfg.Log.Warn("cache: fill broke off", "key", key, "err", rerr)
-			f.finish(rerr)
 			s.doneFill(f)
+			f.finish(rerr)
 			return
 		}
 	}
-	if storable && resp.ContentLength >= 0 && n != resp.ContentLength {
-		err := fmt.Errorf("cache: %s: the origin sent %d of %d bytes", key, n, resp.ContentLength)
-		f.finish(err)
-		s.doneFill(f)
-		return
-	}
-	if storable {
-		if n != f.meta.Size {
-			// Unknown length: the meta learns it now.
-			f.meta.Size = n
-			f.metaBytes = f.meta.encode()
-			if dw != nil {
-				dw.Abort()
-				dw = nil
-			}
-		}
-		f.mu.Lock()
-		body := f.body
-		f.mu.Unlock()
-		s.mem.Put(key, f.metaBytes, body)
+	body := f.bytes()
+	metaBytes := f.metaBytes
+	if m.Size < 0 {
+		// Chunked: the length is known now. Readers keep the meta they
+		// saw; the stored one has the size.
+		m2 := *m
+		m2.Size = n
+		metaBytes = m2.encode()
 		if dw != nil {
-			if err := dw.Commit(); err != nil {
+			dw.Abort()
+			dw = nil
+		}
+	}
+	// Under fillsMu: a purge marks fills under it before it deletes, so
+	// the entry is either seen purged here or deleted after this.
+	s.fillsMu.Lock()
+	purged := f.purged.Load()
+	if !purged {
+		s.mem.DeletePrefix(key + "\x00") // coded variants of an older body
+		s.mem.Put(key, metaBytes, body)
+	}
+	s.fillsMu.Unlock()
+	if !purged {
+		if dw != nil {
+			if err := dw.Commit(); err != nil && !errors.Is(err, tier.ErrPurged) {
 				s.cfg.Log.Warn("cache: storing on disk", "key", key, "err", err)
 			}
 			dw = nil
-		} else if s.disk != nil && n == f.meta.Size {
-			s.storeDisk(key, f.metaBytes, body)
+		} else if s.disk != nil {
+			s.storeDisk(key, metaBytes, body)
 		}
 		s.stats.stored.Add(1)
 	}
@@ -701,6 +810,7 @@ func (s *Server) metaOf(resp *http.Response, reqTime, respTime time.Time) (*entr
 	}
 	if lm, ok := httpx.ParseHTTPDate(h.Get("Last-Modified")); ok {
 		m.LastModified = lm.Unix()
+		m.LastModText = httpx.AppendHTTPDate(nil, lm)
 	}
 	if len(m.Encoding) == 0 && httpx.Compressible(string(m.ContentType)) {
 		m.Flags |= flagCompressible
@@ -891,7 +1001,7 @@ func (c *cancelOnClose) Close() error {
 	return err
 }
 
-// respond answers from an entry: conditionals (304/412), ranges (206,
+// respond answers from an entry (key is not kept): conditionals (304/412), ranges (206,
 // multipart, 416), content coding (gzip/br for compressible bodies), HEAD.
 func (s *Server) respond(ctx *fasthttp.RequestCtx, key string, m *entryMeta, src bodySource, cs httpx.CacheStatus) {
 	now := s.cfg.Now()
@@ -928,8 +1038,8 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, key string, m *entryMeta, src
 	if len(etag) > 0 {
 		h.SetBytesV(fasthttp.HeaderETag, etag)
 	}
-	if m.LastModified > 0 {
-		h.SetBytesV(fasthttp.HeaderLastModified, httpx.AppendHTTPDate(nil, time.Unix(m.LastModified, 0)))
+	if len(m.LastModText) > 0 {
+		h.SetBytesV(fasthttp.HeaderLastModified, m.LastModText)
 	}
 	if len(m.CacheControl) > 0 {
 		h.SetBytesV(fasthttp.HeaderCacheControl, m.CacheControl)
@@ -943,7 +1053,8 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, key string, m *entryMeta, src
 	if vary {
 		h.Set(fasthttp.HeaderVary, "Accept-Encoding")
 	}
-	h.SetBytesV(fasthttp.HeaderAge, strconv.AppendInt(nil, max(0, int64(m.age(now)/time.Second)), 10))
+	var num [20]byte
+	h.SetBytesV(fasthttp.HeaderAge, strconv.AppendInt(num[:0], max(0, int64(m.age(now)/time.Second)), 10))
 	writeRawHeaders(h, m.Extra)
 	h.Set("Cache-Status", s.cstatus(cs))
 	if status == fasthttp.StatusNotModified {
@@ -964,7 +1075,7 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, key string, m *entryMeta, src
 	}
 	h.Set(fasthttp.HeaderAcceptRanges, "bytes")
 	var ranges []httpx.Range
-	if len(rangeHdr) > 0 && len(m.Encoding) == 0 || len(rangeHdr) > 0 {
+	if len(rangeHdr) > 0 {
 		ifRange := req.Peek(fasthttp.HeaderIfRange)
 		if len(ifRange) == 0 || httpx.IfRangeMatches(string(ifRange), string(m.ETag), unixOrZero(m.LastModified)) {
 			var err error

@@ -1,0 +1,130 @@
+package cache
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func sampleMeta() entryMeta {
+	return entryMeta{
+		Size: 123456, ReqTime: 1_700_000_000_000_000_000, RespTime: 1_700_000_000_250_000_000, Date: 1_700_000_000,
+		AgeHdr: 7, Lifetime: int64(time.Hour), StaleIfError: int64(24 * time.Hour), LastModified: 1_600_000_000,
+		Flags:        flagCompressible | flagVaryEncoding,
+		ETag:         []byte(`"abc"`),
+		ContentType:  []byte("text/css; charset=utf-8"),
+		CacheControl: []byte("max-age=3600, stale-if-error=86400"),
+		Expires:      []byte("Thu, 01 Jan 2099 00:00:00 GMT"),
+		Extra:        []byte("X-Amz-Meta-Owner: alice\r\nContent-Language: en\r\n"),
+		LastModText:  []byte("Sun, 13 Sep 2020 12:26:40 GMT"),
+	}
+}
+
+func TestMetaRoundTrip(t *testing.T) {
+	cases := map[string]entryMeta{
+		"full":     sampleMeta(),
+		"empty":    {},
+		"forever":  {Size: 1, Lifetime: forever, Flags: flagMustRevalidate | flagNoCache},
+		"negative": {ReqTime: -5, Date: -1, AgeHdr: -3},
+		"encoded":  {Size: 10, Encoding: []byte("gzip")},
+	}
+	for name, m := range cases {
+		t.Run(name, func(t *testing.T) {
+			b := m.encode()
+			var got entryMeta
+			if err := decodeMeta(b, &got); err != nil {
+				t.Fatalf("decodeMeta(encode()): %v", err)
+			}
+			if !metaEqual(got, m) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", got, m)
+			}
+		})
+	}
+}
+
+// metaEqual compares metas, an empty byte field equal to a nil one.
+func metaEqual(a, b entryMeta) bool {
+	for _, p := range []*[]byte{&a.ETag, &a.ContentType, &a.Encoding, &a.CacheControl, &a.Expires, &a.Extra, &a.LastModText,
+		&b.ETag, &b.ContentType, &b.Encoding, &b.CacheControl, &b.Expires, &b.Extra, &b.LastModText} {
+		if len(*p) == 0 {
+			*p = nil
+		}
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func TestDecodeMetaCorrupt(t *testing.T) {
+	m := sampleMeta()
+	good := m.encode()
+	// Every proper prefix is truncated: an error, never a panic.
+	for n := range len(good) {
+		var got entryMeta
+		if err := decodeMeta(good[:n], &got); err == nil {
+			t.Errorf("decodeMeta of the first %d of %d bytes: no error", n, len(good))
+		}
+	}
+	bad := map[string][]byte{
+		"nil":           nil,
+		"older version": append([]byte{metaVersion - 1}, good[1:]...),
+		"newer version": append([]byte{metaVersion + 1}, good[1:]...),
+		"garbage":       []byte("\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"),
+		"huge length":   append(append([]byte(nil), (&entryMeta{}).encode()[:10]...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f),
+		"negative size": (&entryMeta{Size: -1}).encode(),
+	}
+	for name, b := range bad {
+		var got entryMeta
+		if err := decodeMeta(b, &got); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestMetaFreshness(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	at := func(d time.Duration) int64 { return now.Add(d).UnixNano() }
+	cases := []struct {
+		name         string
+		m            entryMeta
+		fresh, stale bool // fresh; usable stale when the origin fails
+	}{
+		{"fresh", entryMeta{ReqTime: at(-time.Second), RespTime: at(-time.Second), Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour)}, true, true},
+		{"stale, within stale-if-error", entryMeta{ReqTime: at(-2 * time.Minute), RespTime: at(-2 * time.Minute), Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour)}, false, true},
+		{"stale past stale-if-error", entryMeta{ReqTime: at(-2 * time.Hour), RespTime: at(-2 * time.Hour), Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour)}, false, false},
+		{"must-revalidate", entryMeta{ReqTime: at(-2 * time.Minute), RespTime: at(-2 * time.Minute), Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour), Flags: flagMustRevalidate}, false, false},
+		{"no-cache", entryMeta{ReqTime: at(0), RespTime: at(0), Lifetime: int64(time.Hour), Flags: flagNoCache}, false, true},
+		{"forever", entryMeta{ReqTime: at(-1000 * time.Hour), RespTime: at(-1000 * time.Hour), Lifetime: forever}, true, true},
+		{"Age header", entryMeta{ReqTime: at(0), RespTime: at(0), AgeHdr: 120, Lifetime: int64(time.Minute)}, false, false},
+		{"Date in the past", entryMeta{ReqTime: at(0), RespTime: at(0), Date: now.Unix() - 120, Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour)}, false, true},
+	}
+	for _, tc := range cases {
+		if got := tc.m.fresh(now); got != tc.fresh {
+			t.Errorf("%s: fresh %v, want %v (ttl %v)", tc.name, got, tc.fresh, tc.m.ttl(now))
+		}
+		if got := tc.m.staleUsable(now); got != tc.stale {
+			t.Errorf("%s: staleUsable %v, want %v", tc.name, got, tc.stale)
+		}
+	}
+}
+
+func FuzzDecodeMeta(f *testing.F) {
+	m := sampleMeta()
+	f.Add(m.encode())
+	f.Add((&entryMeta{}).encode())
+	f.Add((&entryMeta{Lifetime: forever}).encode())
+	f.Add([]byte{})
+	f.Add([]byte{1})
+	f.Add([]byte("\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m entryMeta
+		if err := decodeMeta(b, &m); err != nil {
+			return
+		}
+		if m.Size < 0 {
+			t.Fatalf("decoded a negative size %d", m.Size)
+		}
+		var again entryMeta
+		if err := decodeMeta(m.encode(), &again); err != nil || !metaEqual(again, m) {
+			t.Fatalf("re-encoding %+v: %v, got %+v", m, err, again)
+		}
+	})
+}

@@ -50,7 +50,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // serves per path (health probes excluded) and can be stopped and started
 // again on the same address.
 type testOrigin struct {
-	t       *testing.T
+	t       testing.TB
 	handler http.Handler
 	addr    string
 
@@ -63,7 +63,7 @@ type testOrigin struct {
 
 // startOrigin starts an origin serving h on a new port; it is stopped at
 // the end of the test.
-func startOrigin(t *testing.T, h http.HandlerFunc) *testOrigin {
+func startOrigin(t testing.TB, h http.HandlerFunc) *testOrigin {
 	t.Helper()
 	o := &testOrigin{t: t, handler: h, addr: "127.0.0.1:0", counts: map[string]int{}, headers: map[string]http.Header{}}
 	o.start()
@@ -213,7 +213,7 @@ type testEdge struct {
 
 // startEdge starts an edge with cfg on a new port; it is closed at the end
 // of the test (or earlier with close).
-func startEdge(t *testing.T, cfg Config) *testEdge {
+func startEdge(t testing.TB, cfg Config) *testEdge {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -222,7 +222,7 @@ func startEdge(t *testing.T, cfg Config) *testEdge {
 	return startEdgeOn(t, ln, cfg)
 }
 
-func startEdgeOn(t *testing.T, ln net.Listener, cfg Config) *testEdge {
+func startEdgeOn(t testing.TB, ln net.Listener, cfg Config) *testEdge {
 	t.Helper()
 	s, err := New(cfg)
 	if err != nil {
@@ -236,7 +236,7 @@ func startEdgeOn(t *testing.T, ln net.Listener, cfg Config) *testEdge {
 }
 
 // close closes the edge once, waiting a bounded time.
-func (e *testEdge) close(t *testing.T) {
+func (e *testEdge) close(t testing.TB) {
 	t.Helper()
 	e.closed.Do(func() {
 		done := make(chan error, 1)
@@ -354,7 +354,7 @@ func randomBytes(seed uint64, n int) []byte {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -366,7 +366,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 // waitFills waits until the edge runs no fill.
-func waitFills(t *testing.T, e *testEdge) {
+func waitFills(t testing.TB, e *testEdge) {
 	t.Helper()
 	waitFor(t, "the fills to end", 5*time.Second, func() bool {
 		e.fillsMu.Lock()

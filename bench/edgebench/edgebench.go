@@ -2,18 +2,17 @@ package edgebench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"engine/bench/internal/benchfmt"
+	"engine/bench/internal/benchrun"
 	"engine/bench/internal/hostinfo"
 )
 
@@ -219,7 +218,7 @@ func (s Scenario) Bytes() int64 {
 func Scenarios(sizes []int64) []Scenario {
 	var out []Scenario
 	for _, s := range sizes {
-		out = append(out, Scenario{Name: "hit-" + sizeLabel(s), Kind: Hit, Size: s})
+		out = append(out, Scenario{Name: "hit-" + benchfmt.SizeLabel(s), Kind: Hit, Size: s})
 	}
 	if len(sizes) > 0 {
 		out = append(out, Scenario{Name: "revalidate-304", Kind: Revalidate, Size: slices.Min(sizes)})
@@ -367,24 +366,18 @@ type Comparison struct {
 }
 
 // Goal is one of the project's targets and how this run did.
-type Goal struct {
-	Name    string `json:"name"`
-	Want    string `json:"want"`
-	Got     string `json:"got"`
-	Verdict string `json:"verdict"` // PASS, FAIL or n/a
-}
+type Goal = benchrun.Goal
 
 // bench is one Run's state.
 type bench struct {
-	cfg     Config
-	log     *slog.Logger
-	work    string
-	wrk     string
-	rep     *Report
-	errs    []error
-	origin  *origin
-	targets []*target // running
-	samples map[cell][]Sample
+	*benchrun.Run // the work directory, notes and errors
+	cfg           Config
+	log           *slog.Logger
+	wrk           string
+	rep           *Report
+	origin        *origin
+	targets       []*target // running
+	samples       map[cell][]Sample
 }
 
 // cell names one target's runs of a scenario.
@@ -410,17 +403,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("edgebench: work directory: %w", err)
-	}
-	work, err := os.MkdirTemp(cfg.Dir, "edgebench-")
+	run, err := benchrun.Start("edgebench", cfg.Dir, cfg.Log)
 	if err != nil {
-		return nil, fmt.Errorf("edgebench: work directory: %w", err)
+		return nil, err
 	}
-	b := &bench{cfg: cfg, log: cfg.Log, work: work, wrk: wrk, samples: map[cell][]Sample{}}
+	b := &bench{Run: run, cfg: cfg, log: cfg.Log, wrk: wrk, samples: map[cell][]Sample{}}
 	b.rep = &Report{
 		Started:         time.Now(),
-		Host:            host(ctx, work, wrk),
+		Host:            host(ctx, b.Work, wrk),
 		Load:            fmt.Sprintf("wrk -t%d -c%d -d%ds --latency", cfg.Threads, cfg.Connections, int(cfg.Duration/time.Second)),
 		DurationSeconds: cfg.Duration.Seconds(),
 		Rounds:          cfg.Rounds,
@@ -428,53 +418,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Sizes:           cfg.Sizes,
 		Scenarios:       Scenarios(cfg.Sizes),
 	}
-	err = b.run(ctx)
-	switch {
-	case ctx.Err() != nil:
-		b.fail(errors.New("edgebench: interrupted"))
-	case err != nil:
-		b.fail(err)
-	}
+	b.Ended(ctx, b.run(ctx))
 	b.summarize()
 	b.rep.judge()
 	b.notes()
 	b.rep.Host.LoadEnd = hostinfo.LoadAvg()
-	if !cfg.Keep {
-		if rerr := os.RemoveAll(work); rerr != nil {
-			b.fail(fmt.Errorf("edgebench: remove %s: %w", work, rerr))
-		}
-	} else {
-		b.note("kept the work directory %s (logs, wrk scripts and outputs)", work)
-	}
+	b.Finish(cfg.Keep, "logs, wrk scripts and outputs")
 	b.rep.Seconds = time.Since(b.rep.Started).Seconds()
-	for _, e := range b.errs {
-		b.rep.Errors = append(b.rep.Errors, e.Error())
-	}
+	b.rep.Notes, b.rep.Errors = b.Notes, b.Errors()
 	b.rep.print(cfg.Out)
-	if cfg.JSON != "" {
-		data, jerr := json.MarshalIndent(b.rep, "", "  ")
-		if jerr == nil {
-			jerr = os.WriteFile(cfg.JSON, append(data, '\n'), 0o644)
-		}
-		if jerr != nil {
-			b.errs = append(b.errs, fmt.Errorf("edgebench: write the JSON report: %w", jerr))
-		}
-	}
-	return b.rep, errors.Join(b.errs...)
-}
-
-func (b *bench) note(format string, args ...any) {
-	s := fmt.Sprintf(format, args...)
-	b.log.Info(s)
-	b.rep.Notes = append(b.rep.Notes, s)
-}
-
-func (b *bench) fail(err error) {
-	if errors.Is(err, context.Canceled) {
-		return // Run says "interrupted" once
-	}
-	b.log.Error(err.Error())
-	b.errs = append(b.errs, err)
+	b.WriteJSON(cfg.JSON, b.rep)
+	return b.rep, b.Err()
 }
 
 // run starts the origin and the targets, runs every scenario and stops
@@ -501,7 +455,7 @@ func (b *bench) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			b.fail(err)
+			b.Fail(err)
 			continue
 		}
 		if t.info.Skipped == "" {
@@ -513,7 +467,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	scripts := map[string]string{}
 	for _, s := range b.rep.Scenarios {
-		p, err := writeScript(b.work, s, o.objects(s.Size))
+		p, err := writeScript(b.Work, s, o.objects(s.Size))
 		if err != nil {
 			return err
 		}
@@ -548,11 +502,11 @@ func (b *bench) measure(ctx context.Context, t *target, s Scenario, script strin
 	if err != nil {
 		if ctx.Err() == nil {
 			smp.Errors, smp.FirstError = 1, "warm-up: "+err.Error()
-			b.fail(fmt.Errorf("edgebench: %s %s round %d: warm-up: %w", t.name, s.Name, round, err))
+			b.Fail(fmt.Errorf("edgebench: %s %s round %d: warm-up: %w", t.name, s.Name, round, err))
 		}
 		return smp
 	}
-	if !sleep(ctx, b.cfg.Settle) {
+	if !benchrun.Sleep(ctx, b.cfg.Settle) {
 		return smp
 	}
 	smp.Load = hostinfo.LoadAvg()
@@ -569,7 +523,7 @@ func (b *bench) measure(ctx context.Context, t *target, s Scenario, script strin
 	if err != nil {
 		if ctx.Err() == nil {
 			smp.Errors, smp.FirstError = 1, err.Error()
-			b.fail(fmt.Errorf("edgebench: %s %s round %d: %w", t.name, s.Name, round, err))
+			b.Fail(fmt.Errorf("edgebench: %s %s round %d: %w", t.name, s.Name, round, err))
 		}
 		return smp
 	}
@@ -577,15 +531,15 @@ func (b *bench) measure(ctx context.Context, t *target, s Scenario, script strin
 	b.log.Info("done", "target", t.name, "scenario", s.Name, "req/s", fmt.Sprintf("%.0f", smp.ReqPerSec),
 		"p99", benchfmt.Micros(smp.P99Us), "errors", smp.Errors, "origin fetches", smp.Fetches)
 	if smp.Errors > 0 {
-		b.fail(fmt.Errorf("edgebench: %s %s round %d: %d errors; %s", t.name, s.Name, round, smp.Errors, smp.FirstError))
+		b.Fail(fmt.Errorf("edgebench: %s %s round %d: %d errors; %s", t.name, s.Name, round, smp.Errors, smp.FirstError))
 	}
 	if !t.alive() {
-		b.fail(fmt.Errorf("edgebench: %s exited during %s: %s", t.name, s.Name, t.proc.logTail()))
+		b.Fail(fmt.Errorf("edgebench: %s exited during %s: %s", t.name, s.Name, t.proc.LogTail()))
 	}
 	return smp
 }
 
-func (b *bench) path(name string) string { return filepath.Join(b.work, name) }
+func (b *bench) path(name string) string { return filepath.Join(b.Work, name) }
 
 // summarize turns the samples into Results: medians over the rounds that
 // completed requests.
@@ -615,8 +569,9 @@ func summarize(target string, s Scenario, samples []Sample) Result {
 		rps, mbps = append(rps, x.ReqPerSec), append(mbps, x.MBps)
 		p50, p75, p90, p99 = append(p50, x.P50Us), append(p75, x.P75Us), append(p90, x.P90Us), append(p99, x.P99Us)
 	}
-	r.ReqPerSec, r.MBps, r.Load = median(rps), median(mbps), median(load)
-	r.P50Us, r.P75Us, r.P90Us, r.P99Us = median(p50), median(p75), median(p90), median(p99)
+	med := benchrun.Median
+	r.ReqPerSec, r.MBps, r.Load = med(rps), med(mbps), med(load)
+	r.P50Us, r.P75Us, r.P90Us, r.P99Us = med(p50), med(p75), med(p90), med(p99)
 	return r
 }
 
@@ -624,42 +579,8 @@ func summarize(target string, s Scenario, samples []Sample) Result {
 func (b *bench) notes() {
 	for _, r := range b.rep.Results {
 		if r.Fetches > 0 {
-			b.note("%s fetched %d times from the origin during its timed %s runs: not every request was served from the cache",
+			b.Note("%s fetched %d times from the origin during its timed %s runs: not every request was served from the cache",
 				r.Target, r.Fetches, r.Scenario)
 		}
 	}
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	v = slices.Clone(v)
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// sizeLabel is a size for names and paths: 1KiB, 64KiB, 1000B.
-func sizeLabel(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%dMiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%dKiB", n>>10)
-	}
-	return fmt.Sprintf("%dB", n)
 }

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"engine/bench/internal/proc"
 )
 
 // fakeEnv makes this test binary a fake engined: "edge" is a naive cache
@@ -134,7 +136,7 @@ func TestOursWithoutEdge(t *testing.T) {
 
 func haveTools() bool {
 	for _, p := range []string{"/usr/bin/wrk", "/usr/sbin/varnishd"} {
-		if !isExecutable(p) {
+		if !proc.IsExecutable(p) {
 			return false
 		}
 	}

@@ -3,13 +3,10 @@ package edgebench
 import (
 	"flag"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"engine/bench/internal/benchfmt"
-	"engine/sortjob"
+	"engine/bench/internal/benchflag"
 )
 
 // Usage is the help text of "enginectl bench edge", before its flags.
@@ -106,52 +103,8 @@ func Flags(fs *flag.FlagSet) func() (Config, error) {
 
 // ParseSizes parses comma-separated object sizes such as "1KiB,64KiB".
 func ParseSizes(s string) ([]int64, error) {
-	var out []int64
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		n, err := sortjob.ParseBytes(f)
-		if err != nil {
-			if _, nerr := strconv.ParseInt(f, 10, 64); nerr == nil {
-				return nil, fmt.Errorf("%q has no unit: give sizes such as 1KiB or 64KiB (or 512B)", f)
-			}
-			return nil, fmt.Errorf("%q is not a size such as 1KiB or 64KiB", f)
-		}
-		switch {
-		case n < 1:
-			return nil, fmt.Errorf("%q: objects need at least 1 byte", f)
-		case n > MaxSize:
-			return nil, fmt.Errorf("%q is over %s", f, benchfmt.Bytes(MaxSize))
-		case slices.Contains(out, n):
-			return nil, fmt.Errorf("%q given twice", f)
-		}
-		out = append(out, n)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no sizes in %q: give sizes such as 1KiB,64KiB", s)
-	}
-	return out, nil
+	return benchflag.Sizes(s, MaxSize, [2]string{"1KiB", "64KiB"}, "")
 }
 
 // ParseTargets parses a comma-separated subset of AllTargets.
-func ParseTargets(s string) ([]string, error) {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		f = strings.ToLower(strings.TrimSpace(f))
-		switch {
-		case f == "":
-			continue
-		case !slices.Contains(AllTargets, f):
-			return nil, fmt.Errorf("unknown target %q: use %s", f, strings.Join(AllTargets, ", "))
-		case slices.Contains(out, f):
-			return nil, fmt.Errorf("%q given twice", f)
-		}
-		out = append(out, f)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no targets in %q: use %s", s, strings.Join(AllTargets, ", "))
-	}
-	return out, nil
-}
+func ParseTargets(s string) ([]string, error) { return benchflag.Targets(s, AllTargets) }

@@ -5,13 +5,14 @@ import (
 	"strings"
 
 	"engine/bench/internal/benchfmt"
+	"engine/bench/internal/benchrun"
 )
 
 // Verdicts.
 const (
-	Pass = "PASS"
-	Fail = "FAIL"
-	NA   = "n/a"
+	Pass = benchrun.Pass
+	Fail = benchrun.Fail
+	NA   = benchrun.NA
 )
 
 // result finds target's figures for a scenario; nil when it did not run.
@@ -82,7 +83,7 @@ func compare(s Scenario, ours, peer *Result) Comparison {
 	}
 	switch {
 	case len(c.RoundRatios) > 0:
-		c.Ratio = median(c.RoundRatios)
+		c.Ratio = benchrun.Median(c.RoundRatios)
 	case c.Ours > 0 && c.Peer > 0:
 		c.Ratio = c.Ours / c.Peer
 	}
@@ -144,10 +145,8 @@ func goal(s Scenario, c Comparison) Goal {
 	switch {
 	case c.Ratio > 0:
 		g.Got = fmt.Sprintf("ours %.0f req/s = %s Varnish's %.0f req/s; p99 ours %s, Varnish %s",
-			c.Ours, benchfmt.Ratio(c.Ratio), c.Peer, benchfmt.Micros(c.OursP99Us), benchfmt.Micros(c.PeerP99Us))
-		if len(c.RoundRatios) > 1 {
-			g.Got += fmt.Sprintf(" (median of %d rounds' ratios: %s)", len(c.RoundRatios), ratios(c.RoundRatios))
-		}
+			c.Ours, benchfmt.Ratio(c.Ratio), c.Peer, benchfmt.Micros(c.OursP99Us), benchfmt.Micros(c.PeerP99Us)) +
+			benchfmt.RoundRatios(c.RoundRatios)
 		if c.Why != "" {
 			g.Got += "; " + c.Why
 		}
@@ -155,12 +154,4 @@ func goal(s Scenario, c Comparison) Goal {
 		g.Got = c.Why
 	}
 	return g
-}
-
-func ratios(v []float64) string {
-	s := make([]string, len(v))
-	for i, x := range v {
-		s[i] = benchfmt.Ratio(x)
-	}
-	return strings.Join(s, ", ")
 }

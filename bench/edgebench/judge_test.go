@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"engine/bench/internal/benchrun"
 )
 
 // result makes up one target's figures for a scenario, one per round.
@@ -19,7 +21,7 @@ func result(target string, s Scenario, rates []float64, p99 float64) Result {
 		}
 		r.Rounds = append(r.Rounds, smp)
 	}
-	r.ReqPerSec = median(v)
+	r.ReqPerSec = benchrun.Median(v)
 	return r
 }
 

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"engine/bench/internal/benchfmt"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -50,7 +52,7 @@ func TestScript(t *testing.T) {
 func TestScenarios(t *testing.T) {
 	var names []string
 	for _, s := range Scenarios([]int64{64 << 10, 1 << 10, 1000}) {
-		names = append(names, s.Name+"/"+sizeLabel(s.Size))
+		names = append(names, s.Name+"/"+benchfmt.SizeLabel(s.Size))
 	}
 	if got, want := strings.Join(names, " "), "hit-64KiB/64KiB hit-1KiB/1KiB hit-1000B/1000B revalidate-304/1000B"; got != want {
 		t.Errorf("scenarios %s, want %s", got, want)

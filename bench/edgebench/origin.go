@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"engine/bench/internal/benchfmt"
 )
 
 // CacheControl is what the origin says of every object.
@@ -50,7 +52,7 @@ func newObject(size int64, i int) *object {
 	rng.Read(body)
 	sum := sha256.Sum256(body)
 	o := &object{
-		Path: fmt.Sprintf("/o/%s/%04d", sizeLabel(size), i),
+		Path: fmt.Sprintf("/o/%s/%04d", benchfmt.SizeLabel(size), i),
 		Body: body,
 		ETag: `"` + hex.EncodeToString(sum[:16]) + `"`,
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"engine/bench/internal/benchfmt"
+	"engine/bench/internal/benchrun"
 )
 
 // print writes the report as tables.
@@ -71,32 +72,9 @@ func (r *Report) print(w io.Writer) {
 		}
 	}
 
-	passed, judged := 0, 0
-	for _, g := range r.Goals {
-		if g.Verdict != NA {
-			judged++
-		}
-		if g.Verdict == Pass {
-			passed++
-		}
-	}
-	fmt.Fprintf(w, "\ngoals: %d of %d met (%d not measured)\n", passed, judged, len(r.Goals)-judged)
-	for _, g := range r.Goals {
-		fmt.Fprintf(w, "  %-4s  %s: want %s\n        got %s\n", g.Verdict, g.Name, g.Want, g.Got)
-	}
-	if len(r.Notes) > 0 {
-		fmt.Fprintln(w, "\nnotes:")
-		for _, n := range r.Notes {
-			fmt.Fprintf(w, "  %s\n", n)
-		}
-	}
-	if len(r.Errors) > 0 {
-		fmt.Fprintln(w, "\nerrors:")
-		for _, e := range r.Errors {
-			fmt.Fprintf(w, "  %s\n", e)
-		}
-	}
-	fmt.Fprintf(w, "\n(%.0fs in all)\n", r.Seconds)
+	fmt.Fprintf(w, "\ngoals: %s\n", benchrun.Summary(r.Goals))
+	benchrun.WriteGoals(w, r.Goals)
+	benchrun.WriteEnd(w, r.Notes, r.Errors, r.Seconds)
 }
 
 // describe says what a scenario's requests are.
@@ -111,7 +89,7 @@ func describe(s Scenario, objects int) string {
 // row is one result's line of its table.
 func (r *Report) row(res Result) string {
 	line := fmt.Sprintf("  %-8s %9s %8s %9s %9s %9s %9s %7d %18s %6.2f",
-		res.Target, rate(res.ReqPerSec), rate(res.MBps), benchfmt.Micros(res.P50Us), benchfmt.Micros(res.P75Us),
+		res.Target, benchfmt.Rate(res.ReqPerSec), benchfmt.Rate(res.MBps), benchfmt.Micros(res.P50Us), benchfmt.Micros(res.P75Us),
 		benchfmt.Micros(res.P90Us), benchfmt.Micros(res.P99Us), res.Errors,
 		fmt.Sprintf("%d / %d", res.WarmFetches, res.Fetches), res.Load)
 	vs := ""
@@ -129,7 +107,7 @@ func (r *Report) row(res Result) string {
 			if s.Requests == 0 {
 				rs = append(rs, "failed")
 			} else {
-				rs = append(rs, rate(s.ReqPerSec))
+				rs = append(rs, benchfmt.Rate(s.ReqPerSec))
 			}
 		}
 		line += "  " + strings.Join(rs, ", ")
@@ -148,16 +126,6 @@ func (r *Report) row(res Result) string {
 		}
 	}
 	return line
-}
-
-func rate(v float64) string {
-	switch {
-	case v == 0:
-		return "-"
-	case v >= 100:
-		return fmt.Sprintf("%.0f", v)
-	}
-	return fmt.Sprintf("%.1f", v)
 }
 
 // sortedPaths are the paths of m, sorted.

@@ -3,10 +3,8 @@ package edgebench
 import (
 	"bytes"
 	"context"
-	"debug/buildinfo"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +13,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"engine/bench/internal/benchrun"
+	"engine/bench/internal/proc"
 )
 
 // Bounded waits.
@@ -31,17 +32,17 @@ type target struct {
 	name   string
 	info   TargetInfo
 	addr   string // HOST:PORT it serves HTTP on
-	proc   *server
+	proc   *proc.Server
 	client *http.Client
 	tr     *http.Transport
 }
 
-func (t *target) alive() bool { return t.proc == nil || !t.proc.exited() }
+func (t *target) alive() bool { return t.proc == nil || !t.proc.Exited() }
 
 // setup starts target name and waits until it answers. A target returned
 // with Skipped set is not measured; with an error it failed to start.
 func (b *bench) setup(ctx context.Context, name string) (*target, error) {
-	t := &target{name: name, info: TargetInfo{Name: name, LogFile: filepath.Join(b.work, name+".log")}}
+	t := &target{name: name, info: TargetInfo{Name: name, LogFile: filepath.Join(b.Work, name+".log")}}
 	var err error
 	switch name {
 	case Ours:
@@ -53,11 +54,11 @@ func (b *bench) setup(ctx context.Context, name string) (*target, error) {
 		t.tr = &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true, ResponseHeaderTimeout: requestLimit}
 		t.client = &http.Client{Transport: t.tr, Timeout: requestLimit}
 		if err = waitReady(ctx, t, readyLimit); err != nil && ctx.Err() == nil {
-			err = fmt.Errorf("edgebench: %s at %s: %w; its log: %s", name, t.info.Endpoint, err, t.proc.logTail())
+			err = fmt.Errorf("edgebench: %s at %s: %w; its log: %s", name, t.info.Endpoint, err, t.proc.LogTail())
 		}
 	}
 	if err != nil || t.info.Skipped != "" {
-		t.proc.stop()
+		t.proc.Stop()
 		if t.tr != nil {
 			t.tr.CloseIdleConnections()
 		}
@@ -79,8 +80,8 @@ func (b *bench) stopAll() {
 		if t.tr != nil {
 			t.tr.CloseIdleConnections()
 		}
-		if err := t.proc.stop(); err != nil {
-			b.fail(fmt.Errorf("edgebench: stop %s: %w", t.name, err))
+		if err := t.proc.Stop(); err != nil {
+			b.Fail(fmt.Errorf("edgebench: stop %s: %w", t.name, err))
 		}
 	}
 }
@@ -107,16 +108,16 @@ backend origin {
 func (b *bench) startVarnish(ctx context.Context, t *target) error {
 	bin := b.cfg.Varnishd
 	t.info.Binary = bin
-	if out, _ := probe(ctx, bin, "-V"); out != "" {
+	if out, _ := proc.Probe(ctx, bin, "-V"); out != "" {
 		t.info.Version = strings.TrimSpace(firstLine(out))
 	}
-	vcl := filepath.Join(b.work, "default.vcl")
+	vcl := filepath.Join(b.Work, "default.vcl")
 	if err := os.WriteFile(vcl, []byte(VCL(b.origin.port())), 0o644); err != nil {
 		return fmt.Errorf("edgebench: %w", err)
 	}
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
-		return err
+		return fmt.Errorf("edgebench: %w", err)
 	}
 	// -j none: as root, varnishd's default jail (unix) runs the VCL
 	// compiler and the cache as the users varnish and vcache, which
@@ -124,13 +125,15 @@ func (b *bench) startVarnish(ctx context.Context, t *target) error {
 	// -f file ... Permission denied", varnishd 7.1.1). Without a jail
 	// everything runs as this user; it changes nothing the cache does.
 	// -T: the management port on 127.0.0.1 too (any free port).
-	args := []string{bin, "-F", "-j", "none", "-n", filepath.Join(b.work, "varnish"), "-a", addr,
+	args := []string{bin, "-F", "-j", "none", "-n", filepath.Join(b.Work, "varnish"), "-a", addr,
 		"-T", "127.0.0.1:0", "-f", vcl, "-s", fmt.Sprintf("malloc,%dm", CacheMemory>>20)}
 	t.addr, t.info.Endpoint, t.info.Config = addr, "http://"+addr, vcl
 	t.info.Command = strings.Join(args, " ")
 	b.log.Info("starting varnish", "command", t.info.Command)
-	t.proc, err = startServer(args, os.Environ(), t.info.LogFile, nil)
-	return err
+	if t.proc, err = proc.Start(args, os.Environ(), t.info.LogFile, nil); err != nil {
+		return fmt.Errorf("edgebench: %w", err)
+	}
+	return nil
 }
 
 // undefinedFlag is the flag package's complaint about a flag engined
@@ -141,13 +144,13 @@ var undefinedFlag = regexp.MustCompile(`flag provided but not defined: -+([A-Za-
 // waits for its edge line. An engined without the edge's flags is
 // skipped ("not measured"), not a failure.
 func (b *bench) startOurs(ctx context.Context, t *target) error {
-	bin, err := findEngined(b.cfg.Engined)
+	bin, err := proc.FindEngined(b.cfg.Engined)
 	if err != nil {
-		return err
+		return fmt.Errorf("edgebench: %w", err)
 	}
 	t.info.Binary = bin
-	t.info.Version = binaryVersion(bin)
-	args := append([]string{bin}, expandArgs(b.cfg.EnginedArgs, b.work, b.origin.url())...)
+	t.info.Version = proc.BinaryVersion(bin)
+	args := append([]string{bin}, expandArgs(b.cfg.EnginedArgs, b.Work, b.origin.url())...)
 	for i, a := range args[:len(args)-1] {
 		if a == "--data" || a == "--cache-dir" {
 			if err := os.MkdirAll(args[i+1], 0o755); err != nil {
@@ -173,9 +176,8 @@ func (b *bench) startOurs(ctx context.Context, t *target) error {
 		}
 	}
 	b.log.Info("starting ours", "command", t.info.Command)
-	t.proc, err = startServer(args, childEnv(), t.info.LogFile, watch)
-	if err != nil {
-		return err
+	if t.proc, err = proc.Start(args, childEnv(), t.info.LogFile, watch); err != nil {
+		return fmt.Errorf("edgebench: %w", err)
 	}
 	timer := time.NewTimer(enginedStart)
 	defer timer.Stop()
@@ -189,19 +191,19 @@ func (b *bench) startOurs(ctx context.Context, t *target) error {
 			// The node is up; the edge line should be out already.
 			late = time.After(edgeLineLate)
 		case <-late:
-			return fmt.Errorf("edgebench: engined printed no %q line: %s", EdgeEndpointLine+"HOST:PORT", t.proc.logTail())
-		case <-t.proc.done:
-			log := t.proc.log()
+			return fmt.Errorf("edgebench: engined printed no %q line: %s", EdgeEndpointLine+"HOST:PORT", t.proc.LogTail())
+		case <-t.proc.Done():
+			log := t.proc.Log()
 			if m := undefinedFlag.FindStringSubmatch(log); m != nil {
 				t.info.Skipped = fmt.Sprintf("not measured (engined has no --%s)", m[1])
-				b.note("ours: %s: %s", t.info.Skipped, bin)
+				b.Note("ours: %s: %s", t.info.Skipped, bin)
 				return nil
 			}
-			return fmt.Errorf("edgebench: engined exited before its edge was up: %v: %s", t.proc.waitErr, tail(log, 15))
+			return fmt.Errorf("edgebench: engined exited before its edge was up: %v: %s", t.proc.Err(), proc.Tail(log, 15))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
-			return fmt.Errorf("edgebench: engined printed no %q line in %v: %s", EdgeEndpointLine+"HOST:PORT", enginedStart, t.proc.logTail())
+			return fmt.Errorf("edgebench: engined printed no %q line in %v: %s", EdgeEndpointLine+"HOST:PORT", enginedStart, t.proc.LogTail())
 		}
 	}
 }
@@ -216,33 +218,11 @@ func expandArgs(args []string, work, origin string) []string {
 	return out
 }
 
-// findEngined finds our server: bin if given, else beside the running
-// executable, else in PATH.
-func findEngined(bin string) (string, error) {
-	if bin != "" {
-		if !isExecutable(bin) {
-			return "", fmt.Errorf("edgebench: engined %s: not an executable file", bin)
-		}
-		return filepath.Abs(bin)
-	}
-	var beside string
-	if self, err := os.Executable(); err == nil {
-		beside = filepath.Join(filepath.Dir(self), "engined")
-		if isExecutable(beside) {
-			return beside, nil
-		}
-	}
-	if p, err := exec.LookPath("engined"); err == nil {
-		return filepath.Abs(p)
-	}
-	return "", fmt.Errorf("edgebench: engined is neither beside this executable (%s) nor in PATH: build both: go build -o DIR/ ./cmd/enginectl ./cmd/engined", beside)
-}
-
 // findTool finds a Debian-packaged tool: bin if given, else name in PATH,
 // else at fallback (/usr/sbin is not in every user's PATH).
 func findTool(bin, name, fallback, pkg string) (string, error) {
 	if bin != "" {
-		if !isExecutable(bin) {
+		if !proc.IsExecutable(bin) {
 			return "", fmt.Errorf("edgebench: %s %s: not an executable file", name, bin)
 		}
 		return filepath.Abs(bin)
@@ -250,42 +230,10 @@ func findTool(bin, name, fallback, pkg string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return filepath.Abs(p)
 	}
-	if isExecutable(fallback) {
+	if proc.IsExecutable(fallback) {
 		return fallback, nil
 	}
 	return "", fmt.Errorf("edgebench: %s is not in PATH or at %s: install the Debian package %s (apt-get install %s)", name, fallback, pkg, pkg)
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// binaryVersion is a Go binary's main module and version, from its build
-// information, or "" if it has none.
-func binaryVersion(bin string) string {
-	bi, err := buildinfo.ReadFile(bin)
-	if err != nil {
-		return ""
-	}
-	v := bi.Main.Path
-	if bi.Main.Version != "" {
-		v += " " + bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " (" + s.Value[:12] + ")"
-		}
-	}
-	return strings.TrimSpace(v + ", " + bi.GoVersion)
-}
-
-// probe runs bin with args for at most 15 s and returns its output.
-func probe(ctx context.Context, bin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-	return string(out), err
 }
 
 func firstLine(s string) string {
@@ -296,16 +244,6 @@ func firstLine(s string) string {
 // childEnv is this process' environment without ENGINE_ADDR.
 func childEnv() []string {
 	return slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "ENGINE_ADDR=") })
-}
-
-// freeAddr picks a free port on 127.0.0.1.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("edgebench: no free port on 127.0.0.1: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // waitReady waits until t answers an HTTP request (for the origin's
@@ -321,12 +259,12 @@ func waitReady(ctx context.Context, t *target, limit time.Duration) error {
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case t.proc.exited():
-			return fmt.Errorf("exited: %v", t.proc.waitErr)
+		case t.proc.Exited():
+			return fmt.Errorf("exited: %v", t.proc.Err())
 		case time.Now().After(deadline):
 			return fmt.Errorf("not answering HTTP after %v: %w", limit, err)
 		}
-		if !sleep(ctx, 100*time.Millisecond) {
+		if !benchrun.Sleep(ctx, 100*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

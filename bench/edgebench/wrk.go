@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"engine/bench/internal/benchfmt"
+	"engine/bench/internal/proc"
 )
 
 // summaryPrefix starts the line the generated script's done() prints.
@@ -186,11 +187,11 @@ func runWrk(ctx context.Context, w wrkSpec) (WrkResult, error) {
 		return WrkResult{}, ctx.Err()
 	}
 	if err != nil {
-		return WrkResult{}, fmt.Errorf("wrk %s: %v: %s", strings.Join(w.args(), " "), err, tail(string(out), 5))
+		return WrkResult{}, fmt.Errorf("wrk %s: %v: %s", strings.Join(w.args(), " "), err, proc.Tail(string(out), 5))
 	}
 	r, err := ParseWrk(string(out))
 	if err != nil {
-		return r, fmt.Errorf("wrk %s: %w: %s", strings.Join(w.args(), " "), err, tail(string(out), 5))
+		return r, fmt.Errorf("wrk %s: %w: %s", strings.Join(w.args(), " "), err, proc.Tail(string(out), 5))
 	}
 	return r, nil
 }

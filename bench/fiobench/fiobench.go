@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"engine/bench/internal/benchrun"
 )
 
 // The targets, in the order a round starts from.
@@ -232,12 +234,7 @@ type Sample struct {
 }
 
 // Goal is one of the project's targets and how this run did.
-type Goal struct {
-	Name    string `json:"name"`
-	Want    string `json:"want"`
-	Got     string `json:"got"`
-	Verdict string `json:"verdict"` // PASS, FAIL or n/a
-}
+type Goal = benchrun.Goal
 
 // target is a place the jobs run in.
 type target struct {
@@ -438,21 +435,10 @@ func summarize(name string, samples []Sample) Result {
 		v, iops, mbps = append(v, s.Value), append(iops, s.IOPS), append(mbps, s.MBps)
 		p99, sp99 = append(p99, s.P99Micros), append(sp99, s.SyncP99Micros)
 	}
-	r.Value, r.IOPS, r.MBps = median(v), median(iops), median(mbps)
-	r.P99Micros, r.SyncP99Micros = median(p99), median(sp99)
+	med := benchrun.Median
+	r.Value, r.IOPS, r.MBps = med(v), med(iops), med(mbps)
+	r.P99Micros, r.SyncP99Micros = med(p99), med(sp99)
 	return r
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	v = slices.Clone(v)
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // quiesce lets the next run start on a quiet disk: ours drains what the

@@ -3,8 +3,6 @@ package fiobench
 import (
 	"runtime"
 
-	"golang.org/x/sys/unix"
-
 	"engine/bench/internal/hostinfo"
 )
 
@@ -12,11 +10,7 @@ func loadavg() float64 { return hostinfo.LoadAvg() }
 
 // host describes the machine and the file system under dir.
 func host(dir, fio string) Host {
-	h := Host{CPUs: runtime.NumCPU(), Fio: fioVersion(fio), WorkDir: dir, GoFuse: goFuseVersion(), Load: loadavg()}
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		h.Kernel = unix.ByteSliceToString(u.Release[:])
-	}
+	h := Host{Kernel: hostinfo.Kernel(), CPUs: runtime.NumCPU(), Fio: fioVersion(fio), WorkDir: dir, GoFuse: goFuseVersion(), Load: loadavg()}
 	h.FSDevice, h.FSType, h.FSMount = hostinfo.MountOf(dir)
 	return h
 }

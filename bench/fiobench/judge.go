@@ -4,13 +4,14 @@ import (
 	"fmt"
 
 	"engine/bench/internal/benchfmt"
+	"engine/bench/internal/benchrun"
 )
 
 // Verdicts.
 const (
-	Pass = "PASS"
-	Fail = "FAIL"
-	NA   = "n/a"
+	Pass = benchrun.Pass
+	Fail = benchrun.Fail
+	NA   = benchrun.NA
 )
 
 // result finds job on target; nil when it did not run or failed.
@@ -26,13 +27,6 @@ func (r *Report) result(job, target string) *Result {
 		}
 	}
 	return nil
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return Pass
-	}
-	return Fail
 }
 
 // judge fills in the ratios, the drain comparison and the goals.
@@ -92,7 +86,7 @@ func (b *bench) judge() {
 		if d.SeqWriteRate > 0 {
 			g.Got += fmt.Sprintf(" (%.2f× the time-based %s, %.1f MB/s)", d.RateVsSeqWrite, JobSeqWrite, d.SeqWriteRate/1e6)
 		}
-		g.Verdict = verdict(d.RateVsNewFile >= DrainVsSeqWrite)
+		g.Verdict = benchrun.Verdict(d.RateVsNewFile >= DrainVsSeqWrite)
 	}
 	r.Goals = append(r.Goals, g)
 
@@ -107,7 +101,7 @@ func (b *bench) judge() {
 		g.Got, g.Verdict = "no writes reached the backing directory", Fail
 	case d.AlignedWrites != nil && d.TailWrites != nil:
 		g.Got = fmt.Sprintf("%d aligned + %d tails of %d writes (the node's own counts)", *d.AlignedWrites, *d.TailWrites, d.Writes)
-		g.Verdict = verdict(*d.AlignedWrites+*d.TailWrites == d.Writes)
+		g.Verdict = benchrun.Verdict(*d.AlignedWrites+*d.TailWrites == d.Writes)
 	default:
 		partial := d.Writes - d.FullWrites
 		// Every file written through ours is a whole number of chunks
@@ -119,7 +113,7 @@ func (b *bench) judge() {
 		}
 		g.Got = fmt.Sprintf("%d of %d writes (%.1f%%) in the buckets of the %s chunk and up; %d smaller (tails allowed: %d)",
 			d.FullWrites, d.Writes, d.FullPercent, benchfmt.Bytes(d.DrainChunk), partial, tails)
-		g.Verdict = verdict(partial <= tails && len(d.Unparsed) == 0)
+		g.Verdict = benchrun.Verdict(partial <= tails && len(d.Unparsed) == 0)
 	}
 	r.Goals = append(r.Goals, g)
 
@@ -132,7 +126,7 @@ func (b *bench) judge() {
 		g.Got = d.Error
 	default:
 		g.Got = fmt.Sprintf("%d writes of 4 KiB or less", d.SmallWrites)
-		g.Verdict = verdict(d.SmallWrites == 0 && len(d.Unparsed) == 0)
+		g.Verdict = benchrun.Verdict(d.SmallWrites == 0 && len(d.Unparsed) == 0)
 	}
 	r.Goals = append(r.Goals, g)
 }
@@ -150,7 +144,7 @@ func (b *bench) vsLoopback(job string, ratio float64, name, extra string, ok boo
 		g.Got = "the loopback not measured"
 	default:
 		g.Got = fmt.Sprintf("ours %.0f IOPS = %.2f× loopback %.0f", ours.Value, ours.VsLoopback, lo.Value)
-		g.Verdict = verdict(ours.VsLoopback >= ratio && ok)
+		g.Verdict = benchrun.Verdict(ours.VsLoopback >= ratio && ok)
 		ours.Verdict = fmt.Sprintf("%s (≥ %.2f× loopback)", g.Verdict, ratio)
 	}
 	if extra != "" {

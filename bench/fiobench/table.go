@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"engine/bench/internal/benchfmt"
+	"engine/bench/internal/benchrun"
 )
 
 // print writes the report as tables.
@@ -92,7 +93,7 @@ func (r *Report) print(w io.Writer) {
 			line := fmt.Sprintf("  drain rate %.1f MB/s (the node's own)", d.DrainRate/1e6)
 			if d.NewFileRate > 0 {
 				line += fmt.Sprintf(" = %.2f× direct new-file sequential writes + fsync (%.1f MB/s)  %s (≥ %.2f×)",
-					d.RateVsNewFile, d.NewFileRate/1e6, verdict(d.RateVsNewFile >= DrainVsSeqWrite), DrainVsSeqWrite)
+					d.RateVsNewFile, d.NewFileRate/1e6, benchrun.Verdict(d.RateVsNewFile >= DrainVsSeqWrite), DrainVsSeqWrite)
 			}
 			if d.SeqWriteRate > 0 {
 				line += fmt.Sprintf("; %.2f× the time-based 1 MiB sequential writes (%.1f MB/s)", d.RateVsSeqWrite, d.SeqWriteRate/1e6)
@@ -117,22 +118,8 @@ func (r *Report) print(w io.Writer) {
 	}
 
 	fmt.Fprintln(w, "\ngoals:")
-	for _, g := range r.Goals {
-		fmt.Fprintf(w, "  %-4s  %s: want %s\n        got %s\n", g.Verdict, g.Name, g.Want, g.Got)
-	}
-	if len(r.Notes) > 0 {
-		fmt.Fprintln(w, "\nnotes:")
-		for _, n := range r.Notes {
-			fmt.Fprintf(w, "  %s\n", n)
-		}
-	}
-	if len(r.Errors) > 0 {
-		fmt.Fprintln(w, "\nerrors:")
-		for _, e := range r.Errors {
-			fmt.Fprintf(w, "  %s\n", e)
-		}
-	}
-	fmt.Fprintf(w, "\n(%.0fs in all)\n", r.Seconds)
+	benchrun.WriteGoals(w, r.Goals)
+	benchrun.WriteEnd(w, r.Notes, r.Errors, r.Seconds)
 }
 
 func value(unit string, v float64) string {

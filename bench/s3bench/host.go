@@ -17,9 +17,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"engine/bench/internal/hostinfo"
-
 	"engine/bench/internal/benchfmt"
+	"engine/bench/internal/benchrun"
+	"engine/bench/internal/hostinfo"
 )
 
 // Settling between runs.
@@ -49,14 +49,14 @@ func (b *bench) settle(ctx context.Context) string {
 			if ctx.Err() != nil {
 				return "interrupted"
 			}
-			b.fail(fmt.Errorf("s3bench: draining %s's burst buffer: %w", t.name, err))
+			b.Fail(fmt.Errorf("s3bench: draining %s's burst buffer: %w", t.name, err))
 			parts = append(parts, "drain failed")
 		} else {
 			parts = append(parts, fmt.Sprintf("drained %s %.1fs", t.name, time.Since(t0).Seconds()))
 		}
 	}
 	unix.Sync()
-	if !sleep(ctx, b.cfg.Settle) {
+	if !benchrun.Sleep(ctx, b.cfg.Settle) {
 		return "interrupted"
 	}
 	for {
@@ -64,7 +64,7 @@ func (b *bench) settle(ctx context.Context) string {
 		for _, t := range b.targets {
 			c0 += max(0, procCPU(t.pid()))
 		}
-		if !sleep(ctx, idleWindow) {
+		if !benchrun.Sleep(ctx, idleWindow) {
 			return "interrupted"
 		}
 		var c1 float64
@@ -83,17 +83,6 @@ func (b *bench) settle(ctx context.Context) string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // bbSync asks our node to drain its whole namespace to the backing
@@ -190,11 +179,7 @@ func freeBytes(dir string) int64 {
 
 // host describes the machine and the file system under dir.
 func host(dir string) Host {
-	h := Host{CPUs: runtime.NumCPU(), WorkDir: dir, Load: loadavg(), GoVersion: runtime.Version()}
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		h.Kernel = unix.ByteSliceToString(u.Release[:])
-	}
+	h := Host{Kernel: hostinfo.Kernel(), CPUs: runtime.NumCPU(), WorkDir: dir, Load: loadavg(), GoVersion: runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			if d.Path == "github.com/minio/minio-go/v7" {

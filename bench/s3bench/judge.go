@@ -4,21 +4,15 @@ import (
 	"fmt"
 
 	"engine/bench/internal/benchfmt"
+	"engine/bench/internal/benchrun"
 )
 
 // Verdicts.
 const (
-	Pass = "PASS"
-	Fail = "FAIL"
-	NA   = "n/a"
+	Pass = benchrun.Pass
+	Fail = benchrun.Fail
+	NA   = benchrun.NA
 )
-
-func verdict(ok bool) string {
-	if ok {
-		return Pass
-	}
-	return Fail
-}
 
 // result finds target's figures for an op, size and concurrency; nil
 // when it did not run.
@@ -73,7 +67,7 @@ func compare(ours, peer *Result) Comparison {
 	}
 	switch {
 	case len(c.RoundRatios) > 0:
-		c.Ratio = median(c.RoundRatios)
+		c.Ratio = benchrun.Median(c.RoundRatios)
 	case c.Ours > 0 && c.Peer > 0:
 		c.Ratio = c.Ours / c.Peer
 	}
@@ -85,7 +79,7 @@ func compare(ours, peer *Result) Comparison {
 	case ours.Errors > 0:
 		c.Verdict, c.Why = Fail, fmt.Sprintf("ours had %d errors", ours.Errors)
 	default:
-		c.Verdict = verdict(c.Ratio >= GoalRatio)
+		c.Verdict = benchrun.Verdict(c.Ratio >= GoalRatio)
 		if peer.Errors > 0 {
 			c.Why = fmt.Sprintf("the peer had %d errors", peer.Errors)
 		}
@@ -102,10 +96,7 @@ func goal(c Comparison) Goal {
 	}
 	switch {
 	case c.Ratio > 0:
-		g.Got = fmt.Sprintf("ours %.1f ops/s = %.2f× versitygw %.1f ops/s", c.Ours, c.Ratio, c.Peer)
-		if len(c.RoundRatios) > 1 {
-			g.Got += fmt.Sprintf(" (median of %d rounds' ratios: %s)", len(c.RoundRatios), ratios(c.RoundRatios))
-		}
+		g.Got = fmt.Sprintf("ours %.1f ops/s = %.2f× versitygw %.1f ops/s", c.Ours, c.Ratio, c.Peer) + benchfmt.RoundRatios(c.RoundRatios)
 		if c.Why != "" {
 			g.Got += "; " + c.Why
 		}
@@ -120,15 +111,4 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
-}
-
-func ratios(v []float64) string {
-	s := ""
-	for i, x := range v {
-		if i > 0 {
-			s += ", "
-		}
-		s += fmt.Sprintf("%.2f×", x)
-	}
-	return s
 }

@@ -19,6 +19,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"engine/bench/internal/benchfmt"
 )
 
 // payload is the bytes of every object of one size: variants objects of
@@ -54,7 +56,9 @@ func (p *payload) variant(v int) []byte {
 }
 
 // fillKey is the i-th object the GET runs read.
-func fillKey(size int64, i int) string { return fmt.Sprintf("get/%s/%06d", sizeLabel(size), i) }
+func fillKey(size int64, i int) string {
+	return fmt.Sprintf("get/%s/%06d", benchfmt.SizeLabel(size), i)
+}
 
 // putKey is worker w's n-th object of a PUT run.
 func putKey(prefix string, w int, n int64) string { return fmt.Sprintf("%s/w%03d/%07d", prefix, w, n) }
@@ -362,15 +366,4 @@ func percentile(lat []time.Duration, p int) float64 {
 	slices.Sort(lat)
 	i := max(0, (len(lat)*p+99)/100-1)
 	return float64(lat[i]) / float64(time.Millisecond)
-}
-
-// sizeLabel is a size for keys: 64KiB, 1MiB, 1000B.
-func sizeLabel(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%dMiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%dKiB", n>>10)
-	}
-	return fmt.Sprintf("%dB", n)
 }

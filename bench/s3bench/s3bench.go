@@ -2,17 +2,16 @@ package s3bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"engine/bench/internal/benchfmt"
+	"engine/bench/internal/benchrun"
 )
 
 // The targets, in the order a round starts from.
@@ -376,22 +375,16 @@ type Comparison struct {
 }
 
 // Goal is one of the project's targets and how this run did.
-type Goal struct {
-	Name    string `json:"name"`
-	Want    string `json:"want"`
-	Got     string `json:"got"`
-	Verdict string `json:"verdict"` // PASS, FAIL or n/a
-}
+type Goal = benchrun.Goal
 
 // bench is one Run's state.
 type bench struct {
-	cfg     Config
-	log     *slog.Logger
-	work    string
-	rep     *Report
-	errs    []error
-	targets []*target // running
-	samples map[cell][]Sample
+	*benchrun.Run // the work directory, notes and errors
+	cfg           Config
+	log           *slog.Logger
+	rep           *Report
+	targets       []*target // running
+	samples       map[cell][]Sample
 }
 
 // cell names one target's runs of an op, size and concurrency.
@@ -410,15 +403,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.ensureDefaults(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("s3bench: work directory: %w", err)
-	}
-	work, err := os.MkdirTemp(cfg.Dir, "s3bench-")
+	run, err := benchrun.Start("s3bench", cfg.Dir, cfg.Log)
 	if err != nil {
-		return nil, fmt.Errorf("s3bench: work directory: %w", err)
+		return nil, err
 	}
-	b := &bench{cfg: cfg, log: cfg.Log, work: work, samples: map[cell][]Sample{}}
-	h := host(work)
+	b := &bench{Run: run, cfg: cfg, log: cfg.Log, samples: map[cell][]Sample{}}
+	h := host(b.Work)
 	b.rep = &Report{
 		Started:         time.Now(),
 		Host:            h,
@@ -435,65 +425,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			"path-style requests, region %s, no retries (MaxRetries 1)", h.MinioGo, idleConns(cfg.Concurrency), region),
 	}
 	if t := b.rep.Host.FSType; t == "tmpfs" || t == "ramfs" {
-		b.note("the work directory %s is on %s, not a disk: give Config.Dir on the real disk", work, t)
+		b.Note("the work directory %s is on %s, not a disk: give Config.Dir on the real disk", b.Work, t)
 	}
-	err = b.run(ctx)
-	switch {
-	case ctx.Err() != nil:
-		b.fail(errors.New("s3bench: interrupted"))
-	case err != nil:
-		b.fail(err)
-	}
+	b.Ended(ctx, b.run(ctx))
 	if len(b.samples) > 0 && slices.ContainsFunc(b.rep.Targets, func(t TargetInfo) bool { return t.Name == Versitygw && t.Skipped == "" }) {
-		b.note("versitygw does not fsync: its PUT runs end with their bytes in the page cache, written back by the sync(2) " +
+		b.Note("versitygw does not fsync: its PUT runs end with their bytes in the page cache, written back by the sync(2) " +
 			"between runs, untimed; ours' PUT runs include their fsyncs (flash stores, object file, directory)")
 	}
 	b.summarize()
 	b.judge()
 	b.rep.Host.LoadEnd = loadavg()
-	if !cfg.Keep {
-		if rerr := os.RemoveAll(work); rerr != nil {
-			b.fail(fmt.Errorf("s3bench: remove %s: %w", work, rerr))
-		}
-	} else {
-		b.note("kept the work directory %s", work)
-	}
+	b.Finish(cfg.Keep, "")
 	b.rep.Seconds = time.Since(b.rep.Started).Seconds()
-	for _, e := range b.errs {
-		b.rep.Errors = append(b.rep.Errors, e.Error())
-	}
+	b.rep.Notes, b.rep.Errors = b.Notes, b.Errors()
 	b.rep.print(cfg.Out)
-	if cfg.JSON != "" {
-		data, jerr := json.MarshalIndent(b.rep, "", "  ")
-		if jerr == nil {
-			jerr = os.WriteFile(cfg.JSON, append(data, '\n'), 0o644)
-		}
-		if jerr != nil {
-			b.errs = append(b.errs, fmt.Errorf("s3bench: write the JSON report: %w", jerr))
-		}
-	}
-	return b.rep, errors.Join(b.errs...)
-}
-
-func (b *bench) note(format string, args ...any) {
-	s := fmt.Sprintf(format, args...)
-	b.log.Info(s)
-	b.rep.Notes = append(b.rep.Notes, s)
-}
-
-func (b *bench) fail(err error) {
-	if errors.Is(err, context.Canceled) {
-		return // Run says "interrupted" once
-	}
-	b.log.Error(err.Error())
-	b.errs = append(b.errs, err)
+	b.WriteJSON(cfg.JSON, b.rep)
+	return b.rep, b.Err()
 }
 
 // putBytesLimit is the most one PUT run writes: 8 GiB, or a quarter of
 // the free space of the work directory if that is less.
 func (b *bench) putBytesLimit() int64 {
 	limit := int64(maxPutBytes)
-	if free := freeBytes(b.work); free > 0 && free/4 < limit {
+	if free := freeBytes(b.Work); free > 0 && free/4 < limit {
 		limit = max(free/4, 1<<20)
 	}
 	return limit
@@ -511,7 +465,7 @@ func (b *bench) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			b.fail(err)
+			b.Fail(err)
 			continue
 		}
 		if t != nil && t.info.Skipped == "" {
@@ -566,7 +520,7 @@ func (b *bench) measure(ctx context.Context, t *target, op string, p *payload, c
 	spec := loadSpec{
 		op: op, pay: p, conc: conc, duration: b.cfg.runLimit(), maxOps: b.cfg.maxOps(),
 		objects: b.cfg.Objects, payload: b.cfg.Payload,
-		prefix: fmt.Sprintf("put/r%d-%s-c%d", round, sizeLabel(p.size), conc),
+		prefix: fmt.Sprintf("put/r%d-%s-c%d", round, benchfmt.SizeLabel(p.size), conc),
 		seed:   uint64(round)<<32 | uint64(conc),
 	}
 	if n := max(1, b.rep.MaxPutBytes/p.size); op == Put && n < spec.maxOps {
@@ -588,14 +542,14 @@ func (b *bench) measure(ctx context.Context, t *target, op string, p *payload, c
 	b.log.Info("done", "target", t.name, "op", op, "size", benchfmt.Bytes(p.size), "clients", conc,
 		"ops/s", fmt.Sprintf("%.1f", s.OpsPerSec), "MB/s", fmt.Sprintf("%.1f", s.MBps), "errors", s.Errors, "stop", s.Stop)
 	if s.Errors > 0 && ctx.Err() == nil {
-		b.fail(fmt.Errorf("s3bench: %s %s %s ×%d round %d: %d errors; first: %s", t.name, op, benchfmt.Bytes(p.size), conc, round, s.Errors, s.FirstError))
+		b.Fail(fmt.Errorf("s3bench: %s %s %s ×%d round %d: %d errors; first: %s", t.name, op, benchfmt.Bytes(p.size), conc, round, s.Errors, s.FirstError))
 	}
 	if !t.alive() && ctx.Err() == nil {
-		b.fail(fmt.Errorf("s3bench: %s exited during %s %s ×%d: %s", t.name, op, benchfmt.Bytes(p.size), conc, t.proc.logTail()))
+		b.Fail(fmt.Errorf("s3bench: %s exited during %s %s ×%d: %s", t.name, op, benchfmt.Bytes(p.size), conc, t.proc.LogTail()))
 	}
 	if op == Put && ctx.Err() == nil {
 		if err := deleteKeys(ctx, t.client, spec.prefix, attempts); err != nil && ctx.Err() == nil {
-			b.fail(fmt.Errorf("s3bench: %s: deleting the objects of %s %s ×%d: %w", t.name, op, benchfmt.Bytes(p.size), conc, err))
+			b.Fail(fmt.Errorf("s3bench: %s: deleting the objects of %s %s ×%d: %w", t.name, op, benchfmt.Bytes(p.size), conc, err))
 		}
 	}
 	return s
@@ -632,19 +586,8 @@ func summarize(target, op string, size int64, conc int, samples []Sample) Result
 		p50, p99 = append(p50, s.P50Ms), append(p99, s.P99Ms)
 		scpu, ccpu = append(scpu, s.ServerCPUPerOp), append(ccpu, s.ClientCPUPerOp)
 	}
-	r.OpsPerSec, r.MBps, r.P50Ms, r.P99Ms = median(ops), median(mbps), median(p50), median(p99)
-	r.ServerCPUPerOp, r.ClientCPUPerOp, r.Load = median(scpu), median(ccpu), median(load)
+	med := benchrun.Median
+	r.OpsPerSec, r.MBps, r.P50Ms, r.P99Ms = med(ops), med(mbps), med(p50), med(p99)
+	r.ServerCPUPerOp, r.ClientCPUPerOp, r.Load = med(scpu), med(ccpu), med(load)
 	return r
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	v = slices.Clone(v)
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }

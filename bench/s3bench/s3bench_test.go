@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"engine/bench/internal/benchfmt"
+	"engine/bench/internal/benchrun"
 )
 
 // made-up figures: ours and the peer at one op, size and concurrency.
@@ -27,7 +28,7 @@ func pair(op string, size int64, conc int, ours, peer []float64) []Result {
 			}
 			r.Rounds = append(r.Rounds, s)
 		}
-		r.OpsPerSec = median(v)
+		r.OpsPerSec = benchrun.Median(v)
 		return r
 	}
 	return []Result{mk(Ours, ours), mk(Versitygw, peer)}
@@ -330,8 +331,8 @@ func TestSizeNames(t *testing.T) {
 	for n, want := range map[int64][2]string{
 		64 << 10: {"64KiB", "64 KiB"}, 1 << 20: {"1MiB", "1 MiB"}, 1000: {"1000B", "1000 B"}, 1536: {"1536B", "1.5 KiB"},
 	} {
-		if sizeLabel(n) != want[0] || benchfmt.Bytes(n) != want[1] {
-			t.Errorf("%d: %q %q, want %q %q", n, sizeLabel(n), benchfmt.Bytes(n), want[0], want[1])
+		if benchfmt.SizeLabel(n) != want[0] || benchfmt.Bytes(n) != want[1] {
+			t.Errorf("%d: %q %q, want %q %q", n, benchfmt.SizeLabel(n), benchfmt.Bytes(n), want[0], want[1])
 		}
 	}
 }
@@ -398,7 +399,7 @@ func BenchmarkLoadGenerator(b *testing.B) {
 		{Put, 64 << 10, Streaming}, {Put, 64 << 10, Unsigned}, {Get, 64 << 10, Streaming},
 		{Put, 1 << 20, Streaming}, {Put, 1 << 20, Unsigned}, {Get, 1 << 20, Streaming},
 	} {
-		name := bc.op + "-" + sizeLabel(bc.size)
+		name := bc.op + "-" + benchfmt.SizeLabel(bc.size)
 		if bc.op == Put {
 			name += "-" + bc.mode
 		}

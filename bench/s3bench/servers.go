@@ -1,12 +1,9 @@
 package s3bench
 
 import (
-	"bytes"
 	"context"
-	"debug/buildinfo"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,12 +11,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"golang.org/x/sys/unix"
+
+	"engine/bench/internal/proc"
 )
 
 // target is a running server and the client that loads it.
@@ -28,28 +25,23 @@ type target struct {
 	info   TargetInfo
 	addr   string // HOST:PORT of its S3 endpoint
 	api    string // ours: the node's API, HOST:PORT
-	proc   *server
+	proc   *proc.Server
 	client *minio.Client
 	tr     *http.Transport
 }
 
-func (t *target) pid() int {
-	if t.proc == nil || t.proc.cmd.Process == nil {
-		return 0
-	}
-	return t.proc.cmd.Process.Pid
-}
+func (t *target) pid() int { return t.proc.Pid() }
 
-func (t *target) alive() bool { return t.proc == nil || !t.proc.exited() }
+func (t *target) alive() bool { return t.proc == nil || !t.proc.Exited() }
 
 // setup starts target name and makes its bucket. A target returned with
 // Skipped set is not measured; with an error it failed to start.
 func (b *bench) setup(ctx context.Context, name string) (*target, error) {
-	dir := filepath.Join(b.work, name)
+	dir := filepath.Join(b.Work, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("s3bench: %w", err)
 	}
-	t := &target{name: name, info: TargetInfo{Name: name, LogFile: filepath.Join(b.work, name+".log")}}
+	t := &target{name: name, info: TargetInfo{Name: name, LogFile: filepath.Join(b.Work, name+".log")}}
 	var err error
 	switch name {
 	case Ours:
@@ -58,9 +50,7 @@ func (b *bench) setup(ctx context.Context, name string) (*target, error) {
 		err = b.startVersitygw(ctx, t, dir)
 	}
 	if err != nil || t.info.Skipped != "" {
-		if t.proc != nil {
-			t.proc.stop()
-		}
+		t.proc.Stop()
 		if err != nil {
 			t.info.Skipped = "failed to start: " + err.Error()
 		}
@@ -74,11 +64,11 @@ func (b *bench) setup(ctx context.Context, name string) (*target, error) {
 		err = t.client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: region})
 	}
 	if err != nil {
-		t.proc.stop()
+		t.proc.Stop()
 		if ctx.Err() != nil {
 			return t, ctx.Err()
 		}
-		err = fmt.Errorf("s3bench: %s at %s: %w; its log: %s", name, t.info.Endpoint, err, t.proc.logTail())
+		err = fmt.Errorf("s3bench: %s at %s: %w; its log: %s", name, t.info.Endpoint, err, t.proc.LogTail())
 		t.info.Skipped = "failed to start: " + err.Error()
 		return t, err
 	}
@@ -91,20 +81,20 @@ func (b *bench) stopAll() {
 		if t.tr != nil {
 			t.tr.CloseIdleConnections()
 		}
-		if err := t.proc.stop(); err != nil {
-			b.fail(fmt.Errorf("s3bench: stop %s: %w", t.name, err))
+		if err := t.proc.Stop(); err != nil {
+			b.Fail(fmt.Errorf("s3bench: stop %s: %w", t.name, err))
 		}
 	}
 }
 
 // startOurs starts engined with the burst buffer and the S3 endpoint.
 func (b *bench) startOurs(ctx context.Context, t *target, dir string) error {
-	bin, err := findEngined(b.cfg.Engined)
+	bin, err := proc.FindEngined(b.cfg.Engined)
 	if err != nil {
-		return err
+		return fmt.Errorf("s3bench: %w", err)
 	}
 	t.info.Binary = bin
-	t.info.Version = binaryVersion(bin)
+	t.info.Version = proc.BinaryVersion(bin)
 	data, flash, backing := filepath.Join(dir, "data"), filepath.Join(dir, "flash"), filepath.Join(dir, "backing")
 	for _, d := range []string{data, flash, backing} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -114,7 +104,7 @@ func (b *bench) startOurs(ctx context.Context, t *target, dir string) error {
 	if err := checkXattr(backing); err != nil {
 		return err
 	}
-	creds := filepath.Join(b.work, "credentials")
+	creds := filepath.Join(b.Work, "credentials")
 	if err := os.WriteFile(creds, []byte("# s3bench\n"+accessKey+" "+secretKey+"\n"), 0o600); err != nil {
 		return fmt.Errorf("s3bench: %w", err)
 	}
@@ -144,9 +134,8 @@ func (b *bench) startOurs(ctx context.Context, t *target, dir string) error {
 		}
 	}
 	b.log.Info("starting ours", "command", t.info.Command)
-	t.proc, err = startServer(args, childEnv(nil), t.info.LogFile, watch)
-	if err != nil {
-		return err
+	if t.proc, err = proc.Start(args, childEnv(nil), t.info.LogFile, watch); err != nil {
+		return fmt.Errorf("s3bench: %w", err)
 	}
 	timer := time.NewTimer(2 * time.Minute)
 	defer timer.Stop()
@@ -156,44 +145,17 @@ func (b *bench) startOurs(ctx context.Context, t *target, dir string) error {
 		case addr := <-s3addr:
 			t.addr, t.info.Endpoint = addr, "http://"+addr
 		default:
-			return fmt.Errorf("s3bench: engined printed no \"S3 endpoint\" line before it was ready: %s", t.proc.logTail())
+			return fmt.Errorf("s3bench: engined printed no \"S3 endpoint\" line before it was ready: %s", t.proc.LogTail())
 		}
 		b.log.Info("ours ready", "s3", t.addr, "api", t.api)
 		return nil
-	case <-t.proc.done:
-		return fmt.Errorf("s3bench: engined exited before it was ready: %v: %s", t.proc.waitErr, t.proc.logTail())
+	case <-t.proc.Done():
+		return fmt.Errorf("s3bench: engined exited before it was ready: %v: %s", t.proc.Err(), t.proc.LogTail())
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timer.C:
-		return fmt.Errorf("s3bench: engined printed no ENGINE_ADDR line in 2 minutes: %s", t.proc.logTail())
+		return fmt.Errorf("s3bench: engined printed no ENGINE_ADDR line in 2 minutes: %s", t.proc.LogTail())
 	}
-}
-
-// findEngined finds our server: bin if given, else beside the running
-// executable, else in PATH.
-func findEngined(bin string) (string, error) {
-	if bin != "" {
-		if !isExecutable(bin) {
-			return "", fmt.Errorf("s3bench: engined %s: not an executable file", bin)
-		}
-		return filepath.Abs(bin)
-	}
-	var beside string
-	if self, err := os.Executable(); err == nil {
-		beside = filepath.Join(filepath.Dir(self), "engined")
-		if isExecutable(beside) {
-			return beside, nil
-		}
-	}
-	if p, err := exec.LookPath("engined"); err == nil {
-		return filepath.Abs(p)
-	}
-	return "", fmt.Errorf("s3bench: engined is neither beside this executable (%s) nor in PATH: build both: go build -o DIR/ ./cmd/enginectl ./cmd/engined", beside)
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 // startVersitygw finds (or builds) versitygw and starts its posix
@@ -205,13 +167,13 @@ func (b *bench) startVersitygw(ctx context.Context, t *target, dir string) error
 	}
 	if bin == "" {
 		t.info.Skipped = why
-		b.note("versitygw skipped: %s", why)
+		b.Note("versitygw skipped: %s", why)
 		return nil
 	}
 	t.info.Binary = bin
-	t.info.Version = binaryVersion(bin)
+	t.info.Version = proc.BinaryVersion(bin)
 	if v := t.info.Version; !strings.Contains(v, VersitygwVersion) {
-		b.note("versitygw %s is %s, not %s, the version this benchmark was written against", bin, v, VersitygwVersion)
+		b.Note("versitygw %s is %s, not %s, the version this benchmark was written against", bin, v, VersitygwVersion)
 	}
 	root := filepath.Join(dir, "root")
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -220,13 +182,13 @@ func (b *bench) startVersitygw(ctx context.Context, t *target, dir string) error
 	if err := checkXattr(root); err != nil {
 		return err
 	}
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
-		return err
+		return fmt.Errorf("s3bench: %w", err)
 	}
 	env := []string{"ROOT_ACCESS_KEY_ID=" + accessKey, "ROOT_SECRET_ACCESS_KEY=" + secretKey}
 	args := []string{bin, "--port", addr, "--keep-alive"}
-	if help, _ := probe(ctx, bin, "--help"); strings.Contains(help, "--quiet") {
+	if help, _ := proc.Probe(ctx, bin, "--help"); strings.Contains(help, "--quiet") {
 		args = append(args, "-q")
 	}
 	args = append(args, "posix", root)
@@ -234,8 +196,10 @@ func (b *bench) startVersitygw(ctx context.Context, t *target, dir string) error
 	t.info.Command = strings.Join(append(slices.Clone(env), args...), " ")
 	t.info.Durability = versitygwDurability(ctx, t.info.Version)
 	b.log.Info("starting versitygw", "command", t.info.Command)
-	t.proc, err = startServer(args, childEnv(env), t.info.LogFile, nil)
-	return err
+	if t.proc, err = proc.Start(args, childEnv(env), t.info.LogFile, nil); err != nil {
+		return fmt.Errorf("s3bench: %w", err)
+	}
+	return nil
 }
 
 // findVersitygw returns the peer's binary: Config.Versitygw, else
@@ -243,7 +207,7 @@ func (b *bench) startVersitygw(ctx context.Context, t *target, dir string) error
 // With NoBuild and none found it returns "" and why.
 func (b *bench) findVersitygw(ctx context.Context) (bin, why string, err error) {
 	if p := b.cfg.Versitygw; p != "" {
-		if !isExecutable(p) {
+		if !proc.IsExecutable(p) {
 			return "", "", fmt.Errorf("s3bench: versitygw %s: not an executable file", p)
 		}
 		p, err = filepath.Abs(p)
@@ -258,7 +222,7 @@ func (b *bench) findVersitygw(ctx context.Context) (bin, why string, err error) 
 		return "", "no versitygw in PATH and no cache directory (neither $XDG_CACHE_HOME nor $HOME is set)", nil
 	}
 	p := filepath.Join(cache, "versitygw")
-	if isExecutable(p) {
+	if proc.IsExecutable(p) {
 		return p, "", nil
 	}
 	if b.cfg.NoBuild {
@@ -295,8 +259,8 @@ func (b *bench) buildVersitygw(ctx context.Context, dir string) error {
 		return fmt.Errorf("s3bench: versitygw cache: %w", err)
 	}
 	pkg := VersitygwPackage + "@" + VersitygwVersion
-	b.note("no versitygw in PATH or %s: building it: GOBIN=%s go install %s (a few minutes the first time)", dir, dir, pkg)
-	logPath := filepath.Join(b.work, "versitygw-build.log")
+	b.Note("no versitygw in PATH or %s: building it: GOBIN=%s go install %s (a few minutes the first time)", dir, dir, pkg)
+	logPath := filepath.Join(b.Work, "versitygw-build.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return fmt.Errorf("s3bench: %w", err)
@@ -312,29 +276,10 @@ func (b *bench) buildVersitygw(ctx context.Context, dir string) error {
 			return ctx.Err()
 		}
 		data, _ := os.ReadFile(logPath)
-		return fmt.Errorf("s3bench: GOBIN=%s go install %s: %v: %s", dir, pkg, err, tail(string(data), 10))
+		return fmt.Errorf("s3bench: GOBIN=%s go install %s: %v: %s", dir, pkg, err, proc.Tail(string(data), 10))
 	}
 	b.log.Info("built versitygw", "dir", dir, "seconds", time.Since(start).Round(time.Second).Seconds())
 	return nil
-}
-
-// binaryVersion is a Go binary's main module and version, from its build
-// information, or "" if it has none.
-func binaryVersion(bin string) string {
-	bi, err := buildinfo.ReadFile(bin)
-	if err != nil {
-		return ""
-	}
-	v := bi.Main.Path
-	if bi.Main.Version != "" {
-		v += " " + bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " (" + s.Value[:12] + ")"
-		}
-	}
-	return strings.TrimSpace(v + ", " + bi.GoVersion)
 }
 
 // syncCall matches the ways Go code makes data durable.
@@ -425,16 +370,6 @@ func checkXattr(dir string) error {
 	return nil
 }
 
-// freeAddr picks a free port on 127.0.0.1.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("s3bench: no free port on 127.0.0.1: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 // waitReady waits until t answers a signed ListBuckets.
 func waitReady(ctx context.Context, t *target, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
@@ -447,21 +382,13 @@ func waitReady(ctx context.Context, t *target, limit time.Duration) error {
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case t.proc.exited():
-			return fmt.Errorf("exited: %v", t.proc.waitErr)
+		case t.proc.Exited():
+			return fmt.Errorf("exited: %v", t.proc.Err())
 		case time.Now().After(deadline):
 			return fmt.Errorf("not answering S3 requests after %v: %w", limit, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// probe runs bin with args for at most 15 s and returns its output.
-func probe(ctx context.Context, bin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-	return string(out), err
 }
 
 // childEnv is this process' environment without ENGINE_ADDR and the
@@ -477,133 +404,4 @@ func childEnv(extra []string) []string {
 		env = append(env, e)
 	}
 	return append(env, extra...)
-}
-
-// server is a running server process; its output goes to a log file.
-type server struct {
-	cmd     *exec.Cmd
-	logf    *os.File
-	logPath string
-	done    chan struct{} // closed once the process has exited
-	waitErr error         // cmd.Wait's, once done is closed
-	mu      sync.Mutex
-	stopped bool
-}
-
-// startServer starts args[0] with args[1:]; watch, if set, sees every
-// line of its output.
-func startServer(args, env []string, logPath string, watch func(string)) (*server, error) {
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("s3bench: %w", err)
-	}
-	s := &server{logf: logf, logPath: logPath, done: make(chan struct{})}
-	s.cmd = exec.Command(args[0], args[1:]...)
-	s.cmd.Env = env
-	// Its own process group: a Ctrl-C at the terminal is ours to act
-	// on (stop it, remove the work directory); and it dies with us.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	w := &lineWatcher{w: logf, fn: watch}
-	s.cmd.Stdout, s.cmd.Stderr = w, w
-	if err := s.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("s3bench: start %s: %w", args[0], err)
-	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.done)
-	}()
-	return s, nil
-}
-
-func (s *server) exited() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM and waits for the process to exit, SIGKILL after
-// 30 s.
-func (s *server) stop() error {
-	if s == nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return nil
-	}
-	s.stopped = true
-	defer s.logf.Close()
-	if s.exited() {
-		return fmt.Errorf("it had exited already: %v", s.waitErr)
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	timer := time.NewTimer(30 * time.Second)
-	defer timer.Stop()
-	select {
-	case <-s.done:
-		return nil
-	case <-timer.C:
-		s.cmd.Process.Signal(syscall.SIGKILL)
-		<-s.done
-		return errors.New("it did not exit within 30 s of SIGTERM: killed")
-	}
-}
-
-// logTail is the end of the server's log.
-func (s *server) logTail() string {
-	if s == nil {
-		return ""
-	}
-	data, err := os.ReadFile(s.logPath)
-	if err != nil {
-		return err.Error()
-	}
-	return tail(string(data), 15)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	t := strings.Join(lines, "\n")
-	if strings.TrimSpace(t) == "" {
-		return "(no output)"
-	}
-	return t
-}
-
-// lineWatcher copies a process' output to w and shows fn every line.
-type lineWatcher struct {
-	mu  sync.Mutex
-	w   *os.File
-	fn  func(string)
-	buf []byte
-}
-
-func (l *lineWatcher) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n, err := l.w.Write(p)
-	if l.fn == nil {
-		return n, err
-	}
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			break
-		}
-		l.fn(string(l.buf[:i]))
-		l.buf = l.buf[i+1:]
-	}
-	if len(l.buf) > 64<<10 {
-		l.buf = l.buf[:0]
-	}
-	return n, err
 }

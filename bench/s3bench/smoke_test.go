@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"engine/bench/internal/proc"
 )
 
 // TestSmoke really runs ours (engined built from this tree), briefly, at
@@ -28,7 +30,7 @@ func TestSmoke(t *testing.T) {
 	vgw, err := exec.LookPath("versitygw")
 	if err != nil {
 		vgw = filepath.Join(CacheBin(""), "versitygw")
-		if !isExecutable(vgw) {
+		if !proc.IsExecutable(vgw) {
 			vgw = ""
 		}
 	}

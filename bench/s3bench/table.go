@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"engine/bench/internal/benchfmt"
+	"engine/bench/internal/benchrun"
 )
 
 // print writes the report as tables.
@@ -84,38 +85,15 @@ func (r *Report) print(w io.Writer) {
 		}
 	}
 
-	passed, judged := 0, 0
-	for _, g := range r.Goals {
-		if g.Verdict != NA {
-			judged++
-		}
-		if g.Verdict == Pass {
-			passed++
-		}
-	}
-	fmt.Fprintf(w, "\ngoals: %d of %d met (%d not measured)\n", passed, judged, len(r.Goals)-judged)
-	for _, g := range r.Goals {
-		fmt.Fprintf(w, "  %-4s  %s: want %s\n        got %s\n", g.Verdict, g.Name, g.Want, g.Got)
-	}
-	if len(r.Notes) > 0 {
-		fmt.Fprintln(w, "\nnotes:")
-		for _, n := range r.Notes {
-			fmt.Fprintf(w, "  %s\n", n)
-		}
-	}
-	if len(r.Errors) > 0 {
-		fmt.Fprintln(w, "\nerrors:")
-		for _, e := range r.Errors {
-			fmt.Fprintf(w, "  %s\n", e)
-		}
-	}
-	fmt.Fprintf(w, "\n(%.0fs in all)\n", r.Seconds)
+	fmt.Fprintf(w, "\ngoals: %s\n", benchrun.Summary(r.Goals))
+	benchrun.WriteGoals(w, r.Goals)
+	benchrun.WriteEnd(w, r.Notes, r.Errors, r.Seconds)
 }
 
 // row is one result's line of its table.
 func (r *Report) row(res Result) string {
 	line := fmt.Sprintf("  %7d  %-10s %9s %9s %10s %10s %7d %11s %11s %6.2f",
-		res.Concurrency, res.Target, rate(res.OpsPerSec), rate(res.MBps), benchfmt.Micros(1000*(res.P50Ms)), benchfmt.Micros(1000*(res.P99Ms)),
+		res.Concurrency, res.Target, benchfmt.Rate(res.OpsPerSec), benchfmt.Rate(res.MBps), benchfmt.Micros(1000*(res.P50Ms)), benchfmt.Micros(1000*(res.P99Ms)),
 		res.Errors, benchfmt.Micros(res.ServerCPUPerOp), benchfmt.Micros(res.ClientCPUPerOp), res.Load)
 	vs, goal := "", ""
 	if res.Target == Ours {
@@ -136,7 +114,7 @@ func (r *Report) row(res Result) string {
 			if s.Ops == 0 {
 				rs = append(rs, "failed")
 			} else {
-				rs = append(rs, rate(s.OpsPerSec))
+				rs = append(rs, benchfmt.Rate(s.OpsPerSec))
 			}
 		}
 		line += strings.Join(rs, ", ")
@@ -151,14 +129,4 @@ func (r *Report) row(res Result) string {
 		}
 	}
 	return line
-}
-
-func rate(v float64) string {
-	switch {
-	case v == 0:
-		return "-"
-	case v >= 100:
-		return fmt.Sprintf("%.0f", v)
-	}
-	return fmt.Sprintf("%.1f", v)
 }

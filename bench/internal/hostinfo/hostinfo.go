@@ -1,5 +1,6 @@
 // Package hostinfo is what the benchmarks say about the machine they ran
-// on: the load average and the file system under a directory.
+// on: the kernel, the load average and the file system under a
+// directory.
 package hostinfo
 
 import (
@@ -7,7 +8,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
+
+// Kernel is the kernel's release (uname -r), "" if unknown.
+func Kernel() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
 
 // LoadAvg is the 1-minute load average, 0 if unknown.
 func LoadAvg() float64 {

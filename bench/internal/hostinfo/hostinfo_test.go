@@ -2,6 +2,7 @@ package hostinfo
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -12,6 +13,12 @@ func TestMountOf(t *testing.T) {
 	}
 	if _, _, root := MountOf("/"); root != "/" {
 		t.Fatalf("MountOf(/) is on %q, want /", root)
+	}
+}
+
+func TestKernel(t *testing.T) {
+	if k := Kernel(); k == "" || strings.ContainsAny(k, " \x00\n") {
+		t.Errorf("Kernel() = %q", k)
 	}
 }
 

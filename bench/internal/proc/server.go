@@ -1,4 +1,4 @@
-package edgebench
+package proc
 
 import (
 	"bytes"
@@ -11,12 +11,12 @@ import (
 	"time"
 )
 
-// stopLimit bounds how long a server gets to exit after SIGTERM.
-const stopLimit = 30 * time.Second
+// StopLimit bounds how long a server gets to exit after SIGTERM.
+const StopLimit = 30 * time.Second
 
-// server is a running server process in its own process group; its
-// output goes to a log file.
-type server struct {
+// Server is a running server process in its own process group; its
+// output goes to a log file. Its methods are safe for concurrent use.
+type Server struct {
 	cmd     *exec.Cmd
 	logf    *os.File
 	logPath string
@@ -26,25 +26,26 @@ type server struct {
 	stopped bool
 }
 
-// startServer starts args[0] with args[1:]; watch, if set, sees every
-// line of its output (stdout and stderr).
-func startServer(args, env []string, logPath string, watch func(string)) (*server, error) {
+// Start starts args[0] with args[1:] and environment env, its output
+// (stdout and stderr) going to the file logPath; watch, if set, sees
+// every line of it.
+func Start(args, env []string, logPath string, watch func(line string)) (*Server, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return nil, fmt.Errorf("edgebench: %w", err)
+		return nil, err
 	}
-	s := &server{logf: logf, logPath: logPath, done: make(chan struct{})}
+	s := &Server{logf: logf, logPath: logPath, done: make(chan struct{})}
 	s.cmd = exec.Command(args[0], args[1:]...)
 	s.cmd.Env = env
 	// Its own process group: a Ctrl-C at the terminal is ours to act on
-	// (stop it, remove the work directory), stop can kill what it forked
+	// (stop it, remove the work directory), Stop can kill what it forked
 	// (varnishd's cache process), and it dies with us.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	w := &lineWatcher{w: logf, fn: watch}
 	s.cmd.Stdout, s.cmd.Stderr = w, w
 	if err := s.cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("edgebench: start %s: %w", args[0], err)
+		return nil, fmt.Errorf("start %s: %w", args[0], err)
 	}
 	go func() {
 		s.waitErr = s.cmd.Wait()
@@ -53,7 +54,18 @@ func startServer(args, env []string, logPath string, watch func(string)) (*serve
 	return s, nil
 }
 
-func (s *server) exited() bool {
+// Done is closed once the process has exited.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err is how the process ended (exec.Cmd.Wait's error), once Done is
+// closed.
+func (s *Server) Err() error {
+	<-s.done
+	return s.waitErr
+}
+
+// Exited says whether the process has exited.
+func (s *Server) Exited() bool {
 	select {
 	case <-s.done:
 		return true
@@ -62,9 +74,19 @@ func (s *server) exited() bool {
 	}
 }
 
-// stop sends SIGTERM and waits for the process to exit, SIGKILL after
-// 30 s; then it kills whatever is left of its process group.
-func (s *server) stop() error {
+// Pid is the process' id (0 for a nil Server).
+func (s *Server) Pid() int {
+	if s == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// Stop sends SIGTERM and waits for the process to exit, SIGKILL after
+// StopLimit; then it kills whatever is left of its process group. It
+// fails if the process had exited before, or had to be killed. Only the
+// first call does anything; a nil Server is stopped already.
+func (s *Server) Stop() error {
 	if s == nil {
 		return nil
 	}
@@ -77,11 +99,11 @@ func (s *server) stop() error {
 	defer s.logf.Close()
 	pgid := s.cmd.Process.Pid
 	defer syscall.Kill(-pgid, syscall.SIGKILL)
-	if s.exited() {
+	if s.Exited() {
 		return fmt.Errorf("it had exited already: %v", s.waitErr)
 	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
-	timer := time.NewTimer(stopLimit)
+	timer := time.NewTimer(StopLimit)
 	defer timer.Stop()
 	select {
 	case <-s.done:
@@ -89,12 +111,12 @@ func (s *server) stop() error {
 	case <-timer.C:
 		s.cmd.Process.Signal(syscall.SIGKILL)
 		<-s.done
-		return fmt.Errorf("it did not exit within %v of SIGTERM: killed", stopLimit)
+		return fmt.Errorf("it did not exit within %v of SIGTERM: killed", StopLimit)
 	}
 }
 
-// log is the server's output so far.
-func (s *server) log() string {
+// Log is the server's output so far (or why it cannot be read).
+func (s *Server) Log() string {
 	data, err := os.ReadFile(s.logPath)
 	if err != nil {
 		return err.Error()
@@ -102,15 +124,17 @@ func (s *server) log() string {
 	return string(data)
 }
 
-// logTail is the end of the server's log.
-func (s *server) logTail() string {
+// LogTail is the last 15 lines of the server's log ("" for a nil
+// Server).
+func (s *Server) LogTail() string {
 	if s == nil {
 		return ""
 	}
-	return tail(s.log(), 15)
+	return Tail(s.Log(), 15)
 }
 
-func tail(s string, n int) string {
+// Tail is the last n lines of s, "(no output)" if they are blank.
+func Tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

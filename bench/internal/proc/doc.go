@@ -1,0 +1,22 @@
+// Package proc runs the servers a benchmark measures and finds their
+// binaries.
+//
+// A Server is a process in its own process group whose output goes to a
+// log file, and to a function that sees it line by line (to catch the
+// line that says where it listens):
+//
+//	s, err := proc.Start([]string{bin, "--api", "127.0.0.1:0"}, os.Environ(), logPath, watch)
+//	...
+//	case <-s.Done():
+//		return fmt.Errorf("mybench: %s exited: %v: %s", bin, s.Err(), s.LogTail())
+//	...
+//	if err := s.Stop(); err != nil { // SIGTERM, SIGKILL after StopLimit
+//		return fmt.Errorf("mybench: stop %s: %w", bin, err)
+//	}
+//
+// FindEngined, IsExecutable, BinaryVersion, Probe and FreeAddr find and
+// describe the binaries and give them a port.
+//
+// Errors do not name a package: the benchmark that calls wraps them
+// with its own name ("edgebench: start …").
+package proc

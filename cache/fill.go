@@ -23,6 +23,7 @@ type fill struct {
 	size      int64         // the response's Content-Length (-1: unknown)
 	direct    io.ReadCloser // a response not for sharing: the starter's alone
 	peer      bool          // filled from a peer edge
+	gaveUp    atomic.Bool   // the starter stopped waiting for the head
 	purged    atomic.Bool   // purged while running: not stored
 
 	mu   sync.Mutex

@@ -457,6 +457,17 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 	select {
 	case <-f.head:
 	case <-timer.C:
+		if started {
+			// Nobody will read an answer meant for this request alone.
+			f.gaveUp.Store(true)
+			select {
+			case <-f.head:
+				if f.direct != nil {
+					f.direct.Close()
+				}
+			default:
+			}
+		}
 		f = nil
 	}
 	cs := httpx.CacheStatus{Fwd: "uri-miss", Collapsed: !started}
@@ -639,6 +650,9 @@ func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 		s.doneFill(f)
 		close(f.head)
 		f.finish(nil)
+		if f.gaveUp.Load() {
+			f.direct.Close() // the starter stopped waiting (it may close it too)
+		}
 		return
 	}
 	defer resp.Body.Close()

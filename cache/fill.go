@@ -29,6 +29,7 @@ type fill struct {
 	mu   sync.Mutex
 	cond sync.Cond
 	body []byte // bytes so far
+	seen int    // of which readers may see: all but bytes added by addQuiet, until finish
 	done bool   // body complete (or failed: bodyErr)
 	berr error  // the body broke off: readers fail
 }
@@ -43,12 +44,13 @@ func newFill(key string) *fill {
 func (f *fill) add(p []byte) {
 	f.mu.Lock()
 	f.body = append(f.body, p...)
+	f.seen = len(f.body)
 	f.mu.Unlock()
 	f.cond.Broadcast()
 }
 
-// addQuiet appends the last body bytes without waking readers: finish
-// will.
+// addQuiet appends the last body bytes without letting readers see them:
+// finish will.
 func (f *fill) addQuiet(p []byte) {
 	f.mu.Lock()
 	f.body = append(f.body, p...)
@@ -66,6 +68,7 @@ func (f *fill) bytes() []byte {
 func (f *fill) finish(err error) {
 	f.mu.Lock()
 	f.done, f.berr = true, err
+	f.seen = len(f.body)
 	f.mu.Unlock()
 	f.cond.Broadcast()
 }
@@ -97,10 +100,10 @@ func (r *fillReader) Read(p []byte) (int, error) {
 	}
 	f := r.f
 	f.mu.Lock()
-	for int64(len(f.body)) <= r.off && !f.done {
+	for int64(f.seen) <= r.off && !f.done {
 		f.cond.Wait()
 	}
-	if int64(len(f.body)) <= r.off {
+	if int64(f.seen) <= r.off {
 		err := f.berr
 		f.mu.Unlock()
 		if err == nil {
@@ -108,7 +111,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 		}
 		return 0, err
 	}
-	n := copy(p, f.body[r.off:min(int64(len(f.body)), r.end)])
+	n := copy(p, f.body[r.off:min(int64(f.seen), r.end)])
 	f.mu.Unlock()
 	r.off += int64(n)
 	return n, nil

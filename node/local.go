@@ -24,8 +24,9 @@ type LocalCluster struct {
 	Dir   string      `json:"dir"`
 	Nodes []LocalNode `json:"nodes"`
 	// Namespace: every node runs the burst buffer (its own flash in its
-	// directory, the shared backing directory DIR/backing) and serves S3
-	// with the keys in DIR/credentials.
+	// directory, the shared backing directory DIR/backing), serves S3
+	// with the keys in DIR/credentials, and runs an edge cache in front of
+	// the cluster's S3 endpoints (admin token in DIR/edge-token).
 	Namespace bool `json:"namespace,omitempty"`
 }
 
@@ -38,6 +39,9 @@ type LocalNode struct {
 	// S3Port is the S3 endpoint's port (with Namespace); S3 its address.
 	S3Port int    `json:"s3_port,omitempty"`
 	S3     string `json:"-"`
+	// EdgePort is the edge cache's port (with Namespace); Edge its address.
+	EdgePort int    `json:"edge_port,omitempty"`
+	Edge     string `json:"-"`
 }
 
 // LocalConfig says what StartLocal starts.
@@ -60,6 +64,9 @@ func (n *LocalNode) fill() {
 	if n.S3Port != 0 {
 		n.S3 = "127.0.0.1:" + strconv.Itoa(n.S3Port)
 	}
+	if n.EdgePort != 0 {
+		n.Edge = "127.0.0.1:" + strconv.Itoa(n.EdgePort)
+	}
 }
 
 // Backing is the cluster's shared backing directory (with Namespace).
@@ -67,6 +74,9 @@ func (c *LocalCluster) Backing() string { return filepath.Join(c.Dir, "backing")
 
 // CredentialsFile is the S3 credentials file (with Namespace).
 func (c *LocalCluster) CredentialsFile() string { return filepath.Join(c.Dir, "credentials") }
+
+// EdgeTokenFile holds the edges' admin token (with Namespace).
+func (c *LocalCluster) EdgeTokenFile() string { return filepath.Join(c.Dir, "edge-token") }
 
 // ensureNamespace makes the backing directory, the credentials file (a
 // new random key pair, the first time) and every node's S3 port.
@@ -81,13 +91,21 @@ func (c *LocalCluster) ensureNamespace(used map[int]bool) error {
 			return fmt.Errorf("cluster: %w", err)
 		}
 	}
+	if _, err := os.Stat(c.EdgeTokenFile()); os.IsNotExist(err) {
+		token := randomKey(32, "abcdefghijklmnopqrstuvwxyz0123456789")
+		if err := os.WriteFile(c.EdgeTokenFile(), []byte(token+"\n"), 0o600); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
 	for i := range c.Nodes {
-		if c.Nodes[i].S3Port == 0 {
-			p, err := freePort(used)
-			if err != nil {
-				return err
+		for _, port := range []*int{&c.Nodes[i].S3Port, &c.Nodes[i].EdgePort} {
+			if *port == 0 {
+				p, err := freePort(used)
+				if err != nil {
+					return err
+				}
+				*port = p
 			}
-			c.Nodes[i].S3Port = p
 		}
 	}
 	return nil
@@ -148,6 +166,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*LocalCluster, error) {
 				used[p] = true
 			}
 			used[n.S3Port] = true
+			used[n.EdgePort] = true
 		}
 		if err := c.ensureNamespace(used); err != nil {
 			return nil, err
@@ -197,7 +216,8 @@ func (c *LocalCluster) Start(i int, engined string, extra ...string) error {
 	}
 	if c.Namespace {
 		args = append(args, "--flash", filepath.Join(dir, "flash"), "--backing", c.Backing(),
-			"--s3", n.S3, "--credentials", c.CredentialsFile())
+			"--s3", n.S3, "--credentials", c.CredentialsFile(),
+			"--edge", n.Edge, "--edge-admin-token", c.EdgeTokenFile())
 	}
 	args = append(args, extra...)
 	logf, err := os.OpenFile(filepath.Join(dir, "engined.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

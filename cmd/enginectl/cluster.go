@@ -25,8 +25,10 @@ const clusterUsage = `Usage:
 flash, engined.log and engined.pid); node-0 bootstraps the cluster, the others
 join it. Every node runs the burst buffer over the shared DIR/backing and
 serves S3 on its own port, with the keys in DIR/credentials (made the first
-time). It waits until every node is a live member under one leader, then
-prints each node's addresses, the ENGINE_ADDR=... line and the S3 keys. Run again on the same DIR after "down", it
+time), and runs an edge cache on another port in front of the cluster's S3
+endpoints (the edges form one ring; admin token in DIR/edge-token). It
+waits until every node is a live member under one leader, then prints each
+node's addresses, the ENGINE_ADDR=... line and the S3 keys. Run again on the same DIR after "down", it
 restarts the same nodes on the same ports with their data (job history,
 Raft state) intact.
 
@@ -106,12 +108,13 @@ func cluster(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	for i, nd := range c.Nodes {
-		fmt.Fprintf(stdout, "%s  api %s  s3 http://%s  raft %s  gossip %s  internal %s  pid %d  %s\n", nd.Name, nd.API, nd.S3, nd.Raft, nd.Gossip, nd.Internal, nd.PID, c.NodeDir(i))
+		fmt.Fprintf(stdout, "%s  api %s  s3 http://%s  edge http://%s  raft %s  gossip %s  internal %s  pid %d  %s\n", nd.Name, nd.API, nd.S3, nd.Edge, nd.Raft, nd.Gossip, nd.Internal, nd.PID, c.NodeDir(i))
 	}
 	fmt.Fprintf(stdout, "ENGINE_ADDR=%s\n", c.Nodes[0].API)
 	if ak, sk, err := firstKey(c.CredentialsFile()); err == nil {
 		fmt.Fprintf(stdout, "S3: any node's endpoint above, bucket = a top-level directory of %s\n", c.Backing())
 		fmt.Fprintf(stdout, "AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=us-east-1 (keys in %s)\n", ak, sk, c.CredentialsFile())
+		fmt.Fprintf(stdout, "edge: any node's edge above serves public-read buckets' objects (admin token in %s)\n", c.EdgeTokenFile())
 	}
 	return nil
 }

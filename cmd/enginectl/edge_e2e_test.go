@@ -186,15 +186,26 @@ func (o *s3Origin) client(t *testing.T) *minio.Client {
 // that the edge's anonymous GETs may read it.
 func (o *s3Origin) publicBucket(t *testing.T, bucket string) {
 	t.Helper()
+	makePublicBucket(t, o.addr, s3AK, s3SK, bucket)
+}
+
+// makePublicBucket makes a public-read bucket on the S3 endpoint at addr.
+func makePublicBucket(t *testing.T, addr, ak, sk, bucket string) {
+	t.Helper()
+	o := &s3Origin{addr: addr}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := o.client(t).MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+	c, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(ak, sk, ""), BucketLookup: minio.BucketLookupPath, Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
 		t.Fatalf("make bucket %s: %v", bucket, err)
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, o.url()+"/"+bucket+"?acl=", nil)
 	req.Header.Set("x-amz-acl", "public-read")
 	req.Header.Set("X-Amz-Content-Sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-	req = signer.SignV4(*req, s3AK, s3SK, "", "us-east-1")
+	req = signer.SignV4(*req, ak, sk, "", "us-east-1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -269,9 +280,12 @@ type edgeStats struct {
 	Ring          []string `json:"ring"`
 }
 
-func readEdgeStats(url string) (edgeStats, error) {
+func readEdgeStats(url string) (edgeStats, error) { return readEdgeStatsWith(url, edgeToken) }
+
+// readEdgeStatsWith reads an edge's counters with the admin token.
+func readEdgeStatsWith(url, token string) (edgeStats, error) {
 	var st edgeStats
-	r, err := edgeDo(http.MethodGet, url+"/_edge/stats", map[string]string{"Authorization": "Bearer " + edgeToken})
+	r, err := edgeDo(http.MethodGet, url+"/_edge/stats", map[string]string{"Authorization": "Bearer " + token})
 	if err != nil {
 		return st, err
 	}

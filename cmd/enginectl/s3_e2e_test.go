@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -465,5 +466,39 @@ func TestS3ClusterUp(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("list through node 2: %d objects", n)
+	}
+
+	// Every node's edge serves the objects of a public-read bucket from
+	// the cluster's S3 endpoints, which it learns through gossip: the
+	// first read through the ring fetches once, the others are hits or
+	// peer fills.
+	edges := regexp.MustCompile(`edge (http://127\.0\.0\.1:\d+)`).FindAllStringSubmatch(r.stdout, -1)
+	if len(edges) != 3 {
+		t.Fatalf("cluster up printed %d edge endpoints:\n%s", len(edges), r.stdout)
+	}
+	makePublicBucket(t, eps[0][1], keys[1], keys[2], "site")
+	token, err := os.ReadFile(filepath.Join(dir, "edge-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs[1].PutObject(ctx, "site", "index.html", bytes.NewReader(data[:100<<10]), 100<<10, minio.PutObjectOptions{ContentType: "text/html"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range edges {
+		got := mustGet(t, e[1]+"/site/index.html", nil, http.StatusOK, data[:100<<10])
+		if got.cacheStatus() == "" {
+			t.Errorf("%s: no Cache-Status", e[1])
+		}
+	}
+	fetches := 0
+	for _, e := range edges {
+		st, err := readEdgeStatsWith(e[1], strings.TrimSpace(string(token)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fetches += int(st.OriginFetches)
+	}
+	if fetches != 1 {
+		t.Errorf("%d origin fetches across the 3 edges for one object, want 1 (peer fill through the ring)", fetches)
 	}
 }

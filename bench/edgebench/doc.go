@@ -28,8 +28,10 @@
 //
 // The targets (issue "edge cache"): ours ≥ 1.30× Varnish's requests/s for
 // hits of both sizes, with a p99 latency no worse than Varnish's. The
-// report gives both, their ratios (the 304 ratio too, without a goal) and
-// the origin fetches of every run. It is a ratio against the peer
+// report gives both, their ratios (the 304 ratio too, without a goal),
+// the origin fetches of every run and the CPU time per request of each
+// cache (its whole process tree: varnishd's manager and its cache
+// process, from /proc) and of wrk (its resource usage). It is a ratio against the peer
 // measured in the same invocation, never a timed assertion.
 //
 // Use:

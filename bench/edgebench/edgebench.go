@@ -14,6 +14,7 @@ import (
 	"engine/bench/internal/benchfmt"
 	"engine/bench/internal/benchrun"
 	"engine/bench/internal/hostinfo"
+	"engine/bench/internal/proc"
 )
 
 // The targets, in the order a round starts from.
@@ -302,6 +303,11 @@ type Result struct {
 	P75Us     float64 `json:"p75_us"`
 	P90Us     float64 `json:"p90_us"`
 	P99Us     float64 `json:"p99_us"`
+	// ServerCPUPerReq is the CPU time (user + system) the target's whole
+	// process tree used per request (engined; varnishd's manager and its
+	// cache process), in µs; WrkCPUPerReq is wrk's.
+	ServerCPUPerReq float64 `json:"server_cpu_us_per_request"`
+	WrkCPUPerReq    float64 `json:"wrk_cpu_us_per_request"`
 	// Errors, WarmFetches and Fetches are sums over the rounds.
 	Errors      int64 `json:"errors"`
 	WarmFetches int64 `json:"warm_origin_fetches"`
@@ -341,6 +347,14 @@ type Sample struct {
 	// FetchedPaths are the objects fetched from the origin during the
 	// timed run (at most 10) and how often.
 	FetchedPaths map[string]int64 `json:"timed_fetched_paths,omitempty"`
+	// ServerCPU is the CPU time (user + system) the target's process
+	// tree used from just before wrk started until it exited, in
+	// seconds (0: unknown); WrkCPU is wrk's own, from its resource usage.
+	ServerCPU float64 `json:"server_cpu_seconds"`
+	WrkCPU    float64 `json:"wrk_cpu_seconds"`
+	// ServerCPUPerReq and WrkCPUPerReq are those over Requests, in µs.
+	ServerCPUPerReq float64 `json:"server_cpu_us_per_request"`
+	WrkCPUPerReq    float64 `json:"wrk_cpu_us_per_request"`
 	// Load is the 1-minute load average just before the timed run.
 	Load float64 `json:"load_before"`
 	// Output is wrk's output file, kept with the work directory.
@@ -513,8 +527,10 @@ func (b *bench) measure(ctx context.Context, t *target, s Scenario, script strin
 	b.log.Info("run", "target", t.name, "scenario", s.Name, "round", round, "load", smp.Load)
 	out := fmt.Sprintf("wrk-%s-%s-r%d.txt", s.Name, t.name, round)
 	f1, paths := b.origin.fetches(), b.origin.perPath()
+	cpu0, err0 := proc.TreeCPU(t.proc.Pid())
 	res, err := runWrk(ctx, wrkSpec{bin: b.wrk, threads: b.cfg.Threads, conns: b.cfg.Connections,
 		duration: b.cfg.Duration, script: script, url: "http://" + t.addr + "/", out: b.path(out)})
+	cpu1, err1 := proc.TreeCPU(t.proc.Pid())
 	smp.Fetches = b.origin.fetches() - f1
 	if smp.Fetches > 0 {
 		smp.FetchedPaths = b.origin.fetchedSince(paths, 10)
@@ -528,6 +544,13 @@ func (b *bench) measure(ctx context.Context, t *target, s Scenario, script strin
 		return smp
 	}
 	res.fill(&smp, s)
+	if err0 == nil && err1 == nil {
+		smp.ServerCPU = (cpu1 - cpu0).Seconds()
+	}
+	if smp.Requests > 0 {
+		smp.ServerCPUPerReq = smp.ServerCPU / float64(smp.Requests) * 1e6
+		smp.WrkCPUPerReq = smp.WrkCPU / float64(smp.Requests) * 1e6
+	}
 	b.log.Info("done", "target", t.name, "scenario", s.Name, "req/s", fmt.Sprintf("%.0f", smp.ReqPerSec),
 		"p99", benchfmt.Micros(smp.P99Us), "errors", smp.Errors, "origin fetches", smp.Fetches)
 	if smp.Errors > 0 {
@@ -557,7 +580,7 @@ func (b *bench) summarize() {
 
 func summarize(target string, s Scenario, samples []Sample) Result {
 	r := Result{Target: target, Scenario: s.Name, Size: s.Size, Rounds: samples}
-	var rps, mbps, p50, p75, p90, p99, load []float64
+	var rps, mbps, p50, p75, p90, p99, scpu, wcpu, load []float64
 	for _, x := range samples {
 		r.Errors += x.Errors
 		r.WarmFetches += x.WarmFetches
@@ -568,10 +591,12 @@ func summarize(target string, s Scenario, samples []Sample) Result {
 		}
 		rps, mbps = append(rps, x.ReqPerSec), append(mbps, x.MBps)
 		p50, p75, p90, p99 = append(p50, x.P50Us), append(p75, x.P75Us), append(p90, x.P90Us), append(p99, x.P99Us)
+		scpu, wcpu = append(scpu, x.ServerCPUPerReq), append(wcpu, x.WrkCPUPerReq)
 	}
 	med := benchrun.Median
 	r.ReqPerSec, r.MBps, r.Load = med(rps), med(mbps), med(load)
 	r.P50Us, r.P75Us, r.P90Us, r.P99Us = med(p50), med(p75), med(p90), med(p99)
+	r.ServerCPUPerReq, r.WrkCPUPerReq = med(scpu), med(wcpu)
 	return r
 }
 

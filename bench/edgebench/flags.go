@@ -28,9 +28,11 @@ origin fetch). Before every timed run each object is fetched once through
 the cache (untimed, checked byte for byte). Runs alternate between the two
 caches, the first rotating, with a --settle pause before each.
 
-Prints requests/s, MB/s, p50/p75/p90/p99 latency, errors, the origin's
-fetches during the warm-up and the timed run, the load average,
-ours/varnish and the targets: ours ≥ 1.30× Varnish's requests/s for hits
+Prints requests/s, MB/s, p50/p75/p90/p99 latency, errors, CPU time
+(user + system) per request of the server (srv CPU/req: the whole process
+tree, engined, or varnishd's manager and its cache process) and of wrk
+(wrk CPU/req), the origin's fetches during the warm-up and the timed run,
+the load average, ours/varnish and the targets: ours ≥ 1.30× Varnish's requests/s for hits
 of both sizes, with a p99 no worse than Varnish's (the 304 ratio is
 reported, without a goal). Exits 0 when every run succeeded, whatever the
 goals say; 1 when a run failed.

@@ -97,6 +97,7 @@ func TestPrintOursNotMeasured(t *testing.T) {
 		"goals: 0 of 0 met (2 not measured)",
 		"got ours: not measured (engined has no --edge)",
 		"10 / 0",
+		"srv CPU/req wrk CPU/req",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q:\n%s", want, out.String())
@@ -112,5 +113,26 @@ func TestPrintOursNotMeasured(t *testing.T) {
 	var back Report
 	if err := json.Unmarshal(data, &back); err != nil || len(back.Results) != 3 || back.Targets[0].Skipped == "" {
 		t.Errorf("JSON round trip: %v, %+v", err, back)
+	}
+}
+
+// TestSummarizeCPU: the CPU per request is the median over the rounds
+// that completed requests, and the table shows it as s3bench does.
+func TestSummarizeCPU(t *testing.T) {
+	s := Scenario{Name: "hit-64KiB", Kind: Hit, Size: 64 << 10}
+	samples := []Sample{
+		{Round: 1, Requests: 1000, ReqPerSec: 100, ServerCPUPerReq: 30, WrkCPUPerReq: 4},
+		{Round: 2, Requests: 0, Errors: 1, FirstError: "warm-up: refused"},
+		{Round: 3, Requests: 1000, ReqPerSec: 100, ServerCPUPerReq: 10, WrkCPUPerReq: 8},
+		{Round: 4, Requests: 1000, ReqPerSec: 100, ServerCPUPerReq: 1500, WrkCPUPerReq: 6},
+	}
+	res := summarize(Varnish, s, samples)
+	if res.ServerCPUPerReq != 30 || res.WrkCPUPerReq != 6 {
+		t.Errorf("srv %v µs, wrk %v µs per request; want the medians of the 3 rounds with requests, 30 and 6", res.ServerCPUPerReq, res.WrkCPUPerReq)
+	}
+	r := &Report{Rounds: 4}
+	res.ServerCPUPerReq = 1234
+	if row := r.row(res); !strings.Contains(row, "  1.23 ms        6 µs ") {
+		t.Errorf("row %q: want srv CPU/req 1.23 ms, wrk CPU/req 6 µs", row)
 	}
 }

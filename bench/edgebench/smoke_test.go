@@ -64,6 +64,12 @@ func TestSmoke(t *testing.T) {
 		if r.Errors != 0 {
 			t.Errorf("%s %s: %d errors: %s", r.Target, r.Scenario, r.Errors, r.Rounds[0].FirstError)
 		}
+		// A second of 64 connections keeps a cache busy: varnishd's
+		// manager alone would be near 0, its cache process is not.
+		if smp := r.Rounds[0]; smp.ServerCPU < 0.1 || smp.WrkCPU <= 0 || r.ServerCPUPerReq <= 0 || r.WrkCPUPerReq <= 0 {
+			t.Errorf("%s %s: CPU: server %v s (%v µs per request), wrk %v s (%v µs per request)",
+				r.Target, r.Scenario, smp.ServerCPU, r.ServerCPUPerReq, smp.WrkCPU, r.WrkCPUPerReq)
+		}
 		if r.Fetches != 0 {
 			t.Errorf("%s %s: %d origin fetches in the timed run, want 0: %v", r.Target, r.Scenario, r.Fetches, r.Rounds[0].FetchedPaths)
 		}

@@ -177,6 +177,10 @@ func runWrk(ctx context.Context, w wrkSpec) (WrkResult, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
+	var cpu time.Duration
+	if ps := cmd.ProcessState; ps != nil {
+		cpu = ps.UserTime() + ps.SystemTime()
+	}
 	if w.out != "" {
 		os.WriteFile(w.out, out, 0o644)
 	}
@@ -193,6 +197,7 @@ func runWrk(ctx context.Context, w wrkSpec) (WrkResult, error) {
 	if err != nil {
 		return r, fmt.Errorf("wrk %s: %w: %s", strings.Join(w.args(), " "), err, proc.Tail(string(out), 5))
 	}
+	r.CPU = cpu
 	return r, nil
 }
 
@@ -220,6 +225,9 @@ type WrkResult struct {
 	Expect                   int
 	Good, BadStatus, BadSize int64
 	FirstBadStatus           int
+	// CPU is wrk's own CPU time (user + system), from its resource
+	// usage once it exited; runWrk sets it, ParseWrk does not.
+	CPU time.Duration
 }
 
 // SocketErrors is the sum of wrk's socket errors.
@@ -229,6 +237,7 @@ func (r WrkResult) SocketErrors() int64 { return r.Connect + r.Read + r.Write + 
 func (r WrkResult) fill(smp *Sample, s Scenario) {
 	smp.Requests, smp.Seconds, smp.ReqPerSec, smp.MBps = r.Requests, r.Seconds, r.ReqPerSec, r.BytesPerSec/1e6
 	smp.AvgUs, smp.MaxUs = r.AvgUs, r.MaxUs
+	smp.WrkCPU = r.CPU.Seconds()
 	smp.P50Us, smp.P75Us, smp.P90Us, smp.P99Us = r.P50Us, r.P75Us, r.P90Us, r.P99Us
 	smp.SocketErrors, smp.Non2xx3xx = r.SocketErrors(), r.Non2xx3xx
 	smp.Unexpected = r.BadStatus + r.BadSize

@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,15 +19,15 @@ import (
 	"engine/bench/internal/benchfmt"
 	"engine/bench/internal/benchrun"
 	"engine/bench/internal/hostinfo"
+	"engine/bench/internal/proc"
 )
 
 // Settling between runs.
 const (
-	settleMax        = 30 * time.Second
-	idleWindow       = 500 * time.Millisecond
-	idleCPU          = 0.05     // of one CPU, both servers together
-	idleDirty        = 64 << 20 // dirty + writeback bytes in the page cache
-	clockTicksPerSec = 100      // USER_HZ, the unit of /proc/PID/stat's times
+	settleMax  = 30 * time.Second
+	idleWindow = 500 * time.Millisecond
+	idleCPU    = 0.05     // of one CPU, both servers together
+	idleDirty  = 64 << 20 // dirty + writeback bytes in the page cache
 )
 
 // settle lets the machine settle before a run: ours' burst buffer is
@@ -62,14 +61,14 @@ func (b *bench) settle(ctx context.Context) string {
 	for {
 		var c0 float64
 		for _, t := range b.targets {
-			c0 += max(0, procCPU(t.pid()))
+			c0 += max(0, serverCPU(t))
 		}
 		if !benchrun.Sleep(ctx, idleWindow) {
 			return "interrupted"
 		}
 		var c1 float64
 		for _, t := range b.targets {
-			c1 += max(0, procCPU(t.pid()))
+			c1 += max(0, serverCPU(t))
 		}
 		busy, dirty := (c1-c0)/idleWindow.Seconds(), dirtyBytes()
 		if busy < idleCPU && dirty < idleDirty {
@@ -113,40 +112,14 @@ func bbSync(ctx context.Context, api string) error {
 	return nil
 }
 
-// procCPU is process pid's CPU time (user + system) in seconds, -1 if
-// unknown.
-func procCPU(pid int) float64 {
-	if pid <= 0 {
-		return -1
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// serverCPU is the CPU time (user + system) of t's process tree in
+// seconds, -1 if unknown.
+func serverCPU(t *target) float64 {
+	d, err := proc.TreeCPU(t.pid())
 	if err != nil {
 		return -1
 	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return -1
-	}
-	// Fields 14 and 15 of the line (utime, stime); f[0] is field 3.
-	u, err1 := strconv.ParseFloat(f[11], 64)
-	s, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return -1
-	}
-	return (u + s) / clockTicksPerSec
-}
-
-// selfCPU is this process' CPU time (user + system) in seconds.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	return d.Seconds()
 }
 
 // dirtyBytes is the page cache's dirty and writeback bytes.

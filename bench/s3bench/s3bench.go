@@ -12,6 +12,7 @@ import (
 
 	"engine/bench/internal/benchfmt"
 	"engine/bench/internal/benchrun"
+	"engine/bench/internal/proc"
 )
 
 // The targets, in the order a round starts from.
@@ -321,8 +322,8 @@ type Result struct {
 	MBps        float64 `json:"mb_per_sec"` // 10^6 bytes
 	P50Ms       float64 `json:"p50_ms"`
 	P99Ms       float64 `json:"p99_ms"`
-	// ServerCPUPerOp is the server process' CPU time (user + system)
-	// per operation, in µs.
+	// ServerCPUPerOp is the CPU time (user + system) of the server's
+	// process tree per operation, in µs.
 	ServerCPUPerOp float64 `json:"server_cpu_us_per_op"`
 	// ClientCPUPerOp is the load generator's (this process') CPU per
 	// operation, in µs.
@@ -527,14 +528,14 @@ func (b *bench) measure(ctx context.Context, t *target, op string, p *payload, c
 		spec.maxOps, spec.byBytes = n, true
 	}
 	b.log.Info("run", "target", t.name, "op", op, "size", benchfmt.Bytes(p.size), "clients", conc, "round", round, "load", load)
-	cpu0, self0 := procCPU(t.pid()), selfCPU()
+	cpu0, self0 := serverCPU(t), proc.SelfCPU()
 	s, attempts := runLoad(ctx, t.client, spec)
-	cpu1, self1 := procCPU(t.pid()), selfCPU()
+	cpu1, self1 := serverCPU(t), proc.SelfCPU()
 	s.Round, s.Load, s.Settle = round, load, settle
 	if cpu0 >= 0 && cpu1 >= 0 {
 		s.ServerCPU = cpu1 - cpu0
 	}
-	s.ClientCPU = self1 - self0
+	s.ClientCPU = (self1 - self0).Seconds()
 	if s.Ops > 0 {
 		s.ServerCPUPerOp = s.ServerCPU / float64(s.Ops) * 1e6
 		s.ClientCPUPerOp = s.ClientCPU / float64(s.Ops) * 1e6

@@ -1,5 +1,5 @@
-// Package proc runs the servers a benchmark measures and finds their
-// binaries.
+// Package proc runs the servers a benchmark measures, finds their
+// binaries and measures their CPU time.
 //
 // A Server is a process in its own process group whose output goes to a
 // log file, and to a function that sees it line by line (to catch the
@@ -15,7 +15,14 @@
 //	}
 //
 // FindEngined, IsExecutable, BinaryVersion, Probe and FreeAddr find and
-// describe the binaries and give them a port.
+// describe the binaries and give them a port. CPU, TreeCPU and SelfCPU
+// say how much CPU time a process, a process and all it forked, and this
+// process have used, for a figure such as CPU per request:
+//
+//	c0, err := proc.TreeCPU(s.Pid()) // varnishd's manager and its cache child
+//	runLoad()
+//	c1, err := proc.TreeCPU(s.Pid())
+//	perReq := (c1 - c0) / time.Duration(requests)
 //
 // Errors do not name a package: the benchmark that calls wraps them
 // with its own name ("edgebench: start …").

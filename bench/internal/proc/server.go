@@ -82,10 +82,11 @@ func (s *Server) Pid() int {
 	return s.cmd.Process.Pid
 }
 
-// Stop sends SIGTERM and waits for the process to exit, SIGKILL after
-// StopLimit; then it kills whatever is left of its process group. It
-// fails if the process had exited before, or had to be killed. Only the
-// first call does anything; a nil Server is stopped already.
+// Stop sends SIGTERM and waits for the process to exit, SIGKILL to its
+// process group after StopLimit; then it kills whatever is left of its
+// process group. It fails if the process had exited before, or had to be
+// killed. Only the first call does anything; a nil Server is stopped
+// already.
 func (s *Server) Stop() error {
 	if s == nil {
 		return nil
@@ -109,7 +110,9 @@ func (s *Server) Stop() error {
 	case <-s.done:
 		return nil
 	case <-timer.C:
-		s.cmd.Process.Signal(syscall.SIGKILL)
+		// The group, not the process alone: a child left holding the
+		// log pipe open would keep Wait, and done, waiting.
+		syscall.Kill(-pgid, syscall.SIGKILL)
 		<-s.done
 		return fmt.Errorf("it did not exit within %v of SIGTERM: killed", StopLimit)
 	}

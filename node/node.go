@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"engine/cache"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 
 	"engine/burstbuffer"
 	bbfuse "engine/burstbuffer/fuse"
+	"engine/cache"
 	"engine/coordinator"
 	"engine/s3"
 	"engine/shuffle"

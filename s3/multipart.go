@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"engine/internal/fsutil"
 )
 
 // Multipart uploads live in ROOT/.engine-s3/uploads/UPLOADID: upload.json
@@ -145,7 +147,7 @@ func writeFileSync(path string, b []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return fsutil.SyncDir(filepath.Dir(path))
 }
 
 func partName(n int) string { return fmt.Sprintf("%05d", n) }
@@ -272,7 +274,7 @@ func (u *upload) commitPart(ctx context.Context, dir, name string) (string, erro
 	}
 	u.done = true
 	u.f.Close()
-	return etag, syncDir(dir)
+	return etag, fsutil.SyncDir(dir)
 }
 
 type partInfo struct {

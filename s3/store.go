@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"engine/burstbuffer"
+	"engine/internal/fsutil"
 )
 
 // The namespace on disk:
@@ -253,7 +254,7 @@ func (st *store) createBucket(bucket string, public bool) error {
 		os.Remove(dir)
 		return fmt.Errorf("s3: bucket metadata (the namespace must support user xattrs): %w", err)
 	}
-	return syncDir(st.root)
+	return fsutil.SyncDir(st.root)
 }
 
 func (st *store) setBucketPublic(bucket string, public bool) error {
@@ -291,7 +292,7 @@ func (st *store) deleteBucket(bucket string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	return syncDir(st.root)
+	return fsutil.SyncDir(st.root)
 }
 
 // hasObject reports whether dir holds a regular file or a directory
@@ -480,15 +481,6 @@ func keyConflict(err error) error {
 		return errorf("InvalidRequest", "a part of the key is a symbolic link in the namespace: objects are not written through links")
 	}
 	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // object is an open object: its file, metadata and logical size.

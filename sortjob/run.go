@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"engine/bench/gensort"
+	"engine/internal/fsutil"
 	"engine/shuffle"
 )
 
@@ -605,7 +606,7 @@ func CommitOutput(tmp, out string, rep *Report) error {
 			}
 		}
 	}
-	if err := syncDir(out); err != nil {
+	if err := fsutil.SyncDir(out); err != nil {
 		return fmt.Errorf("sort: commit: %w", err)
 	}
 	var sb strings.Builder
@@ -613,7 +614,7 @@ func CommitOutput(tmp, out string, rep *Report) error {
 	if err := writeFileSync(filepath.Join(out, SuccessName), []byte(sb.String())); err != nil {
 		return fmt.Errorf("sort: commit: %w", err)
 	}
-	if err := syncDir(out); err != nil {
+	if err := fsutil.SyncDir(out); err != nil {
 		return fmt.Errorf("sort: commit: %w", err)
 	}
 	return os.RemoveAll(tmp)
@@ -649,15 +650,6 @@ func writeFileSync(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // cleanup removes everything the failed job wrote.

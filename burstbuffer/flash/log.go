@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"engine/internal/fsutil"
 )
 
 // DefaultSegmentSize is the size at which a segment is rolled.
@@ -503,7 +505,7 @@ func (l *Log) fdatasync(s *segment) error {
 func (l *Log) newSegmentLocked(id uint64) error {
 	if l.opts.Preallocate {
 		if f := l.takeSpare(id); f != nil {
-			if err := syncDir(l.dir); err != nil {
+			if err := fsutil.SyncDir(l.dir); err != nil {
 				f.Close()
 				return err
 			}
@@ -515,21 +517,12 @@ func (l *Log) newSegmentLocked(id uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := fsutil.SyncDir(l.dir); err != nil {
 		f.Close()
 		return err
 	}
 	l.segs = append(l.segs, &segment{id: id, f: f})
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Append writes recs to the log in order, assigning consecutive sequence
@@ -910,7 +903,7 @@ func (l *Log) RemoveSegment(id uint64) error {
 	if err := os.Remove(filepath.Join(l.dir, segName(id))); err != nil {
 		return fmt.Errorf("flash: remove segment: %w", err)
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := fsutil.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("flash: sync %s after removing %s: %w", l.dir, segName(id), err)
 	}
 	if cerr != nil {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"engine/internal/fsutil"
 )
 
 // Errors returned by the disk tier; they are wrapped with the key or
@@ -741,15 +743,8 @@ func (d *Disk) removeAndSync(es []*entry[diskFile]) {
 	}
 	for i, ok := range dirs {
 		if ok {
-			syncDir(filepath.Join(d.dir, fmt.Sprintf("%02x", i)))
+			fsutil.SyncDir(filepath.Join(d.dir, fmt.Sprintf("%02x", i)))
 		}
-	}
-}
-
-func syncDir(dir string) {
-	if f, err := os.Open(dir); err == nil {
-		f.Sync()
-		f.Close()
 	}
 }
 

@@ -80,9 +80,6 @@ type Server struct {
 	compMu  sync.Mutex
 	comps   map[string]*compression
 
-	lnMu sync.Mutex
-	lns  []net.Listener
-
 	hitStatus string // Cache-Status of a hit on an immutable entry
 
 	ctx       context.Context // cancelled by Close: fills stop
@@ -179,7 +176,6 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 
 // Serve serves plain HTTP on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
-	s.track(ln)
 	return s.srv.Serve(sendBufListener{ln})
 }
 
@@ -203,15 +199,8 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 	if err != nil {
 		return fmt.Errorf("cache: TLS certificate %s and key %s: %w", certFile, keyFile, err)
 	}
-	s.track(ln)
 	return s.srv.Serve(tls.NewListener(sendBufListener{ln}, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"}}))
-}
-
-func (s *Server) track(ln net.Listener) {
-	s.lnMu.Lock()
-	s.lns = append(s.lns, ln)
-	s.lnMu.Unlock()
 }
 
 // Close stops serving, the fills, the health checks and the access log,
@@ -290,14 +279,15 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 	// The lookup borrows the URI's bytes; key is a copy for what outlives the request.
 	borrowed := unsafe.String(unsafe.SliceData(uri), len(uri))
 	metaB, body, ok := s.mem.Get(borrowed)
-	if ok && decodeMeta(metaB, &m) == nil && m.fresh(now) {
+	ok = ok && decodeMeta(metaB, &m) == nil
+	if ok && m.fresh(now) {
 		rs.result = "hit"
 		s.stats.hits.Add(1)
 		s.respond(ctx, borrowed, &m, bodySource{mem: body}, hit(&m, now, ""))
 		return
 	}
 	key := string(uri)
-	if ok && decodeMeta(metaB, &m) == nil {
+	if ok {
 		s.fromFill(ctx, rs, key, &m, bodySource{mem: body}, now)
 		return
 	}
@@ -829,15 +819,7 @@ func (s *Server) metaOf(resp *http.Response, reqTime, respTime time.Time) (*entr
 	if len(m.Encoding) == 0 && httpx.Compressible(string(m.ContentType)) {
 		m.Flags |= flagCompressible
 	}
-	var extra []byte
-	for k, vs := range h {
-		if replayed(k) {
-			for _, v := range vs {
-				extra = append(append(append(append(extra, k...), ": "...), v...), "\r\n"...)
-			}
-		}
-	}
-	m.Extra = extra
+	m.Extra = appendHeaderLines(nil, h, replayed)
 	s.refreshMeta(m, h, reqTime, respTime)
 	return m, true
 }
@@ -917,14 +899,23 @@ func replayed(name string) bool {
 // relayHeaders keeps what a client should see of a response the edge does
 // not store.
 func relayHeaders(h http.Header) []byte {
-	var b []byte
-	for k, vs := range h {
-		switch http.CanonicalHeaderKey(k) {
+	return appendHeaderLines(nil, h, func(name string) bool {
+		switch http.CanonicalHeaderKey(name) {
 		case "Connection", "Keep-Alive", "Transfer-Encoding", "Content-Length", "Date", "Server", "Proxy-Connection", "Te", "Trailer", "Upgrade":
-			continue
+			return false
 		}
-		for _, v := range vs {
-			b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
+		return true
+	})
+}
+
+// appendHeaderLines appends h's headers that keep accepts as "Name:
+// value\r\n" lines (what writeRawHeaders reads back).
+func appendHeaderLines(b []byte, h http.Header, keep func(name string) bool) []byte {
+	for k, vs := range h {
+		if keep(k) {
+			for _, v := range vs {
+				b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
+			}
 		}
 	}
 	return b

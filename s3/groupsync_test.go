@@ -1,8 +1,8 @@
 package s3
 
 import (
+	"context"
 	"errors"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,23 +17,17 @@ func TestDirSyncsShared(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int32
 	fail := errors.New("injected fsync failure")
-	g := dirSyncs{fsync: func(d *os.File) error {
+	fsync := func() error {
 		if calls.Add(1) == 1 {
 			<-release // the first sync runs until every other commit asked
 			return nil
 		}
 		return fail
-	}}
-	open := func() *os.File {
-		d, err := os.Open(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		return d
 	}
+	g := groupSync{stop: make(chan struct{})}
+	ctx := context.Background()
 	first := make(chan error, 1)
-	go func() { first <- g.sync(open()) }()
+	go func() { first <- g.do(ctx, dir, fsync) }()
 	for calls.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
@@ -41,16 +35,15 @@ func TestDirSyncsShared(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
-		d := open()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- g.sync(d)
+			errs <- g.do(ctx, dir, fsync)
 		}()
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		g.mu.Lock()
-		queued := len(g.dirs[dir])
+		queued := len(g.keys[dir])
 		g.mu.Unlock()
 		if queued == n {
 			break

@@ -77,13 +77,10 @@ type store struct {
 	root, tmp, uploads string
 	data               burstbuffer.Data
 	now                func() time.Time
-	syncs              chan chan error // to syncLoop, when data can sync all at once
-	stop               chan struct{}   // closed by close
+	syncs              groupSync // data and directory syncs, shared by concurrent commits
 	stopOnce           sync.Once
 
 	bucketMu sync.Mutex // create/delete of buckets
-
-	dirSyncs dirSyncs // uploads' directory fsyncs, shared
 }
 
 func openStore(root string, data burstbuffer.Data, now func() time.Time) (*store, error) {
@@ -95,11 +92,7 @@ func openStore(root string, data burstbuffer.Data, now func() time.Time) (*store
 		return nil, fmt.Errorf("s3: namespace root %s is not a directory", root)
 	}
 	st := &store{root: root, tmp: filepath.Join(root, internalDir, "tmp"),
-		uploads: filepath.Join(root, internalDir, "uploads"), data: data, now: now, stop: make(chan struct{})}
-	if all, ok := data.(allSyncer); ok {
-		st.syncs = make(chan chan error, 1024)
-		go st.syncLoop(all)
-	}
+		uploads: filepath.Join(root, internalDir, "uploads"), data: data, now: now, syncs: groupSync{stop: make(chan struct{})}}
 	for _, d := range []string{st.tmp, st.uploads} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("s3: %w", err)
@@ -120,63 +113,23 @@ type allSyncer interface {
 	SyncAll(ctx context.Context) error
 }
 
-// syncLoop group-commits uploads: every commit waiting when a SyncAll
-// starts is served by it, so concurrent PUTs share their stripes' shard
-// fdatasyncs instead of sealing a stripe each. A commit queued while a
-// SyncAll runs waits for the next one, which starts after its writes.
-func (st *store) syncLoop(all allSyncer) {
-	for {
-		var r chan error
-		select {
-		case r = <-st.syncs:
-		case <-st.stop:
-			return
-		}
-		batch := []chan error{r}
-	more:
-		for {
-			select {
-			case r := <-st.syncs:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		err := all.SyncAll(ctx)
-		cancel()
-		for _, r := range batch {
-			r <- err
-		}
-	}
-}
-
-// close stops syncLoop; commits still waiting fail.
+// close makes commits still waiting for a sync fail.
 func (st *store) close() {
-	st.stopOnce.Do(func() { close(st.stop) })
+	st.stopOnce.Do(func() { close(st.syncs.stop) })
 }
 
-var errStopped = errors.New("s3: the endpoint is stopping")
-
-// syncData makes the bytes written to ref durable.
+// syncData makes the bytes written to ref durable. When the burst buffer
+// can make every write durable at once, concurrent commits share that.
 func (st *store) syncData(ctx context.Context, ref burstbuffer.FileRef) error {
-	if st.syncs == nil {
+	all, ok := st.data.(allSyncer)
+	if !ok {
 		return st.data.Sync(ctx, ref)
 	}
-	done := make(chan error, 1)
-	select {
-	case st.syncs <- done:
-	case <-st.stop:
-		return errStopped
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-st.stop:
-		return errStopped
-	}
+	return st.syncs.do(ctx, allData, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		return all.SyncAll(ctx)
+	})
 }
 
 // storeError maps a file system error to an S3 error.
@@ -470,7 +423,9 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 	}
 	u.done = true // renamed: nothing to remove any more
 	u.f.Close()
-	return u.st.dirSyncs.sync(parent)
+	// By path: the shared fsync may outlive this commit's descriptor.
+	pdir := parent.Name()
+	return u.st.syncs.do(context.Background(), pdir, func() error { return fsutil.SyncDir(pdir) })
 }
 
 func keyConflict(err error) error {

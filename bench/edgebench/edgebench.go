@@ -45,6 +45,8 @@ const (
 	DefaultConnections = 64
 	DefaultThreads     = 2
 	DefaultSettle      = 2 * time.Second
+	// DefaultCheckDuration is the checked run after every timed run.
+	DefaultCheckDuration = 2 * time.Second
 	// MaxSize is the largest object size.
 	MaxSize = 16 << 20
 	// MaxObjects bounds the objects of each size.
@@ -100,6 +102,11 @@ type Config struct {
 	// Duration is how long each timed run lasts, whole seconds (wrk -d;
 	// default 10 s).
 	Duration time.Duration
+	// CheckDuration is how long the checked run after every timed run
+	// lasts, whole seconds (default 2 s): the same load, with every
+	// response's status and size checked in wrk's Lua, which the timed
+	// runs leave out (it costs wrk a copy of every body; see Script).
+	CheckDuration time.Duration
 	// Threads and Connections are wrk's -t and -c (default 2 and 64).
 	Threads, Connections int
 	// Rounds is how many times every run is repeated (default 1); the
@@ -136,6 +143,9 @@ func (c *Config) ensureDefaults() error {
 	if c.Duration == 0 {
 		c.Duration = DefaultDuration
 	}
+	if c.CheckDuration == 0 {
+		c.CheckDuration = DefaultCheckDuration
+	}
 	if c.Threads == 0 {
 		c.Threads = DefaultThreads
 	}
@@ -163,6 +173,8 @@ func (c *Config) ensureDefaults() error {
 		return fmt.Errorf("edgebench: Objects %d: give 1 to %d", c.Objects, MaxObjects)
 	case c.Duration < time.Second || c.Duration%time.Second != 0:
 		return fmt.Errorf("edgebench: Duration %v: give whole seconds, at least 1s (wrk -d takes seconds)", c.Duration)
+	case c.CheckDuration < time.Second || c.CheckDuration%time.Second != 0:
+		return fmt.Errorf("edgebench: CheckDuration %v: give whole seconds, at least 1s (wrk -d takes seconds)", c.CheckDuration)
 	case c.Threads < 1:
 		return fmt.Errorf("edgebench: Threads %d: give at least 1", c.Threads)
 	case c.Connections < c.Threads || c.Connections > MaxConnections:
@@ -235,6 +247,7 @@ type Report struct {
 	// Load is wrk's command line, the script and URL left out.
 	Load            string       `json:"load"`
 	DurationSeconds float64      `json:"duration_seconds"`
+	CheckSeconds    float64      `json:"check_seconds"` // each checked run
 	Rounds          int          `json:"rounds"`
 	Objects         int          `json:"objects_per_size"`
 	Sizes           []int64      `json:"sizes"`
@@ -308,8 +321,11 @@ type Result struct {
 	// cache process), in µs; WrkCPUPerReq is wrk's.
 	ServerCPUPerReq float64 `json:"server_cpu_us_per_request"`
 	WrkCPUPerReq    float64 `json:"wrk_cpu_us_per_request"`
-	// Errors, WarmFetches and Fetches are sums over the rounds.
+	// CheckedReqPerSec is the median requests/s of the checked runs.
+	CheckedReqPerSec float64 `json:"checked_requests_per_sec"`
+	// Errors, Checked, WarmFetches and Fetches are sums over the rounds.
 	Errors      int64 `json:"errors"`
+	Checked     int64 `json:"checked_responses"`
 	WarmFetches int64 `json:"warm_origin_fetches"`
 	Fetches     int64 `json:"timed_origin_fetches"`
 	// Load is the median 1-minute load average at the runs' starts.
@@ -331,21 +347,29 @@ type Sample struct {
 	P75Us float64 `json:"p75_us"`
 	P90Us float64 `json:"p90_us"`
 	P99Us float64 `json:"p99_us"`
-	// SocketErrors are wrk's connect, read, write and timeout errors;
-	// Non2xx3xx its count of other statuses; Unexpected the responses
-	// the script found with a status or a size other than expected.
+	// SocketErrors are wrk's connect, read, write and timeout errors in
+	// the timed and the checked run; Non2xx3xx its count of statuses ≥
+	// 400 in the timed run; Checked the responses the checked run's
+	// script looked at one by one, and Unexpected those with a status or
+	// a size other than expected.
 	SocketErrors int64 `json:"socket_errors"`
 	Non2xx3xx    int64 `json:"non_2xx_3xx"`
+	Checked      int64 `json:"checked_responses"`
 	Unexpected   int64 `json:"unexpected"`
-	// Errors is SocketErrors + Unexpected (+ 1 when the run failed).
+	// CheckedReqPerSec is the checked run's requests/s (wrk copying
+	// every body into Lua).
+	CheckedReqPerSec float64 `json:"checked_requests_per_sec"`
+	// Errors is SocketErrors + Non2xx3xx + Unexpected, + 1 when the
+	// timed run's bytes per response do not fit the scenario, + 1 when
+	// a run failed.
 	Errors     int64  `json:"errors"`
 	FirstError string `json:"first_error,omitempty"`
 	// WarmFetches and Fetches are the origin's fetches during the
-	// warm-up and during the timed run.
+	// warm-up and during the timed and checked runs.
 	WarmFetches int64 `json:"warm_origin_fetches"`
 	Fetches     int64 `json:"timed_origin_fetches"`
 	// FetchedPaths are the objects fetched from the origin during the
-	// timed run (at most 10) and how often.
+	// timed and checked runs (at most 10) and how often.
 	FetchedPaths map[string]int64 `json:"timed_fetched_paths,omitempty"`
 	// ServerCPU is the CPU time (user + system) the target's process
 	// tree used from just before wrk started until it exited, in
@@ -357,8 +381,10 @@ type Sample struct {
 	WrkCPUPerReq    float64 `json:"wrk_cpu_us_per_request"`
 	// Load is the 1-minute load average just before the timed run.
 	Load float64 `json:"load_before"`
-	// Output is wrk's output file, kept with the work directory.
-	Output string `json:"wrk_output,omitempty"`
+	// Output and CheckedOutput are wrk's output files, kept with the
+	// work directory.
+	Output        string `json:"wrk_output,omitempty"`
+	CheckedOutput string `json:"wrk_checked_output,omitempty"`
 }
 
 // Comparison is ours against Varnish for one scenario.
@@ -427,6 +453,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Host:            host(ctx, b.Work, wrk),
 		Load:            fmt.Sprintf("wrk -t%d -c%d -d%ds --latency", cfg.Threads, cfg.Connections, int(cfg.Duration/time.Second)),
 		DurationSeconds: cfg.Duration.Seconds(),
+		CheckSeconds:    cfg.CheckDuration.Seconds(),
 		Rounds:          cfg.Rounds,
 		Objects:         cfg.Objects,
 		Sizes:           cfg.Sizes,
@@ -479,13 +506,15 @@ func (b *bench) run(ctx context.Context) error {
 	if len(b.targets) == 0 {
 		return errors.New("edgebench: no target could be started")
 	}
-	scripts := map[string]string{}
+	scripts := map[string][2]string{} // unchecked, checked
 	for _, s := range b.rep.Scenarios {
-		p, err := writeScript(b.Work, s, o.objects(s.Size))
-		if err != nil {
-			return err
+		var ps [2]string
+		for i, checked := range []bool{false, true} {
+			if ps[i], err = writeScript(b.Work, s, o.objects(s.Size), checked); err != nil {
+				return err
+			}
 		}
-		scripts[s.Name] = p
+		scripts[s.Name] = ps
 	}
 	k := 0
 	for round := 1; round <= b.cfg.Rounds; round++ {
@@ -505,9 +534,10 @@ func (b *bench) run(ctx context.Context) error {
 	return nil
 }
 
-// measure warms t's cache with s's objects, lets the machine settle and
-// runs wrk on t, counting the origin's fetches around both.
-func (b *bench) measure(ctx context.Context, t *target, s Scenario, script string, round int) Sample {
+// measure warms t's cache with s's objects, lets the machine settle, runs
+// wrk on t with the unchecked script (timed) and then with the checked
+// one, counting the origin's fetches around each.
+func (b *bench) measure(ctx context.Context, t *target, s Scenario, scripts [2]string, round int) Sample {
 	smp := Sample{Round: round}
 	objs := b.origin.objects(s.Size)
 	f0 := b.origin.fetches()
@@ -528,14 +558,23 @@ func (b *bench) measure(ctx context.Context, t *target, s Scenario, script strin
 	out := fmt.Sprintf("wrk-%s-%s-r%d.txt", s.Name, t.name, round)
 	f1, paths := b.origin.fetches(), b.origin.perPath()
 	cpu0, err0 := proc.TreeCPU(t.proc.Pid())
-	res, err := runWrk(ctx, wrkSpec{bin: b.wrk, threads: b.cfg.Threads, conns: b.cfg.Connections,
-		duration: b.cfg.Duration, script: script, url: "http://" + t.addr + "/", out: b.path(out)})
+	spec := wrkSpec{bin: b.wrk, threads: b.cfg.Threads, conns: b.cfg.Connections,
+		duration: b.cfg.Duration, script: scripts[0], url: "http://" + t.addr + "/", out: b.path(out)}
+	res, err := runWrk(ctx, spec)
 	cpu1, err1 := proc.TreeCPU(t.proc.Pid())
+	smp.Output = out
+	var chk WrkResult
+	if err == nil {
+		smp.CheckedOutput = strings.TrimSuffix(out, ".txt") + "-checked.txt"
+		spec.duration, spec.script, spec.out = b.cfg.CheckDuration, scripts[1], b.path(smp.CheckedOutput)
+		if chk, err = runWrk(ctx, spec); err != nil {
+			err = fmt.Errorf("the checked run: %w", err)
+		}
+	}
 	smp.Fetches = b.origin.fetches() - f1
 	if smp.Fetches > 0 {
 		smp.FetchedPaths = b.origin.fetchedSince(paths, 10)
 	}
-	smp.Output = out
 	if err != nil {
 		if ctx.Err() == nil {
 			smp.Errors, smp.FirstError = 1, err.Error()
@@ -544,6 +583,7 @@ func (b *bench) measure(ctx context.Context, t *target, s Scenario, script strin
 		return smp
 	}
 	res.fill(&smp, s)
+	chk.fillChecked(&smp, s)
 	if err0 == nil && err1 == nil {
 		smp.ServerCPU = (cpu1 - cpu0).Seconds()
 	}
@@ -580,9 +620,13 @@ func (b *bench) summarize() {
 
 func summarize(target string, s Scenario, samples []Sample) Result {
 	r := Result{Target: target, Scenario: s.Name, Size: s.Size, Rounds: samples}
-	var rps, mbps, p50, p75, p90, p99, scpu, wcpu, load []float64
+	var rps, mbps, p50, p75, p90, p99, scpu, wcpu, load, crps []float64
 	for _, x := range samples {
 		r.Errors += x.Errors
+		r.Checked += x.Checked
+		if x.CheckedReqPerSec > 0 {
+			crps = append(crps, x.CheckedReqPerSec)
+		}
 		r.WarmFetches += x.WarmFetches
 		r.Fetches += x.Fetches
 		load = append(load, x.Load)
@@ -597,6 +641,7 @@ func summarize(target string, s Scenario, samples []Sample) Result {
 	r.ReqPerSec, r.MBps, r.Load = med(rps), med(mbps), med(load)
 	r.P50Us, r.P75Us, r.P90Us, r.P99Us = med(p50), med(p75), med(p90), med(p99)
 	r.ServerCPUPerReq, r.WrkCPUPerReq = med(scpu), med(wcpu)
+	r.CheckedReqPerSec = med(crps)
 	return r
 }
 

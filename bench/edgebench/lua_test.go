@@ -18,34 +18,48 @@ func TestScript(t *testing.T) {
 	paths := []string{"/o/1KiB/0000", "/o/1KiB/0001", "/o/1KiB/0002"}
 	etags := []string{`"aa"`, `"bb"`, `"c\"c"`}
 	for _, s := range Scenarios([]int64{64 << 10, 1 << 10}) {
-		t.Run(s.Name, func(t *testing.T) {
-			got := Script(s, paths, etags)
-			golden := filepath.Join("testdata", s.Name+".lua")
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
+		for _, checked := range []bool{false, true} {
+			name := s.Name
+			if checked {
+				name += "-checked"
+			}
+			t.Run(name, func(t *testing.T) {
+				got := Script(s, paths, etags, checked)
+				golden := filepath.Join("testdata", name+".lua")
+				if *update {
+					if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (go test -update writes it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("the script for %s differs from %s (go test -update rewrites it):\n%s", s.Name, golden, got)
-			}
-			for _, p := range paths {
-				if !strings.Contains(got, `"`+p+`"`) {
-					t.Errorf("no path %s in the script", p)
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (go test -update writes it)", err)
 				}
-			}
-			hasINM := strings.Contains(got, `"\"c\\\"c\""`)
-			if s.Kind == Revalidate != hasINM {
-				t.Errorf("%s: the ETags are in the script: %v", s.Name, hasINM)
-			}
-			if want := "local expect_status = " + map[string]string{Hit: "200", Revalidate: "304"}[s.Kind]; !strings.Contains(got, want) {
-				t.Errorf("no %q in the script", want)
-			}
-		})
+				if got != string(want) {
+					t.Errorf("the script for %s differs from %s (go test -update rewrites it):\n%s", name, golden, got)
+				}
+				for _, p := range paths {
+					if !strings.Contains(got, `"`+p+`"`) {
+						t.Errorf("no path %s in the script", p)
+					}
+				}
+				hasINM := strings.Contains(got, `"\"c\\\"c\""`)
+				if s.Kind == Revalidate != hasINM {
+					t.Errorf("%s: the ETags are in the script: %v", name, hasINM)
+				}
+				if want := "local expect_status = " + map[string]string{Hit: "200", Revalidate: "304"}[s.Kind]; !strings.Contains(got, want) {
+					t.Errorf("no %q in the script", want)
+				}
+				// Only the checked script makes wrk hand every response
+				// to Lua.
+				if has := strings.Contains(got, "function response(status, headers, body)"); has != checked {
+					t.Errorf("%s: a response() in the script: %v", name, has)
+				}
+				if !strings.Contains(got, "summary.requests, summary.bytes") {
+					t.Errorf("%s: done() does not print wrk's requests and bytes", name)
+				}
+			})
+		}
 	}
 }
 

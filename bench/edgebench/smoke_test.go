@@ -46,9 +46,12 @@ func TestSmoke(t *testing.T) {
 		Targets:  []string{Ours, Varnish},
 		Objects:  10,
 		Duration: time.Second,
-		Settle:   50 * time.Millisecond,
-		JSON:     jsonFile,
-		Out:      &out,
+		// The checked run after each timed one: every response's status
+		// and size checked in wrk's Lua.
+		CheckDuration: time.Second,
+		Settle:        50 * time.Millisecond,
+		JSON:          jsonFile,
+		Out:           &out,
 	})
 	t.Logf("report:\n%s", out.String())
 	if err != nil {
@@ -63,6 +66,9 @@ func TestSmoke(t *testing.T) {
 		}
 		if r.Errors != 0 {
 			t.Errorf("%s %s: %d errors: %s", r.Target, r.Scenario, r.Errors, r.Rounds[0].FirstError)
+		}
+		if r.Checked <= 0 || r.CheckedReqPerSec <= 0 {
+			t.Errorf("%s %s: %d responses checked one by one, at %v req/s; want some", r.Target, r.Scenario, r.Checked, r.CheckedReqPerSec)
 		}
 		// A second of 64 connections keeps a cache busy: varnishd's
 		// manager alone would be near 0, its cache process is not.

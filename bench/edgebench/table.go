@@ -16,6 +16,9 @@ func (r *Report) print(w io.Writer) {
 	fmt.Fprintln(w, "Edge cache benchmark: ours against Varnish, the same origin, objects and load generator")
 	fmt.Fprintf(w, "load: %s (%s) per run, %d round(s), %d objects per size, warmed untimed before every run\n",
 		r.Load, h.Wrk, r.Rounds, r.Objects)
+	fmt.Fprintf(w, "checks: the timed runs count socket errors, statuses ≥ 400 and the bytes per response; a checked run of %gs after each "+
+		"(a Lua response() per response, which costs wrk a copy of every body) checks every status and size: \"checked\"\n",
+		r.CheckSeconds)
 	fmt.Fprintln(w, "CPU per request: user + system time over the requests wrk completed; srv: the cache's whole process tree "+
 		"(engined; varnishd's manager and its cache process) from wrk's start to its exit; wrk: its own")
 	fmt.Fprintf(w, "origin: %s in this process: Cache-Control: %s, strong ETags, 304 on If-None-Match; %d fetches in all (%d of them 304)\n",
@@ -46,8 +49,8 @@ func (r *Report) print(w io.Writer) {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s: %s\n", s.Name, describe(s, r.Objects))
-		head := fmt.Sprintf("  %-8s %9s %8s %9s %9s %9s %9s %7s %11s %11s %18s %6s %10s",
-			"target", "req/s", "MB/s", "p50", "p75", "p90", "p99", "errors", "srv CPU/req", "wrk CPU/req", "origin warm/timed", "load", "vs varnish")
+		head := fmt.Sprintf("  %-8s %9s %8s %9s %9s %9s %9s %7s %8s %11s %11s %18s %6s %10s",
+			"target", "req/s", "MB/s", "p50", "p75", "p90", "p99", "errors", "checked", "srv CPU/req", "wrk CPU/req", "origin warm/timed", "load", "vs varnish")
 		if r.Rounds > 1 {
 			head += "  rounds (req/s)"
 		}
@@ -90,9 +93,9 @@ func describe(s Scenario, objects int) string {
 
 // row is one result's line of its table.
 func (r *Report) row(res Result) string {
-	line := fmt.Sprintf("  %-8s %9s %8s %9s %9s %9s %9s %7d %11s %11s %18s %6.2f",
+	line := fmt.Sprintf("  %-8s %9s %8s %9s %9s %9s %9s %7d %8d %11s %11s %18s %6.2f",
 		res.Target, benchfmt.Rate(res.ReqPerSec), benchfmt.Rate(res.MBps), benchfmt.Micros(res.P50Us), benchfmt.Micros(res.P75Us),
-		benchfmt.Micros(res.P90Us), benchfmt.Micros(res.P99Us), res.Errors,
+		benchfmt.Micros(res.P90Us), benchfmt.Micros(res.P99Us), res.Errors, res.Checked,
 		benchfmt.Micros(res.ServerCPUPerReq), benchfmt.Micros(res.WrkCPUPerReq),
 		fmt.Sprintf("%d / %d", res.WarmFetches, res.Fetches), res.Load)
 	vs := ""

@@ -21,26 +21,34 @@ func TestParseWrk(t *testing.T) {
 		avg, stdev, max           float64
 		p50, p75, p90, p99        float64
 		timeouts, non2xx          int64
+		checked                   bool
 		expect                    int
+		responses, bytes          int64
 		good, badStatus, firstBad int64
 	}{
-		{file: "wrk-varnish-hit-1KiB.txt", requests: 69166, seconds: 2.01, readBytes: 91.69 * (1 << 20),
-			reqPerSec: 34471.55, bytesPerSec: 45.70 * (1 << 20), avg: 1550, stdev: 2190, max: 40310,
-			p50: 1020, p75: 1770, p90: 2960, p99: 10220, expect: 200, good: 69166},
-		{file: "wrk-varnish-hit-64KiB.txt", requests: 40202, seconds: 2.02, readBytes: 2.47 * (1 << 30),
-			reqPerSec: 19906.29, bytesPerSec: 1.22 * (1 << 30), avg: 1740, stdev: 808.05, max: 19050,
-			p50: 1530, p75: 1890, p90: 2420, p99: 4540, expect: 200, good: 40202},
-		{file: "wrk-varnish-revalidate-304.txt", requests: 66053, seconds: 2.02, readBytes: 22.32 * (1 << 20),
-			reqPerSec: 32741.49, bytesPerSec: 11.07 * (1 << 20), avg: 1350, stdev: 1970, max: 30090,
-			p50: 1030, p75: 1500, p90: 2010, p99: 10650, expect: 304, good: 66053},
+		{file: "wrk-varnish-hit-1KiB.txt", requests: 53115, seconds: 2.03, readBytes: 70.46 * (1 << 20),
+			reqPerSec: 26224.63, bytesPerSec: 34.79 * (1 << 20), avg: 1900, stdev: 1830, max: 26070,
+			p50: 1310, p75: 2520, p90: 4090, p99: 8870, expect: 200, responses: 53115, bytes: 73880818},
+		{file: "wrk-varnish-hit-64KiB.txt", requests: 37766, seconds: 2.01, readBytes: 2.32 * (1 << 30),
+			reqPerSec: 18769.86, bytesPerSec: 1.15 * (1 << 30), avg: 1820, stdev: 755.08, max: 17780,
+			p50: 1660, p75: 2090, p90: 2500, p99: 4240, expect: 200, responses: 37766, bytes: 2489070684},
+		{file: "wrk-varnish-hit-64KiB-checked.txt", requests: 32062, seconds: 2.01, readBytes: 1.97 * (1 << 30),
+			reqPerSec: 15925.50, bytesPerSec: 0.98 * (1 << 30), avg: 2140, stdev: 940, max: 21170,
+			p50: 1960, p75: 2530, p90: 2940, p99: 5020, checked: true, expect: 200, responses: 32062, bytes: 2113128616, good: 32062},
+		{file: "wrk-varnish-revalidate-304.txt", requests: 73581, seconds: 2.01, readBytes: 24.94 * (1 << 20),
+			reqPerSec: 36554.81, bytesPerSec: 12.39 * (1 << 20), avg: 1060, stdev: 790.20, max: 18020,
+			p50: 930, p75: 1320, p90: 1770, p99: 3810, expect: 304, responses: 73581, bytes: 26155113},
 		{file: "wrk-python-non2xx.txt", requests: 1011, seconds: 2.10, readBytes: 1.12 * (1 << 20),
 			reqPerSec: 481.27, bytesPerSec: 545.03 * (1 << 10), avg: 81920, stdev: 134360, max: 845380,
-			p50: 44030, p75: 47730, p90: 50690, p99: 834420, non2xx: 908, expect: 200, good: 103, badStatus: 908, firstBad: 503},
+			p50: 44030, p75: 47730, p90: 50690, p99: 834420, non2xx: 908, checked: true, expect: 200, responses: 1011, bytes: 1174405,
+			good: 103, badStatus: 908, firstBad: 503},
 		{file: "wrk-slow-seconds.txt", requests: 82, seconds: 4.01, readBytes: 92.32 * (1 << 10),
 			reqPerSec: 20.43, bytesPerSec: 23.00 * (1 << 10), avg: 1.28e6, stdev: 117980, max: 1.61e6,
-			p50: 1.24e6, p75: 1.25e6, p90: 1.41e6, p99: 1.61e6, timeouts: 17, non2xx: 72, expect: 200, good: 10, badStatus: 72, firstBad: 503},
+			p50: 1.24e6, p75: 1.25e6, p90: 1.41e6, p99: 1.61e6, timeouts: 17, non2xx: 72, checked: true, expect: 200, responses: 82, bytes: 94536,
+			good: 10, badStatus: 72, firstBad: 503},
 		{file: "wrk-timeouts.txt", requests: 10, seconds: 3.02, readBytes: 11.26 * (1 << 10),
-			reqPerSec: 3.31, bytesPerSec: 3.73 * (1 << 10), timeouts: 10, non2xx: 9, expect: 200, good: 1, badStatus: 9, firstBad: 503},
+			reqPerSec: 3.31, bytesPerSec: 3.73 * (1 << 10), timeouts: 10, non2xx: 9, checked: true, expect: 200, responses: 10, bytes: 11530,
+			good: 1, badStatus: 9, firstBad: 503},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("testdata", tc.file))
@@ -50,6 +58,9 @@ func TestParseWrk(t *testing.T) {
 			r, err := ParseWrk(string(data))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if r.Checked != tc.checked {
+				t.Errorf("checked = %v, want %v", r.Checked, tc.checked)
 			}
 			for _, f := range []struct {
 				name      string
@@ -66,6 +77,8 @@ func TestParseWrk(t *testing.T) {
 				{"socket errors", float64(r.SocketErrors()), float64(tc.timeouts)},
 				{"non-2xx", float64(r.Non2xx3xx), float64(tc.non2xx)},
 				{"expect", float64(r.Expect), float64(tc.expect)},
+				{"responses", float64(r.Responses), float64(tc.responses)},
+				{"bytes", float64(r.Bytes), float64(tc.bytes)},
 				{"good", float64(r.Good), float64(tc.good)},
 				{"bad status", float64(r.BadStatus), float64(tc.badStatus)},
 				{"first bad", float64(r.FirstBadStatus), float64(tc.firstBad)},
@@ -104,10 +117,11 @@ func TestParseWrkErrors(t *testing.T) {
 		{"empty", "", "no Requests/sec"},
 		{"no --latency", drop("99%"), "--latency"},
 		{"no script summary", drop("edgebench:"), "done()"},
-		{"bad time", strings.Replace(string(good), "10.22ms", "10.22parsecs", 1), "10.22parsecs"},
-		{"bad summary", strings.Replace(string(good), "good=69166", "good=lots", 1), "good"},
+		{"bad time", strings.Replace(string(good), "8.87ms", "8.87parsecs", 1), "8.87parsecs"},
+		{"bad summary", strings.Replace(string(good), "bytes=73880818", "bytes=lots", 1), "bytes"},
 		{"summary field missing", strings.Replace(string(good), " bad_size=0", "", 1), "bad_size"},
-		{"bad size unit", strings.Replace(string(good), "45.70MB", "45.70", 1), "45.70"},
+		{"summary without the bytes", strings.Replace(string(good), " bytes=73880818", "", 1), "bytes"},
+		{"bad size unit", strings.Replace(string(good), "34.79MB", "34.79", 1), "34.79"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseWrk(tc.out)
@@ -152,8 +166,11 @@ func TestFill(t *testing.T) {
 	}
 	var smp Sample
 	r.fill(&smp, Scenario{Name: "hit-1KiB", Kind: Hit, Size: 1024})
-	if smp.Errors != 72+17 || smp.Unexpected != 72 || smp.SocketErrors != 17 || smp.Non2xx3xx != 72 {
-		t.Errorf("errors %d (unexpected %d, socket %d, non-2xx %d), want 89 (72, 17, 72)", smp.Errors, smp.Unexpected, smp.SocketErrors, smp.Non2xx3xx)
+	// A checked run's statuses ≥ 400 are among its unexpected responses,
+	// not counted twice.
+	if smp.Errors != 72+17 || smp.Unexpected != 72 || smp.SocketErrors != 17 || smp.Non2xx3xx != 72 || smp.Checked != 82 {
+		t.Errorf("errors %d (unexpected %d, socket %d, non-2xx %d), checked %d, want 89 (72, 17, 72), 82",
+			smp.Errors, smp.Unexpected, smp.SocketErrors, smp.Non2xx3xx, smp.Checked)
 	}
 	for _, want := range []string{"72 responses with a status other than 200 (the first: 503)", "timeout 17"} {
 		if !strings.Contains(smp.FirstError, want) {
@@ -162,6 +179,69 @@ func TestFill(t *testing.T) {
 	}
 	if math.Abs(smp.MBps-23.00*1024/1e6) > 1e-9 || smp.P99Us != 1.61e6 {
 		t.Errorf("MB/s %v, p99 %v", smp.MBps, smp.P99Us)
+	}
+}
+
+// TestFillUnchecked: a timed run without the per-response check is
+// judged by wrk's counts: its statuses ≥ 400, its socket errors and the
+// bytes per response, which must be the scenario's body and a header.
+func TestFillUnchecked(t *testing.T) {
+	parse := func(file string) WrkResult {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join("testdata", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ParseWrk(string(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	hit64 := Scenario{Name: "hit-64KiB", Kind: Hit, Size: 64 << 10}
+	hit1 := Scenario{Name: "hit-1KiB", Kind: Hit, Size: 1 << 10}
+	reval := Scenario{Name: "revalidate-304", Kind: Revalidate, Size: 1 << 10}
+	for _, tc := range []struct {
+		file string
+		s    Scenario
+		want string // in FirstError; "": no error
+	}{
+		{"wrk-varnish-hit-64KiB.txt", hit64, ""},
+		{"wrk-varnish-hit-1KiB.txt", hit1, ""},
+		{"wrk-varnish-revalidate-304.txt", reval, ""},
+		// 64 KiB bodies where 1 KiB ones or 304s were due, and 304s where
+		// 1 KiB bodies were.
+		{"wrk-varnish-hit-64KiB.txt", hit1, "65908 bytes per response, not 1024 (the body)"},
+		{"wrk-varnish-hit-64KiB.txt", reval, "bytes per response, not 0 (the body)"},
+		{"wrk-varnish-revalidate-304.txt", hit1, "355 bytes per response, not 1024 (the body)"},
+	} {
+		var smp Sample
+		parse(tc.file).fill(&smp, tc.s)
+		if tc.want == "" {
+			if smp.Errors != 0 || smp.Checked != 0 || smp.Requests == 0 {
+				t.Errorf("%s as %s: %d errors (%s), %d checked, %d requests; want 0 errors and 0 checked",
+					tc.file, tc.s.Name, smp.Errors, smp.FirstError, smp.Checked, smp.Requests)
+			}
+			continue
+		}
+		if smp.Errors != 1 || !strings.Contains(smp.FirstError, tc.want) {
+			t.Errorf("%s as %s: %d errors (%q), want 1 saying %q", tc.file, tc.s.Name, smp.Errors, smp.FirstError, tc.want)
+		}
+	}
+
+	// The checked run after a timed one adds its own findings.
+	var smp Sample
+	parse("wrk-varnish-hit-64KiB.txt").fill(&smp, hit64)
+	parse("wrk-varnish-hit-64KiB-checked.txt").fillChecked(&smp, hit64)
+	if smp.Errors != 0 || smp.Checked != 32062 || smp.CheckedReqPerSec != 15925.50 || smp.ReqPerSec != 18769.86 {
+		t.Errorf("timed + checked: %d errors (%s), %d checked at %v req/s, timed %v req/s; want 0, 32062 at 15925.50, 18769.86",
+			smp.Errors, smp.FirstError, smp.Checked, smp.CheckedReqPerSec, smp.ReqPerSec)
+	}
+	parse("wrk-slow-seconds.txt").fillChecked(&smp, Scenario{Name: "hit-1KiB", Kind: Hit, Size: 1024})
+	if smp.Errors != 72+17 || smp.Unexpected != 72 || smp.Checked != 32062+82 ||
+		!strings.HasPrefix(smp.FirstError, "checked run: 72 responses with a status other than 200 (the first: 503)") {
+		t.Errorf("a checked run with bad responses: %d errors (%q), %d unexpected, %d checked; want 89, 72, %d",
+			smp.Errors, smp.FirstError, smp.Unexpected, smp.Checked, 32062+82)
 	}
 }
 

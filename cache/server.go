@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,6 +227,16 @@ func (s *Server) Close() error {
 
 // handle serves one request.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if ctx.ConnRequestNum() > 1 {
+		// Take turns with the other connections. A kept-alive connection
+		// whose next request was already there when its response went
+		// out is served again at once, ahead of connections the poller
+		// made ready earlier, and a burst of those is the tail of the
+		// latency: with wrk on this 2-core machine, 1 KiB hits' p99 fell
+		// from 7.2–8.0 to 4.9–5.9 ms for 6% fewer requests/s (64 KiB hits:
+		// no change).
+		runtime.Gosched()
+	}
 	start := time.Now()
 	rs := &reqState{}
 	s.serve(ctx, rs)

@@ -233,8 +233,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		// out is served again at once, ahead of connections the poller
 		// made ready earlier, and a burst of those is the tail of the
 		// latency: with wrk on this 2-core machine, 1 KiB hits' p99 fell
-		// from 7.2–8.0 to 4.9–5.9 ms for 6% fewer requests/s (64 KiB hits:
-		// no change).
+		// from 7.2–8.0 to 4.9–5.9 ms for 6–9% fewer requests/s (64 KiB
+		// hits: no change).
 		runtime.Gosched()
 	}
 	start := time.Now()

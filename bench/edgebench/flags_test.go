@@ -25,7 +25,8 @@ func TestFlagsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Duration != 10*time.Second || cfg.Rounds != 1 || cfg.Objects != 100 || cfg.Connections != 64 || cfg.Threads != 2 ||
-		cfg.Dir != "/var/tmp" || cfg.Keep || cfg.Engined != "" || cfg.Settle != DefaultSettle || cfg.JSON != "" {
+		cfg.Dir != "/var/tmp" || cfg.Keep || cfg.Engined != "" || cfg.Settle != DefaultSettle || cfg.JSON != "" ||
+		cfg.CheckDuration != 2*time.Second {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	if !slices.Equal(cfg.Sizes, []int64{1 << 10, 64 << 10}) || !slices.Equal(cfg.Targets, []string{Ours, Varnish}) {
@@ -39,7 +40,7 @@ func TestFlagsDefaults(t *testing.T) {
 func TestFlags(t *testing.T) {
 	cfg, err := parseFlags("--duration", "3s", "--rounds", "2", "--objects", "7", "--sizes", "4KiB, 1MiB ,512B",
 		"--connections", "8", "--threads", "4", "--targets", " Varnish ", "--dir", "/tmp", "--keep", "--engined", "/bin/true",
-		"--settle", "0", "--json", "out.json")
+		"--settle", "0", "--json", "out.json", "--check-duration", "5s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,8 @@ func TestFlags(t *testing.T) {
 		Threads: 4, Targets: []string{Varnish}, Dir: "/tmp", Keep: true, Engined: "/bin/true", Settle: time.Millisecond, JSON: "out.json"}
 	if cfg.Duration != want.Duration || cfg.Rounds != want.Rounds || cfg.Objects != want.Objects || !slices.Equal(cfg.Sizes, want.Sizes) ||
 		cfg.Connections != want.Connections || cfg.Threads != want.Threads || !slices.Equal(cfg.Targets, want.Targets) ||
-		cfg.Dir != want.Dir || cfg.Keep != want.Keep || cfg.Engined != want.Engined || cfg.Settle != want.Settle || cfg.JSON != want.JSON {
+		cfg.Dir != want.Dir || cfg.Keep != want.Keep || cfg.Engined != want.Engined || cfg.Settle != want.Settle || cfg.JSON != want.JSON ||
+		cfg.CheckDuration != 5*time.Second {
 		t.Errorf("got %+v\nwant %+v", cfg, want)
 	}
 }
@@ -61,6 +63,8 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--duration", "500ms"}, "--duration"},
 		{[]string{"--duration", "1500ms"}, "whole seconds"},
 		{[]string{"--duration", "-1s"}, "--duration"},
+		{[]string{"--check-duration", "0s"}, "--check-duration"},
+		{[]string{"--check-duration", "2500ms"}, "--check-duration 2.5s: give whole seconds"},
 		{[]string{"--rounds", "0"}, "--rounds"},
 		{[]string{"--objects", "0"}, "--objects"},
 		{[]string{"--objects", "100001"}, "--objects"},
@@ -91,6 +95,7 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{Config{Duration: 1500 * time.Millisecond}, "whole seconds"},
+		{Config{CheckDuration: 500 * time.Millisecond}, "CheckDuration"},
 		{Config{Targets: []string{}}, "no targets"},
 		{Config{Targets: []string{"squid"}}, "unknown target"},
 		{Config{Targets: []string{Ours, Ours}}, "twice"},

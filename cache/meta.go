@@ -19,16 +19,20 @@ type entryMeta struct {
 	// Lifetime is the freshness lifetime in nanoseconds; forever: the
 	// origin said nothing about freshness, so the object is immutable.
 	Lifetime     int64
-	StaleIfError int64  // nanoseconds the entry may be served stale when the origin fails
-	LastModified int64  // unix seconds (0: none)
-	Flags        uint32 // flag*
-	ETag         []byte
-	ContentType  []byte
-	Encoding     []byte // Content-Encoding of the stored body ("" identity)
-	CacheControl []byte
-	Expires      []byte
-	Extra        []byte // other headers replayed, "Name: value\r\n" lines
-	LastModText  []byte // LastModified as an HTTP-date
+	StaleIfError int64 // nanoseconds the entry may be served stale when the origin fails
+	// StaleWhileRevalidate is how many nanoseconds past its freshness the
+	// entry may be served while it is revalidated in the background
+	// (RFC 5861 §3; 0: not at all).
+	StaleWhileRevalidate int64
+	LastModified         int64  // unix seconds (0: none)
+	Flags                uint32 // flag*
+	ETag                 []byte
+	ContentType          []byte
+	Encoding             []byte // Content-Encoding of the stored body ("" identity)
+	CacheControl         []byte
+	Expires              []byte
+	Extra                []byte // other headers replayed, "Name: value\r\n" lines
+	LastModText          []byte // LastModified as an HTTP-date
 }
 
 const (
@@ -41,7 +45,9 @@ const (
 // forever is the Lifetime of objects the origin gave no freshness for.
 const forever = int64(1<<63 - 1)
 
-const metaVersion = 2
+// metaVersion is the encoding written; version 2, the same without
+// StaleWhileRevalidate, is still read.
+const metaVersion = 3
 
 var errMeta = errors.New("cache: stored meta is corrupt")
 
@@ -56,14 +62,15 @@ func (m *entryMeta) encode() []byte {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	return b
+	return binary.AppendVarint(b, m.StaleWhileRevalidate)
 }
 
 // decodeMeta fills m from b; m's byte fields alias b.
 func decodeMeta(b []byte, m *entryMeta) error {
-	if len(b) == 0 || b[0] != metaVersion {
+	if len(b) == 0 || (b[0] != metaVersion && b[0] != 2) {
 		return errMeta
 	}
+	version := b[0]
 	b = b[1:]
 	for _, p := range []*int64{&m.Size, &m.ReqTime, &m.RespTime, &m.Date, &m.AgeHdr, &m.Lifetime, &m.StaleIfError, &m.LastModified} {
 		v, n := binary.Varint(b)
@@ -83,6 +90,14 @@ func decodeMeta(b []byte, m *entryMeta) error {
 			return errMeta
 		}
 		*p, b = b[n:n+int(l)], b[n+int(l):]
+	}
+	m.StaleWhileRevalidate = 0
+	if version >= 3 {
+		v, n := binary.Varint(b)
+		if n <= 0 || v < 0 {
+			return errMeta
+		}
+		m.StaleWhileRevalidate = v
 	}
 	if m.Size < 0 {
 		return errMeta
@@ -113,6 +128,16 @@ func (m *entryMeta) ttl(now time.Time) time.Duration {
 // fresh reports whether the entry may be served without asking the origin.
 func (m *entryMeta) fresh(now time.Time) bool {
 	return m.Flags&flagNoCache == 0 && m.ttl(now) > 0
+}
+
+// revalidateBehind reports whether a stale entry may be served as it is
+// while it is revalidated in the background (stale-while-revalidate,
+// never with no-cache or must-revalidate).
+func (m *entryMeta) revalidateBehind(now time.Time) bool {
+	if m.Flags&(flagNoCache|flagMustRevalidate) != 0 || m.StaleWhileRevalidate <= 0 {
+		return false
+	}
+	return -m.ttl(now) <= time.Duration(m.StaleWhileRevalidate)
 }
 
 // staleUsable reports whether a stale entry may be served because the

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/binary"
 	"reflect"
 	"testing"
 	"time"
@@ -9,7 +10,8 @@ import (
 func sampleMeta() entryMeta {
 	return entryMeta{
 		Size: 123456, ReqTime: 1_700_000_000_000_000_000, RespTime: 1_700_000_000_250_000_000, Date: 1_700_000_000,
-		AgeHdr: 7, Lifetime: int64(time.Hour), StaleIfError: int64(24 * time.Hour), LastModified: 1_600_000_000,
+		AgeHdr: 7, Lifetime: int64(time.Hour), StaleIfError: int64(24 * time.Hour), StaleWhileRevalidate: int64(30 * time.Second),
+		LastModified: 1_600_000_000,
 		Flags:        flagCompressible | flagVaryEncoding,
 		ETag:         []byte(`"abc"`),
 		ContentType:  []byte("text/css; charset=utf-8"),
@@ -64,18 +66,42 @@ func TestDecodeMetaCorrupt(t *testing.T) {
 		}
 	}
 	bad := map[string][]byte{
-		"nil":           nil,
-		"older version": append([]byte{metaVersion - 1}, good[1:]...),
-		"newer version": append([]byte{metaVersion + 1}, good[1:]...),
-		"garbage":       []byte("\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"),
-		"huge length":   append(append([]byte(nil), (&entryMeta{}).encode()[:10]...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f),
-		"negative size": (&entryMeta{Size: -1}).encode(),
+		"nil":                             nil,
+		"older version":                   append([]byte{1}, good[1:]...),
+		"newer version":                   append([]byte{metaVersion + 1}, good[1:]...),
+		"garbage":                         []byte("\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"),
+		"huge length":                     append(append([]byte(nil), (&entryMeta{}).encode()[:10]...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f),
+		"negative size":                   (&entryMeta{Size: -1}).encode(),
+		"negative stale-while-revalidate": (&entryMeta{StaleWhileRevalidate: -1}).encode(),
 	}
 	for name, b := range bad {
 		var got entryMeta
 		if err := decodeMeta(b, &got); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestDecodeMetaVersion2: entries stored before stale-while-revalidate
+// was kept (version 2, the same fields without it) still decode, with
+// none.
+func TestDecodeMetaVersion2(t *testing.T) {
+	m := sampleMeta()
+	b := m.encode()
+	if b[0] != metaVersion || metaVersion != 3 {
+		t.Fatalf("encoding: version %d; this test builds version 2 from version 3", b[0])
+	}
+	// Version 3 is version 2 and then stale-while-revalidate.
+	swr := binary.AppendVarint(nil, m.StaleWhileRevalidate)
+	v2 := append([]byte{2}, b[1:len(b)-len(swr)]...)
+	var got entryMeta
+	if err := decodeMeta(v2, &got); err != nil {
+		t.Fatalf("decoding version 2: %v", err)
+	}
+	want := m
+	want.StaleWhileRevalidate = 0
+	if !metaEqual(got, want) {
+		t.Fatalf("version 2:\n got %+v\nwant %+v", got, want)
 	}
 }
 
@@ -86,15 +112,20 @@ func TestMetaFreshness(t *testing.T) {
 		name         string
 		m            entryMeta
 		fresh, stale bool // fresh; usable stale when the origin fails
+		behind       bool // served stale while revalidated in the background
 	}{
-		{"fresh", entryMeta{ReqTime: at(-time.Second), RespTime: at(-time.Second), Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour)}, true, true},
-		{"stale, within stale-if-error", entryMeta{ReqTime: at(-2 * time.Minute), RespTime: at(-2 * time.Minute), Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour)}, false, true},
-		{"stale past stale-if-error", entryMeta{ReqTime: at(-2 * time.Hour), RespTime: at(-2 * time.Hour), Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour)}, false, false},
-		{"must-revalidate", entryMeta{ReqTime: at(-2 * time.Minute), RespTime: at(-2 * time.Minute), Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour), Flags: flagMustRevalidate}, false, false},
-		{"no-cache", entryMeta{ReqTime: at(0), RespTime: at(0), Lifetime: int64(time.Hour), Flags: flagNoCache}, false, true},
-		{"forever", entryMeta{ReqTime: at(-1000 * time.Hour), RespTime: at(-1000 * time.Hour), Lifetime: forever}, true, true},
-		{"Age header", entryMeta{ReqTime: at(0), RespTime: at(0), AgeHdr: 120, Lifetime: int64(time.Minute)}, false, false},
-		{"Date in the past", entryMeta{ReqTime: at(0), RespTime: at(0), Date: now.Unix() - 120, Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour)}, false, true},
+		{"fresh", entryMeta{ReqTime: at(-time.Second), RespTime: at(-time.Second), Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour)}, true, true, false},
+		{"stale, within stale-if-error", entryMeta{ReqTime: at(-2 * time.Minute), RespTime: at(-2 * time.Minute), Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour)}, false, true, false},
+		{"stale past stale-if-error", entryMeta{ReqTime: at(-2 * time.Hour), RespTime: at(-2 * time.Hour), Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour)}, false, false, false},
+		{"must-revalidate", entryMeta{ReqTime: at(-2 * time.Minute), RespTime: at(-2 * time.Minute), Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour), Flags: flagMustRevalidate}, false, false, false},
+		{"no-cache", entryMeta{ReqTime: at(0), RespTime: at(0), Lifetime: int64(time.Hour), Flags: flagNoCache}, false, true, false},
+		{"forever", entryMeta{ReqTime: at(-1000 * time.Hour), RespTime: at(-1000 * time.Hour), Lifetime: forever}, true, true, false},
+		{"Age header", entryMeta{ReqTime: at(0), RespTime: at(0), AgeHdr: 120, Lifetime: int64(time.Minute)}, false, false, false},
+		{"Date in the past", entryMeta{ReqTime: at(0), RespTime: at(0), Date: now.Unix() - 120, Lifetime: int64(time.Minute), StaleIfError: int64(time.Hour)}, false, true, false},
+		{"stale, within stale-while-revalidate", entryMeta{ReqTime: at(-90 * time.Second), RespTime: at(-90 * time.Second), Lifetime: int64(time.Minute), StaleWhileRevalidate: int64(time.Minute)}, false, false, true},
+		{"stale past stale-while-revalidate", entryMeta{ReqTime: at(-3 * time.Minute), RespTime: at(-3 * time.Minute), Lifetime: int64(time.Minute), StaleWhileRevalidate: int64(time.Minute)}, false, false, false},
+		{"stale-while-revalidate with must-revalidate", entryMeta{ReqTime: at(-90 * time.Second), RespTime: at(-90 * time.Second), Lifetime: int64(time.Minute), StaleWhileRevalidate: int64(time.Minute), Flags: flagMustRevalidate}, false, false, false},
+		{"stale-while-revalidate with no-cache", entryMeta{ReqTime: at(0), RespTime: at(0), Lifetime: int64(time.Minute), StaleWhileRevalidate: int64(time.Minute), Flags: flagNoCache}, false, true, false},
 	}
 	for _, tc := range cases {
 		if got := tc.m.fresh(now); got != tc.fresh {
@@ -102,6 +133,9 @@ func TestMetaFreshness(t *testing.T) {
 		}
 		if got := tc.m.staleUsable(now); got != tc.stale {
 			t.Errorf("%s: staleUsable %v, want %v", tc.name, got, tc.stale)
+		}
+		if got := tc.m.revalidateBehind(now); got != tc.behind {
+			t.Errorf("%s: revalidateBehind %v, want %v", tc.name, got, tc.behind)
 		}
 	}
 }

@@ -305,6 +305,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 	}
 	key := string(uri)
 	if ok {
+		if m.revalidateBehind(now) {
+			s.serveStaleRevalidating(ctx, rs, key, &m, bodySource{mem: body}, now)
+			return
+		}
 		s.fromFill(ctx, rs, key, &m, bodySource{mem: body}, now)
 		return
 	}
@@ -316,6 +320,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 					rs.result = "hit"
 					s.stats.hits.Add(1)
 					s.respond(ctx, key, &m, src, hit(&m, now, "disk"))
+					return
+				}
+				if m.revalidateBehind(now) {
+					s.serveStaleRevalidating(ctx, rs, key, &m, src, now)
 					return
 				}
 				s.fromFill(ctx, rs, key, &m, src, now)
@@ -442,6 +450,30 @@ func (s *Server) promote(key string, o *tier.Object, m *entryMeta) bodySource {
 	s.mem.Put(key, meta, body)
 	decodeMeta(meta, m)
 	return bodySource{mem: body}
+}
+
+// serveStaleRevalidating answers with the stale entry m at once and starts
+// its revalidation in the background unless one is running: the origin
+// allowed it (stale-while-revalidate), and the next request finds the
+// entry fresh, or the new one, without having waited for the origin.
+func (s *Server) serveStaleRevalidating(ctx *fasthttp.RequestCtx, rs *reqState, key string, m *entryMeta, src bodySource, now time.Time) {
+	if s.origins.anyUp() {
+		if f, started := s.joinFill(ctx, key, m); started {
+			// Nobody waits for this fill's head: an answer that
+			// cannot be shared is closed as soon as it comes.
+			f.gaveUp.Store(true)
+			select {
+			case <-f.head:
+				if f.direct != nil {
+					f.direct.Close()
+				}
+			default:
+			}
+		}
+	}
+	rs.result = "stale"
+	s.stats.stale.Add(1)
+	s.respond(ctx, key, m, src, hit(m, now, "stale-while-revalidate"))
 }
 
 // fromFill joins (or starts) the fill of key and answers from it. stale is
@@ -890,6 +922,10 @@ func (s *Server) refreshMeta(m *entryMeta, h http.Header, reqTime, respTime time
 	m.StaleIfError = int64(s.cfg.StaleIfError)
 	if cc.StaleIfError >= 0 {
 		m.StaleIfError = cc.StaleIfError * int64(time.Second)
+	}
+	m.StaleWhileRevalidate = 0
+	if cc.StaleWhileRevalidate > 0 {
+		m.StaleWhileRevalidate = cc.StaleWhileRevalidate * int64(time.Second)
 	}
 }
 

@@ -1063,3 +1063,104 @@ func TestVariantFollowsNewBody(t *testing.T) {
 		t.Errorf("gzip after the object changed: the old body (%q...), want the new one", got[:18])
 	}
 }
+
+// TestStaleWhileRevalidate: within the origin's stale-while-revalidate
+// window a stale entry is served at once, without waiting for the origin,
+// and revalidated in the background, once however many requests come;
+// the next request finds the entry fresh again, or the new object. Past
+// the window, or with must-revalidate, the request waits for the
+// revalidation.
+func TestStaleWhileRevalidate(t *testing.T) {
+	clock := newFakeClock()
+	var mu sync.Mutex
+	version := 1
+	gate := make(chan struct{}) // closed: the origin answers
+	close(gate)
+	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		v, g := version, gate
+		mu.Unlock()
+		<-g
+		h := w.Header()
+		h.Set("Date", httpx.FormatHTTPDate(clock.Now()))
+		switch r.URL.Path {
+		case "/swr":
+			h.Set("Cache-Control", "max-age=10, stale-while-revalidate=30")
+		case "/swr-must":
+			h.Set("Cache-Control", "max-age=10, stale-while-revalidate=30, must-revalidate")
+		}
+		etag := fmt.Sprintf(`"v%d"`, v)
+		h.Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprintf(w, "%s version %d", r.URL.Path, v)
+	})
+	cfg := edgeConfig(o.URL())
+	cfg.Now = clock.Now
+	e := startEdge(t, cfg)
+	c := newClient(t)
+	body := func(path string, v int) []byte { return fmt.Appendf(nil, "%s version %d", path, v) }
+	for _, p := range []string{"/swr", "/swr-must"} {
+		wantBody(t, p, get(t, c, e.URL+p), body(p, 1))
+	}
+	waitFills(t, e)
+
+	// 15 s in: stale for 5 s, within the window. The origin holds its
+	// answers and has a new version: the edge answers from the cache.
+	hold := make(chan struct{})
+	mu.Lock()
+	version, gate = 2, hold
+	mu.Unlock()
+	clock.Advance(15 * time.Second)
+	for i := range 3 {
+		r := get(t, c, e.URL+"/swr")
+		wantBody(t, fmt.Sprintf("stale use %d", i), r, body("/swr", 1))
+		if cs := r.cacheStatus(); !strings.Contains(cs, "; hit; ttl=-5; detail=stale-while-revalidate") {
+			t.Errorf("stale use %d: Cache-Status %q, want a hit with ttl=-5 and detail=stale-while-revalidate", i, cs)
+		}
+	}
+	waitFor(t, "the background revalidation to reach the origin", 5*time.Second, func() bool { return o.count("/swr") == 2 })
+	if inm := o.header("/swr").Get("If-None-Match"); inm != `"v1"` {
+		t.Errorf("the background revalidation sent If-None-Match %q, want \"v1\"", inm)
+	}
+	close(hold)
+	waitFills(t, e)
+	r := get(t, c, e.URL+"/swr")
+	wantBody(t, "after the background fill", r, body("/swr", 2))
+	wantHit(t, "after the background fill", r)
+	if cs := r.cacheStatus(); !strings.Contains(cs, "ttl=10") {
+		t.Errorf("after the background fill: Cache-Status %q, want ttl=10", cs)
+	}
+	if n := o.count("/swr"); n != 2 {
+		t.Errorf("/swr: %d origin requests, want 2 (one background revalidation for three stale uses)", n)
+	}
+
+	// Unchanged at the origin: the background revalidation is a 304 that
+	// makes the entry fresh again.
+	clock.Advance(15 * time.Second)
+	wantBody(t, "stale, unchanged", get(t, c, e.URL+"/swr"), body("/swr", 2))
+	waitFor(t, "the second background revalidation", 5*time.Second, func() bool { return o.count("/swr") == 3 })
+	waitFills(t, e)
+	r = get(t, c, e.URL+"/swr")
+	if cs := r.cacheStatus(); !strings.Contains(cs, "; hit; ttl=10") {
+		t.Errorf("after a background 304: Cache-Status %q, want a fresh hit", cs)
+	}
+
+	// Past the window (stale for 40 s > 30 s): the request waits.
+	clock.Advance(50 * time.Second)
+	r = get(t, c, e.URL+"/swr")
+	wantBody(t, "past the window", r, body("/swr", 2))
+	if cs := r.cacheStatus(); !strings.Contains(cs, "fwd=stale; fwd-status=304") {
+		t.Errorf("past the window: Cache-Status %q, want a revalidation the request waited for", cs)
+	}
+
+	// must-revalidate: never served stale, window or not.
+	r = get(t, c, e.URL+"/swr-must")
+	wantBody(t, "must-revalidate", r, body("/swr-must", 2))
+	if cs := r.cacheStatus(); !strings.Contains(cs, "fwd=stale; fwd-status=200") {
+		t.Errorf("must-revalidate: Cache-Status %q, want a revalidation the request waited for", cs)
+	}
+	waitFills(t, e)
+}

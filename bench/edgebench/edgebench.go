@@ -359,13 +359,19 @@ type Sample struct {
 	// CheckedReqPerSec is the checked run's requests/s (wrk copying
 	// every body into Lua).
 	CheckedReqPerSec float64 `json:"checked_requests_per_sec"`
-	// Errors is SocketErrors + Non2xx3xx + Unexpected, + 1 when the
-	// timed run's bytes per response do not fit the scenario, + 1 when
+	// Errors is SocketErrors + Non2xx3xx + Unexpected, + 1 for each of:
+	// the timed run's bytes per response do not fit the scenario or
+	// differ from the checked run's; a run's script expected another
+	// status; a run completed no request; the checked run checked none;
 	// a run failed.
-	Errors     int64  `json:"errors"`
-	FirstError string `json:"first_error,omitempty"`
+	Errors int64 `json:"errors"`
+	// BytesPerResponse is the timed run's bytes read per response
+	// completed, headers included.
+	BytesPerResponse float64 `json:"bytes_per_response"`
+	FirstError       string  `json:"first_error,omitempty"`
 	// WarmFetches and Fetches are the origin's fetches during the
-	// warm-up and during the timed and checked runs.
+	// warm-up and during the timed and checked runs (Fetches keeps its
+	// JSON name from before the checked runs).
 	WarmFetches int64 `json:"warm_origin_fetches"`
 	Fetches     int64 `json:"timed_origin_fetches"`
 	// FetchedPaths are the objects fetched from the origin during the
@@ -398,6 +404,10 @@ type Comparison struct {
 	RoundRatios []float64 `json:"round_ratios,omitempty"`
 	OursP99Us   float64   `json:"ours_p99_us"`
 	PeerP99Us   float64   `json:"varnish_p99_us"`
+	// OursChecked and PeerChecked are the checked runs' median
+	// requests/s (wrk copying every body into Lua): no goal, reported.
+	OursChecked float64 `json:"ours_checked_requests_per_sec"`
+	PeerChecked float64 `json:"varnish_checked_requests_per_sec"`
 	// HasGoal says whether the project has a target for the scenario
 	// (the hits); without one the verdict is n/a and the ratio reported.
 	HasGoal bool   `json:"has_goal"`
@@ -563,12 +573,16 @@ func (b *bench) measure(ctx context.Context, t *target, s Scenario, scripts [2]s
 	res, err := runWrk(ctx, spec)
 	cpu1, err1 := proc.TreeCPU(t.proc.Pid())
 	smp.Output = out
-	var chk WrkResult
-	if err == nil {
+	timed := err == nil
+	if timed {
+		res.fill(&smp, s, b.cfg.Connections)
 		smp.CheckedOutput = strings.TrimSuffix(out, ".txt") + "-checked.txt"
 		spec.duration, spec.script, spec.out = b.cfg.CheckDuration, scripts[1], b.path(smp.CheckedOutput)
+		var chk WrkResult
 		if chk, err = runWrk(ctx, spec); err != nil {
 			err = fmt.Errorf("the checked run: %w", err)
+		} else {
+			chk.fillChecked(&smp, s, b.cfg.Connections)
 		}
 	}
 	smp.Fetches = b.origin.fetches() - f1
@@ -577,13 +591,15 @@ func (b *bench) measure(ctx context.Context, t *target, s Scenario, scripts [2]s
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			smp.Errors, smp.FirstError = 1, err.Error()
+			// The timed run's own findings, if it ran, stay.
+			smp.Errors++
+			smp.FirstError = strings.TrimPrefix(smp.FirstError+"; "+err.Error(), "; ")
 			b.Fail(fmt.Errorf("edgebench: %s %s round %d: %w", t.name, s.Name, round, err))
 		}
-		return smp
+		if !timed {
+			return smp
+		}
 	}
-	res.fill(&smp, s)
-	chk.fillChecked(&smp, s)
 	if err0 == nil && err1 == nil {
 		smp.ServerCPU = (cpu1 - cpu0).Seconds()
 	}

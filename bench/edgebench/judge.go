@@ -74,6 +74,7 @@ func compare(s Scenario, ours, peer *Result) Comparison {
 		return c
 	}
 	c.Ours, c.Peer, c.OursP99Us, c.PeerP99Us = ours.ReqPerSec, peer.ReqPerSec, ours.P99Us, peer.P99Us
+	c.OursChecked, c.PeerChecked = ours.CheckedReqPerSec, peer.CheckedReqPerSec
 	for _, o := range ours.Rounds {
 		for _, p := range peer.Rounds {
 			if p.Round == o.Round && o.Requests > 0 && p.Requests > 0 && p.ReqPerSec > 0 {

@@ -17,7 +17,8 @@ func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "load: %s (%s) per run, %d round(s), %d objects per size, warmed untimed before every run\n",
 		r.Load, h.Wrk, r.Rounds, r.Objects)
 	fmt.Fprintf(w, "checks: the timed runs count socket errors, statuses ≥ 400 and the bytes per response; a checked run of %gs after each "+
-		"(a Lua response() per response, which costs wrk a copy of every body) checks every status and size: \"checked\"\n",
+		"(a Lua response() per response, which costs wrk a copy of every body) checks every status and size: \"checked\"; "+
+		"origin warm/runs: the origin's fetches in the warm-up and in the timed and checked runs\n",
 		r.CheckSeconds)
 	fmt.Fprintln(w, "CPU per request: user + system time over the requests wrk completed; srv: the cache's whole process tree "+
 		"(engined; varnishd's manager and its cache process) from wrk's start to its exit; wrk: its own")
@@ -50,7 +51,7 @@ func (r *Report) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "\n%s: %s\n", s.Name, describe(s, r.Objects))
 		head := fmt.Sprintf("  %-8s %9s %8s %9s %9s %9s %9s %7s %8s %11s %11s %18s %6s %10s",
-			"target", "req/s", "MB/s", "p50", "p75", "p90", "p99", "errors", "checked", "srv CPU/req", "wrk CPU/req", "origin warm/timed", "load", "vs varnish")
+			"target", "req/s", "MB/s", "p50", "p75", "p90", "p99", "errors", "checked", "srv CPU/req", "wrk CPU/req", "origin warm/runs", "load", "vs varnish")
 		if r.Rounds > 1 {
 			head += "  rounds (req/s)"
 		}
@@ -62,7 +63,7 @@ func (r *Report) print(w io.Writer) {
 
 	if len(r.Comparisons) > 0 {
 		fmt.Fprintf(w, "\nours / varnish (goal for hits: ≥ %s the requests/s and a p99 no worse):\n", benchfmt.Ratio(GoalRatio))
-		fmt.Fprintf(w, "  %-16s %8s %10s %12s %10s  %s\n", "scenario", "req/s", "p99 ours", "p99 varnish", "p99 ratio", "verdict")
+		fmt.Fprintf(w, "  %-16s %8s %10s %12s %10s %14s  %s\n", "scenario", "req/s", "p99 ours", "p99 varnish", "p99 ratio", "checked req/s", "verdict")
 		for _, c := range r.Comparisons {
 			p99 := "-"
 			if c.OursP99Us > 0 && c.PeerP99Us > 0 {
@@ -72,8 +73,12 @@ func (r *Report) print(w io.Writer) {
 			if c.Why != "" {
 				v += " (" + c.Why + ")"
 			}
-			fmt.Fprintf(w, "  %-16s %8s %10s %12s %10s  %s\n", c.Scenario, benchfmt.Ratio(c.Ratio),
-				benchfmt.Micros(c.OursP99Us), benchfmt.Micros(c.PeerP99Us), p99, v)
+			chk := "-"
+			if c.OursChecked > 0 && c.PeerChecked > 0 {
+				chk = benchfmt.Ratio(c.OursChecked / c.PeerChecked)
+			}
+			fmt.Fprintf(w, "  %-16s %8s %10s %12s %10s %14s  %s\n", c.Scenario, benchfmt.Ratio(c.Ratio),
+				benchfmt.Micros(c.OursP99Us), benchfmt.Micros(c.PeerP99Us), p99, chk, v)
 		}
 	}
 

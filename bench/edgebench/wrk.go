@@ -36,8 +36,8 @@ const wrkExtra = time.Minute
 // A checked script also has a response() that counts the responses whose
 // status is not s.Status() or whose body is not s.Bytes() long. It costs
 // wrk a copy of every body into Lua (about 20 µs of wrk's CPU per 64 KiB
-// response here, as much as a cache's whole work for it), so the timed
-// runs go without it and a checked run follows each one.
+// response here, about half of a cache's work for it), so the timed runs
+// go without it and a checked run follows each one.
 func Script(s Scenario, paths, etags []string, checked bool) string {
 	var b strings.Builder
 	what := fmt.Sprintf("a GET of the next of these %d objects of %s, answered %d with its %d bytes",
@@ -260,12 +260,18 @@ func (r WrkResult) SocketErrors() int64 { return r.Connect + r.Read + r.Write + 
 // for the check of an unchecked run's bytes per response.
 const MaxHeaderBytes = 4096
 
-// problems counts what is wrong in run r of scenario s and says what:
-// socket errors; in a checked run the responses with the wrong status or
-// size; in an unchecked one the statuses ≥ 400 wrk counted and bytes per
+// problems counts what is wrong in run r of scenario s, made over conns
+// connections, and says what: a script made for another status; socket
+// errors; in a checked run the responses with the wrong status or size;
+// in an unchecked one the statuses ≥ 400 wrk counted and bytes per
 // response that no response of s can take (a status line and the body at
-// least, at most MaxHeaderBytes more), counted as one error.
-func (r WrkResult) problems(s Scenario) (n int64, why []string) {
+// least, at most MaxHeaderBytes more, give or take the responses the end
+// of the run cut short), counted as one error.
+func (r WrkResult) problems(s Scenario, conns int) (n int64, why []string) {
+	if r.Expect != s.Status() {
+		why = append(why, fmt.Sprintf("the script expected status %d, the scenario %d", r.Expect, s.Status()))
+		n++
+	}
 	if r.Checked {
 		if r.BadStatus > 0 {
 			why = append(why, fmt.Sprintf("%d responses with a status other than %d (the first: %d)", r.BadStatus, s.Status(), r.FirstBadStatus))
@@ -279,12 +285,10 @@ func (r WrkResult) problems(s Scenario) (n int64, why []string) {
 			why = append(why, fmt.Sprintf("%d responses with a status of 400 or more", r.Non2xx3xx))
 		}
 		n += r.Non2xx3xx
-		if r.Responses > 0 {
-			per := float64(r.Bytes) / float64(r.Responses)
-			if lo, hi := float64(s.Bytes()+int64(len("HTTP/1.1 200 OK\r\n\r\n"))), float64(s.Bytes()+MaxHeaderBytes); per < lo || per > hi {
-				why = append(why, fmt.Sprintf("%.0f bytes per response, not %d (the body) plus a header of under %d", per, s.Bytes(), MaxHeaderBytes))
-				n++
-			}
+		if per, slack := r.bytesPer(s, conns); r.Responses > 0 &&
+			(per < float64(s.Bytes()+int64(len("HTTP/1.1 200 OK\r\n\r\n"))) || per > float64(s.Bytes()+MaxHeaderBytes)+slack) {
+			why = append(why, fmt.Sprintf("%.0f bytes per response, not %d (the body) plus a header of under %d", per, s.Bytes(), MaxHeaderBytes))
+			n++
 		}
 	}
 	if k := r.SocketErrors(); k > 0 {
@@ -298,32 +302,63 @@ func (r WrkResult) problems(s Scenario) (n int64, why []string) {
 	return n, why
 }
 
-// fill puts timed run r into a sample of scenario s, errors counted.
-func (r WrkResult) fill(smp *Sample, s Scenario) {
+// bytesPer is run r's bytes per completed response, and how much the
+// responses the end of the run cut short may add to it: wrk counts their
+// bytes too, at most one response of s on each of conns connections.
+func (r WrkResult) bytesPer(s Scenario, conns int) (per, slack float64) {
+	if r.Responses == 0 {
+		return 0, 0
+	}
+	return float64(r.Bytes) / float64(r.Responses), float64(int64(conns)*(s.Bytes()+MaxHeaderBytes)) / float64(r.Responses)
+}
+
+// HeaderJitter is how many bytes per response the headers of one cache's
+// responses may differ by from run to run (Age, Varnish's X-Varnish).
+const HeaderJitter = 32
+
+// fill puts timed run r of scenario s, made over conns connections, into
+// a sample, errors counted.
+func (r WrkResult) fill(smp *Sample, s Scenario, conns int) {
 	smp.Requests, smp.Seconds, smp.ReqPerSec, smp.MBps = r.Requests, r.Seconds, r.ReqPerSec, r.BytesPerSec/1e6
 	smp.AvgUs, smp.MaxUs = r.AvgUs, r.MaxUs
 	smp.WrkCPU = r.CPU.Seconds()
 	smp.P50Us, smp.P75Us, smp.P90Us, smp.P99Us = r.P50Us, r.P75Us, r.P90Us, r.P99Us
 	smp.SocketErrors, smp.Non2xx3xx = r.SocketErrors(), r.Non2xx3xx
+	smp.BytesPerResponse, _ = r.bytesPer(s, conns)
 	if r.Checked {
 		smp.Unexpected = r.BadStatus + r.BadSize
 		smp.Checked = r.Good + r.BadStatus + r.BadSize
 	}
-	n, why := r.problems(s)
+	n, why := r.problems(s, conns)
 	smp.Errors = n
 	smp.FirstError = strings.Join(why, "; ")
 }
 
 // fillChecked adds checked run r, which followed the sample's timed run,
-// to the sample of scenario s.
-func (r WrkResult) fillChecked(smp *Sample, s Scenario) {
+// to the sample of scenario s. Besides its own findings, the timed run's
+// bytes per response must be the checked run's, whose every response
+// was right, within HeaderJitter and what cut-short responses add: a
+// timed run with wrong responses that the bounds of problems let pass
+// (a 200 for a 304, a bodiless answer) shows here.
+func (r WrkResult) fillChecked(smp *Sample, s Scenario, conns int) {
 	smp.CheckedReqPerSec = r.ReqPerSec
 	smp.Checked += r.Good + r.BadStatus + r.BadSize
 	smp.Unexpected += r.BadStatus + r.BadSize
 	smp.SocketErrors += r.SocketErrors()
-	n, why := r.problems(s)
-	if r.Checked && r.Good == 0 && n == 0 {
+	n, why := r.problems(s, conns)
+	switch {
+	case !r.Checked:
+		n, why = n+1, append(why, "its script did not check the responses")
+	case r.Good == 0 && n == 0:
 		n, why = 1, []string{"no response checked"}
+	case smp.Requests > 0 && r.Responses > 0:
+		per, slack := r.bytesPer(s, conns)
+		timedSlack := float64(int64(conns)*(s.Bytes()+MaxHeaderBytes)) / float64(smp.Requests)
+		if d := smp.BytesPerResponse - per; d > HeaderJitter+slack+timedSlack || -d > HeaderJitter+slack+timedSlack {
+			why = append(why, fmt.Sprintf("the timed run read %.0f bytes per response, the checked run %.0f: the timed run's responses were not all right",
+				smp.BytesPerResponse, per))
+			n++
+		}
 	}
 	smp.Errors += n
 	if len(why) > 0 {
@@ -405,6 +440,8 @@ func ParseWrk(out string) (WrkResult, error) {
 		return r, errors.New("no latency distribution (50%, 75%, 90%, 99%) in wrk's output: was it run with --latency?")
 	case !r.Summary:
 		return r, fmt.Errorf("no %q line in wrk's output (the script's done())", summaryPrefix)
+	case r.Responses != r.Requests:
+		return r, fmt.Errorf("the script's summary counts %d requests, wrk's line %d: not one run's output", r.Responses, r.Requests)
 	}
 	return r, nil
 }

@@ -121,6 +121,7 @@ func TestParseWrkErrors(t *testing.T) {
 		{"bad summary", strings.Replace(string(good), "bytes=73880818", "bytes=lots", 1), "bytes"},
 		{"summary field missing", strings.Replace(string(good), " bad_size=0", "", 1), "bad_size"},
 		{"summary without the bytes", strings.Replace(string(good), " bytes=73880818", "", 1), "bytes"},
+		{"summary of another run", strings.Replace(string(good), "requests=53115", "requests=53114", 1), "counts 53114 requests, wrk's line 53115"},
 		{"bad size unit", strings.Replace(string(good), "34.79MB", "34.79", 1), "34.79"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,7 +166,7 @@ func TestFill(t *testing.T) {
 		t.Fatal(err)
 	}
 	var smp Sample
-	r.fill(&smp, Scenario{Name: "hit-1KiB", Kind: Hit, Size: 1024})
+	r.fill(&smp, Scenario{Name: "hit-1KiB", Kind: Hit, Size: 1024}, 64)
 	// A checked run's statuses ≥ 400 are among its unexpected responses,
 	// not counted twice.
 	if smp.Errors != 72+17 || smp.Unexpected != 72 || smp.SocketErrors != 17 || smp.Non2xx3xx != 72 || smp.Checked != 82 {
@@ -216,7 +217,9 @@ func TestFillUnchecked(t *testing.T) {
 		{"wrk-varnish-revalidate-304.txt", hit1, "355 bytes per response, not 1024 (the body)"},
 	} {
 		var smp Sample
-		parse(tc.file).fill(&smp, tc.s)
+		r := parse(tc.file)
+		r.Expect = tc.s.Status() // a right script, wrong answers
+		r.fill(&smp, tc.s, 64)
 		if tc.want == "" {
 			if smp.Errors != 0 || smp.Checked != 0 || smp.Requests == 0 {
 				t.Errorf("%s as %s: %d errors (%s), %d checked, %d requests; want 0 errors and 0 checked",
@@ -231,17 +234,62 @@ func TestFillUnchecked(t *testing.T) {
 
 	// The checked run after a timed one adds its own findings.
 	var smp Sample
-	parse("wrk-varnish-hit-64KiB.txt").fill(&smp, hit64)
-	parse("wrk-varnish-hit-64KiB-checked.txt").fillChecked(&smp, hit64)
+	parse("wrk-varnish-hit-64KiB.txt").fill(&smp, hit64, 64)
+	parse("wrk-varnish-hit-64KiB-checked.txt").fillChecked(&smp, hit64, 64)
 	if smp.Errors != 0 || smp.Checked != 32062 || smp.CheckedReqPerSec != 15925.50 || smp.ReqPerSec != 18769.86 {
 		t.Errorf("timed + checked: %d errors (%s), %d checked at %v req/s, timed %v req/s; want 0, 32062 at 15925.50, 18769.86",
 			smp.Errors, smp.FirstError, smp.Checked, smp.CheckedReqPerSec, smp.ReqPerSec)
 	}
-	parse("wrk-slow-seconds.txt").fillChecked(&smp, Scenario{Name: "hit-1KiB", Kind: Hit, Size: 1024})
-	if smp.Errors != 72+17 || smp.Unexpected != 72 || smp.Checked != 32062+82 ||
-		!strings.HasPrefix(smp.FirstError, "checked run: 72 responses with a status other than 200 (the first: 503)") {
-		t.Errorf("a checked run with bad responses: %d errors (%q), %d unexpected, %d checked; want 89, 72, %d",
+	parse("wrk-slow-seconds.txt").fillChecked(&smp, Scenario{Name: "hit-1KiB", Kind: Hit, Size: 1024}, 64)
+	// Its 72 bad statuses, 17 timeouts, and bytes per response far from
+	// the timed run's.
+	if smp.Errors != 72+17+1 || smp.Unexpected != 72 || smp.Checked != 32062+82 ||
+		!strings.HasPrefix(smp.FirstError, "checked run: 72 responses with a status other than 200 (the first: 503)") ||
+		!strings.Contains(smp.FirstError, "the timed run read 65908 bytes per response, the checked run 1153") {
+		t.Errorf("a checked run with bad responses: %d errors (%q), %d unexpected, %d checked; want 90, 72, %d",
 			smp.Errors, smp.FirstError, smp.Unexpected, smp.Checked, 32062+82)
+	}
+}
+
+// TestTimedAgainstChecked: what the bounds on a timed run's bytes per
+// response let pass — here every revalidation answered 200 with the body
+// — the checked run that follows shows: its responses, all checked, took
+// other bytes. Responses the end of a run cuts short are allowed for.
+func TestTimedAgainstChecked(t *testing.T) {
+	reval := Scenario{Name: "revalidate-304", Kind: Revalidate, Size: 1 << 10}
+	run := func(checked bool, expect int, responses, perResponse int64) WrkResult {
+		r := WrkResult{Requests: responses, Responses: responses, Bytes: responses * perResponse, Summary: true, Checked: checked, Expect: expect}
+		if checked {
+			r.Good = responses
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name          string
+		timed, chk    WrkResult
+		s             Scenario
+		errors        int64
+		want, wantNot string
+	}{
+		{"200s for 304s", run(false, 304, 300_000, 1400), run(true, 304, 60_000, 355), reval, 1,
+			"the timed run read 1400 bytes per response, the checked run 355", ""},
+		{"the same headers, one more digit", run(false, 304, 300_000, 357), run(true, 304, 60_000, 355), reval, 0, "", ""},
+		{"a script for 200s", run(false, 200, 300_000, 355), run(true, 200, 60_000, 355), reval, 2,
+			"the script expected status 200, the scenario 304; checked run: the script expected status 200", ""},
+		{"a checked run that checked nothing", run(false, 304, 300_000, 355), run(false, 304, 60_000, 355), reval, 1,
+			"checked run: its script did not check the responses", ""},
+		// 16 MiB objects: 64 responses cut short add up to 64 × 16 MiB
+		// to 100 completed ones.
+		{"big objects cut short", WrkResult{Requests: 100, Responses: 100, Bytes: 100*(16<<20+300) + 64*(8<<20), Summary: true, Expect: 200},
+			WrkResult{Requests: 20, Responses: 20, Bytes: 20*(16<<20+300) + 64*(4<<20), Summary: true, Checked: true, Expect: 200, Good: 20},
+			Scenario{Name: "hit-16MiB", Kind: Hit, Size: 16 << 20}, 0, "", ""},
+	} {
+		var smp Sample
+		tc.timed.fill(&smp, tc.s, 64)
+		tc.chk.fillChecked(&smp, tc.s, 64)
+		if smp.Errors != tc.errors || !strings.Contains(smp.FirstError, tc.want) {
+			t.Errorf("%s: %d errors (%q), want %d saying %q", tc.name, smp.Errors, smp.FirstError, tc.errors, tc.want)
+		}
 	}
 }
 

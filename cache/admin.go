@@ -23,6 +23,7 @@ import (
 // stats are the edge's counters, since it started.
 type stats struct {
 	hits, misses, stale, revalidated, bypass, errors atomic.Int64
+	staleRevalidating                                atomic.Int64
 	coalesced, stored, compressions                  atomic.Int64
 	originFetches, peerFetches, peerFills            atomic.Int64
 	bytesSent, requests                              atomic.Int64
@@ -31,32 +32,35 @@ type stats struct {
 
 // Stats is a snapshot of an edge's counters (GET /_edge/stats).
 type Stats struct {
-	Requests      int64       `json:"requests"`
-	Hits          int64       `json:"hits"`           // served from the cache without asking anyone
-	Misses        int64       `json:"misses"`         // not in the cache: filled from a peer or the origin
-	Stale         int64       `json:"stale"`          // served stale because the origin failed (stale-if-error)
-	Revalidated   int64       `json:"revalidated"`    // stale entries the origin confirmed (304)
-	Bypass        int64       `json:"bypass"`         // requests with credentials, relayed and never stored
-	Errors        int64       `json:"errors"`         // answered 5xx/4xx by the edge itself
-	Coalesced     int64       `json:"coalesced"`      // misses that joined a fill already running
-	Stored        int64       `json:"stored"`         // fills stored
-	Compressions  int64       `json:"compressions"`   // gzip/br variants made
-	OriginFetches int64       `json:"origin_fetches"` // requests sent to origins
-	PeerFetches   int64       `json:"peer_fetches"`   // fills asked of the owner edge
-	PeerFills     int64       `json:"peer_fills"`     // fills the owner edge answered
-	BytesSent     int64       `json:"bytes_sent"`     // response bytes written to clients
-	Purged        int64       `json:"purged"`
-	OriginsUp     []string    `json:"origins_up"`
-	OriginsDown   []string    `json:"origins_down"`
-	Ring          []string    `json:"ring"`
-	Memory        tier.Stats  `json:"memory"`
-	Disk          *tier.Stats `json:"disk,omitempty"`
+	Requests    int64 `json:"requests"`
+	Hits        int64 `json:"hits"`        // served from the cache without asking anyone
+	Misses      int64 `json:"misses"`      // not in the cache: filled from a peer or the origin
+	Stale       int64 `json:"stale"`       // served stale because the origin failed (stale-if-error)
+	Revalidated int64 `json:"revalidated"` // stale entries the origin confirmed (304)
+	// StaleRevalidating counts stale entries served while they were
+	// revalidated in the background (stale-while-revalidate).
+	StaleRevalidating int64       `json:"stale_while_revalidate"`
+	Bypass            int64       `json:"bypass"`         // requests with credentials, relayed and never stored
+	Errors            int64       `json:"errors"`         // answered 5xx/4xx by the edge itself
+	Coalesced         int64       `json:"coalesced"`      // misses that joined a fill already running
+	Stored            int64       `json:"stored"`         // fills stored
+	Compressions      int64       `json:"compressions"`   // gzip/br variants made
+	OriginFetches     int64       `json:"origin_fetches"` // requests sent to origins
+	PeerFetches       int64       `json:"peer_fetches"`   // fills asked of the owner edge
+	PeerFills         int64       `json:"peer_fills"`     // fills the owner edge answered
+	BytesSent         int64       `json:"bytes_sent"`     // response bytes written to clients
+	Purged            int64       `json:"purged"`
+	OriginsUp         []string    `json:"origins_up"`
+	OriginsDown       []string    `json:"origins_down"`
+	Ring              []string    `json:"ring"`
+	Memory            tier.Stats  `json:"memory"`
+	Disk              *tier.Stats `json:"disk,omitempty"`
 }
 
 // Stats returns the edge's counters.
 func (s *Server) Stats() Stats {
 	st := Stats{Requests: s.stats.requests.Load(), Hits: s.stats.hits.Load(), Misses: s.stats.misses.Load(), Stale: s.stats.stale.Load(),
-		Revalidated: s.stats.revalidated.Load(), Bypass: s.stats.bypass.Load(), Errors: s.stats.errors.Load(),
+		Revalidated: s.stats.revalidated.Load(), StaleRevalidating: s.stats.staleRevalidating.Load(), Bypass: s.stats.bypass.Load(), Errors: s.stats.errors.Load(),
 		Coalesced: s.stats.coalesced.Load(), Stored: s.stats.stored.Load(), Compressions: s.stats.compressions.Load(),
 		OriginFetches: s.stats.originFetches.Load(), PeerFetches: s.stats.peerFetches.Load(), PeerFills: s.stats.peerFills.Load(),
 		BytesSent: s.stats.bytesSent.Load(), Purged: s.stats.purged.Load(), Memory: s.mem.Stats()}
@@ -94,6 +98,7 @@ func newMetrics(s *Server) *metrics {
 	counter("misses_total", "Requests not in the cache.", &s.stats.misses)
 	counter("stale_total", "Requests served stale because the origin failed.", &s.stats.stale)
 	counter("revalidated_total", "Stale entries the origin confirmed with a 304.", &s.stats.revalidated)
+	counter("stale_while_revalidate_total", "Stale entries served while revalidated in the background.", &s.stats.staleRevalidating)
 	counter("bypass_total", "Requests with credentials, relayed and never stored.", &s.stats.bypass)
 	counter("errors_total", "Requests the edge answered with an error of its own.", &s.stats.errors)
 	counter("coalesced_total", "Misses that joined a running fill.", &s.stats.coalesced)

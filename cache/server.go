@@ -266,7 +266,7 @@ func bodyLen(r *fasthttp.Response) int64 {
 
 // reqState is what the access log and counters want to know of a request.
 type reqState struct {
-	result string // hit, miss, stale, revalidated, bypass, peer, error, admin
+	result string // hit, miss, stale, stale-while-revalidate, revalidated, bypass, peer, error, admin
 }
 
 func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
@@ -471,8 +471,8 @@ func (s *Server) serveStaleRevalidating(ctx *fasthttp.RequestCtx, rs *reqState, 
 			}
 		}
 	}
-	rs.result = "stale"
-	s.stats.stale.Add(1)
+	rs.result = "stale-while-revalidate"
+	s.stats.staleRevalidating.Add(1)
 	s.respond(ctx, key, m, src, hit(m, now, "stale-while-revalidate"))
 }
 

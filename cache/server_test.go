@@ -1136,6 +1136,9 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	if n := o.count("/swr"); n != 2 {
 		t.Errorf("/swr: %d origin requests, want 2 (one background revalidation for three stale uses)", n)
 	}
+	if st := e.Stats(); st.StaleRevalidating != 3 || st.Stale != 0 {
+		t.Errorf("stats: %d served stale while revalidating, %d stale for an origin failure; want 3 and 0", st.StaleRevalidating, st.Stale)
+	}
 
 	// Unchanged at the origin: the background revalidation is a 304 that
 	// makes the entry fresh again.

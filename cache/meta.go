@@ -94,7 +94,7 @@ func decodeMeta(b []byte, m *entryMeta) error {
 	m.StaleWhileRevalidate = 0
 	if version >= 3 {
 		v, n := binary.Varint(b)
-		if n <= 0 || v < 0 {
+		if n <= 0 || v < 0 || n != len(b) {
 			return errMeta
 		}
 		m.StaleWhileRevalidate = v

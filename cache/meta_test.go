@@ -2,6 +2,7 @@ package cache
 
 import (
 	"encoding/binary"
+	"net/http"
 	"reflect"
 	"testing"
 	"time"
@@ -73,6 +74,7 @@ func TestDecodeMetaCorrupt(t *testing.T) {
 		"huge length":                     append(append([]byte(nil), (&entryMeta{}).encode()[:10]...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f),
 		"negative size":                   (&entryMeta{Size: -1}).encode(),
 		"negative stale-while-revalidate": (&entryMeta{StaleWhileRevalidate: -1}).encode(),
+		"trailing bytes":                  append(m.encode(), 0),
 	}
 	for name, b := range bad {
 		var got entryMeta
@@ -145,6 +147,9 @@ func FuzzDecodeMeta(f *testing.F) {
 	f.Add(m.encode())
 	f.Add((&entryMeta{}).encode())
 	f.Add((&entryMeta{Lifetime: forever}).encode())
+	v2 := m.encode()
+	v2 = append([]byte{2}, v2[1:len(v2)-len(binary.AppendVarint(nil, m.StaleWhileRevalidate))]...)
+	f.Add(v2) // version 2, before stale-while-revalidate
 	f.Add([]byte{})
 	f.Add([]byte{1})
 	f.Add([]byte("\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"))
@@ -161,4 +166,32 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("re-encoding %+v: %v, got %+v", m, err, again)
 		}
 	})
+}
+
+// TestStaleAllowance: how long past its freshness an entry may be served
+// stale, by what the origin said: stale-if-error as given, else the
+// edge's default, but none with s-maxage (it implies proxy-revalidate)
+// unless stale-if-error is explicit; stale-while-revalidate only when
+// given.
+func TestStaleAllowance(t *testing.T) {
+	o := startOrigin(t, func(http.ResponseWriter, *http.Request) {})
+	e := startEdge(t, edgeConfig(o.URL()))
+	now := time.Now()
+	for _, tc := range []struct {
+		cc       string
+		sie, swr time.Duration
+	}{
+		{"max-age=60", 24 * time.Hour, 0},
+		{"max-age=60, stale-if-error=30", 30 * time.Second, 0},
+		{"s-maxage=60", 0, 0},
+		{"s-maxage=60, stale-if-error=30, stale-while-revalidate=10", 30 * time.Second, 10 * time.Second},
+		{"max-age=60, stale-while-revalidate=10", 24 * time.Hour, 10 * time.Second},
+	} {
+		resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Cache-Control": {tc.cc}}, ContentLength: 1}
+		m, storable := e.metaOf(resp, now, now)
+		if !storable || time.Duration(m.StaleIfError) != tc.sie || time.Duration(m.StaleWhileRevalidate) != tc.swr {
+			t.Errorf("%q: storable %v, stale-if-error %v, stale-while-revalidate %v; want %v and %v",
+				tc.cc, storable, time.Duration(m.StaleIfError), time.Duration(m.StaleWhileRevalidate), tc.sie, tc.swr)
+		}
+	}
 }

@@ -78,8 +78,11 @@ type Server struct {
 
 	fillsMu sync.Mutex
 	fills   map[string]*fill
-	compMu  sync.Mutex
-	comps   map[string]*compression
+	// behind bounds the background revalidations running at once
+	// (stale-while-revalidate): a token per fill.
+	behind chan struct{}
+	compMu sync.Mutex
+	comps  map[string]*compression
 
 	hitStatus string // Cache-Status of a hit on an immutable entry
 
@@ -130,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, mem: tier.NewMemory(cfg.MemoryLimit), fills: map[string]*fill{}, comps: map[string]*compression{},
+	s := &Server{cfg: cfg, mem: tier.NewMemory(cfg.MemoryLimit), fills: map[string]*fill{}, behind: make(chan struct{}, maxBehind), comps: map[string]*compression{},
 		hitStatus: httpx.CacheStatus{Cache: cfg.Name, Hit: true}.String()}
 	var err error
 	if s.origins, err = newOriginPool(cfg.Origins, cfg.DynamicOrigins, cfg.HealthInterval, cfg.HealthPath, cfg.ConnectTimeout, cfg.HeaderTimeout, cfg.Log); err != nil {
@@ -296,7 +299,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 	// The lookup borrows the URI's bytes; key is a copy for what outlives the request.
 	borrowed := unsafe.String(unsafe.SliceData(uri), len(uri))
 	metaB, body, ok := s.mem.Get(borrowed)
-	ok = ok && decodeMeta(metaB, &m) == nil
+	ok = ok && decodeMeta(metaB, &m) == nil && int64(len(body)) == m.Size
 	if ok && m.fresh(now) {
 		rs.result = "hit"
 		s.stats.hits.Add(1)
@@ -457,24 +460,46 @@ func (s *Server) promote(key string, o *tier.Object, m *entryMeta) bodySource {
 // allowed it (stale-while-revalidate), and the next request finds the
 // entry fresh, or the new one, without having waited for the origin.
 func (s *Server) serveStaleRevalidating(ctx *fasthttp.RequestCtx, rs *reqState, key string, m *entryMeta, src bodySource, now time.Time) {
-	if s.origins.anyUp() {
-		if f, started := s.joinFill(ctx, key, m); started {
-			// Nobody waits for this fill's head: an answer that
-			// cannot be shared is closed as soon as it comes.
-			f.gaveUp.Store(true)
-			select {
-			case <-f.head:
-				if f.direct != nil {
-					f.direct.Close()
-				}
-			default:
-			}
+	if !s.origins.anyUp() {
+		// Nothing can revalidate it: stale because the origin is down.
+		rs.result = "stale"
+		s.stats.stale.Add(1)
+		s.respond(ctx, key, m, src, hit(m, now, "stale-origin-down"))
+		return
+	}
+	select {
+	case s.behind <- struct{}{}:
+		f, started := s.joinFill(ctx, key, m)
+		if !started {
+			<-s.behind // one runs already
+			break
 		}
+		// Nobody waits for this fill's head: an answer that cannot be
+		// shared is closed as soon as it comes.
+		f.gaveUp.Store(true)
+		select {
+		case <-f.head:
+			if f.direct != nil {
+				f.direct.Close()
+			}
+		default:
+		}
+		go func() {
+			f.complete() // returns once the fill ended, however
+			<-s.behind
+		}()
+	default:
+		// As many revalidations run behind as may: serve it stale
+		// anyway; a request after one of them ends starts this one.
 	}
 	rs.result = "stale-while-revalidate"
 	s.stats.staleRevalidating.Add(1)
 	s.respond(ctx, key, m, src, hit(m, now, "stale-while-revalidate"))
 }
+
+// maxBehind bounds the background revalidations at once: each holds an
+// object's body in memory while it arrives, and no client waits for it.
+const maxBehind = 32
 
 // fromFill joins (or starts) the fill of key and answers from it. stale is
 // the entry being revalidated, served if the origin fails and it allows.
@@ -672,7 +697,18 @@ func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 		m := *stale
 		s.refreshMeta(&m, resp.Header, reqTime, respTime)
 		f.meta = &m
-		s.updateMeta(key, &m)
+		// Not after a purge: a fill started since may have stored
+		// the object anew, and this meta is the purged entry's.
+		b := m.encode()
+		s.fillsMu.Lock()
+		purged := f.purged.Load()
+		if !purged {
+			s.mem.UpdateMeta(key, b)
+		}
+		s.fillsMu.Unlock()
+		if s.disk != nil && !purged && !f.purged.Load() {
+			s.disk.UpdateMeta(key, b)
+		}
 		s.doneFill(f)
 		close(f.head)
 		f.finish(nil)
@@ -920,21 +956,17 @@ func (s *Server) refreshMeta(m *entryMeta, h http.Header, reqTime, respTime time
 		m.Lifetime = int64(life)
 	}
 	m.StaleIfError = int64(s.cfg.StaleIfError)
-	if cc.StaleIfError >= 0 {
+	switch {
+	case cc.StaleIfError >= 0:
 		m.StaleIfError = cc.StaleIfError * int64(time.Second)
+	case cc.SMaxAge >= 0:
+		// s-maxage implies proxy-revalidate (RFC 9111 §5.2.2.10): no
+		// stale copies unless the origin says so explicitly.
+		m.StaleIfError = 0
 	}
 	m.StaleWhileRevalidate = 0
 	if cc.StaleWhileRevalidate > 0 {
 		m.StaleWhileRevalidate = cc.StaleWhileRevalidate * int64(time.Second)
-	}
-}
-
-// updateMeta stores a revalidated entry's new meta in both tiers.
-func (s *Server) updateMeta(key string, m *entryMeta) {
-	b := m.encode()
-	s.mem.UpdateMeta(key, b)
-	if s.disk != nil {
-		s.disk.UpdateMeta(key, b)
 	}
 }
 

@@ -1099,6 +1099,10 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	})
 	cfg := edgeConfig(o.URL())
 	cfg.Now = clock.Now
+	// The origin holds the background revalidation's answer for as long
+	// as the test takes to look: more than a loaded -race run may need.
+	cfg.HeaderTimeout = 20 * time.Second
+	cfg.HealthInterval = 50 * time.Millisecond
 	e := startEdge(t, cfg)
 	c := newClient(t)
 	body := func(path string, v int) []byte { return fmt.Appendf(nil, "%s version %d", path, v) }
@@ -1127,7 +1131,15 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	}
 	close(hold)
 	waitFills(t, e)
-	r := get(t, c, e.URL+"/swr")
+
+	// must-revalidate: never served stale, even within the window.
+	r := get(t, c, e.URL+"/swr-must")
+	wantBody(t, "must-revalidate", r, body("/swr-must", 2))
+	if cs := r.cacheStatus(); !strings.Contains(cs, "fwd=stale; fwd-status=200") {
+		t.Errorf("must-revalidate, 5 s stale: Cache-Status %q, want a revalidation the request waited for", cs)
+	}
+
+	r = get(t, c, e.URL+"/swr")
 	wantBody(t, "after the background fill", r, body("/swr", 2))
 	wantHit(t, "after the background fill", r)
 	if cs := r.cacheStatus(); !strings.Contains(cs, "ttl=10") {
@@ -1159,11 +1171,36 @@ func TestStaleWhileRevalidate(t *testing.T) {
 		t.Errorf("past the window: Cache-Status %q, want a revalidation the request waited for", cs)
 	}
 
-	// must-revalidate: never served stale, window or not.
-	r = get(t, c, e.URL+"/swr-must")
-	wantBody(t, "must-revalidate", r, body("/swr-must", 2))
-	if cs := r.cacheStatus(); !strings.Contains(cs, "fwd=stale; fwd-status=200") {
-		t.Errorf("must-revalidate: Cache-Status %q, want a revalidation the request waited for", cs)
+	waitFills(t, e)
+
+	// As many revalidations running behind as may: stale is served
+	// without starting another.
+	clock.Advance(15 * time.Second)
+	for range maxBehind {
+		e.behind <- struct{}{}
+	}
+	n := o.count("/swr")
+	r = get(t, c, e.URL+"/swr")
+	if cs := r.cacheStatus(); !strings.Contains(cs, "detail=stale-while-revalidate") {
+		t.Errorf("with no room behind: Cache-Status %q, want stale-while-revalidate", cs)
 	}
 	waitFills(t, e)
+	if m := o.count("/swr"); m != n {
+		t.Errorf("with no room behind: %d origin requests, want %d (none started)", m, n)
+	}
+	for range maxBehind {
+		<-e.behind
+	}
+
+	// Every origin down: served stale, and said so; nothing to revalidate.
+	o.stop()
+	waitFor(t, "the origin to be taken out", 5*time.Second, func() bool { return !e.origins.anyUp() })
+	r = get(t, c, e.URL+"/swr")
+	wantBody(t, "origin down", r, body("/swr", 2))
+	if cs := r.cacheStatus(); !strings.Contains(cs, "detail=stale-origin-down") {
+		t.Errorf("origin down: Cache-Status %q, want stale-origin-down", cs)
+	}
+	if st := e.Stats(); st.StaleRevalidating != 5 || st.Stale != 1 {
+		t.Errorf("stats: %d served stale while revalidating, %d stale with the origin down; want 5 and 1", st.StaleRevalidating, st.Stale)
+	}
 }

@@ -40,6 +40,20 @@ func newFill(key string) *fill {
 	return f
 }
 
+// abandon says the request that started f will not read its answer: a
+// response that cannot be shared, meant for that request alone, is
+// closed as soon as it comes (by runFill, or here if it came already).
+func (f *fill) abandon() {
+	f.gaveUp.Store(true)
+	select {
+	case <-f.head:
+		if f.direct != nil {
+			f.direct.Close()
+		}
+	default:
+	}
+}
+
 // add appends body bytes and wakes readers.
 func (f *fill) add(p []byte) {
 	f.mu.Lock()

@@ -474,16 +474,7 @@ func (s *Server) serveStaleRevalidating(ctx *fasthttp.RequestCtx, rs *reqState, 
 			<-s.behind // one runs already
 			break
 		}
-		// Nobody waits for this fill's head: an answer that cannot be
-		// shared is closed as soon as it comes.
-		f.gaveUp.Store(true)
-		select {
-		case <-f.head:
-			if f.direct != nil {
-				f.direct.Close()
-			}
-		default:
-		}
+		f.abandon() // nobody waits for this fill's head
 		go func() {
 			f.complete() // returns once the fill ended, however
 			<-s.behind
@@ -522,15 +513,7 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 	case <-f.head:
 	case <-timer.C:
 		if started {
-			// Nobody will read an answer meant for this request alone.
-			f.gaveUp.Store(true)
-			select {
-			case <-f.head:
-				if f.direct != nil {
-					f.direct.Close()
-				}
-			default:
-			}
+			f.abandon()
 		}
 		f = nil
 	}

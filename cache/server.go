@@ -317,7 +317,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 	}
 	if s.disk != nil {
 		if o, ok := s.disk.Get(key); ok {
-			if decodeMeta(o.Meta, &m) == nil {
+			if decodeMeta(o.Meta, &m) == nil && m.Size == o.Size {
 				src := s.promote(key, o, &m)
 				if m.fresh(now) {
 					rs.result = "hit"
@@ -425,14 +425,18 @@ func (b bodySource) bytes(size int64) ([]byte, error) {
 	return b.mem, nil
 }
 
-// lookup returns key's entry from memory or disk.
-func (s *Server) lookup(key string) (bodySource, bool) {
-	if _, body, ok := s.mem.Get(key); ok {
+// lookup finds key's body in the tiers, if it is size bytes long (a body
+// of another length belongs to another version than the meta at hand).
+func (s *Server) lookup(key string, size int64) (bodySource, bool) {
+	if _, body, ok := s.mem.Get(key); ok && int64(len(body)) == size {
 		return bodySource{mem: body}, true
 	}
 	if s.disk != nil {
 		if o, ok := s.disk.Get(key); ok {
-			return bodySource{disk: o}, true
+			if o.Size == size {
+				return bodySource{disk: o}, true
+			}
+			o.Close()
 		}
 	}
 	return bodySource{}, false
@@ -550,7 +554,7 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 		if stale == nil {
 			// This request joined another's revalidation: the entry
 			// it refreshed is in the tiers again.
-			if src, ok := s.lookup(key); ok {
+			if src, ok := s.lookup(key, f.meta.Size); ok {
 				s.respond(ctx, key, f.meta, src, cs)
 				return
 			}

@@ -90,6 +90,12 @@ type Server struct {
 	cancel    context.CancelFunc
 	fillWG    sync.WaitGroup
 	closeOnce sync.Once
+	// The listeners Serve was given, so that Close stops a Serve that
+	// had not reached fasthttp's listener list yet (fasthttp's Shutdown
+	// only closes listeners it has).
+	lnMu     sync.Mutex
+	lns      []net.Listener
+	lnClosed bool
 }
 
 const peerHeader = "X-Engine-Edge-Peer"
@@ -183,7 +189,22 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 
 // Serve serves plain HTTP on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
+	if !s.track(ln) {
+		return nil
+	}
 	return s.srv.Serve(sendBufListener{ln})
+}
+
+// track records ln for Close; after Close it closes ln and says no.
+func (s *Server) track(ln net.Listener) bool {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	if s.lnClosed {
+		ln.Close()
+		return false
+	}
+	s.lns = append(s.lns, ln)
+	return true
 }
 
 // sendBufListener gives accepted connections a send buffer that holds a
@@ -206,6 +227,9 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 	if err != nil {
 		return fmt.Errorf("cache: TLS certificate %s and key %s: %w", certFile, keyFile, err)
 	}
+	if !s.track(ln) {
+		return nil
+	}
 	return s.srv.Serve(tls.NewListener(sendBufListener{ln}, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"}}))
 }
@@ -217,6 +241,14 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		err = s.srv.Shutdown()
+		// A Serve that had not handed its listener to fasthttp yet
+		// returns once it finds it closed.
+		s.lnMu.Lock()
+		s.lnClosed = true
+		for _, ln := range s.lns {
+			ln.Close()
+		}
+		s.lnMu.Unlock()
 		s.fillWG.Wait()
 		s.origins.close()
 		if s.alog != nil {

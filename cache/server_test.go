@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -1202,5 +1203,37 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	}
 	if st := e.Stats(); st.StaleRevalidating != 5 || st.Stale != 1 {
 		t.Errorf("stats: %d served stale while revalidating, %d stale with the origin down; want 5 and 1", st.StaleRevalidating, st.Stale)
+	}
+}
+
+// TestCloseBeforeServe: an edge closed before its Serve got going (or
+// before Serve was called at all) does not serve on: Serve returns.
+func TestCloseBeforeServe(t *testing.T) {
+	o := startOrigin(t, func(http.ResponseWriter, *http.Request) {})
+	s, err := New(edgeConfig(o.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve after Close: %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		ln.Close()
+		t.Fatal("Serve after Close still running after 5s")
+	}
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		c.Close()
+		t.Error("the listener given to Serve after Close still accepts connections")
 	}
 }

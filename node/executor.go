@@ -143,7 +143,11 @@ func (e *executor) reconcile() {
 	}
 	var clean []string
 	for _, id := range ended {
-		if !e.mu.cleaned[id] {
+		// Not while an attempt of the job winds down here: cancelled
+		// just above, it may still write into the job's directory and
+		// would make it again after the removal. runTask kicks the
+		// next reconcile when it ends.
+		if !e.mu.cleaned[id] && !e.runningLocked(id) {
 			e.mu.cleaned[id] = true
 			clean = append(clean, id)
 			for k := range e.mu.finished {
@@ -157,6 +161,16 @@ func (e *executor) reconcile() {
 	for _, id := range clean {
 		os.RemoveAll(n.jobDir(id))
 	}
+}
+
+// runningLocked reports whether an attempt of job id runs here.
+func (e *executor) runningLocked(id string) bool {
+	for r := range e.mu.running {
+		if r.job == id {
+			return true
+		}
+	}
+	return false
 }
 
 // earlierRunningLocked reports whether another attempt of k's task is still
@@ -249,7 +263,13 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t
 	e.mu.finished[k] = true
 	e.mu.Unlock()
 	if cancelled {
-		return // cancelled: the attempt is no longer ours to report
+		// The attempt is no longer ours to report; its job's scratch
+		// may wait for it to end (reconcile).
+		select {
+		case e.n.execKick <- struct{}{}:
+		default:
+		}
+		return
 	}
 	cmd.Time = time.Now()
 	cmd.Seconds = time.Since(start).Seconds()

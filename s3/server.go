@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,9 +51,15 @@ type Server struct {
 	verify *Verifier
 	log    *slog.Logger
 	srv    *fasthttp.Server
-	ln     net.Listener
 	reqID  atomic.Uint64
 	prefix string // request id prefix, random per server
+
+	// The listeners Serve was given, so that Close stops a Serve that
+	// had not reached fasthttp's listener list yet (fasthttp's Shutdown
+	// only closes listeners it has).
+	lnMu     sync.Mutex
+	lns      []net.Listener
+	lnClosed bool
 }
 
 // maxHeaderBytes bounds a request's header section (fasthttp's read
@@ -106,7 +113,14 @@ func New(cfg Config) (*Server, error) {
 
 // Serve accepts connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
-	s.ln = ln
+	s.lnMu.Lock()
+	if s.lnClosed {
+		s.lnMu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.lns = append(s.lns, ln)
+	s.lnMu.Unlock()
 	err := s.srv.Serve(ln)
 	if errors.Is(err, net.ErrClosed) {
 		return nil
@@ -126,6 +140,12 @@ func (s *Server) ListenAndServe(addr string) error {
 // Close stops the server: no new requests; requests in progress finish.
 func (s *Server) Close() error {
 	err := s.srv.Shutdown()
+	s.lnMu.Lock()
+	s.lnClosed = true
+	for _, ln := range s.lns {
+		ln.Close() // a Serve not yet in fasthttp's hands returns
+	}
+	s.lnMu.Unlock()
 	s.st.close()
 	return err
 }

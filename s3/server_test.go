@@ -555,3 +555,43 @@ func TestVirtualHostStyle(t *testing.T) {
 		t.Fatalf("virtual-host list: %d keys", n)
 	}
 }
+
+// TestCloseBeforeServe: a server closed before its Serve got going (or
+// before Serve was called at all) does not serve on: Serve returns and
+// the listener is closed.
+func TestCloseBeforeServe(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "backing")
+	os.MkdirAll(root, 0o755)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bb, err := burstbuffer.Open(burstbuffer.Config{Node: "n0", FlashDir: filepath.Join(dir, "flash"), BackingDir: root,
+		Cluster: oneNode{}, Transport: noPeers{}, FlashLimit: 1 << 30, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bb.Close()
+	s, err := New(Config{Root: root, Data: bb, Creds: Credentials{testAK: testSK}, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve after Close: %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		ln.Close()
+		t.Fatal("Serve after Close still running after 5s")
+	}
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		c.Close()
+		t.Error("the listener given to Serve after Close still accepts connections")
+	}
+}

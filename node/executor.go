@@ -59,6 +59,17 @@ func (e *executor) run() {
 		case <-e.n.ctx.Done():
 			e.stopAll()
 			e.wg.Wait()
+			// The attempts are over: the scratch of jobs that ended
+			// while they wound down can go now.
+			var ended []string
+			e.n.fsm.Read(func(s *coordinator.State) {
+				for id, j := range s.Jobs {
+					if j.Done() {
+						ended = append(ended, id)
+					}
+				}
+			})
+			e.removeScratch(ended)
 			return
 		case <-e.n.execKick:
 		case <-tick.C:
@@ -141,12 +152,18 @@ func (e *executor) reconcile() {
 		e.wg.Add(1)
 		go e.runTask(ctx, st.key, st.job, st.task)
 	}
+	e.mu.Unlock()
+	e.removeScratch(ended)
+}
+
+// removeScratch removes the scratch directories of the ended jobs, but not
+// while an attempt of the job winds down here: cancelled by reconcile, it
+// may still write into the job's directory and would make it again after
+// the removal. runTask kicks the next reconcile when it ends.
+func (e *executor) removeScratch(ended []string) {
+	e.mu.Lock()
 	var clean []string
 	for _, id := range ended {
-		// Not while an attempt of the job winds down here: cancelled
-		// just above, it may still write into the job's directory and
-		// would make it again after the removal. runTask kicks the
-		// next reconcile when it ends.
 		if !e.mu.cleaned[id] && !e.runningLocked(id) {
 			e.mu.cleaned[id] = true
 			clean = append(clean, id)
@@ -159,7 +176,7 @@ func (e *executor) reconcile() {
 	}
 	e.mu.Unlock()
 	for _, id := range clean {
-		os.RemoveAll(n.jobDir(id))
+		os.RemoveAll(e.n.jobDir(id))
 	}
 }
 

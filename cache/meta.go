@@ -130,6 +130,13 @@ func (m *entryMeta) fresh(now time.Time) bool {
 	return m.Flags&flagNoCache == 0 && m.ttl(now) > 0
 }
 
+// sameResponse reports whether stored meta b is of the same origin
+// response as m (the version m revalidates), not of one stored since.
+func (m *entryMeta) sameResponse(b []byte) bool {
+	var cur entryMeta
+	return decodeMeta(b, &cur) == nil && cur.RespTime == m.RespTime && cur.Size == m.Size && string(cur.ETag) == string(m.ETag)
+}
+
 // revalidateBehind reports whether a stale entry may be served as it is
 // while it is revalidated in the background (stale-while-revalidate,
 // never with no-cache or must-revalidate).

@@ -195,3 +195,22 @@ func TestStaleAllowance(t *testing.T) {
 		}
 	}
 }
+
+// TestSameResponse: a revalidation's new meta goes only onto the stored
+// version it revalidated, whichever encoding stored it.
+func TestSameResponse(t *testing.T) {
+	m := sampleMeta()
+	if !m.sameResponse(m.encode()) {
+		t.Error("the entry's own meta is not its response")
+	}
+	v2 := m.encode()
+	v2 = append([]byte{2}, v2[1:len(v2)-len(binary.AppendVarint(nil, m.StaleWhileRevalidate))]...)
+	if !m.sameResponse(v2) {
+		t.Error("the entry's meta stored as version 2 is not its response")
+	}
+	later := m
+	later.RespTime += int64(time.Second)
+	if m.sameResponse(later.encode()) || m.sameResponse(nil) {
+		t.Error("a response stored later (or corrupt meta) taken for the one revalidated")
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"engine/cache/httpx"
 	"engine/cache/tier"
+	"engine/internal/listeners"
 )
 
 // Config configures an edge node.
@@ -90,12 +91,7 @@ type Server struct {
 	cancel    context.CancelFunc
 	fillWG    sync.WaitGroup
 	closeOnce sync.Once
-	// The listeners Serve was given, so that Close stops a Serve that
-	// had not reached fasthttp's listener list yet (fasthttp's Shutdown
-	// only closes listeners it has).
-	lnMu     sync.Mutex
-	lns      []net.Listener
-	lnClosed bool
+	lns       listeners.Set // closed by Close, also before Serve got going
 }
 
 const peerHeader = "X-Engine-Edge-Peer"
@@ -189,22 +185,10 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 
 // Serve serves plain HTTP on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
-	if !s.track(ln) {
+	if !s.lns.Add(ln) {
 		return nil
 	}
 	return s.srv.Serve(sendBufListener{ln})
-}
-
-// track records ln for Close; after Close it closes ln and says no.
-func (s *Server) track(ln net.Listener) bool {
-	s.lnMu.Lock()
-	defer s.lnMu.Unlock()
-	if s.lnClosed {
-		ln.Close()
-		return false
-	}
-	s.lns = append(s.lns, ln)
-	return true
 }
 
 // sendBufListener gives accepted connections a send buffer that holds a
@@ -227,7 +211,7 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 	if err != nil {
 		return fmt.Errorf("cache: TLS certificate %s and key %s: %w", certFile, keyFile, err)
 	}
-	if !s.track(ln) {
+	if !s.lns.Add(ln) {
 		return nil
 	}
 	return s.srv.Serve(tls.NewListener(sendBufListener{ln}, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
@@ -241,14 +225,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		err = s.srv.Shutdown()
-		// A Serve that had not handed its listener to fasthttp yet
-		// returns once it finds it closed.
-		s.lnMu.Lock()
-		s.lnClosed = true
-		for _, ln := range s.lns {
-			ln.Close()
-		}
-		s.lnMu.Unlock()
+		s.lns.Close()
 		s.fillWG.Wait()
 		s.origins.close()
 		if s.alog != nil {
@@ -331,7 +308,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 	// The lookup borrows the URI's bytes; key is a copy for what outlives the request.
 	borrowed := unsafe.String(unsafe.SliceData(uri), len(uri))
 	metaB, body, ok := s.mem.Get(borrowed)
-	ok = ok && decodeMeta(metaB, &m) == nil && int64(len(body)) == m.Size
+	ok = ok && decodeMeta(metaB, &m) == nil
 	if ok && m.fresh(now) {
 		rs.result = "hit"
 		s.stats.hits.Add(1)
@@ -349,7 +326,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 	}
 	if s.disk != nil {
 		if o, ok := s.disk.Get(key); ok {
-			if decodeMeta(o.Meta, &m) == nil && m.Size == o.Size {
+			if decodeMeta(o.Meta, &m) == nil {
 				src := s.promote(key, o, &m)
 				if m.fresh(now) {
 					rs.result = "hit"
@@ -457,15 +434,14 @@ func (b bodySource) bytes(size int64) ([]byte, error) {
 	return b.mem, nil
 }
 
-// lookup finds key's body in the tiers, if it is size bytes long (a body
-// of another length belongs to another version than the meta at hand).
-func (s *Server) lookup(key string, size int64) (bodySource, bool) {
-	if _, body, ok := s.mem.Get(key); ok && int64(len(body)) == size {
+// lookup returns key's entry from memory or disk: its meta and body.
+func (s *Server) lookup(key string, m *entryMeta) (bodySource, bool) {
+	if meta, body, ok := s.mem.Get(key); ok && decodeMeta(meta, m) == nil {
 		return bodySource{mem: body}, true
 	}
 	if s.disk != nil {
 		if o, ok := s.disk.Get(key); ok {
-			if o.Size == size {
+			if decodeMeta(o.Meta, m) == nil {
 				return bodySource{disk: o}, true
 			}
 			o.Close()
@@ -586,8 +562,9 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 		if stale == nil {
 			// This request joined another's revalidation: the entry
 			// it refreshed is in the tiers again.
-			if src, ok := s.lookup(key, f.meta.Size); ok {
-				s.respond(ctx, key, f.meta, src, cs)
+			var m entryMeta
+			if src, ok := s.lookup(key, &m); ok {
+				s.respond(ctx, key, &m, src, cs)
 				return
 			}
 			s.fail(ctx, fasthttp.StatusBadGateway, "the object was revalidated and evicted at once; retry", cs)
@@ -716,17 +693,12 @@ func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 		m := *stale
 		s.refreshMeta(&m, resp.Header, reqTime, respTime)
 		f.meta = &m
-		// Not after a purge: a fill started since may have stored
-		// the object anew, and this meta is the purged entry's.
-		b := m.encode()
-		s.fillsMu.Lock()
-		purged := f.purged.Load()
-		if !purged {
-			s.mem.UpdateMeta(key, b)
-		}
-		s.fillsMu.Unlock()
-		if s.disk != nil && !purged && !f.purged.Load() {
-			s.disk.UpdateMeta(key, b)
+		// Only onto the version revalidated: after a purge, a fill
+		// started since may have stored the object anew.
+		b, same := m.encode(), stale.sameResponse
+		s.mem.UpdateMeta(key, b, same)
+		if s.disk != nil {
+			s.disk.UpdateMeta(key, b, same)
 		}
 		s.doneFill(f)
 		close(f.head)

@@ -590,9 +590,11 @@ func (d *Disk) removeFiles(es []*entry[diskFile]) {
 // UpdateMeta replaces key's meta, keeping its body and its place in the
 // queues. It writes a new file (header and meta, then the body copied in
 // the kernel where the file system can) and renames it into place, so a
-// crash leaves the old entry or the new one. If the entry is replaced
-// concurrently, the newer entry wins and UpdateMeta returns nil.
-func (d *Disk) UpdateMeta(key string, meta []byte) error {
+// crash leaves the old entry or the new one. If is non-nil, the current
+// meta must satisfy it (say, be of the version the new meta revalidated);
+// otherwise, and if the entry is replaced concurrently, the newer entry
+// stays and UpdateMeta returns nil.
+func (d *Disk) UpdateMeta(key string, meta []byte, is func(current []byte) bool) error {
 	if len(meta) > maxMetaLen {
 		return fmt.Errorf("cache/tier: disk: meta of key %s is %d bytes, over the maximum of %d; do not cache it", quoteKey(key), len(meta), maxMetaLen)
 	}
@@ -624,6 +626,9 @@ func (d *Disk) UpdateMeta(key string, meta []byte) error {
 		return fmt.Errorf("%w: disk: update meta of key %s", ErrNotFound, quoteKey(key))
 	}
 	defer o.Close()
+	if is != nil && !is(o.Meta) {
+		return nil // another version; installing checks it is still f
+	}
 	if size := headerSize + int64(len(key)+len(meta)) + o.Size; size > d.limit {
 		return tooLarge("disk", key, size, d.limit)
 	}

@@ -242,7 +242,12 @@ func TestDiskUpdateMeta(t *testing.T) {
 	body := bytes.Repeat([]byte("x"), 300000)
 	put(t, d, "k", []byte("old"), body)
 	o, _ := d.Get("k") // a reader of the old file
-	if err := d.UpdateMeta("k", []byte("fresh until tomorrow")); err != nil {
+	// Meant for another version of the entry: left alone.
+	if err := d.UpdateMeta("k", []byte("stale"), func(cur []byte) bool { return string(cur) == "older" }); err != nil {
+		t.Fatal(err)
+	}
+	wantEntry(t, d, "k", []byte("old"), body)
+	if err := d.UpdateMeta("k", []byte("fresh until tomorrow"), func(cur []byte) bool { return string(cur) == "old" }); err != nil {
 		t.Fatal(err)
 	}
 	wantEntry(t, d, "k", []byte("fresh until tomorrow"), body)
@@ -250,7 +255,7 @@ func TestDiskUpdateMeta(t *testing.T) {
 		t.Fatalf("open object's meta changed to %q", o.Meta)
 	}
 	o.Close()
-	if err := d.UpdateMeta("missing", nil); !errors.Is(err, ErrNotFound) {
+	if err := d.UpdateMeta("missing", nil, nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("UpdateMeta of a missing key = %v, want ErrNotFound", err)
 	}
 	if s := d.Stats(); s.Bytes != headerSize+1+20+300000 {
@@ -526,7 +531,7 @@ func TestDiskConcurrent(t *testing.T) {
 						d.DeletePrefix("1")
 					}
 				case r < 6:
-					if err := d.UpdateMeta(k, []byte("updated")); err != nil && !errors.Is(err, ErrNotFound) {
+					if err := d.UpdateMeta(k, []byte("updated"), nil); err != nil && !errors.Is(err, ErrNotFound) {
 						t.Error(err)
 						return
 					}

@@ -74,8 +74,10 @@ func (m *Memory) Put(key string, meta, body []byte) bool {
 }
 
 // UpdateMeta replaces key's meta (a copy of meta), keeping its body and its
-// place in the queues, and reports whether key was present.
-func (m *Memory) UpdateMeta(key string, meta []byte) bool {
+// place in the queues, and reports whether it did. If is non-nil, the
+// current meta must satisfy it (say, be of the version the new meta
+// revalidated): an entry replaced since is left alone.
+func (m *Memory) UpdateMeta(key string, meta []byte, is func(current []byte) bool) bool {
 	meta = append([]byte(nil), meta...)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -85,6 +87,9 @@ func (m *Memory) UpdateMeta(key string, meta []byte) bool {
 		return false
 	}
 	old := e.val.Load()
+	if is != nil && !is(old.meta) {
+		return false
+	}
 	e.val.Store(&memObject{meta: meta, body: old.body})
 	p.resize(e, memSize(key, meta, old.body), nil)
 	return true

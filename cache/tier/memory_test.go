@@ -24,13 +24,16 @@ func TestMemory(t *testing.T) {
 	if gm, gb, _ := m.Get(key); string(gm) != "m2" || string(gb) != "body two!" {
 		t.Fatalf("after replace Get = %q %q", gm, gb)
 	}
-	if !m.UpdateMeta(key, []byte("m3")) {
+	if m.UpdateMeta(key, []byte("m3"), func(cur []byte) bool { return string(cur) == "m1" }) {
+		t.Fatal("UpdateMeta of another version than the one present returned true")
+	}
+	if !m.UpdateMeta(key, []byte("m3"), func(cur []byte) bool { return string(cur) == "m2" }) {
 		t.Fatal("UpdateMeta of a present key returned false")
 	}
 	if gm, gb, _ := m.Get(key); string(gm) != "m3" || string(gb) != "body two!" {
 		t.Fatalf("after UpdateMeta Get = %q %q", gm, gb)
 	}
-	if m.UpdateMeta("nope", nil) {
+	if m.UpdateMeta("nope", nil, nil) {
 		t.Fatal("UpdateMeta of a missing key returned true")
 	}
 	s := m.Stats()
@@ -112,7 +115,7 @@ func TestMemoryConcurrent(t *testing.T) {
 				case 2:
 					m.Delete(k)
 				case 3:
-					m.UpdateMeta(k, []byte("updated"))
+					m.UpdateMeta(k, []byte("updated"), nil)
 				case 4:
 					if i%500 == 4 {
 						m.DeletePrefix("1")

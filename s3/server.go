@@ -12,13 +12,13 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"engine/burstbuffer"
+	"engine/internal/listeners"
 )
 
 // Config configures a Server.
@@ -54,12 +54,7 @@ type Server struct {
 	reqID  atomic.Uint64
 	prefix string // request id prefix, random per server
 
-	// The listeners Serve was given, so that Close stops a Serve that
-	// had not reached fasthttp's listener list yet (fasthttp's Shutdown
-	// only closes listeners it has).
-	lnMu     sync.Mutex
-	lns      []net.Listener
-	lnClosed bool
+	lns listeners.Set // closed by Close, also before Serve got going
 }
 
 // maxHeaderBytes bounds a request's header section (fasthttp's read
@@ -113,14 +108,9 @@ func New(cfg Config) (*Server, error) {
 
 // Serve accepts connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
-	s.lnMu.Lock()
-	if s.lnClosed {
-		s.lnMu.Unlock()
-		ln.Close()
+	if !s.lns.Add(ln) {
 		return nil
 	}
-	s.lns = append(s.lns, ln)
-	s.lnMu.Unlock()
 	err := s.srv.Serve(ln)
 	if errors.Is(err, net.ErrClosed) {
 		return nil
@@ -140,12 +130,7 @@ func (s *Server) ListenAndServe(addr string) error {
 // Close stops the server: no new requests; requests in progress finish.
 func (s *Server) Close() error {
 	err := s.srv.Shutdown()
-	s.lnMu.Lock()
-	s.lnClosed = true
-	for _, ln := range s.lns {
-		ln.Close() // a Serve not yet in fasthttp's hands returns
-	}
-	s.lnMu.Unlock()
+	s.lns.Close()
 	s.st.close()
 	return err
 }

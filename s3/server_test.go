@@ -76,20 +76,7 @@ func startServer(t testing.TB) *testServer {
 // it serves.
 func startServerWith(t testing.TB, tweak func(*Server)) *testServer {
 	t.Helper()
-	dir := t.TempDir()
-	root := filepath.Join(dir, "backing")
-	os.MkdirAll(root, 0o755)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bb, err := burstbuffer.Open(burstbuffer.Config{Node: "n0", FlashDir: filepath.Join(dir, "flash"), BackingDir: root,
-		Cluster: oneNode{}, Transport: noPeers{}, FlashLimit: 1 << 30, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{Root: root, Data: bb, Creds: Credentials{testAK: testSK}, Log: log})
-	if err != nil {
-		bb.Close()
-		t.Fatal(err)
-	}
+	s, bb, root := newServer(t)
 	tweak(s)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -105,6 +92,28 @@ func startServerWith(t testing.TB, tweak func(*Server)) *testServer {
 		bb.Close()
 	})
 	return &testServer{Server: s, root: root, addr: ln.Addr().String(), bb: bb}
+}
+
+// newServer makes a Server over a one-node burst buffer in a temporary
+// directory, not serving yet; it returns the burst buffer (the caller
+// closes it) and the backing root.
+func newServer(t testing.TB) (*Server, *burstbuffer.Service, string) {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "backing")
+	os.MkdirAll(root, 0o755)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bb, err := burstbuffer.Open(burstbuffer.Config{Node: "n0", FlashDir: filepath.Join(dir, "flash"), BackingDir: root,
+		Cluster: oneNode{}, Transport: noPeers{}, FlashLimit: 1 << 30, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Root: root, Data: bb, Creds: Credentials{testAK: testSK}, Log: log})
+	if err != nil {
+		bb.Close()
+		t.Fatal(err)
+	}
+	return s, bb, root
 }
 
 func (ts *testServer) client(t testing.TB) *minio.Client {
@@ -560,20 +569,8 @@ func TestVirtualHostStyle(t *testing.T) {
 // before Serve was called at all) does not serve on: Serve returns and
 // the listener is closed.
 func TestCloseBeforeServe(t *testing.T) {
-	dir := t.TempDir()
-	root := filepath.Join(dir, "backing")
-	os.MkdirAll(root, 0o755)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bb, err := burstbuffer.Open(burstbuffer.Config{Node: "n0", FlashDir: filepath.Join(dir, "flash"), BackingDir: root,
-		Cluster: oneNode{}, Transport: noPeers{}, FlashLimit: 1 << 30, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, bb, _ := newServer(t)
 	defer bb.Close()
-	s, err := New(Config{Root: root, Data: bb, Creds: Credentials{testAK: testSK}, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
 	s.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

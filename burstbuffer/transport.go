@@ -197,6 +197,9 @@ type HTTPTransport struct {
 	// Resolve returns node's API address (host:port).
 	Resolve func(node string) (string, error)
 	Client  *http.Client
+	// Scheme is "http" (default) or "https" (Client then speaks the
+	// cluster's mutual TLS).
+	Scheme string
 }
 
 // NewHTTPTransport returns a transport with a pooled client.
@@ -210,7 +213,11 @@ func (t *HTTPTransport) do(ctx context.Context, node, method, op string, q url.V
 	if err != nil {
 		return nil, err
 	}
-	u := "http://" + addr + PathPrefix + op
+	scheme := t.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	u := scheme + "://" + addr + PathPrefix + op
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,10 @@ type RaftConfig struct {
 	// configuration, Raft would grant its vote to any candidate — even one
 	// with a stale log, if a wiped voter comes back at its old address.
 	Deferred bool
+	// ServerTLS and ClientTLS, both set, carry Raft over mutual TLS (the
+	// cluster CA's): a peer without a certificate of the cluster is
+	// refused at the handshake. Both nil: plain TCP.
+	ServerTLS, ClientTLS *tls.Config
 }
 
 // Raft is one node's Raft: hashicorp/raft with a bbolt log and stable
@@ -131,7 +136,7 @@ func OpenRaft(cfg RaftConfig) (*Raft, error) {
 	} else if a.Port != 0 {
 		adv = a
 	}
-	tr, err := raft.NewTCPTransportWithLogger(cfg.Bind, adv, 4, 5*time.Second, hl)
+	tr, err := newTransport(cfg, adv, raft.NetworkTransportConfig{Logger: hl, MaxPool: 4, Timeout: 5 * time.Second})
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("coordinator: raft listen on %s: %w", cfg.Bind, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"engine/coordinator"
+	"engine/internal/pki"
 	"engine/sortjob"
 )
 
@@ -71,10 +72,12 @@ type apiError struct {
 //	                             ends, or after DURATION (up to 1m)
 //	POST /v1/jobs/{id}/cancel    cancel → JobStatus
 //	POST /v1/plan                plan without running (PlanRequest) → PlanResponse
-//	POST /v1/cluster/join        a node joins (JoinRequest) → JoinResponse
-//	POST /v1/internal/propose    replicate a coordinator.Command (leader only)
+//	POST /v1/cluster/certificate a new node's certificate (CertRequest, with
+//	                             the join token; over TLS only)
+//	/v1/bb/…                     burst buffer staging (bbHandlers)
 //
-// Any node answers; writes are forwarded to the leader.
+// Any node answers; writes are forwarded to the leader. Every route but the
+// certificate wants the client token (authorize).
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
@@ -158,9 +161,30 @@ func (n *Node) handler() http.Handler {
 		resp.Text = sb.String()
 		writeJSON(w, http.StatusOK, resp)
 	})
-	mux.HandleFunc("POST /v1/cluster/join", func(w http.ResponseWriter, r *http.Request) {
+	n.bbHandlers(mux)
+	return mux
+}
+
+// peerHandler serves the peer API, on the internal port behind mutual TLS:
+//
+//	POST /v1/internal/join       a node joins as the node its certificate names (JoinRequest) → JoinResponse
+//	POST /v1/internal/propose    replicate a coordinator.Command (leader only)
+//	GET  /v1/internal/status     this node's NodeStatus
+//	GET  /v1/internal/bb-status  this node's burst buffer status
+//	/v1/internal/bb/…            the burst buffer's node-to-node calls
+func (n *Node) peerHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/internal/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, n.Status())
+	})
+	mux.HandleFunc("POST /v1/internal/join", func(w http.ResponseWriter, r *http.Request) {
 		var req JoinRequest
 		if !readJSON(w, r, &req) {
+			return
+		}
+		// A node joins as itself: the name in its certificate.
+		if peer := pki.PeerName(r.TLS); peer == "" || peer != req.Member.ID {
+			writeJSON(w, http.StatusForbidden, apiError{fmt.Sprintf("node %q may not join as %q: a node joins under the name its certificate was issued for", peer, req.Member.ID)})
 			return
 		}
 		resp, err := n.handleJoin(r.Context(), req)
@@ -194,7 +218,7 @@ func (n *Node) handler() http.Handler {
 			writeJSON(w, http.StatusOK, struct{}{})
 		}
 	})
-	n.bbHandlers(mux)
+	n.bbPeerHandlers(mux)
 	return mux
 }
 

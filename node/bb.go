@@ -59,14 +59,15 @@ func (c bbCluster) Live() []string {
 	return out
 }
 
-func (n *Node) resolveAPI(id string) (string, error) {
+// resolveInternal returns a member's internal address (its peer API).
+func (n *Node) resolveInternal(id string) (string, error) {
 	if id == n.id {
-		return n.Addr(), nil
+		return n.shuffleLn.Addr().String(), nil
 	}
 	var addr string
 	n.fsm.Read(func(s *coordinator.State) {
 		if m := s.Members[id]; m != nil {
-			addr = m.APIAddr
+			addr = m.ShuffleAddr
 		}
 	})
 	if addr == "" {
@@ -84,7 +85,7 @@ func (n *Node) startBurstBuffer() error {
 	svc, err := burstbuffer.Open(burstbuffer.Config{
 		Node: n.id, FlashDir: c.FlashDir, BackingDir: c.BackingDir, K: c.K, M: c.M,
 		FlashLimit: c.FlashLimit, ShardSize: c.ShardSize, DrainChunk: c.DrainChunk,
-		Cluster: bbCluster{n}, Transport: burstbuffer.NewHTTPTransport(n.resolveAPI), Log: n.log,
+		Cluster: bbCluster{n}, Transport: n.bbTransport(), Log: n.log,
 	})
 	if err != nil {
 		return err
@@ -93,6 +94,37 @@ func (n *Node) startBurstBuffer() error {
 	n.bb = svc
 	n.bbMu.Unlock()
 	return nil
+}
+
+// bbTransport is the burst buffer's peer transport: the peer API, over
+// mutual TLS.
+func (n *Node) bbTransport() *burstbuffer.HTTPTransport {
+	t := burstbuffer.NewHTTPTransport(n.resolveInternal)
+	cfg := n.ident.ClientConfig(protoHTTP)
+	t.Client = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, DisableCompression: true}}
+	t.Scheme = "https"
+	return t
+}
+
+// bbPeerHandlers adds the burst buffer's node-to-node routes to the peer
+// API's mux.
+func (n *Node) bbPeerHandlers(mux *http.ServeMux) {
+	mux.HandleFunc(burstbuffer.PathPrefix, func(w http.ResponseWriter, r *http.Request) {
+		bb := n.BurstBuffer()
+		if bb == nil {
+			writeJSON(w, http.StatusServiceUnavailable, apiError{errNoBB.Error()})
+			return
+		}
+		bb.Handler().ServeHTTP(w, r)
+	})
+	mux.HandleFunc("GET /v1/internal/bb-status", func(w http.ResponseWriter, r *http.Request) {
+		bb := n.BurstBuffer()
+		if bb == nil {
+			writeJSON(w, http.StatusServiceUnavailable, apiError{errNoBB.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, bb.Status())
+	})
 }
 
 // BurstBuffer returns the node's burst buffer service (nil without one).
@@ -125,28 +157,15 @@ var errNoBB = errors.New("node: this node runs no burst buffer (start it with --
 
 // bbHandlers adds the burst buffer's routes to mux.
 //
-//	GET  /v1/bb/status           every live node's burst buffer status (?local=1: this node's)
+//	GET  /v1/bb/status           every live node's burst buffer status
 //	POST /v1/bb/sync             drain PATH now and wait (BBRequest)
 //	POST /v1/bb/purge            drain PATH and drop its buffered copies
 //	POST /v1/bb/prestage         pull PATH from the backing file system into flash
-//	/v1/internal/bb/…            node-to-node calls of the burst buffer
 func (n *Node) bbHandlers(mux *http.ServeMux) {
-	mux.HandleFunc(burstbuffer.PathPrefix, func(w http.ResponseWriter, r *http.Request) {
-		bb := n.BurstBuffer()
-		if bb == nil {
-			writeJSON(w, http.StatusServiceUnavailable, apiError{errNoBB.Error()})
-			return
-		}
-		bb.Handler().ServeHTTP(w, r)
-	})
 	mux.HandleFunc("GET /v1/bb/status", func(w http.ResponseWriter, r *http.Request) {
 		bb := n.BurstBuffer()
 		if bb == nil {
 			writeJSON(w, http.StatusServiceUnavailable, apiError{errNoBB.Error()})
-			return
-		}
-		if r.URL.Query().Get("local") != "" {
-			writeJSON(w, http.StatusOK, bb.Status())
 			return
 		}
 		var resp BBStatusResponse
@@ -162,9 +181,9 @@ func (n *Node) bbHandlers(mux *http.ServeMux) {
 					st = bb.Status()
 				} else {
 					var addr string
-					if addr, err = n.resolveAPI(id); err == nil {
+					if addr, err = n.resolveInternal(id); err == nil {
 						ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-						err = NewClient(addr).do(ctx, http.MethodGet, "/v1/bb/status?local=1", nil, &st)
+						err = n.peerClient(addr).do(ctx, http.MethodGet, "/v1/internal/bb-status", nil, &st)
 						cancel()
 					}
 				}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -19,7 +20,9 @@ import (
 type Client struct {
 	// Addr is the node's API address, HOST:PORT.
 	Addr string
-	HTTP *http.Client
+	// Token is the cluster's client token, sent as a bearer token.
+	Token string
+	HTTP  *http.Client
 }
 
 // NewClient returns a client for the node at addr (HOST:PORT or a URL).
@@ -49,6 +52,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
@@ -112,14 +118,14 @@ func (e *remoteError) Is(target error) bool {
 	return false
 }
 
-// Join asks the node to add a member (forwarded to the leader).
+// Join (peer API) asks the node to add a member (forwarded to the leader).
 func (c *Client) Join(ctx context.Context, req JoinRequest) (JoinResponse, error) {
 	var resp JoinResponse
-	err := c.do(ctx, "POST", "/v1/cluster/join", req, &resp)
+	err := c.do(ctx, "POST", "/v1/internal/join", req, &resp)
 	return resp, err
 }
 
-// Propose asks the leader to replicate a command.
+// Propose (peer API) asks the leader to replicate a command.
 func (c *Client) Propose(ctx context.Context, cmd coordinator.Command) error {
 	return c.do(ctx, "POST", "/v1/internal/propose", cmd, nil)
 }
@@ -134,14 +140,14 @@ func (c *Client) SubmitSort(ctx context.Context, spec sortjob.Spec) (JobStatus, 
 // Job returns one job.
 func (c *Client) Job(ctx context.Context, id string) (JobStatus, error) {
 	var st JobStatus
-	err := c.do(ctx, "GET", "/v1/jobs/"+id, nil, &st)
+	err := c.do(ctx, "GET", "/v1/jobs/"+url.PathEscape(id), nil, &st)
 	return st, err
 }
 
 // WaitJob returns a job's status as soon as it ends, or after wait.
 func (c *Client) WaitJob(ctx context.Context, id string, wait time.Duration) (JobStatus, error) {
 	var st JobStatus
-	err := c.do(ctx, "GET", "/v1/jobs/"+id+"?wait="+wait.String(), nil, &st)
+	err := c.do(ctx, "GET", "/v1/jobs/"+url.PathEscape(id)+"?wait="+wait.String(), nil, &st)
 	return st, err
 }
 
@@ -155,7 +161,7 @@ func (c *Client) Jobs(ctx context.Context) ([]JobStatus, error) {
 // Cancel cancels a job.
 func (c *Client) Cancel(ctx context.Context, id string) (JobStatus, error) {
 	var st JobStatus
-	err := c.do(ctx, "POST", "/v1/jobs/"+id+"/cancel", nil, &st)
+	err := c.do(ctx, "POST", "/v1/jobs/"+url.PathEscape(id)+"/cancel", nil, &st)
 	return st, err
 }
 
@@ -170,6 +176,13 @@ func (c *Client) Plan(ctx context.Context, spec sortjob.Spec, cluster sortjob.Cl
 func (c *Client) Status(ctx context.Context) (NodeStatus, error) {
 	var st NodeStatus
 	err := c.do(ctx, "GET", "/v1/status", nil, &st)
+	return st, err
+}
+
+// peerStatus (peer API) returns another node's status.
+func (c *Client) peerStatus(ctx context.Context) (NodeStatus, error) {
+	var st NodeStatus
+	err := c.do(ctx, "GET", "/v1/internal/status", nil, &st)
 	return st, err
 }
 

@@ -35,6 +35,10 @@ func (n *Node) startGossip() error {
 	c.PushPullInterval = 10 * n.cfg.RaftTimeout
 	c.LogOutput = io.Discard
 	c.Delegate = nodeDelegate{n}
+	// Gossip is encrypted and authenticated with the cluster's key: a
+	// process without it can neither join nor be heard.
+	c.SecretKey = n.ident.GossipKey
+	c.GossipVerifyIncoming, c.GossipVerifyOutgoing = true, true
 	ml, err := memberlist.Create(c)
 	if err != nil {
 		return fmt.Errorf("node: gossip on %s: %w", n.cfg.GossipAddr, err)
@@ -123,27 +127,36 @@ func (n *Node) register(req JoinRequest) (JoinResponse, error) {
 	if n.raft.IsLeader() {
 		return n.handleJoin(ctx, req)
 	}
-	if _, addr := n.leaderAPI(); addr != "" {
-		return NewClient(addr).Join(ctx, req)
+	if _, addr := n.leaderPeer(); addr != "" {
+		return n.peerClient(addr).Join(ctx, req)
 	}
 	if n.cfg.Join != "" {
-		return NewClient(n.cfg.Join).Join(ctx, req)
+		// The member named by --join tells (to a holder of the client
+		// token) who leads; any member forwards a join to the leader.
+		c := NewClient(n.cfg.Join)
+		c.Token = n.ident.ClientToken
+		st, err := c.Status(ctx)
+		if err != nil {
+			return JoinResponse{}, err
+		}
+		for _, m := range st.Members {
+			if m.Leader && m.ShuffleAddr != "" {
+				return n.peerClient(m.ShuffleAddr).Join(ctx, req)
+			}
+		}
+		for _, m := range st.Members {
+			if m.ID == st.ID && m.ShuffleAddr != "" {
+				return n.peerClient(m.ShuffleAddr).Join(ctx, req)
+			}
+		}
+		return JoinResponse{}, fmt.Errorf("%s knows no leader yet", n.cfg.Join)
 	}
 	return JoinResponse{}, fmt.Errorf("no leader yet")
 }
 
-// Join joins a node with an explicit address, returning the first error:
-// engined --join uses it to fail fast on a wrong address.
-func CheckJoinAddr(ctx context.Context, addr string) error {
-	_, err := NewClient(addr).Status(ctx)
-	if err != nil {
-		return fmt.Errorf("node: cannot join through %s: %w", addr, err)
-	}
-	return nil
-}
-
-// leaderAPI returns the leader's member id and API address, if known.
-func (n *Node) leaderAPI() (string, string) {
+// leaderPeer returns the leader's member id and internal address (its
+// peer API), if known.
+func (n *Node) leaderPeer() (string, string) {
 	raftID, _ := n.raft.Leader()
 	if raftID == "" {
 		return "", ""
@@ -152,7 +165,7 @@ func (n *Node) leaderAPI() (string, string) {
 	n.fsm.Read(func(s *coordinator.State) {
 		for _, m := range s.Members {
 			if m.RaftID == raftID {
-				id, addr = m.ID, m.APIAddr
+				id, addr = m.ID, m.ShuffleAddr
 			}
 		}
 	})
@@ -166,11 +179,11 @@ func (n *Node) leaderAPI() (string, string) {
 // it moved.
 func (n *Node) handleJoin(ctx context.Context, req JoinRequest) (JoinResponse, error) {
 	if !n.raft.IsLeader() {
-		_, addr := n.leaderAPI()
-		if addr == "" || addr == n.Addr() {
+		_, addr := n.leaderPeer()
+		if addr == "" || addr == n.shuffleLn.Addr().String() {
 			return JoinResponse{}, fmt.Errorf("node %s: %w: no leader to join through", n.id, coordinator.ErrNoQuorum)
 		}
-		return NewClient(addr).Join(ctx, req)
+		return n.peerClient(addr).Join(ctx, req)
 	}
 	m := req.Member
 	if m.ID == "" || m.RaftID == "" || m.RaftAddr == "" {
@@ -281,8 +294,8 @@ func (n *Node) propose(ctx context.Context, c coordinator.Command) error {
 		var err error
 		if n.raft.IsLeader() {
 			err = n.raft.Propose(ctx, c)
-		} else if id, addr := n.leaderAPI(); addr != "" && id != n.id {
-			err = NewClient(addr).Propose(ctx, c)
+		} else if id, addr := n.leaderPeer(); addr != "" && id != n.id {
+			err = n.peerClient(addr).Propose(ctx, c)
 		} else {
 			err = &coordinator.NotLeaderError{}
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"engine/cache"
+	"engine/coordinator"
 	"engine/sortjob"
 )
 
@@ -128,15 +129,26 @@ func (n *Node) publishMeta() {
 }
 
 // members' gossiped endpoints: this node's first, the others by name.
+// Gossip is believed only for members of the replicated state, at the
+// gossip address the state records for them.
 func (n *Node) endpoints(pick func(*gossipMeta) string) []string {
 	var out []string
 	if m := n.meta.Load(); m != nil && pick(m) != "" {
 		out = append(out, pick(m))
 	}
+	known := map[string]string{}
+	n.fsm.Read(func(s *coordinator.State) {
+		for id, m := range s.Members {
+			known[id] = m.GossipAddr
+		}
+	})
 	members := n.ml.Members()
 	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
 	for _, mem := range members {
 		if mem.Name == n.id || len(mem.Meta) == 0 {
+			continue
+		}
+		if g, ok := known[mem.Name]; !ok || g != mem.FullAddress().Addr {
 			continue
 		}
 		var m gossipMeta

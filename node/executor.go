@@ -414,7 +414,7 @@ func (e *executor) runReduce(ctx context.Context, j *coordinator.Job, part int, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("reduce %d: %w", part, err)
 	}
-	records, err := sortjob.RunReduce(ctx, &j.Plan, part, ins, dir, nil)
+	records, err := sortjob.RunReduce(ctx, &j.Plan, part, ins, dir, n.fetcher, nil)
 	if err != nil {
 		return err
 	}

@@ -176,7 +176,7 @@ func (n *Node) maintainVoters() {
 func (n *Node) caughtUpPeer(m coordinator.Member, leaderIndex uint64) bool {
 	ctx, cancel := context.WithTimeout(n.ctx, time.Second)
 	defer cancel()
-	st, err := NewClient(m.APIAddr).Status(ctx)
+	st, err := n.peerClient(m.ShuffleAddr).peerStatus(ctx)
 	return err == nil && st.Applied+16 >= leaderIndex
 }
 

@@ -10,10 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"engine/internal/pki"
 )
 
 // LocalCluster is N engined processes on 127.0.0.1, for trying the cluster
@@ -54,6 +57,9 @@ type LocalConfig struct {
 	// Namespace runs the burst buffer and an S3 endpoint on every node
 	// (see LocalCluster.Namespace).
 	Namespace bool
+	// ClientToken is the client API's token for a new cluster; default a
+	// new random one. It is kept in Dir/token.
+	ClientToken string
 }
 
 func (n *LocalNode) fill() {
@@ -74,6 +80,73 @@ func (c *LocalCluster) Backing() string { return filepath.Join(c.Dir, "backing")
 
 // CredentialsFile is the S3 credentials file (with Namespace).
 func (c *LocalCluster) CredentialsFile() string { return filepath.Join(c.Dir, "credentials") }
+
+// TokenFile holds the cluster's client token (0600).
+func (c *LocalCluster) TokenFile() string { return filepath.Join(c.Dir, "token") }
+
+// JoinTokenFile holds the cluster's join token (0600), copied from the
+// first node once it has made the cluster.
+func (c *LocalCluster) JoinTokenFile() string { return filepath.Join(c.Dir, "join-token") }
+
+// CAFile is the cluster CA's certificate.
+func (c *LocalCluster) CAFile() string { return filepath.Join(c.Dir, "ca.crt") }
+
+// Token returns the client token.
+func (c *LocalCluster) Token() string {
+	b, _ := os.ReadFile(c.TokenFile())
+	return strings.TrimSpace(string(b))
+}
+
+// Client returns a client of node i's API with the cluster's token.
+func (c *LocalCluster) Client(i int) *Client {
+	cl := NewClient(c.Nodes[i].API)
+	cl.Token = c.Token()
+	return cl
+}
+
+// ensureToken writes Dir/token the first time.
+func (c *LocalCluster) ensureToken(tok string) error {
+	if _, err := os.Stat(c.TokenFile()); err == nil {
+		return nil
+	}
+	if tok == "" {
+		tok = randomKey(48, "abcdefghijklmnopqrstuvwxyz0123456789")
+	}
+	if err := pki.CheckToken(tok); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if err := os.WriteFile(c.TokenFile(), []byte(tok+"\n"), 0o600); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	return nil
+}
+
+// awaitJoinToken waits for node i, which makes the cluster, to write its
+// join token and CA, and copies them to Dir.
+func (c *LocalCluster) awaitJoinToken(ctx context.Context, i int) error {
+	data := filepath.Join(c.NodeDir(i), "data")
+	for {
+		jt, err1 := os.ReadFile(filepath.Join(data, pki.JoinTokenFile))
+		ca, err2 := os.ReadFile(filepath.Join(data, pki.Dir, "ca.crt"))
+		if err1 == nil && err2 == nil && pki.Exists(data) {
+			if err := os.WriteFile(c.JoinTokenFile(), jt, 0o600); err != nil {
+				return fmt.Errorf("cluster: %w", err)
+			}
+			if err := os.WriteFile(c.CAFile(), ca, 0o644); err != nil {
+				return fmt.Errorf("cluster: %w", err)
+			}
+			return nil
+		}
+		if pid := readPID(c.NodeDir(i)); pid <= 0 || !ProcessAlive(pid) {
+			return fmt.Errorf("cluster: %s exited before making the cluster (log: %s)", c.Nodes[i].Name, filepath.Join(c.NodeDir(i), "engined.log"))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: %s made no join token: %w", c.Nodes[i].Name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
 
 // EdgeTokenFile holds the edges' admin token (with Namespace).
 func (c *LocalCluster) EdgeTokenFile() string { return filepath.Join(c.Dir, "edge-token") }
@@ -181,14 +254,34 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*LocalCluster, error) {
 	if err := c.save(); err != nil {
 		return nil, err
 	}
+	if err := c.ensureToken(cfg.ClientToken); err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	// The node that makes the cluster (node 0 the first time) starts
+	// first: the others join with the token it makes.
+	first := -1
+	if _, err := os.Stat(c.JoinTokenFile()); err != nil {
+		first = 0
+		if err := c.Start(0, cfg.Engined, cfg.Args...); err != nil {
+			c.Stop(10 * time.Second)
+			return nil, err
+		}
+		if err := c.awaitJoinToken(wctx, 0); err != nil {
+			c.Stop(10 * time.Second)
+			return nil, err
+		}
+	}
 	for i := range c.Nodes {
+		if i == first {
+			continue
+		}
 		if err := c.Start(i, cfg.Engined, cfg.Args...); err != nil {
 			c.Stop(10 * time.Second)
 			return nil, err
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
 	if err := c.WaitReady(wctx); err != nil {
 		c.Stop(10 * time.Second)
 		return nil, err
@@ -213,6 +306,11 @@ func (c *LocalCluster) Start(i int, engined string, extra ...string) error {
 		args = append(args, "--join", c.Nodes[0].API)
 	} else if fresh && len(c.Nodes) > 1 && c.hasData(1) {
 		args = append(args, "--join", c.Nodes[1].API)
+	}
+	if slices.Contains(args, "--join") {
+		args = append(args, "--token", c.JoinTokenFile())
+	} else {
+		args = append(args, "--client-token", c.TokenFile())
 	}
 	if c.Namespace {
 		args = append(args, "--flash", filepath.Join(dir, "flash"), "--backing", c.Backing(),
@@ -267,7 +365,7 @@ func (c *LocalCluster) ready(ctx context.Context) error {
 			return fmt.Errorf("%s is not running", n.Name)
 		}
 		qctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := NewClient(n.API).Status(qctx)
+		st, err := c.Client(i).Status(qctx)
 		cancel()
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	bbfuse "engine/burstbuffer/fuse"
 	"engine/cache"
 	"engine/coordinator"
+	"engine/internal/pki"
 	"engine/s3"
 	"engine/shuffle"
 	"engine/sortjob"
@@ -47,6 +49,16 @@ type Config struct {
 	// Join is the API address of any member of the cluster to join. Empty:
 	// a node with no Raft state bootstraps a new one-node cluster.
 	Join string
+	// JoinToken is the cluster's join token (the first node's
+	// DATA/join-token): a new node with Join needs it to get its
+	// certificate. Not needed once the node has one.
+	JoinToken string
+	// ClientToken, on the node that makes a new cluster, is the client
+	// API's token; default a new random one. It is kept in DATA/token.
+	ClientToken string
+	// APINames are host names, besides the API address's host, IP
+	// addresses and localhost, that clients may call the API by.
+	APINames []string
 	// MaxVoters is the number of Raft voters; later nodes are non-voters.
 	// Default 3.
 	MaxVoters int
@@ -137,9 +149,14 @@ type Node struct {
 	log     *slog.Logger
 	lock    *os.File
 
+	ident      *pki.Identity
 	apiLn      net.Listener
 	srv        *http.Server
-	shuffleLn  net.Listener
+	shuffleLn  net.Listener // the internal port
+	peerMux    *peerMux
+	peerSrv    *http.Server // the peer API, on the internal port
+	peerHTTP   *http.Client // its client
+	fetcher    *shuffle.Fetcher
 	shuffleSrv *shuffle.Server
 	fsm        *coordinator.FSM
 	raft       *coordinator.Raft
@@ -209,12 +226,33 @@ func start(cfg Config) (n *Node, err error) {
 	}
 	n.log = cfg.Logger.With("node", n.id)
 
-	// The internal port: the shuffle service.
-	if n.shuffleLn, err = net.Listen("tcp", cfg.ShuffleAddr); err != nil {
-		return n, fmt.Errorf("node: shuffle service listen on %s: %w", cfg.ShuffleAddr, err)
+	// The cluster identity: CA, secrets, this node's certificate.
+	ictx, icancel := context.WithTimeout(n.ctx, 30*time.Second)
+	err = n.setupIdentity(ictx)
+	icancel()
+	if err != nil {
+		return n, err
 	}
+	n.peerHTTP = newPeerHTTP(n.ident.ClientConfig(), 30*time.Second)
+	shuffleTLS := n.ident.ClientConfig(protoShuffle)
+	n.fetcher = &shuffle.Fetcher{TLS: shuffleTLS}
+
+	// The internal port, mutual TLS: the peer API, the shuffle service and
+	// edge peer traffic, told apart by ALPN.
+	if n.shuffleLn, err = net.Listen("tcp", cfg.ShuffleAddr); err != nil {
+		return n, fmt.Errorf("node: internal port listen on %s: %w", cfg.ShuffleAddr, err)
+	}
+	n.peerMux = newPeerMux(n.shuffleLn, n.ident.ServerConfig(), n.log, protoHTTP, protoShuffle, protoEdge)
+	n.goFunc(n.peerMux.serve)
 	n.shuffleSrv = shuffle.NewServer(n.locateMapOutput, n.log)
-	n.goFunc(func() { n.shuffleSrv.Serve(n.shuffleLn) })
+	n.goFunc(func() { n.shuffleSrv.Serve(n.peerMux.listener(protoShuffle)) })
+	n.peerSrv = &http.Server{Handler: n.peerHandler(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return n.ctx }}
+	n.goFunc(func() {
+		if err := n.peerSrv.Serve(n.peerMux.listener(protoHTTP)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("peer API server", "err", err)
+		}
+	})
 
 	// Raft.
 	n.fsm = coordinator.NewFSM()
@@ -222,6 +260,7 @@ func start(cfg Config) (n *Node, err error) {
 	n.raft, err = coordinator.OpenRaft(coordinator.RaftConfig{
 		ID: n.raftID, Dir: filepath.Join(cfg.DataDir, "raft"), Bind: cfg.RaftAddr,
 		Bootstrap: cfg.Join == "", FSM: n.fsm, Logger: n.log, Timeout: cfg.RaftTimeout,
+		ServerTLS: n.ident.ServerConfig(), ClientTLS: n.ident.ClientConfig(),
 		// A new server joining a cluster starts Raft once the leader has
 		// added it (see coordinator.RaftConfig.Deferred).
 		Deferred: cfg.Join != "" && n.newRaft,
@@ -235,11 +274,15 @@ func start(cfg Config) (n *Node, err error) {
 		return n, err
 	}
 
-	// The API.
-	if n.apiLn, err = net.Listen("tcp", cfg.API); err != nil {
+	// The client API: a bearer token, over HTTP or HTTPS.
+	ln, err := net.Listen("tcp", cfg.API)
+	if err != nil {
 		return n, fmt.Errorf("node: API listen on %s: %w", cfg.API, err)
 	}
-	n.srv = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second,
+	apiTLS := n.ident.ServerConfig()
+	apiTLS.ClientAuth = tls.NoClientCert
+	n.apiLn = newAPIListener(ln, apiTLS)
+	n.srv = &http.Server{Handler: n.authorize(n.handler()), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return n.ctx }}
 	n.goFunc(func() {
 		if err := n.srv.Serve(n.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -430,8 +473,15 @@ func (n *Node) Close() error {
 		}
 		cancel()
 	}
+	if n.peerSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := n.peerSrv.Shutdown(ctx); err != nil {
+			n.peerSrv.Close()
+		}
+		cancel()
+	}
 	if bb := n.BurstBuffer(); bb != nil {
-		// After the API (peers' calls end) and before gossip (its last
+		// After the APIs (peers' calls end) and before gossip (its last
 		// stripes still go to the other nodes).
 		errs = append(errs, bb.Close())
 	}
@@ -441,6 +491,9 @@ func (n *Node) Close() error {
 	}
 	if n.shuffleSrv != nil {
 		errs = append(errs, n.shuffleSrv.Close())
+	}
+	if n.peerMux != nil {
+		n.peerMux.close()
 	}
 	n.wg.Wait()
 	if n.exec != nil {

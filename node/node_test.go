@@ -56,7 +56,7 @@ func (nilWriter) Write(p []byte) (int, error) { return len(p), nil }
 func TestSingleNodeJobAndHistoryAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	n := open(t, Config{DataDir: dir})
-	c := NewClient(n.Addr())
+	c := n.client()
 	ctx := context.Background()
 	st, err := c.SubmitSort(ctx, sortjob.Spec{Records: 20_000})
 	if err != nil {
@@ -84,7 +84,7 @@ func TestSingleNodeJobAndHistoryAfterRestart(t *testing.T) {
 	// The job history is in the Raft state: it survives a restart.
 	n = open(t, Config{DataDir: dir})
 	defer n.Close()
-	jobs, err := NewClient(n.Addr()).Jobs(ctx)
+	jobs, err := n.client().Jobs(ctx)
 	if err != nil || len(jobs) != 1 || jobs[0].ID != st.ID || jobs[0].State != StateSucceeded || jobs[0].Report == nil {
 		t.Fatalf("history after restart: %v %+v", err, jobs)
 	}
@@ -98,7 +98,7 @@ func TestCancelRunningJobCleansUp(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	n := open(t, Config{DataDir: dir})
 	defer n.Close()
-	c := NewClient(n.Addr())
+	c := n.client()
 	ctx := context.Background()
 	st, err := c.SubmitSort(ctx, sortjob.Spec{Records: 20_000_000, Output: out}) // 2 GB: long enough to cancel
 	if err != nil {
@@ -140,6 +140,7 @@ func startCluster(t *testing.T, count int) []*Node {
 		cfg := Config{DataDir: t.TempDir(), Name: fmt.Sprintf("n%d", i), Workers: 2}
 		if i > 0 {
 			cfg.Join = nodes[0].Addr()
+			cfg.JoinToken = nodes[0].ident.JoinToken()
 		}
 		nodes = append(nodes, open(t, cfg))
 	}
@@ -185,7 +186,7 @@ func TestThreeNodeClusterSortAndNodeLoss(t *testing.T) {
 			follower = n
 		}
 	}
-	c := NewClient(follower.Addr())
+	c := follower.client()
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "out")
 	st, err := c.SubmitSort(ctx, sortjob.Spec{Records: 300_000, Output: out})
@@ -302,16 +303,18 @@ func TestJoinUnderALiveMembersNameIsRefused(t *testing.T) {
 			n.Close()
 		}
 	}()
-	n, err := Open(Config{DataDir: t.TempDir(), Name: "n1", API: "127.0.0.1:0", Join: nodes[0].Addr(), RaftTimeout: 100 * time.Millisecond, Memory: 256 << 20})
-	if err != nil {
-		t.Fatal(err)
+	n, err := Open(Config{DataDir: t.TempDir(), Name: "n1", API: "127.0.0.1:0", Join: nodes[0].Addr(), JoinToken: nodes[0].ident.JoinToken(),
+		RaftTimeout: 100 * time.Millisecond, Memory: 256 << 20})
+	if err == nil {
+		// Refused at the join (the certificate was issued before the
+		// other n1 was seen alive).
+		defer n.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		err = n.WaitReady(ctx)
 	}
-	defer n.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	err = n.WaitReady(ctx)
 	if !errors.Is(err, ErrNameInUse) || !strings.Contains(err.Error(), "already running") {
-		t.Fatalf("WaitReady: %v, want ErrNameInUse", err)
+		t.Fatalf("joining as a live member's name: %v, want ErrNameInUse", err)
 	}
 	// The live n1 is still a voter, untouched.
 	servers, _ := nodes[0].raft.Servers()
@@ -320,4 +323,11 @@ func TestJoinUnderALiveMembersNameIsRefused(t *testing.T) {
 			t.Fatalf("the impostor was added to Raft: %+v", servers)
 		}
 	}
+}
+
+// client is a client of n's API with the cluster's token.
+func (n *Node) client() *Client {
+	c := NewClient(n.Addr())
+	c.Token = n.ClientToken()
+	return c
 }

@@ -3,6 +3,7 @@ package shuffle
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -50,6 +51,10 @@ type Fetcher struct {
 	// RetryBackoff is the wait before the first re-fetch after a failed
 	// attempt, doubled for each next one. Default 100ms.
 	RetryBackoff time.Duration
+	// TLS, if set, dials servers over TLS with this configuration (the
+	// cluster's mutual TLS; it should offer the "engine-shuffle" ALPN
+	// protocol when the server's port carries several).
+	TLS *tls.Config
 
 	mu struct {
 		sync.Mutex
@@ -107,8 +112,14 @@ func (f *Fetcher) get(ctx context.Context, addr string) (fc *fetchConn, reused b
 	if fc != nil {
 		return fc, true, nil
 	}
-	d := net.Dialer{Timeout: f.dialTimeout()}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	var c net.Conn
+	if f.TLS != nil {
+		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: f.dialTimeout()}, Config: f.TLS}
+		c, err = d.DialContext(ctx, "tcp", addr)
+	} else {
+		d := net.Dialer{Timeout: f.dialTimeout()}
+		c, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, false, err
 	}

@@ -547,7 +547,7 @@ func (r *run) reducePhase(ctx context.Context, outs []*shuffle.MapOutput) error 
 			for i, o := range outs {
 				ins[i] = shuffle.ReduceInput{Map: o.Map, Path: o.DataPath, Segment: o.Index.Segments[part]}
 			}
-			if _, err := RunReduce(ctx, p, part, ins, r.tmpOut, r.tr.add); err != nil {
+			if _, err := RunReduce(ctx, p, part, ins, r.tmpOut, nil, r.tr.add); err != nil {
 				return err
 			}
 			r.tr.taskDone()

@@ -75,15 +75,16 @@ func RunMap(ctx context.Context, m *shuffle.Mapper, p *Plan, i int, part *shuffl
 
 // RunReduce merges partition part's segments into dir/PartName: written
 // under a temporary name, fsynced, then renamed, so the name only ever holds
-// a complete partition. It returns the records written.
-func RunReduce(ctx context.Context, p *Plan, part int, inputs []shuffle.ReduceInput, dir string, progress func(int64)) (int64, error) {
+// a complete partition. It returns the records written. fetcher fetches
+// the remote inputs (nil: shuffle.DefaultFetcher).
+func RunReduce(ctx context.Context, p *Plan, part int, inputs []shuffle.ReduceInput, dir string, fetcher *shuffle.Fetcher, progress func(int64)) (int64, error) {
 	final := filepath.Join(dir, PartName(part, p.Partitions))
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	tmp := filepath.Join(dir, "."+PartName(part, p.Partitions)+".tmp-"+hex.EncodeToString(rnd[:]))
 	n, err := shuffle.Reduce(ctx, shuffle.ReduceTask{
 		Partition: part, Inputs: inputs, Output: tmp,
-		BlockSize: p.BlockSize, WriteBuffer: p.ReduceWriteBuffer, MaxFanIn: MaxFanIn, Direct: true, Progress: progress,
+		BlockSize: p.BlockSize, WriteBuffer: p.ReduceWriteBuffer, MaxFanIn: MaxFanIn, Direct: true, Progress: progress, Fetcher: fetcher,
 	})
 	if err != nil {
 		return 0, err

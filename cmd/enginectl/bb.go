@@ -143,7 +143,10 @@ func bbCommand(args []string, addr string, stdout, stderr io.Writer) error {
 	if err := needAddr(addr, "bb"); err != nil {
 		return err
 	}
-	c := node.NewClient(addr)
+	c, err := newClient(addr)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	op, rest := args[0], args[1:]

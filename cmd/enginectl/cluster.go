@@ -102,8 +102,14 @@ func cluster(args []string, stdout, stderr io.Writer) error {
 		}
 		workers = max(1, runtime.NumCPU()/max(size, 1))
 	}
+	tok := ""
+	if tokenFile != "" || os.Getenv("ENGINE_TOKEN") != "" {
+		if tok, err = clientToken(); err != nil {
+			return err
+		}
+	}
 	c, err := node.StartLocal(context.Background(), node.LocalConfig{Nodes: n, Dir: abs, Engined: engined,
-		Args: []string{"--workers", strconv.Itoa(workers)}, Namespace: true})
+		Args: []string{"--workers", strconv.Itoa(workers)}, Namespace: true, ClientToken: tok})
 	if err != nil {
 		return err
 	}
@@ -111,6 +117,8 @@ func cluster(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s  api %s  s3 http://%s  edge http://%s  raft %s  gossip %s  internal %s  pid %d  %s\n", nd.Name, nd.API, nd.S3, nd.Edge, nd.Raft, nd.Gossip, nd.Internal, nd.PID, c.NodeDir(i))
 	}
 	fmt.Fprintf(stdout, "ENGINE_ADDR=%s\n", c.Nodes[0].API)
+	fmt.Fprintf(stdout, "client token: %s (enginectl --token %s, or ENGINE_TOKEN=$(cat %s))\n", c.TokenFile(), c.TokenFile(), c.TokenFile())
+	fmt.Fprintf(stdout, "cluster CA: %s; join token for more nodes: %s (engined --join %s --token %s)\n", c.CAFile(), c.JoinTokenFile(), c.Nodes[0].API, c.JoinTokenFile())
 	if ak, sk, err := firstKey(c.CredentialsFile()); err == nil {
 		fmt.Fprintf(stdout, "S3: any node's endpoint above, bucket = a top-level directory of %s\n", c.Backing())
 		fmt.Fprintf(stdout, "AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=us-east-1 (keys in %s)\n", ak, sk, c.CredentialsFile())

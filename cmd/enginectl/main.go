@@ -19,7 +19,7 @@ import (
 const usage = `enginectl: the engine's command-line client
 
 Usage:
-  enginectl [--addr HOST:PORT] COMMAND [flags] [args]
+  enginectl [--addr HOST:PORT] [--token FILE] COMMAND [flags] [args]
 
 Commands:
   submit sort   run a GraySort-style sort job and print its report
@@ -41,7 +41,9 @@ Commands:
 The node: --addr HOST:PORT or the ENGINE_ADDR environment variable names a
 running engined. Without either, "submit sort" starts an embedded single
 node in this process with its data under --data (default $ENGINE_DATA, else
-~/.engine).
+~/.engine). The client token the node wants: --token FILE, else the
+ENGINE_TOKEN environment variable, else the token file of the local data
+directory ($ENGINE_DATA/token, else ~/.engine/token).
 
 Run "enginectl help COMMAND" for a command's flags.
 `
@@ -55,6 +57,7 @@ func main() {
 // run is main without the exit, for tests.
 func run(args []string, stdout, stderr io.Writer) int {
 	addr := os.Getenv("ENGINE_ADDR")
+	tokenFile = ""
 	// Global flags come before the command.
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
 		a := args[0]
@@ -67,6 +70,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			addr, args = args[1], args[2:]
 		case strings.HasPrefix(a, "--addr=") || strings.HasPrefix(a, "-addr="):
 			addr, args = a[strings.Index(a, "=")+1:], args[1:]
+		case a == "--token" || a == "-token":
+			if len(args) < 2 {
+				fmt.Fprintln(stderr, "enginectl: --token needs FILE")
+				return 2
+			}
+			tokenFile, args = args[1], args[2:]
+		case strings.HasPrefix(a, "--token=") || strings.HasPrefix(a, "-token="):
+			tokenFile, args = a[strings.Index(a, "=")+1:], args[1:]
 		case a == "-h" || a == "--help" || a == "-help":
 			fmt.Fprint(stdout, usage)
 			return 0

@@ -156,8 +156,9 @@ func submitSort(args []string, addr string, stdout, stderr io.Writer) error {
 			return err
 		}
 		client = node.NewClient(n.Addr())
-	} else {
-		client = node.NewClient(addr)
+		client.Token = n.ClientToken()
+	} else if client, err = newClient(addr); err != nil {
+		return err
 	}
 	st, err := client.SubmitSort(ctx, spec)
 	if err != nil {
@@ -232,7 +233,11 @@ func dryRun(spec sortjob.Spec, o sortOptions, addr string, stdout io.Writer) err
 		return usageError{"--nodes must be at least 1"}
 	}
 	if addr != "" {
-		resp, err := node.NewClient(addr).Plan(context.Background(), spec, cluster)
+		c, err := newClient(addr)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Plan(context.Background(), spec, cluster)
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"engine/node"
 	"engine/sortjob"
 )
 
@@ -51,7 +50,10 @@ func status(args []string, addr string, stdout, stderr io.Writer) error {
 	if err := needAddr(addr, "status"); err != nil {
 		return err
 	}
-	c := node.NewClient(addr)
+	c, err := newClient(addr)
+	if err != nil {
+		return err
+	}
 	ctx := context.Background()
 	st, err := c.Status(ctx)
 	if err != nil {
@@ -109,7 +111,11 @@ func cancel(args []string, addr string, stdout, stderr io.Writer) error {
 	if err := needAddr(addr, "cancel"); err != nil {
 		return err
 	}
-	st, err := node.NewClient(addr).Cancel(context.Background(), args[0])
+	c, err := newClient(addr)
+	if err != nil {
+		return err
+	}
+	st, err := c.Cancel(context.Background(), args[0])
 	if err != nil {
 		return err
 	}

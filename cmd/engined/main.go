@@ -55,6 +55,10 @@ func run(args []string, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	name := fs.String("name", "", "node name, its id in the cluster (default: saved in the data directory, else random)")
 	join := fs.String("join", "", "join the cluster through the API address `HOST:PORT` of any member (default: bootstrap a new cluster if this data directory has none)")
+	token := fs.String("token", "", "with --join: `FILE` holding the cluster's join token (its first node's DATA/join-token); needed only until this node has its certificate")
+	clientToken := fs.String("client-token", "", "when this node makes a new cluster: take the client API's token from `FILE` (default: a new random one, in DATA/token)")
+	var apiNames stringList
+	fs.Var(&apiNames, "api-name", "a host `NAME` clients may call the API by, besides its address, IP addresses and localhost (repeat for several)")
 	bind := fs.String("bind", "", "this node's API address `HOST:PORT` (same as --api); Raft, gossip and the internal port use the next three ports")
 	raftAddr := fs.String("raft", "", "Raft address (default: API port + 1)")
 	gossip := fs.String("gossip", "", "gossip (memberlist) address (default: API port + 2)")
@@ -95,7 +99,23 @@ func run(args []string, stderr io.Writer) int {
 		*api = *bind
 	}
 	cfg := node.Config{DataDir: *data, API: *api, Workers: *workers, Logger: log, Name: *name, Join: *join,
-		RaftAddr: *raftAddr, GossipAddr: *gossip, ShuffleAddr: *internal, MaxVoters: *voters}
+		RaftAddr: *raftAddr, GossipAddr: *gossip, ShuffleAddr: *internal, MaxVoters: *voters, APINames: apiNames}
+	if *token != "" {
+		b, err := os.ReadFile(*token)
+		if err != nil {
+			fmt.Fprintln(stderr, "engined: --token:", err)
+			return 2
+		}
+		cfg.JoinToken = strings.TrimSpace(string(b))
+	}
+	if *clientToken != "" {
+		b, err := os.ReadFile(*clientToken)
+		if err != nil {
+			fmt.Fprintln(stderr, "engined: --client-token:", err)
+			return 2
+		}
+		cfg.ClientToken = strings.TrimSpace(string(b))
+	}
 	if *memory != "" {
 		m, err := sortjob.ParseBytes(*memory)
 		if err != nil {
@@ -144,7 +164,7 @@ func run(args []string, stderr io.Writer) int {
 		if ctx.Err() == nil {
 			fmt.Fprintf(stderr, "engined: %v\n", err)
 			if cfg.Join != "" && !errors.Is(err, node.ErrNameInUse) {
-				fmt.Fprintf(stderr, "engined: could not join the cluster through %s within %s: check --join (the API address HOST:PORT of a running member)\n", cfg.Join, *readyTimeout)
+				fmt.Fprintf(stderr, "engined: could not join the cluster through %s within %s: check --join (the API address HOST:PORT of a running member) and --token\n", cfg.Join, *readyTimeout)
 			}
 		}
 		n.Close()
@@ -210,3 +230,9 @@ func applyConfig(fs *flag.FlagSet, path string) error {
 	}
 	return sc.Err()
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }

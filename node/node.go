@@ -53,6 +53,8 @@ type Config struct {
 	// DATA/join-token): a new node with Join needs it to get its
 	// certificate. Not needed once the node has one.
 	JoinToken string
+	// JoinTimeout bounds getting a certificate through Join; default 30s.
+	JoinTimeout time.Duration
 	// ClientToken, on the node that makes a new cluster, is the client
 	// API's token; default a new random one. It is kept in DATA/token.
 	ClientToken string
@@ -227,7 +229,11 @@ func start(cfg Config) (n *Node, err error) {
 	n.log = cfg.Logger.With("node", n.id)
 
 	// The cluster identity: CA, secrets, this node's certificate.
-	ictx, icancel := context.WithTimeout(n.ctx, 30*time.Second)
+	jt := cfg.JoinTimeout
+	if jt <= 0 {
+		jt = 30 * time.Second
+	}
+	ictx, icancel := context.WithTimeout(n.ctx, jt)
 	err = n.setupIdentity(ictx)
 	icancel()
 	if err != nil {

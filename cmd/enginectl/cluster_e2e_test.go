@@ -49,7 +49,7 @@ func startCluster(t *testing.T, n int) *node.LocalCluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	start := time.Now()
-	c, err := node.StartLocal(ctx, node.LocalConfig{Nodes: n, Dir: dir, Engined: enginedBin(),
+	c, err := node.StartLocal(ctx, node.LocalConfig{Nodes: n, Dir: dir, Engined: enginedBin(), ClientToken: testToken,
 		Args: []string{"--workers", "1"}, Timeout: 45 * time.Second})
 	if err != nil {
 		logTails(t, dir)
@@ -155,7 +155,7 @@ func killNode(t *testing.T, c *node.LocalCluster, i int, sig syscall.Signal, wit
 func nodeStatus(addr string) (node.NodeStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	return node.NewClient(addr).Status(ctx)
+	return testClient(addr).Status(ctx)
 }
 
 func nodeIndex(c *node.LocalCluster, name string) int {
@@ -212,7 +212,7 @@ func pollUntil(t *testing.T, what string, timeout time.Duration, cond func() (bo
 // waitJobEnd waits for a job to end, asking node addr.
 func waitJobEnd(t *testing.T, addr, id string, timeout time.Duration) node.JobStatus {
 	t.Helper()
-	c := node.NewClient(addr)
+	c := testClient(addr)
 	deadline := time.Now().Add(timeout)
 	var last node.JobStatus
 	var lastErr error
@@ -458,7 +458,7 @@ func submitSmall(t *testing.T, addr string, records int64) node.JobStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := node.NewClient(addr).SubmitSort(ctx, sortjob.Spec{Records: records, Memory: 128 << 20})
+	st, err := testClient(addr).SubmitSort(ctx, sortjob.Spec{Records: records, Memory: 128 << 20})
 	if err != nil {
 		t.Fatalf("submit a %d-record sort through %s: %v", records, addr, err)
 	}
@@ -519,7 +519,7 @@ func killFollowerDuringJob(t *testing.T, stage string, ready func(st node.JobSta
 	defer b.kill()
 	id := b.jobID(t, 30*time.Second)
 
-	client := node.NewClient(c.Nodes[via].API)
+	client := testClient(c.Nodes[via].API)
 	var atKill node.JobStatus
 	order := map[string]int{"map": 0, "reduce": 1, "commit": 2, "done": 3}
 	pollUntil(t, "the moment to kill "+vname, 45*time.Second, func() (bool, string) {
@@ -639,7 +639,7 @@ func TestClusterKillLeaderDuringReduce(t *testing.T) {
 	defer b.kill()
 	id := b.jobID(t, 30*time.Second)
 
-	client := node.NewClient(c.Nodes[via].API)
+	client := testClient(c.Nodes[via].API)
 	var atKill node.JobStatus
 	pollUntil(t, "reduce stage", 45*time.Second, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -847,7 +847,7 @@ func TestClusterRejoinWithEmptyDataDir(t *testing.T) {
 		// cluster instead of bootstrapping its own.
 		ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel2()
-		jobs, err := node.NewClient(c.Nodes[i].API).Jobs(ctx2)
+		jobs, err := testClient(c.Nodes[i].API).Jobs(ctx2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -888,7 +888,9 @@ func TestClusterBadInput(t *testing.T) {
 		data := t.TempDir()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, enginedBin(), "--data", data, "--api", "127.0.0.1:0", "--join", "127.0.0.1:1", "--ready-timeout", "3s")
+		tok := filepath.Join(t.TempDir(), "join-token")
+		os.WriteFile(tok, []byte("engine1."+strings.Repeat("ab", 32)+".secret\n"), 0o600)
+		cmd := exec.CommandContext(ctx, enginedBin(), "--data", data, "--api", "127.0.0.1:0", "--join", "127.0.0.1:1", "--token", tok, "--ready-timeout", "3s")
 		start := time.Now()
 		b, err := cmd.CombinedOutput()
 		took := time.Since(start)
@@ -907,6 +909,14 @@ func TestClusterBadInput(t *testing.T) {
 			}
 		}
 		t.Logf("exit after %s: %v\n%s", took.Round(time.Millisecond), err, b)
+	})
+
+	t.Run("join without a token", func(t *testing.T) {
+		cmd := exec.Command(enginedBin(), "--data", t.TempDir(), "--api", "127.0.0.1:0", "--join", "127.0.0.1:1")
+		b, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(b), "--token FILE") || !strings.Contains(string(b), "join-token") {
+			t.Fatalf("engined --join without --token: %v, want an error naming --token FILE and join-token:\n%s", err, b)
+		}
 	})
 
 	c := startCluster(t, 3)
@@ -1273,7 +1283,7 @@ func TestClusterNetworkPartition(t *testing.T) {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var err error
-		jobs, err = node.NewClient(nc.nodes[L].api).Jobs(ctx)
+		jobs, err = testClient(nc.nodes[L].api).Jobs(ctx)
 		cancel()
 		if err == nil && len(jobs) == 1 && jobs[0].ID == rep.Job && jobs[0].State == node.StateSucceeded {
 			break
@@ -1324,7 +1334,7 @@ func TestClusterPausedNodeDuringReduce(t *testing.T) {
 	b := startCtl(t, append([]string{"--addr", c.Nodes[via].API, "submit", "sort", "--output", out, "--progress=lines", "--json"}, faultJobFlags...)...)
 	defer b.kill()
 	id := b.jobID(t, 30*time.Second)
-	client := node.NewClient(c.Nodes[via].API)
+	client := testClient(c.Nodes[via].API)
 	pollUntil(t, "reduce stage", 45*time.Second, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -1438,7 +1448,7 @@ func TestClusterWipedVoterKeepsCommittedJobs(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	jobs, err := node.NewClient(c.Nodes[li].API).Jobs(ctx)
+	jobs, err := testClient(c.Nodes[li].API).Jobs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

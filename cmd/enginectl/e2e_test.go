@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"engine/bench/gensort"
+	"engine/node"
 )
 
 var binDir string
@@ -37,9 +38,23 @@ func TestMain(m *testing.M) {
 		}
 	}
 	binDir = dir
+	// Every cluster and daemon the tests start takes this client token
+	// (engined and "cluster up" read ENGINE_TOKEN), and every enginectl
+	// they run sends it.
+	os.Setenv("ENGINE_TOKEN", testToken)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// testToken is the client token of the tests' clusters.
+const testToken = "e2e-test-token-0123456789abcdef"
+
+// testClient is a client of a node's API with the tests' token.
+func testClient(addr string) *node.Client {
+	c := node.NewClient(addr)
+	c.Token = testToken
+	return c
 }
 
 type result struct {
@@ -73,7 +88,7 @@ func cleanEnv() []string {
 			env = append(env, kv)
 		}
 	}
-	return env
+	return append(env, "ENGINE_TOKEN="+testToken)
 }
 
 func mustOK(t *testing.T, r result, what string) {

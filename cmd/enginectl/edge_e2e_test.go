@@ -983,7 +983,7 @@ func TestEdgeRing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	start := time.Now()
-	c, err := node.StartLocal(ctx, node.LocalConfig{Nodes: 3, Dir: dir, Engined: enginedBin(), Timeout: 45 * time.Second,
+	c, err := node.StartLocal(ctx, node.LocalConfig{Nodes: 3, Dir: dir, Engined: enginedBin(), ClientToken: testToken, Timeout: 45 * time.Second,
 		Args: []string{"--workers", "1", "--edge", "127.0.0.1:0", "--origin", o.url(), "--edge-health-interval", "200ms",
 			"--edge-admin-token", tok, "--edge-access-log", "-"}})
 	if err != nil {

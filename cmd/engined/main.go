@@ -56,7 +56,7 @@ func run(args []string, stderr io.Writer) int {
 	name := fs.String("name", "", "node name, its id in the cluster (default: saved in the data directory, else random)")
 	join := fs.String("join", "", "join the cluster through the API address `HOST:PORT` of any member (default: bootstrap a new cluster if this data directory has none)")
 	token := fs.String("token", "", "with --join: `FILE` holding the cluster's join token (its first node's DATA/join-token); needed only until this node has its certificate")
-	clientToken := fs.String("client-token", "", "when this node makes a new cluster: take the client API's token from `FILE` (default: a new random one, in DATA/token)")
+	clientToken := fs.String("client-token", "", "when this node makes a new cluster: take the client API's token from `FILE` (default: $ENGINE_TOKEN if set, else a new random one; kept in DATA/token)")
 	var apiNames stringList
 	fs.Var(&apiNames, "api-name", "a host `NAME` clients may call the API by, besides its address, IP addresses and localhost (repeat for several)")
 	bind := fs.String("bind", "", "this node's API address `HOST:PORT` (same as --api); Raft, gossip and the internal port use the next three ports")
@@ -99,7 +99,7 @@ func run(args []string, stderr io.Writer) int {
 		*api = *bind
 	}
 	cfg := node.Config{DataDir: *data, API: *api, Workers: *workers, Logger: log, Name: *name, Join: *join,
-		RaftAddr: *raftAddr, GossipAddr: *gossip, ShuffleAddr: *internal, MaxVoters: *voters, APINames: apiNames}
+		RaftAddr: *raftAddr, GossipAddr: *gossip, ShuffleAddr: *internal, MaxVoters: *voters, APINames: apiNames, JoinTimeout: *readyTimeout}
 	if *token != "" {
 		b, err := os.ReadFile(*token)
 		if err != nil {
@@ -115,6 +115,8 @@ func run(args []string, stderr io.Writer) int {
 			return 2
 		}
 		cfg.ClientToken = strings.TrimSpace(string(b))
+	} else if t := strings.TrimSpace(os.Getenv("ENGINE_TOKEN")); t != "" && *join == "" {
+		cfg.ClientToken = t
 	}
 	if *memory != "" {
 		m, err := sortjob.ParseBytes(*memory)
@@ -153,6 +155,9 @@ func run(args []string, stderr io.Writer) int {
 	n, err := node.Open(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "engined:", err)
+		if cfg.Join != "" && cfg.JoinToken != "" && !errors.Is(err, node.ErrNameInUse) {
+			fmt.Fprintf(stderr, "engined: could not join the cluster through %s: check --join (the API address HOST:PORT of a running member) and --token\n", cfg.Join)
+		}
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

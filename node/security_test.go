@@ -1,0 +1,280 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"engine/coordinator"
+	"engine/internal/pki"
+)
+
+// call makes one request to url with the given headers and body and
+// returns the status and body.
+func call(t *testing.T, hc *http.Client, method, url string, body string, hdr map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// Every client API route wants the token; a browser-shaped request is
+// refused even with it.
+func TestClientAPIWantsToken(t *testing.T) {
+	n := open(t, Config{DataDir: t.TempDir()})
+	defer n.Close()
+	base := "http://" + n.Addr()
+	hc := &http.Client{Timeout: 10 * time.Second}
+	routes := []struct{ method, path, body string }{
+		{"GET", "/v1/status", ""},
+		{"GET", "/v1/jobs", ""},
+		{"POST", "/v1/jobs", `{"kind":"sort","spec":{"records":1000}}`},
+		{"GET", "/v1/jobs/x", ""},
+		{"POST", "/v1/jobs/x/cancel", ""},
+		{"POST", "/v1/plan", `{"spec":{"records":1000}}`},
+		{"GET", "/v1/bb/status", ""},
+		{"POST", "/v1/bb/sync", `{"path":"/"}`},
+		// Peer routes are not on the client API at all.
+		{"POST", "/v1/internal/propose", `{"type":"job_cancel","job":"../../victim"}`},
+		{"POST", "/v1/cluster/join", `{}`},
+	}
+	for _, r := range routes {
+		for _, tok := range []string{"", "Bearer wrong-token-0123456789", "Basic " + n.ClientToken()} {
+			code, body := call(t, hc, r.method, base+r.path, r.body, map[string]string{"Authorization": tok, "Content-Type": "application/json"})
+			if code != http.StatusUnauthorized {
+				t.Errorf("%s %s with Authorization %q: %d %s, want 401", r.method, r.path, tok, code, body)
+			}
+		}
+	}
+	auth := "Bearer " + n.ClientToken()
+	if code, body := call(t, hc, "GET", base+"/v1/status", "", map[string]string{"Authorization": auth}); code != 200 {
+		t.Fatalf("GET /v1/status with the token: %d %s", code, body)
+	}
+	for _, r := range routes[8:] {
+		if code, _ := call(t, hc, r.method, base+r.path, r.body, map[string]string{"Authorization": auth, "Content-Type": "application/json"}); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+			t.Errorf("%s %s on the client API with the token: %d, want 404", r.method, r.path, code)
+		}
+	}
+	// CSRF and DNS rebinding shapes: refused even with the token.
+	submit := `{"kind":"sort","spec":{"records":1000}}`
+	for _, h := range []map[string]string{
+		{"Origin": "http://evil.example", "Content-Type": "application/json"},
+		{"Origin": "null", "Content-Type": "application/json"},
+		{"Host": "evil.example:7070", "Content-Type": "application/json"},
+		{"Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"},
+		{"Content-Type": "text/plain"},
+		{"Content-Type": "application/x-www-form-urlencoded"},
+	} {
+		h["Authorization"] = auth
+		code, body := call(t, hc, "POST", base+"/v1/jobs", submit, h)
+		if code != http.StatusForbidden && code != http.StatusUnsupportedMediaType {
+			t.Errorf("POST /v1/jobs with %v: %d %s, want 403 or 415", h, code, body)
+		}
+	}
+	if jobs := n.Jobs(); len(jobs) != 0 {
+		t.Fatalf("a refused request submitted a job: %+v", jobs)
+	}
+}
+
+// The internal port and the Raft port give nothing to a caller without a
+// certificate of the cluster: not plain HTTP, not TLS without a client
+// certificate, not a certificate of another CA.
+func TestInternalPortsWantClusterCertificate(t *testing.T) {
+	n := open(t, Config{DataDir: t.TempDir()})
+	defer n.Close()
+	other, _, _, err := pki.Bootstrap(n.id, []string{"127.0.0.1"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	internal := n.shuffleLn.Addr().String()
+	raftAddr := n.raft.Addr()
+	clients := map[string]*http.Client{
+		"plain":                  {Timeout: 5 * time.Second},
+		"TLS, no certificate":    {Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}},
+		"another cluster's cert": {Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: other.ClientConfig()}},
+	}
+	paths := []struct{ method, path, body string }{
+		{"POST", "/v1/internal/propose", `{"type":"job_submit","plan":{"map_count":-1}}`},
+		{"POST", "/v1/internal/join", `{}`},
+		{"GET", "/v1/internal/status", ""},
+		{"GET", "/v1/internal/bb/dump", ""},
+		{"POST", "/v1/internal/bb/truncate", `{}`},
+	}
+	for name, hc := range clients {
+		for _, addr := range []string{internal, raftAddr} {
+			for _, p := range paths {
+				scheme := "https://"
+				if name == "plain" {
+					scheme = "http://"
+				}
+				code, body := call(t, hc, p.method, scheme+addr+p.path, p.body, map[string]string{"Content-Type": "application/json"})
+				if code != 0 {
+					t.Errorf("%s %s%s (%s): answered %d %s; want no answer", p.method, addr, p.path, name, code, body)
+				}
+			}
+		}
+	}
+	// The shuffle protocol without a certificate: the handshake fails.
+	for _, addr := range []string{internal, raftAddr} {
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{protoShuffle}})
+		if err == nil {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			_, err = c.Write([]byte("x"))
+			if err == nil {
+				_, err = c.Read(make([]byte, 1))
+			}
+			c.Close()
+		}
+		if err == nil {
+			t.Errorf("%s: a TLS connection without a client certificate was served", addr)
+		}
+	}
+	// A plain TCP peer on the Raft port gets no answer either.
+	c, err := net.DialTimeout("tcp", raftAddr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	c.Write([]byte{0, 0x80, 0, 0, 0}) // a rpcAppendEntries type byte and msgpack noise
+	if k, _ := c.Read(make([]byte, 64)); k > 0 {
+		t.Errorf("Raft port answered %d bytes to a plain TCP peer", k)
+	}
+	c.Close()
+	// The node still works.
+	if _, err := n.client().Status(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A member of the cluster may join only as itself: a node with a valid
+// certificate cannot take over another member's place in Raft (today's
+// attack: a join with the victim's gossip address removed real voters).
+func TestJoinHijackRefused(t *testing.T) {
+	nodes := startCluster(t, 3)
+	defer func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	}()
+	leader := nodes[0]
+	// An insider: a certificate for "evil", signed by the cluster CA.
+	keyPEM, pub, err := pki.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := leader.ident.Issue("evil", pub, []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil, err := pki.New(leader.ident.Secrets, "evil", certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := nodes[1].self()
+	forged := victim
+	forged.RaftID = victim.ID + ".deadbeef"
+	forged.RaftAddr = "127.0.0.1:1"
+	before, _ := leader.raft.Servers()
+	hc := newPeerHTTP(evil.ClientConfig(), 10*time.Second)
+	body, _ := json.Marshal(JoinRequest{Member: forged, Fresh: true})
+	for _, nd := range nodes {
+		code, resp := call(t, hc, "POST", "https://"+nd.shuffleLn.Addr().String()+"/v1/internal/join", string(body), map[string]string{"Content-Type": "application/json"})
+		if code != http.StatusForbidden {
+			t.Errorf("join as %s with evil's certificate through %s: %d %s, want 403", victim.ID, nd.id, code, resp)
+		}
+	}
+	after, _ := leader.raft.Servers()
+	if len(after) != len(before) {
+		t.Fatalf("Raft servers changed: %+v → %+v", before, after)
+	}
+	for _, s := range after {
+		if s.ID == forged.RaftID || s.Addr == forged.RaftAddr {
+			t.Fatalf("the forged server is in Raft: %+v", after)
+		}
+	}
+	var m coordinator.Member
+	leader.fsm.Read(func(s *coordinator.State) { m = *s.Members[victim.ID] })
+	if m.RaftAddr != victim.RaftAddr || m.GossipAddr != victim.GossipAddr {
+		t.Fatalf("the victim's member record changed: %+v", m)
+	}
+}
+
+// A process without the cluster's gossip key cannot join gossip, so it
+// cannot announce endpoints (an edge, an origin) the cluster would use.
+func TestGossipWantsKey(t *testing.T) {
+	n := open(t, Config{DataDir: t.TempDir()})
+	defer n.Close()
+	for _, key := range [][]byte{nil, bytes.Repeat([]byte{7}, 32)} {
+		c := memberlist.DefaultLANConfig()
+		c.Name = "intruder"
+		c.BindAddr, c.BindPort = "127.0.0.1", 0
+		c.LogOutput = io.Discard
+		c.SecretKey = key
+		c.TCPTimeout = 2 * time.Second
+		ml, err := memberlist.Create(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := ml.Join([]string{n.gossipAddr()})
+		time.Sleep(500 * time.Millisecond)
+		for _, m := range n.ml.Members() {
+			if m.Name == "intruder" {
+				t.Errorf("with key %x: the intruder is a gossip member (join: %d, %v)", key, k, err)
+			}
+		}
+		if err == nil {
+			t.Errorf("with key %x: the join succeeded (%d nodes)", key, k)
+		}
+		ml.Shutdown()
+	}
+}
+
+// A joining node needs the join token: a wrong secret gets no
+// certificate, and a node that pins another CA does not trust the answer.
+func TestCertificateWantsJoinToken(t *testing.T) {
+	n := open(t, Config{DataDir: t.TempDir()})
+	defer n.Close()
+	good := n.ident.JoinToken()
+	hash, _, _ := pki.ParseJoinToken(good)
+	for _, tok := range []string{
+		"engine1." + hash + ".wrongsecret",
+		"engine1." + strings.Repeat("00", 32) + "." + n.ident.JoinSecret, // pins another CA
+	} {
+		_, err := Open(Config{DataDir: t.TempDir(), Name: "joiner", API: "127.0.0.1:0", Join: n.Addr(), JoinToken: tok, JoinTimeout: 3 * time.Second})
+		if err == nil {
+			t.Fatalf("joined with token %q", tok)
+		}
+		t.Logf("token %.20s…: %v", tok, err)
+	}
+	// Over plain HTTP the certificate is never issued, even with the
+	// right secret.
+	hc := &http.Client{Timeout: 5 * time.Second}
+	code, body := call(t, hc, "POST", "http://"+n.Addr()+"/v1/cluster/certificate", `{"node":"x","secret":"`+n.ident.JoinSecret+`"}`, map[string]string{"Content-Type": "application/json"})
+	if code != http.StatusForbidden {
+		t.Fatalf("certificate over plain HTTP: %d %s, want 403", code, body)
+	}
+}

@@ -262,11 +262,12 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t
 	defer e.wg.Done()
 	start := time.Now()
 	cmd := coordinator.Command{Job: k.job, Kind: k.kind, Index: k.index, Node: e.n.id, Attempt: k.attempt}
-	var err error
-	switch k.kind {
-	case coordinator.KindMap:
+	err := e.n.checkJobPaths(j)
+	switch {
+	case err != nil:
+	case k.kind == coordinator.KindMap:
 		err = e.runMap(ctx, j, k.index, &cmd)
-	case coordinator.KindReduce:
+	case k.kind == coordinator.KindReduce:
 		err = e.runReduce(ctx, j, k.index, &cmd)
 	}
 	cancelled := ctx.Err() != nil

@@ -79,6 +79,9 @@ func (n *Node) Submit(ctx context.Context, spec sortjob.Spec) (JobStatus, error)
 	if nodes == 0 {
 		return JobStatus{}, fmt.Errorf("node %s: %w: the cluster has no live members yet (is a majority of the Raft voters up?)", n.id, coordinator.ErrNoQuorum)
 	}
+	if err := n.checkSpec(spec); err != nil {
+		return JobStatus{}, err
+	}
 	plan, err := sortjob.Precheck(sortjob.Config{DataDir: n.cfg.DataDir, Workers: n.cfg.Workers}, spec, sortjob.Cluster{Nodes: nodes, CoresPerNode: n.cfg.Workers})
 	if err != nil {
 		return JobStatus{}, err
@@ -266,6 +269,10 @@ func (n *Node) commitJob(j *coordinator.Job) {
 		return
 	}
 	if out := j.Spec.Output; out != "" {
+		if err := n.checkJobPaths(j); err != nil {
+			n.finishJob(j, coordinator.JobFailed, err.Error(), nil)
+			return
+		}
 		rep.Output = out
 		// Every reduce wrote into the shared output directory; a part
 		// missing here means the directory is not shared by all nodes.

@@ -58,6 +58,11 @@ type Config struct {
 	// ClientToken, on the node that makes a new cluster, is the client
 	// API's token; default a new random one. It is kept in DATA/token.
 	ClientToken string
+	// IORoots, if set, confine the paths jobs read (--input) and write
+	// (--output) to these directories: a job naming another path is
+	// refused at submit, and a node refuses to run a task whose paths
+	// lie elsewhere. Empty: any absolute path.
+	IORoots []string
 	// APINames are host names, besides the API address's host, IP
 	// addresses and localhost, that clients may call the API by.
 	APINames []string
@@ -87,6 +92,12 @@ func (c *Config) ensureDefaults() error {
 	}
 	if c.API == "" {
 		c.API = "127.0.0.1:7070"
+	}
+	for i, r := range c.IORoots {
+		if !filepath.IsAbs(r) {
+			return fmt.Errorf("node: --io-root %q: give an absolute directory", r)
+		}
+		c.IORoots[i] = filepath.Clean(r)
 	}
 	if c.MaxVoters <= 0 {
 		c.MaxVoters = 3

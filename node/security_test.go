@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 
 	"engine/coordinator"
 	"engine/internal/pki"
+	"engine/sortjob"
 )
 
 // call makes one request to url with the given headers and body and
@@ -276,5 +279,43 @@ func TestCertificateWantsJoinToken(t *testing.T) {
 	code, body := call(t, hc, "POST", "http://"+n.Addr()+"/v1/cluster/certificate", `{"node":"x","secret":"`+n.ident.JoinSecret+`"}`, map[string]string{"Content-Type": "application/json"})
 	if code != http.StatusForbidden {
 		t.Fatalf("certificate over plain HTTP: %d %s, want 403", code, body)
+	}
+}
+
+// With --io-root, a job may only name paths beneath the roots, symbolic
+// links followed: refused at submit with the root named.
+func TestIORootsConfineJobPaths(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(root, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	n := open(t, Config{DataDir: t.TempDir(), IORoots: []string{root}})
+	defer n.Close()
+	ctx := context.Background()
+	for _, spec := range []sortjob.Spec{
+		{Records: 1000, Output: filepath.Join(outside, "out")},
+		{Records: 1000, Output: filepath.Join(root, "escape", "out")},
+		{Records: 1000, Output: root + "/a/../../etc"},
+		{Records: 1000, Output: "relative/out"},
+		{Input: "/etc", Output: filepath.Join(root, "out")},
+	} {
+		_, err := n.Submit(ctx, spec)
+		if err == nil {
+			t.Fatalf("submitted a job with input %q output %q outside %s", spec.Input, spec.Output, root)
+		}
+		if !strings.Contains(err.Error(), "--") {
+			t.Errorf("error does not name the flag: %v", err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "out")); err == nil {
+		t.Fatal("a refused job made its output directory")
+	}
+	st, err := n.Submit(ctx, sortjob.Spec{Records: 1000, Output: filepath.Join(root, "out")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, n.client(), st.ID); st.State != "succeeded" {
+		t.Fatalf("job under the root: %+v", st)
 	}
 }

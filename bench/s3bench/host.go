@@ -44,7 +44,7 @@ func (b *bench) settle(ctx context.Context) string {
 			continue
 		}
 		t0 := time.Now()
-		if err := bbSync(ctx, t.api); err != nil {
+		if err := bbSync(ctx, t.api, t.token); err != nil {
 			if ctx.Err() != nil {
 				return "interrupted"
 			}
@@ -86,7 +86,7 @@ func (b *bench) settle(ctx context.Context) string {
 
 // bbSync asks our node to drain its whole namespace to the backing
 // directory and waits for it.
-func bbSync(ctx context.Context, api string) error {
+func bbSync(ctx context.Context, api, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+api+"/v1/bb/sync", strings.NewReader(`{"path":"/"}`))
@@ -94,6 +94,7 @@ func bbSync(ctx context.Context, api string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ type target struct {
 	info   TargetInfo
 	addr   string // HOST:PORT of its S3 endpoint
 	api    string // ours: the node's API, HOST:PORT
+	token  string // ours: the API's client token
 	proc   *proc.Server
 	client *minio.Client
 	tr     *http.Transport
@@ -147,6 +148,11 @@ func (b *bench) startOurs(ctx context.Context, t *target, dir string) error {
 		default:
 			return fmt.Errorf("s3bench: engined printed no \"S3 endpoint\" line before it was ready: %s", t.proc.LogTail())
 		}
+		tok, err := os.ReadFile(filepath.Join(data, "token"))
+		if err != nil {
+			return fmt.Errorf("s3bench: the node's client token: %w", err)
+		}
+		t.token = strings.TrimSpace(string(tok))
 		b.log.Info("ours ready", "s3", t.addr, "api", t.api)
 		return nil
 	case <-t.proc.Done():

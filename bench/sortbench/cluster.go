@@ -585,7 +585,7 @@ func (b *clusterBench) clusterCPU() map[int][2]float64 {
 func (b *clusterBench) submitArgs(sys string) []string {
 	var args []string
 	if sys == ClusterSystem {
-		args = append(args, "--addr", b.res.ClusterAddr)
+		args = append(args, "--addr", b.res.ClusterAddr, "--token", filepath.Join(b.clusterDir(), "token"))
 	}
 	args = append(args, "submit", "sort", "--size="+b.res.Size)
 	if b.o.ASCII {

@@ -57,7 +57,8 @@ func run(args []string, stderr io.Writer) int {
 	join := fs.String("join", "", "join the cluster through the API address `HOST:PORT` of any member (default: bootstrap a new cluster if this data directory has none)")
 	token := fs.String("token", "", "with --join: `FILE` holding the cluster's join token (its first node's DATA/join-token); needed only until this node has its certificate")
 	clientToken := fs.String("client-token", "", "when this node makes a new cluster: take the client API's token from `FILE` (default: $ENGINE_TOKEN if set, else a new random one; kept in DATA/token)")
-	var apiNames stringList
+	var apiNames, ioRoots stringList
+	fs.Var(&ioRoots, "io-root", "confine the paths sort jobs read and write (--input, --output) to `DIR` (repeat for several; default: any absolute path)")
 	fs.Var(&apiNames, "api-name", "a host `NAME` clients may call the API by, besides its address, IP addresses and localhost (repeat for several)")
 	bind := fs.String("bind", "", "this node's API address `HOST:PORT` (same as --api); Raft, gossip and the internal port use the next three ports")
 	raftAddr := fs.String("raft", "", "Raft address (default: API port + 1)")
@@ -99,7 +100,7 @@ func run(args []string, stderr io.Writer) int {
 		*api = *bind
 	}
 	cfg := node.Config{DataDir: *data, API: *api, Workers: *workers, Logger: log, Name: *name, Join: *join,
-		RaftAddr: *raftAddr, GossipAddr: *gossip, ShuffleAddr: *internal, MaxVoters: *voters, APINames: apiNames, JoinTimeout: *readyTimeout}
+		RaftAddr: *raftAddr, GossipAddr: *gossip, ShuffleAddr: *internal, MaxVoters: *voters, APINames: apiNames, IORoots: ioRoots, JoinTimeout: *readyTimeout}
 	if *token != "" {
 		b, err := os.ReadFile(*token)
 		if err != nil {

@@ -189,7 +189,7 @@ func (n *Node) startEdge() error {
 	case "-":
 		cfg.AccessLog = os.Stderr
 	default:
-		f, err := os.OpenFile(c.AccessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		f, err := os.OpenFile(c.AccessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("node: --edge-access-log: %w", err)

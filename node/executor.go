@@ -350,7 +350,7 @@ func (e *executor) runMap(ctx context.Context, j *coordinator.Job, i int, cmd *c
 		return err
 	}
 	dir := e.n.mapDir(j.ID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("map %d: %w", i, err)
 	}
 	cfg := j.Plan.MapperConfig()
@@ -412,7 +412,7 @@ func (e *executor) runReduce(ctx context.Context, j *coordinator.Job, part int, 
 		return missing
 	}
 	dir := n.outputDir(j)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("reduce %d: %w", part, err)
 	}
 	records, err := sortjob.RunReduce(ctx, &j.Plan, part, ins, dir, n.fetcher, nil)

@@ -318,7 +318,7 @@ func (c *LocalCluster) Start(i int, engined string, extra ...string) error {
 			"--edge", n.Edge, "--edge-admin-token", c.EdgeTokenFile())
 	}
 	args = append(args, extra...)
-	logf, err := os.OpenFile(filepath.Join(dir, "engined.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(filepath.Join(dir, "engined.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}

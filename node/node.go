@@ -224,7 +224,7 @@ func start(cfg Config) (n *Node, err error) {
 	if err := cfg.ensureDefaults(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("node: data directory: %w", err)
 	}
 	lock, err := lockDataDir(cfg.DataDir)

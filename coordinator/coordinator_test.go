@@ -15,7 +15,7 @@ import (
 
 var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
-func splits(t *testing.T, parts int) []byte {
+func splits(t testing.TB, parts int) []byte {
 	p := &shuffle.Partitioner{Splits: make([]shuffle.Key, parts-1)}
 	for i := range p.Splits {
 		p.Splits[i][0] = byte(i + 1)

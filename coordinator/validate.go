@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 
 	"engine/shuffle"
 	"engine/sortjob"
@@ -79,8 +80,8 @@ func validAddr(what, addr string) error {
 }
 
 // Validate checks a member's fields: a valid id, a valid Raft id if set,
-// addresses that are HOST:PORT if set, an absolute clean data directory if
-// set, bounded counts.
+// addresses that are HOST:PORT if set, a bounded data directory, bounded
+// counts.
 func (m *Member) Validate() error {
 	if err := ValidID("member", m.ID); err != nil {
 		return err
@@ -97,10 +98,9 @@ func (m *Member) Validate() error {
 			}
 		}
 	}
-	if m.DataDir != "" {
-		if err := sortjob.ValidPath("data directory", m.DataDir); err != nil {
-			return fmt.Errorf("%w (member %s)", err, m.ID)
-		}
+	// DataDir is shown, never acted on: bounded, without NUL.
+	if len(m.DataDir) > sortjob.MaxPathLen || strings.IndexByte(m.DataDir, 0) >= 0 {
+		return fmt.Errorf("coordinator: member %s has a data directory of %d bytes or with a NUL byte", m.ID, len(m.DataDir))
 	}
 	if m.Cores < 0 || m.Cores > sortjob.MaxCoresPerNode {
 		return fmt.Errorf("coordinator: member %s has %d cores: want 0 to %d", m.ID, m.Cores, sortjob.MaxCoresPerNode)

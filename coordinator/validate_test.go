@@ -286,7 +286,7 @@ func TestBadCountsRejected(t *testing.T) {
 		{"bad address", Command{Type: CmdMemberUpsert, Member: &Member{ID: "d", APIAddr: "evil.example/x?:80"}}},
 		{"address without port", Command{Type: CmdMemberUpsert, Member: &Member{ID: "d", ShuffleAddr: "10.0.0.1"}}},
 		{"port out of range", Command{Type: CmdMemberUpsert, Member: &Member{ID: "d", RaftAddr: "10.0.0.1:70000"}}},
-		{"relative data dir", Command{Type: CmdMemberUpsert, Member: &Member{ID: "d", DataDir: "data"}}},
+		{"NUL in data dir", Command{Type: CmdMemberUpsert, Member: &Member{ID: "d", DataDir: "/data\x00"}}},
 		{"negative cores", Command{Type: CmdMemberUpsert, Member: &Member{ID: "d", Cores: -1}}},
 		{"no member", Command{Type: CmdMemberUpsert}},
 		{"unknown finish state", Command{Type: CmdJobFinish, Job: "j", State: "exploded"}},

@@ -39,18 +39,25 @@ const (
 // with '.' — the charset shuffle.ValidJobID allows, so an id is safe as a
 // file name: it holds no path separator and is never "." or "..".
 func ValidID(what, id string) error {
+	if err := checkID(what, id); err != nil {
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	return nil
+}
+
+func checkID(what, id string) error {
 	if len(id) == 0 || len(id) > MaxIDLen {
-		return fmt.Errorf("coordinator: %s id of %d bytes: want 1 to %d", what, len(id), MaxIDLen)
+		return fmt.Errorf("%s id of %d bytes: want 1 to %d", what, len(id), MaxIDLen)
 	}
 	if id[0] == '.' {
-		return fmt.Errorf("coordinator: %s id %q starts with '.'", what, id)
+		return fmt.Errorf("%s id %q starts with '.'", what, id)
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' {
 			continue
 		}
-		return fmt.Errorf("coordinator: %s id %q has the character %q at byte %d: only letters, digits, '.', '_' and '-' are allowed", what, id, c, i)
+		return fmt.Errorf("%s id %q has the character %q at byte %d: only letters, digits, '.', '_' and '-' are allowed", what, id, c, i)
 	}
 	return nil
 }
@@ -60,21 +67,21 @@ func ValidID(what, id string) error {
 // (names, IPv4, IPv6 with a zone); an empty host means this machine.
 func validAddr(what, addr string) error {
 	if len(addr) > maxAddrLen {
-		return fmt.Errorf("coordinator: %s address of %d bytes is longer than %d", what, len(addr), maxAddrLen)
+		return fmt.Errorf("%s address of %d bytes is longer than %d", what, len(addr), maxAddrLen)
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("coordinator: %s address %q is not HOST:PORT", what, addr)
+		return fmt.Errorf("%s address %q is not HOST:PORT", what, addr)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
-		return fmt.Errorf("coordinator: %s address %q has port %q: want 1 to 65535", what, addr, port)
+		return fmt.Errorf("%s address %q has port %q: want 1 to 65535", what, addr, port)
 	}
 	for i := 0; i < len(host); i++ {
 		c := host[i]
 		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == ':' || c == '%' || c == '_' {
 			continue
 		}
-		return fmt.Errorf("coordinator: %s address %q has the character %q in its host", what, addr, c)
+		return fmt.Errorf("%s address %q has the character %q in its host", what, addr, c)
 	}
 	return nil
 }
@@ -83,11 +90,18 @@ func validAddr(what, addr string) error {
 // addresses that are HOST:PORT if set, a bounded data directory, bounded
 // counts.
 func (m *Member) Validate() error {
-	if err := ValidID("member", m.ID); err != nil {
+	if err := m.validate(); err != nil {
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	return nil
+}
+
+func (m *Member) validate() error {
+	if err := checkID("member", m.ID); err != nil {
 		return err
 	}
 	if m.RaftID != "" {
-		if err := ValidID("raft", m.RaftID); err != nil {
+		if err := checkID("raft", m.RaftID); err != nil {
 			return err
 		}
 	}
@@ -100,13 +114,13 @@ func (m *Member) Validate() error {
 	}
 	// DataDir is shown, never acted on: bounded, without NUL.
 	if len(m.DataDir) > sortjob.MaxPathLen || strings.IndexByte(m.DataDir, 0) >= 0 {
-		return fmt.Errorf("coordinator: member %s has a data directory of %d bytes or with a NUL byte", m.ID, len(m.DataDir))
+		return fmt.Errorf("member %s has a data directory of %d bytes or with a NUL byte", m.ID, len(m.DataDir))
 	}
 	if m.Cores < 0 || m.Cores > sortjob.MaxCoresPerNode {
-		return fmt.Errorf("coordinator: member %s has %d cores: want 0 to %d", m.ID, m.Cores, sortjob.MaxCoresPerNode)
+		return fmt.Errorf("member %s has %d cores: want 0 to %d", m.ID, m.Cores, sortjob.MaxCoresPerNode)
 	}
 	if m.Incarnation < 0 || m.Incarnation > maxIncarnation {
-		return fmt.Errorf("coordinator: member %s has incarnation %d: want 0 to %d", m.ID, m.Incarnation, int64(maxIncarnation))
+		return fmt.Errorf("member %s has incarnation %d: want 0 to %d", m.ID, m.Incarnation, int64(maxIncarnation))
 	}
 	return nil
 }
@@ -131,15 +145,15 @@ func (c *Command) validate() error {
 		if c.Member == nil {
 			return fmt.Errorf("no member")
 		}
-		return c.Member.Validate()
+		return c.Member.validate()
 	case CmdMemberAlive, CmdMemberRemove:
-		return ValidID("member", c.ID)
+		return checkID("member", c.ID)
 	case CmdJobSubmit, CmdTaskAssign, CmdTaskDone, CmdTaskFailed, CmdMapLost, CmdJobCancel, CmdJobFinish:
 	default:
 		return fmt.Errorf("unknown command type: want one of %s, %s, %s, %s, %s, %s, %s, %s, %s or %s",
 			CmdMemberUpsert, CmdMemberAlive, CmdMemberRemove, CmdJobSubmit, CmdTaskAssign, CmdTaskDone, CmdTaskFailed, CmdMapLost, CmdJobCancel, CmdJobFinish)
 	}
-	if err := ValidID("job", c.Job); err != nil {
+	if err := checkID("job", c.Job); err != nil {
 		return err
 	}
 	if len(c.Error) > MaxErrorLen {
@@ -202,7 +216,7 @@ func (c *Command) validateTask() error {
 	if c.Index < 0 || c.Index >= max(sortjob.MaxMapTasks, sortjob.MaxPartitions) {
 		return fmt.Errorf("task index %d is out of range", c.Index)
 	}
-	if err := ValidID("node", c.Node); err != nil {
+	if err := checkID("node", c.Node); err != nil {
 		return err
 	}
 	if c.Attempt < 0 || c.Attempt > maxAttempt {

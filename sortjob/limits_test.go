@@ -156,3 +156,28 @@ func TestPlanValidateRefusesForgedPlans(t *testing.T) {
 		t.Fatal("a generated plan with a split list passed")
 	}
 }
+
+// An input directory whose files add up past the limit (sparse files of
+// exabytes, whose sum overflows int64) is refused before any split is made.
+func TestPlanRefusesHugeInput(t *testing.T) {
+	dir, err := os.MkdirTemp("/dev/shm", "sortjob-huge-input-")
+	if err != nil {
+		t.Skipf("needs tmpfs at /dev/shm for sparse files of exabytes: %v", err)
+	}
+	defer os.RemoveAll(dir)
+	for _, name := range []string{"a", "b"} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = f.Truncate(5_500_000_000_000_000_000)
+		f.Close()
+		if err != nil {
+			t.Skipf("needs sparse files of exabytes on /dev/shm: %v", err)
+		}
+	}
+	p, err := MakePlan(Spec{Input: dir, Memory: 64 << 20}, Cluster{Nodes: 2, CoresPerNode: 2})
+	if err == nil || !strings.Contains(err.Error(), "more than the limit of 10000000000000000 bytes") {
+		t.Fatalf("MakePlan = %+v, %v; want the input refused naming the limit", p, err)
+	}
+}

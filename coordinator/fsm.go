@@ -29,9 +29,9 @@ func NewFSM() *FSM { return &FSM{state: NewState()} }
 // Apply implements raft.FSM. Entries at or below the last applied index
 // (replayed after a restart) are skipped. The result is Apply's error. An
 // entry that cannot be decoded, is invalid, or panics while it is applied is
-// rejected: its index counts as applied, the state is as before it, and the
-// error is the result, on every node and at every replay of the log, so a
-// poison entry cannot stop the cluster.
+// rejected: its index counts as applied, the state is left as before it
+// (for a panic, see applyLocked), and the error is the result, on every node
+// and at every replay of the log, so a poison entry cannot stop the cluster.
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
@@ -67,7 +67,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 func (f *FSM) applyLocked(index uint64, c Command) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: entry %d (%s) panicked and was not applied: %v", ErrRejected, index, c.Type, r)
+			err = fmt.Errorf("%w: entry %d (%s) panicked and is rejected: %v", ErrRejected, index, c.Type, r)
 			f.logger().Error("coordinator: applying a log entry panicked; it is skipped", "index", index, "type", c.Type, "job", c.Job, "panic", r, "stack", string(debug.Stack()))
 		}
 	}()

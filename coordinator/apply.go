@@ -86,14 +86,23 @@ func reject(format string, args ...any) error {
 
 // Apply applies one command to s in place. It does no I/O and reads no
 // clock: the same commands give the same state on every node. A command
-// that does not fit the state (a report from a stale attempt, an unknown
-// job) leaves s unchanged and returns an error wrapping ErrRejected.
+// that is invalid on its own (Validate) or does not fit the state (a report
+// from a stale attempt, an unknown job) leaves s unchanged and returns an
+// error wrapping ErrRejected.
+//
+// Every check comes before the first change to s, and the changes index
+// only what the checks found in range, so no command panics half-applied.
 func Apply(s *State, c Command) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return apply(s, c)
+}
+
+// apply is Apply for a command that passed Validate.
+func apply(s *State, c Command) error {
 	switch c.Type {
 	case CmdMemberUpsert:
-		if c.Member == nil || c.Member.ID == "" {
-			return reject("member upsert without a member")
-		}
 		m := *c.Member
 		if old, ok := s.Members[m.ID]; ok {
 			m.Incarnation = max(m.Incarnation, old.Incarnation)
@@ -163,6 +172,11 @@ func Apply(s *State, c Command) error {
 		if err != nil {
 			return err
 		}
+		for _, m := range c.LostMaps {
+			if m >= len(j.Maps) {
+				return reject("job %s has no map %d to lose (it has %d)", j.ID, m, len(j.Maps))
+			}
+		}
 		t.State, t.Node, t.LastError, t.FailedOn = TaskPending, "", c.Error, c.Node
 		j.Retries++
 		for _, m := range c.LostMaps {
@@ -217,9 +231,6 @@ func Apply(s *State, c Command) error {
 }
 
 func applySubmit(s *State, c Command) error {
-	if c.Job == "" || c.Spec == nil || c.Plan == nil {
-		return reject("job submit without id, spec or plan")
-	}
 	if _, ok := s.Jobs[c.Job]; ok {
 		return reject("job %s exists", c.Job)
 	}

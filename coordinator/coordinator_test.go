@@ -15,7 +15,7 @@ import (
 
 var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
-func splits(t *testing.T, parts int) []byte {
+func splits(t testing.TB, parts int) []byte {
 	p := &shuffle.Partitioner{Splits: make([]shuffle.Key, parts-1)}
 	for i := range p.Splits {
 		p.Splits[i][0] = byte(i + 1)
@@ -32,9 +32,16 @@ func cluster(t *testing.T, maps, parts int) *State {
 	for _, id := range []string{"a", "b", "c"} {
 		must(t, s, Command{Type: CmdMemberUpsert, Member: &Member{ID: id, Cores: 2}})
 	}
-	must(t, s, Command{Type: CmdJobSubmit, Time: t0, Job: "j", Spec: &sortjob.Spec{Records: 1000},
-		Plan: &sortjob.Plan{MapCount: maps, Partitions: parts}, Splits: splits(t, parts)})
+	p := testPlan(maps, parts)
+	must(t, s, Command{Type: CmdJobSubmit, Time: t0, Job: "j", Spec: &p.Spec, Plan: p, Splits: splits(t, parts)})
 	return s
+}
+
+// testPlan returns a valid plan of generated input with the given maps and
+// partitions.
+func testPlan(maps, parts int) *sortjob.Plan {
+	return &sortjob.Plan{Spec: sortjob.Spec{Records: 1000}, Cluster: sortjob.Cluster{Nodes: 3, CoresPerNode: 2},
+		Records: 1000, Bytes: 1000 * sortjob.RecordSize, MapCount: maps, Partitions: parts, ReducePasses: 1}
 }
 
 func must(t *testing.T, s *State, c Command) {
@@ -250,8 +257,8 @@ func TestRejections(t *testing.T) {
 		{"dead node", Command{Type: CmdTaskAssign, Job: "j", Kind: KindMap, Index: 0, Node: "zz", Attempt: 1}},
 		{"wrong attempt", Command{Type: CmdTaskAssign, Job: "j", Kind: KindMap, Index: 0, Node: "a", Attempt: 3}},
 		{"done without running", Command{Type: CmdTaskDone, Job: "j", Kind: KindMap, Index: 0, Node: "a", Attempt: 1}},
-		{"duplicate job", Command{Type: CmdJobSubmit, Job: "j", Spec: &sortjob.Spec{}, Plan: &sortjob.Plan{MapCount: 1, Partitions: 1}, Splits: splits(t, 1)}},
-		{"bad splits", Command{Type: CmdJobSubmit, Job: "k", Spec: &sortjob.Spec{}, Plan: &sortjob.Plan{MapCount: 1, Partitions: 3}, Splits: splits(t, 2)}},
+		{"duplicate job", Command{Type: CmdJobSubmit, Job: "j", Spec: &testPlan(1, 1).Spec, Plan: testPlan(1, 1), Splits: splits(t, 1)}},
+		{"bad splits", Command{Type: CmdJobSubmit, Job: "k", Spec: &testPlan(1, 3).Spec, Plan: testPlan(1, 3), Splits: splits(t, 2)}},
 		{"succeed early", Command{Type: CmdJobFinish, Job: "j", State: JobSucceeded}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -323,7 +330,7 @@ func TestFailedAttemptIsRetriedElsewhere(t *testing.T) {
 	// With a single member the retry has nowhere else to go.
 	s = NewState()
 	must(t, s, Command{Type: CmdMemberUpsert, Member: &Member{ID: "only", Cores: 1}})
-	must(t, s, Command{Type: CmdJobSubmit, Time: t0, Job: "j", Spec: &sortjob.Spec{Records: 10}, Plan: &sortjob.Plan{MapCount: 1, Partitions: 1}, Splits: splits(t, 1)})
+	must(t, s, Command{Type: CmdJobSubmit, Time: t0, Job: "j", Spec: &testPlan(1, 1).Spec, Plan: testPlan(1, 1), Splits: splits(t, 1)})
 	applyAll(t, s, Reconcile(s, t0))
 	must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindMap, Index: 0, Node: "only", Attempt: 1, Error: "boom"})
 	if cmds := Reconcile(s, t0); len(cmds) != 1 || cmds[0].Node != "only" {

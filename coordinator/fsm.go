@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -11,18 +13,25 @@ import (
 
 // FSM adapts State to raft.FSM: Raft orders the commands, Apply changes the
 // state. Readers use Read; OnApply (if set) is called after every applied
-// entry, outside the lock, so nodes can react to new assignments.
+// entry, outside the lock, so nodes can react to new assignments. Logger
+// (default: discard) receives invalid entries and recovered panics; set
+// both before Raft starts.
 type FSM struct {
 	mu      sync.RWMutex
 	state   *State
 	OnApply func()
+	Logger  *slog.Logger
 }
 
 // NewFSM returns an FSM over an empty state.
 func NewFSM() *FSM { return &FSM{state: NewState()} }
 
 // Apply implements raft.FSM. Entries at or below the last applied index
-// (replayed after a restart) are skipped. The result is Apply's error.
+// (replayed after a restart) are skipped. The result is Apply's error. An
+// entry that cannot be decoded, is invalid, or panics while it is applied is
+// rejected: its index counts as applied, the state is left as before it
+// (for a panic, see applyLocked), and the error is the result, on every node
+// and at every replay of the log, so a poison entry cannot stop the cluster.
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
@@ -34,9 +43,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return nil
 	}
 	if err == nil {
-		err = Apply(f.state, c)
+		err = f.applyLocked(l.Index, c)
 	} else {
 		err = fmt.Errorf("%w: undecodable entry %d: %v", ErrRejected, l.Index, err)
+		f.logger().Warn("coordinator: undecodable log entry", "index", l.Index, "err", err)
 	}
 	f.state.Index = l.Index
 	f.mu.Unlock()
@@ -44,6 +54,35 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.OnApply()
 	}
 	return err
+}
+
+// applyLocked applies one decoded entry, turning a panic into a rejection.
+// A panic would be a bug: Validate bounds every field, and Apply makes
+// every check before its first change to the state, after which it only
+// assigns to what the checks found. Should one slip through the checks, the
+// state is as before the entry; should one come after the first change, the
+// entry is left as far as it got, and since Apply is deterministic (no
+// clock, no map iteration, no I/O) it gets exactly as far on every node
+// running the same code, so the nodes' states still agree.
+func (f *FSM) applyLocked(index uint64, c Command) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: entry %d (%s) panicked and is rejected: %v", ErrRejected, index, c.Type, r)
+			f.logger().Error("coordinator: applying a log entry panicked; it is skipped", "index", index, "type", c.Type, "job", c.Job, "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	if err := c.Validate(); err != nil {
+		f.logger().Warn("coordinator: invalid log entry rejected", "index", index, "type", c.Type, "err", err)
+		return err
+	}
+	return apply(f.state, c)
+}
+
+func (f *FSM) logger() *slog.Logger {
+	if f.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return f.Logger
 }
 
 // Read calls fn with the state under a read lock; fn must not keep it.
@@ -76,6 +115,19 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	if s.Jobs == nil {
 		s.Jobs = map[string]*Job{}
+	}
+	// A null entry would panic every reader; drop it.
+	for id, m := range s.Members {
+		if m == nil {
+			f.logger().Error("coordinator: snapshot holds a null member; dropped", "member", id)
+			delete(s.Members, id)
+		}
+	}
+	for id, j := range s.Jobs {
+		if j == nil {
+			f.logger().Error("coordinator: snapshot holds a null job; dropped", "job", id)
+			delete(s.Jobs, id)
+		}
 	}
 	f.mu.Lock()
 	f.state = s

@@ -141,7 +141,10 @@ func totalMemory() int64 {
 
 // MakePlan sizes tasks and buffers for spec on cluster. For an Input
 // directory it lists and checks the files (readable, whole records); it
-// writes nothing.
+// writes nothing. Input and Output must be absolute paths (they are
+// cleaned); a spec or a plan beyond the limits of a job (MaxRecords,
+// MaxMapTasks, MaxPartitions, MaxNodes, ...) is refused with an error that
+// names the limit, and every size is computed without overflow.
 func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	if cluster.Nodes <= 0 {
 		cluster.Nodes = 1
@@ -152,6 +155,17 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	if spec.Memory == 0 {
 		spec.Memory = DefaultMemory()
 	}
+	for _, path := range []*string{&spec.Input, &spec.Output} {
+		if *path != "" && filepath.IsAbs(*path) {
+			*path = filepath.Clean(*path)
+		}
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cluster.Validate(); err != nil {
+		return nil, err
+	}
 	p := &Plan{Spec: spec, Cluster: cluster, Memory: spec.Memory}
 	workers := cluster.CoresPerNode
 	if spec.Input != "" {
@@ -161,7 +175,10 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 		}
 		p.Inputs = files
 		for _, f := range files {
-			p.Bytes += f.Size
+			var ok bool
+			if p.Bytes, ok = addBytes(p.Bytes, f.Size); !ok {
+				return nil, fmt.Errorf("sortjob: input %s holds more than the limit of %d bytes (%s) at %s", spec.Input, int64(MaxBytes), FormatBytes(MaxBytes), f.Path)
+			}
 		}
 		p.Records = p.Bytes / RecordSize
 	} else {
@@ -191,13 +208,24 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 			return nil, fmt.Errorf("sort: map split %d bytes is smaller than one record", spec.MapSplit)
 		}
 	}
-	slots := int64(workers * cluster.Nodes)
+	slots := int64(workers) * int64(cluster.Nodes)
 	maps := max(ceilDiv(p.Bytes, split), 2*slots)
 	maps = ceilDiv(maps, slots) * slots // whole waves
 	maps = min(maps, max(p.Records, 1))
+	if maps > MaxMapTasks {
+		return nil, errMaps(maps)
+	}
 	var largest int64
 	if spec.Input != "" {
-		p.Maps = fileSplits(p.Inputs, ceilDiv(p.Records, maps)*RecordSize)
+		splitBytes := ceilDiv(p.Records, maps) * RecordSize
+		// A file holds at least one split: count them before making them.
+		var n int64
+		for _, f := range p.Inputs {
+			if n += ceilDiv(f.Size, splitBytes); n > MaxMapTasks {
+				return nil, fmt.Errorf("sortjob: the %d files of input %s need more than the limit of %d map tasks; merge small files or give larger map splits (--map-split)", len(p.Inputs), spec.Input, MaxMapTasks)
+			}
+		}
+		p.Maps = fileSplits(p.Inputs, splitBytes)
 		p.MapCount = len(p.Maps)
 		for _, m := range p.Maps {
 			largest = max(largest, m.Bytes())
@@ -214,7 +242,12 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	p.Partitions = spec.Partitions
 	if p.Partitions <= 0 {
 		parts := max(ceilDiv(p.Bytes, partitionTarget), 2*slots)
-		p.Partitions = int(ceilDiv(parts, slots) * slots)
+		parts = ceilDiv(parts, slots) * slots
+		if parts > MaxPartitions {
+			return nil, fmt.Errorf("sortjob: the plan needs %d partitions of about %s, more than the limit of %d; give --partitions of at most %d (larger partitions)",
+				parts, FormatBytes(partitionTarget), MaxPartitions, MaxPartitions)
+		}
+		p.Partitions = int(parts)
 	}
 	fanIn := min(p.MapCount, MaxFanIn)
 	block := (perWorker - 3*int64(p.ReduceWriteBuffer)) / int64(2*max(fanIn, 1))
@@ -229,10 +262,12 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	if cluster.Nodes > 1 {
 		p.ShuffleNetworkBytes = p.Bytes / int64(cluster.Nodes) * int64(cluster.Nodes-1)
 	}
+	// What every node will check before it runs the plan.
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
-
-func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 
 // Split returns map task i's input.
 func (p *Plan) Split(i int) MapSplit {

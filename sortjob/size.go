@@ -52,18 +52,21 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q is not a number with a unit such as 1GB, 100TB or 10Mrec", s)
 	}
 	total := v * mult
-	if total > 1e20 {
-		return 0, fmt.Errorf("size %q is too large", s)
+	if !records {
+		total /= RecordSize
+	}
+	n, err := recordsOf(s, total)
+	if err != nil {
+		return 0, err
 	}
 	if records {
-		n := int64(math.Round(total))
 		if math.Abs(total-float64(n)) > 1e-6*max(1, total) {
 			return 0, fmt.Errorf("size %q is not a whole number of records", s)
 		}
 		return n, nil
 	}
-	bytes := int64(math.Round(total))
-	if math.Abs(total-float64(bytes)) > 1e-6*max(1, total) || bytes%RecordSize != 0 {
+	bytes := int64(math.Round(v * mult))
+	if math.Abs(v*mult-float64(bytes)) > 1e-6*max(1, v*mult) || bytes%RecordSize != 0 {
 		return 0, fmt.Errorf("size %q = %d bytes is not a whole number of %d-byte records; use %dB or %drec", s, bytes, RecordSize, bytes/RecordSize*RecordSize, bytes/RecordSize)
 	}
 	return bytes / RecordSize, nil

@@ -203,6 +203,10 @@ func (n *Node) peerHandler() http.Handler {
 		if !readJSON(w, r, &c) {
 			return
 		}
+		if err := c.Validate(); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+			return
+		}
 		if !n.raft.IsLeader() {
 			// 421 Misdirected Request: the caller retries with the leader.
 			writeJSON(w, http.StatusMisdirectedRequest, apiError{fmt.Sprintf("node %s is not the leader", n.id)})

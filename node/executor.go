@@ -293,7 +293,7 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t
 	cmd.Seconds = time.Since(start).Seconds()
 	cmd.RSS = sortjob.PeakRSS()
 	if err != nil {
-		cmd.Type, cmd.Error = coordinator.CmdTaskFailed, err.Error()
+		cmd.Type, cmd.Error = coordinator.CmdTaskFailed, clip(err.Error(), coordinator.MaxErrorLen)
 		var fe *shuffle.FetchError
 		if errors.As(err, &fe) && fe.Map >= 0 {
 			cmd.LostMaps = []int{fe.Map}
@@ -426,4 +426,12 @@ func (e *executor) runReduce(ctx context.Context, j *coordinator.Job, part int, 
 	cmd.Summary, _ = sum.MarshalBinary()
 	cmd.Records, cmd.Bytes, cmd.Remote = records, records*sortjob.RecordSize, remote
 	return nil
+}
+
+// clip cuts s to at most n bytes (a replicated error message is bounded).
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
 }

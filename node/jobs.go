@@ -300,7 +300,7 @@ func (n *Node) commitJob(j *coordinator.Job) {
 }
 
 func (n *Node) finishJob(j *coordinator.Job, state, msg string, rep *sortjob.Report) {
-	err := n.raft.Propose(n.ctx, coordinator.Command{Type: coordinator.CmdJobFinish, Time: time.Now(), Job: j.ID, State: state, Error: msg, Report: rep})
+	err := n.raft.Propose(n.ctx, coordinator.Command{Type: coordinator.CmdJobFinish, Time: time.Now(), Job: j.ID, State: state, Error: clip(msg, coordinator.MaxErrorLen), Report: rep})
 	if err != nil {
 		n.log.Warn("finish job", "job", j.ID, "state", state, "err", err)
 		return

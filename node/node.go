@@ -274,6 +274,7 @@ func start(cfg Config) (n *Node, err error) {
 	// Raft.
 	n.fsm = coordinator.NewFSM()
 	n.fsm.OnApply = n.onApply
+	n.fsm.Logger = n.log
 	n.raft, err = coordinator.OpenRaft(coordinator.RaftConfig{
 		ID: n.raftID, Dir: filepath.Join(cfg.DataDir, "raft"), Bind: cfg.RaftAddr,
 		Bootstrap: cfg.Join == "", FSM: n.fsm, Logger: n.log, Timeout: cfg.RaftTimeout,
@@ -360,8 +361,8 @@ func (n *Node) loadID() error {
 	default:
 		return fmt.Errorf("node: %w", err)
 	}
-	if n.id == "" || strings.ContainsAny(n.id, "/\\ \t\n") {
-		return fmt.Errorf("node: bad node name %q: use letters, digits, '-' and '_'", n.id)
+	if err := coordinator.ValidID("node", n.id); err != nil || len(n.id) > maxNodeName {
+		return fmt.Errorf("node: bad node name %q: use up to %d letters, digits, '.', '-' and '_', not starting with '.'", n.id, maxNodeName)
 	}
 	// The Raft server id belongs to this data directory.
 	rpath := filepath.Join(n.cfg.DataDir, "raft-id")
@@ -378,6 +379,10 @@ func (n *Node) loadID() error {
 	}
 	return nil
 }
+
+// maxNodeName bounds a node name: the Raft id adds '.' and 8 hex digits
+// to it within coordinator's id limit.
+const maxNodeName = 119
 
 // lockDataDir takes an exclusive lock on DataDir/LOCK so that two processes
 // never share a data directory.

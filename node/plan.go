@@ -25,6 +25,9 @@ func WriteSchedule(w io.Writer, p *sortjob.Plan) {
 	sim := *p
 	sim.Maps = nil
 	sim.MapCount = min(p.MapCount, 2*slots)
+	if len(p.Maps) > 0 {
+		sim.Maps = p.Maps[:sim.MapCount]
+	}
 	sim.Partitions = 1
 	splits, _ := (&shuffle.Partitioner{}).MarshalBinary()
 	err := coordinator.Apply(s, coordinator.Command{Type: coordinator.CmdJobSubmit, Time: time.Now(), Job: "dry-run", Spec: &sim.Spec, Plan: &sim, Splits: splits})

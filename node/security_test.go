@@ -319,3 +319,63 @@ func TestIORootsConfineJobPaths(t *testing.T) {
 		t.Fatalf("job under the root: %+v", st)
 	}
 }
+
+// A command that would crash or misdirect every node is refused at the
+// peer API, and, proposed straight into Raft, rejected by every node's
+// state machine: the cluster keeps working and nothing outside the data
+// directory is touched.
+func TestPoisonProposeRefused(t *testing.T) {
+	nodes := startCluster(t, 3)
+	defer func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	}()
+	leader := nodes[0]
+	for _, n := range nodes {
+		if n.raft.IsLeader() {
+			leader = n
+		}
+	}
+	// A directory the ../ job id points at, from every node's data dir.
+	victim := filepath.Join(filepath.Dir(leader.cfg.DataDir), "victim")
+	if err := os.MkdirAll(filepath.Join(victim, "keep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	poisons := []string{
+		`{"type":"job_submit","job":"j1","spec":{"records":1000},"plan":{"map_count":-1,"partitions":1}}`,
+		`{"type":"job_cancel","job":"../../victim"}`,
+		`{"type":"job_cancel","job":"../victim"}`,
+		`{"type":"member_upsert","member":{"id":"../x","raft_id":"x","raft_addr":"127.0.0.1:1"}}`,
+	}
+	hc := newPeerHTTP(leader.ident.ClientConfig(), 10*time.Second) // an insider's certificate
+	for _, p := range poisons {
+		code, body := call(t, hc, "POST", "https://"+leader.shuffleLn.Addr().String()+"/v1/internal/propose", p, map[string]string{"Content-Type": "application/json"})
+		if code != http.StatusBadRequest {
+			t.Errorf("propose %s: %d %s, want 400", p, code, body)
+		}
+		// Straight into Raft: committed, and rejected by every FSM.
+		var c coordinator.Command
+		if err := json.Unmarshal([]byte(p), &c); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := leader.raft.Propose(ctx, c)
+		cancel()
+		if err == nil {
+			t.Errorf("Raft applied %s", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(victim, "keep")); err != nil {
+		t.Fatalf("the victim directory was touched: %v", err)
+	}
+	// Every node still applies and runs jobs.
+	c := nodes[1].client()
+	st, err := c.SubmitSort(context.Background(), sortjob.Spec{Records: 20000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, c, st.ID); st.State != "succeeded" {
+		t.Fatalf("job after the poison: %+v", st)
+	}
+}

@@ -1,9 +1,11 @@
 package burstbuffer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"sync"
@@ -291,7 +293,49 @@ func (s *Service) dropEverywhere(ctx context.Context, ps []Piece) error {
 	return nil
 }
 
-// applyDrop is a peer's Drop.
+// checkPieces checks pieces from a peer (a Drop, a Dump's tombstones):
+// each a non-empty file range that ends before 2^63.
+func checkPieces(ps []Piece) error {
+	for i, p := range ps {
+		if p.End <= p.Off || p.End > math.MaxInt64 {
+			return fmt.Errorf("burstbuffer: piece %d (stripe %016x file %016x): range %d..%d: must be non-empty and end before 2^63", i, p.Stripe, p.File, p.Off, p.End)
+		}
+	}
+	return nil
+}
+
+// checkDrop checks a peer's Drop against what this node knows: the pieces
+// are well formed, and a piece of a stripe this node holds the meta of
+// lies inside one of that stripe's writes to the file (the drain owner
+// drops only what it drained or truncated away, and those are pieces of
+// writes). A piece of a stripe this node does not know is kept as a
+// tombstone: the stripe may reach it later.
+func (s *Service) checkDrop(ps []Piece) error {
+	if err := checkPieces(ps); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, p := range ps {
+		m := s.mu.metas[p.Stripe]
+		if m == nil {
+			continue
+		}
+		inside := false
+		for _, w := range m.Writes {
+			if w.File == p.File && p.Off >= w.Off && p.End <= w.Off+uint64(w.Len) {
+				inside = true
+				break
+			}
+		}
+		if !inside {
+			return fmt.Errorf("burstbuffer: piece %d: bytes %d..%d of file %016x are not a write of stripe %016x here", i, p.Off, p.End, p.File, p.Stripe)
+		}
+	}
+	return nil
+}
+
+// applyDrop is a peer's Drop (checked by checkDrop).
 func (s *Service) applyDrop(ps []Piece) error {
 	dead, err := s.index.Drop(ps)
 	if err != nil {
@@ -312,13 +356,50 @@ func (s *Service) Truncate(ctx context.Context, ref FileRef, backing *os.File, s
 		return err
 	}
 	if o := owner(ref.ID, s.cfg.Cluster.Live()); o != s.cfg.Node {
-		if err := s.cfg.Transport.Truncate(ctx, o, ref, size); err == nil {
+		err := s.cfg.Transport.Truncate(ctx, o, ref, size)
+		switch {
+		case err == nil:
 			return nil
-		} else {
+		case errors.Is(err, errNotBuffered):
+			// Nothing of the file is buffered: truncating here is the same.
+		default:
 			s.log.Warn("burstbuffer: truncating on the file's drain owner failed; truncating here", "owner", o, "err", err)
 		}
 	}
 	return s.truncateOwned(ctx, ref, backing, size)
+}
+
+// errNotBuffered answers a peer's Truncate of a file this node holds no
+// buffered bytes of: the caller truncates its own backing file.
+var errNotBuffered = errors.New("burstbuffer: no buffered bytes of the file here: truncate it where it is open")
+
+// checkTruncate checks a peer's Truncate request.
+func checkTruncate(ref FileRef, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("burstbuffer: truncate to %d bytes: the size must not be negative", size)
+	}
+	return checkFileRef(ref)
+}
+
+// truncatePeer is a peer's Truncate: only of a file that has buffered
+// bytes here, named by the handle this node knows it by; otherwise
+// errNotBuffered, and the caller truncates its own open backing file.
+func (s *Service) truncatePeer(ctx context.Context, ref FileRef, size int64) error {
+	if err := checkTruncate(ref, size); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	known, ok := s.mu.refs[ref.ID]
+	s.mu.Unlock()
+	if exts, err := s.index.FileExtents(ref.ID); err != nil {
+		return err
+	} else if len(exts) == 0 || !ok {
+		return fmt.Errorf("%w (file %016x)", errNotBuffered, ref.ID)
+	}
+	if known.Type != ref.Type || !bytes.Equal(known.Handle, ref.Handle) {
+		return fmt.Errorf("%w (file %016x: the handle differs from the one its writes carry)", errNotBuffered, ref.ID)
+	}
+	return s.truncateOwned(ctx, known, nil, size)
 }
 
 // truncateOwned truncates with the drain lock held. backing nil: open the

@@ -838,6 +838,9 @@ func (s *Service) buryOverwrittenNow() {
 // apply adds a durable stripe to the index and returns the stripes left
 // dead.
 func (s *Service) apply(meta *Meta) ([]uint64, error) {
+	if err := meta.Validate(); err != nil {
+		return nil, err
+	}
 	if s.index.Dead(meta.Stripe) {
 		return nil, nil
 	}

@@ -2,6 +2,7 @@ package burstbuffer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,8 +51,11 @@ func (s *Service) drainLoop() {
 		case <-t.C:
 		case <-s.kick:
 		}
-		s.markDone()
-		s.drainPass(context.Background(), false)
+		func() {
+			defer s.recovered("a drain pass", nil)
+			s.markDone()
+			s.drainPass(context.Background(), false)
+		}()
 	}
 }
 
@@ -101,7 +105,8 @@ func (s *Service) quiet(file uint64) bool {
 
 // drainFile writes file's dirty extents to its backing file as whole,
 // aligned chunks, fsyncs it, then drops the drained pieces everywhere.
-func (s *Service) drainFile(ctx context.Context, file uint64) error {
+func (s *Service) drainFile(ctx context.Context, file uint64) (err error) {
+	defer s.recovered(fmt.Sprintf("the drain of file %016x", file), &err)
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
 	exts, err := s.index.FileExtents(file)
@@ -196,6 +201,15 @@ func (s *Service) drainFile(ctx context.Context, file uint64) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var perr error
+			defer func() {
+				if perr != nil {
+					errMu.Lock()
+					first = cmp.Or(first, perr)
+					errMu.Unlock()
+				}
+			}()
+			defer s.recovered(fmt.Sprintf("a drain worker of file %016x", file), &perr)
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(wins) {
@@ -208,6 +222,9 @@ func (s *Service) drainFile(ctx context.Context, file uint64) error {
 					return
 				}
 				win := wins[i]
+				if h := s.hooks.drainWindow; h != nil {
+					h(file, win.off)
+				}
 				b := buf[:win.end-win.off]
 				err := s.readRange(ctx, file, bf, bsize, b, int64(win.off))
 				if err == nil {

@@ -245,7 +245,8 @@ func (s *Service) merge(d *Dump) error {
 }
 
 // resync fetches node's Dump and merges it.
-func (s *Service) resync(ctx context.Context, node string) error {
+func (s *Service) resync(ctx context.Context, node string) (err error) {
+	defer s.recovered("a resync with "+node, &err)
 	d, err := s.cfg.Transport.Dump(ctx, node)
 	if err != nil {
 		return err
@@ -310,11 +311,14 @@ func (s *Service) memberLoop() {
 		s.mu.Lock()
 		s.mu.synced = copyNames(synced)
 		s.mu.Unlock()
-		if s.peersSynced() {
-			s.applyLost()
-			s.settled.Store(true)
-		}
-		s.heal(live)
+		func() {
+			defer s.recovered("the member loop", nil)
+			if s.peersSynced() {
+				s.applyLost()
+				s.settled.Store(true)
+			}
+			s.heal(live)
+		}()
 		select {
 		case <-s.stop:
 			return
@@ -378,9 +382,13 @@ func (s *Service) heal(live []string) {
 			return
 		default:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := s.reconstruct(ctx, m) // repairs onto live nodes and publishes
-		cancel()
+		var err error
+		func() {
+			defer s.recovered("healing a stripe", &err)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err = s.reconstruct(ctx, m) // repairs onto live nodes and publishes
+		}()
 		if err != nil {
 			s.log.Warn("burstbuffer: healing a stripe failed", "stripe", fmt.Sprintf("%016x", m.Stripe), "err", err)
 		}

@@ -148,32 +148,7 @@ func (s *Service) drainFile(ctx context.Context, file uint64) (err error) {
 	bsize := fi.Size()
 	size := max(uint64(bsize), end)
 	chunk := uint64(s.cfg.DrainChunk)
-	// The chunks the dirty extents touch, as runs of consecutive chunks.
-	var runs [][2]uint64 // [first chunk, last chunk]
-	for _, e := range dirty {
-		c0, c1 := e.FileOff/chunk, (e.FileOff+e.Length-1)/chunk
-		if n := len(runs); n > 0 && c0 <= runs[n-1][1]+1 {
-			runs[n-1][1] = max(runs[n-1][1], c1)
-		} else {
-			runs = append(runs, [2]uint64{c0, c1})
-		}
-	}
-	// The windows to write: whole aligned chunks up to 8 MiB, the file's
-	// short tail on its own.
-	type window struct {
-		off, end uint64
-	}
-	var wins []window
-	for _, r := range runs {
-		for off := r[0] * chunk; off < (r[1]+1)*chunk && off < size; {
-			wend := min(off+maxDrainWrite/chunk*chunk, (r[1]+1)*chunk, size)
-			if n := (wend - off) / chunk * chunk; wend == size && n > 0 && n < wend-off {
-				wend = off + n
-			}
-			wins = append(wins, window{off, wend})
-			off = wend
-		}
-	}
+	wins := planDrain(dirty, chunk, size)
 	// drainWorkers goroutines each read a window from flash into their own
 	// page-aligned buffer (for O_DIRECT; Go's heap does not move objects)
 	// and write it: reads of one overlap writes of another, and the
@@ -273,6 +248,39 @@ func (s *Service) drainFile(ctx context.Context, file uint64) (err error) {
 	}
 	s.stats.drained(drained, written.Load(), time.Since(start))
 	return nil
+}
+
+// window is a range of a file a drain writes in one pwrite.
+type window struct {
+	off, end uint64
+}
+
+// planDrain returns the windows that write a file's dirty extents (in
+// file order, each inside the file's size): the chunks they touch, as
+// runs of consecutive chunks, cut into whole aligned chunks of up to
+// maxDrainWrite bytes, the file's short tail on its own.
+func planDrain(dirty []Extent, chunk, size uint64) []window {
+	var runs [][2]uint64 // [first chunk, last chunk]
+	for _, e := range dirty {
+		c0, c1 := e.FileOff/chunk, (e.FileOff+e.Length-1)/chunk
+		if n := len(runs); n > 0 && c0 <= runs[n-1][1]+1 {
+			runs[n-1][1] = max(runs[n-1][1], c1)
+		} else {
+			runs = append(runs, [2]uint64{c0, c1})
+		}
+	}
+	var wins []window
+	for _, r := range runs {
+		for off := r[0] * chunk; off < (r[1]+1)*chunk && off < size; {
+			wend := min(off+maxDrainWrite/chunk*chunk, (r[1]+1)*chunk, size)
+			if n := (wend - off) / chunk * chunk; wend == size && n > 0 && n < wend-off {
+				wend = off + n
+			}
+			wins = append(wins, window{off, wend})
+			off = wend
+		}
+	}
+	return wins
 }
 
 func piecesOf(file uint64, exts []Extent) []Piece {

@@ -118,8 +118,10 @@ func (c *Config) ensureDefaults() error {
 		return errors.New("burstbuffer: no backing directory: give --backing DIR")
 	case c.Cluster == nil || c.Transport == nil:
 		return errors.New("burstbuffer: Config.Cluster and Config.Transport are required")
-	case c.DrainChunk%4096 != 0:
-		return fmt.Errorf("burstbuffer: drain chunk %d is not a multiple of 4096", c.DrainChunk)
+	case c.DrainChunk%4096 != 0 || c.DrainChunk < 0 || c.DrainChunk > maxDrainWrite:
+		return fmt.Errorf("burstbuffer: drain chunk %d: must be a multiple of 4096 up to %d", c.DrainChunk, maxDrainWrite)
+	case c.ShardSize < 1 || c.ShardSize > MaxShardSize:
+		return fmt.Errorf("burstbuffer: shard size %d: must be 1..%d bytes", c.ShardSize, MaxShardSize)
 	}
 	return nil
 }

@@ -346,7 +346,7 @@ func TestPeerArgumentsRefused(t *testing.T) {
 		{"sync", `[99]`},
 		{"drop", `[{"Stripe":1,"File":1,"Off":10,"End":5}]`},
 		{"drop", `[{"Stripe":1,"File":1,"Off":0,"End":18446744073709551615}]`},
-		{"drop", fmt.Sprintf(`[{"Stripe":%d,"File":%d,"Off":0,"End":7000}]`, meta.Stripe, ref.ID)},  // past the stripe's write
+		{"drop", fmt.Sprintf(`[{"Stripe":%d,"File":%d,"Off":0,"End":7000}]`, meta.Stripe, ref.ID)},   // past the stripe's write
 		{"drop", fmt.Sprintf(`[{"Stripe":%d,"File":%d,"Off":0,"End":6000}]`, meta.Stripe, ref.ID^1)}, // another file
 		{"truncate", `{"type":1,"handle":"AAAA","size":-1}`},
 		{"truncate", `{"type":1,"handle":"","size":0}`},

@@ -54,13 +54,17 @@ const (
 	maxGen = 1 << 30
 	// maxName bounds a node name in a meta.
 	maxName = 1024
+	// maxVersion bounds a write's version (nanoseconds since 1970: the
+	// year 2116). Versions raise this node's clock (observe): far below
+	// 2^63, its own versions can never overflow after a peer's high one.
+	maxVersion = 1 << 62
 )
 
 // Validate checks that m is a stripe this node can act on safely: a code
 // the erasure package supports, a shard size in 1..MaxShardSize, data that
 // fits the stripe's data shards, one store for each of the k+m shards, and
 // writes of files the meta lists, each inside the data, in data order,
-// with file ranges that end before 2^63. A file's id must be the one its
+// with file ranges that end before 2^63 and versions in 1..2^62. A file's id must be the one its
 // handle gives (MakeRef). It does not check what the stores hold.
 func (m *Meta) Validate() error {
 	if m == nil {
@@ -120,8 +124,8 @@ func (m *Meta) validate() error {
 			return fmt.Errorf("write %d: data bytes %d..%d overlap the previous write's (which end at %d)", i, w.Pos, end, next)
 		case w.Off > math.MaxInt64-uint64(w.Len):
 			return fmt.Errorf("write %d: file range %d+%d ends past 2^63-1", i, w.Off, w.Len)
-		case w.Version == 0 || w.Version > math.MaxInt64:
-			return fmt.Errorf("write %d: version %d: must be 1..2^63-1", i, w.Version)
+		case w.Version == 0 || w.Version > maxVersion:
+			return fmt.Errorf("write %d: version %d: must be 1..2^62 (a clock reading in nanoseconds)", i, w.Version)
 		}
 		next = end
 	}

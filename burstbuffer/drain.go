@@ -339,25 +339,63 @@ func (s *Service) checkDrop(ps []Piece) error {
 	if err := checkPieces(ps); err != nil {
 		return err
 	}
+	metas := map[uint64]*Meta{} // a stored meta is never changed: check outside the lock
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	for _, p := range ps {
+		if _, ok := metas[p.Stripe]; !ok {
+			metas[p.Stripe] = s.mu.metas[p.Stripe]
+		}
+	}
+	s.mu.Unlock()
+	spans := map[[2]uint64]*writeSpans{}
 	for i, p := range ps {
-		m := s.mu.metas[p.Stripe]
+		m := metas[p.Stripe]
 		if m == nil {
 			continue
 		}
-		inside := false
-		for _, w := range m.Writes {
-			if w.File == p.File && p.Off >= w.Off && p.End <= w.Off+uint64(w.Len) {
-				inside = true
-				break
-			}
+		k := [2]uint64{p.Stripe, p.File}
+		ws := spans[k]
+		if ws == nil {
+			ws = newWriteSpans(m.Writes, p.File)
+			spans[k] = ws
 		}
-		if !inside {
+		if !ws.covers(p.Off, p.End) {
 			return fmt.Errorf("burstbuffer: piece %d: bytes %d..%d of file %016x are not a write of stripe %016x here", i, p.Off, p.End, p.File, p.Stripe)
 		}
 	}
 	return nil
+}
+
+// writeSpans answers whether one write of a stripe to a file covers a
+// range: the writes sorted by offset, with the furthest end among each
+// write and those before it.
+type writeSpans struct {
+	off    []uint64
+	maxEnd []uint64
+}
+
+func newWriteSpans(writes []Write, file uint64) *writeSpans {
+	var ws [][2]uint64
+	for _, w := range writes {
+		if w.File == file {
+			ws = append(ws, [2]uint64{w.Off, w.Off + uint64(w.Len)})
+		}
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i][0] < ws[j][0] })
+	sp := &writeSpans{off: make([]uint64, len(ws)), maxEnd: make([]uint64, len(ws))}
+	var me uint64
+	for i, w := range ws {
+		me = max(me, w[1])
+		sp.off[i], sp.maxEnd[i] = w[0], me
+	}
+	return sp
+}
+
+// covers reports whether a single write holds all of [off, end): some
+// write starting at or before off ends at or after end.
+func (sp *writeSpans) covers(off, end uint64) bool {
+	i := sort.Search(len(sp.off), func(i int) bool { return sp.off[i] > off }) // writes [0, i) start at or before off
+	return i > 0 && sp.maxEnd[i-1] >= end
 }
 
 // applyDrop is a peer's Drop (checked by checkDrop).

@@ -3,6 +3,7 @@ package burstbuffer
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand"
 	"testing"
 
 	"github.com/google/btree"
@@ -118,4 +119,29 @@ func FuzzMeta(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestWriteSpans checks writeSpans.covers against a scan of the writes.
+func TestWriteSpans(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	for round := 0; round < 200; round++ {
+		var ws []Write
+		for i := r.Intn(8); i > 0; i-- {
+			ws = append(ws, Write{File: uint64(r.Intn(2)), Off: uint64(r.Intn(100)), Len: uint32(1 + r.Intn(30))})
+		}
+		sp := newWriteSpans(ws, 0)
+		for q := 0; q < 50; q++ {
+			off := uint64(r.Intn(130))
+			end := off + 1 + uint64(r.Intn(30))
+			want := false
+			for _, w := range ws {
+				if w.File == 0 && w.Off <= off && end <= w.Off+uint64(w.Len) {
+					want = true
+				}
+			}
+			if got := sp.covers(off, end); got != want {
+				t.Fatalf("writes %+v: covers(%d, %d) = %v, want %v", ws, off, end, got, want)
+			}
+		}
+	}
 }

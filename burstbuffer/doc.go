@@ -56,8 +56,7 @@
 // # Peers
 //
 // Handler serves HTTPTransport's calls; node mounts it on the mutual-TLS
-// internal port (HTTPTransport.Client and Scheme "https" on the calling
-// side). Every Meta from a peer, a Dump or a stored shard passes
+// internal port; NewHTTPTransportTLS calls it with the node's certificate. Every Meta from a peer, a Dump or a stored shard passes
 // Meta.Validate before it is applied, peer arguments are bounds-checked
 // (400 when not), and every background goroutine recovers from a panic
 // and fails only its own unit of work.

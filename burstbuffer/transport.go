@@ -3,6 +3,7 @@ package burstbuffer
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -252,10 +253,22 @@ type HTTPTransport struct {
 	Scheme string
 }
 
-// NewHTTPTransport returns a transport with a pooled client.
+// NewHTTPTransport returns a transport with a pooled client, over plain
+// HTTP.
 func NewHTTPTransport(resolve func(string) (string, error)) *HTTPTransport {
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, DisableCompression: true}
-	return &HTTPTransport{Resolve: resolve, Client: &http.Client{Transport: tr}}
+	return &HTTPTransport{Resolve: resolve, Client: &http.Client{Transport: pooled(nil)}}
+}
+
+// NewHTTPTransportTLS returns a transport over HTTPS with the same pooled
+// client, whose TLS configuration is cfg: for the peer port, cfg has the
+// node's certificate (Certificates or GetClientCertificate) and the
+// cluster CA (RootCAs), so both ends verify each other.
+func NewHTTPTransportTLS(resolve func(string) (string, error), cfg *tls.Config) *HTTPTransport {
+	return &HTTPTransport{Resolve: resolve, Client: &http.Client{Transport: pooled(cfg)}, Scheme: "https"}
+}
+
+func pooled(cfg *tls.Config) *http.Transport {
+	return &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, DisableCompression: true, TLSClientConfig: cfg}
 }
 
 func (t *HTTPTransport) do(ctx context.Context, node, method, op string, q url.Values, body []byte) ([]byte, error) {

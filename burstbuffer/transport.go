@@ -23,6 +23,13 @@ const PathPrefix = "/v1/internal/bb/"
 // maxShardPayload bounds a shard payload a peer may send.
 const maxShardPayload = 64 << 20
 
+// Bounds on a peer's answers: a dump (every meta it knows), anything else
+// but shards (an error message).
+const (
+	maxDump   = 1 << 30
+	maxAnswer = 1 << 20
+)
+
 // Handler serves the peer calls of HTTPTransport for this node.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -297,9 +304,19 @@ func (t *HTTPTransport) do(ctx context.Context, node, method, op string, q url.V
 		return nil, fmt.Errorf("burstbuffer: %s %s on %s: %w", method, op, node, err)
 	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
+	limit := int64(maxAnswer)
+	switch op {
+	case "shard", "range":
+		limit = maxShardPayload
+	case "dump":
+		limit = maxDump
+	}
+	out, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("burstbuffer: %s %s on %s: %w", method, op, node, err)
+	}
+	if int64(len(out)) > limit {
+		return nil, fmt.Errorf("burstbuffer: %s %s on %s: answer longer than %d bytes", method, op, node, limit)
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound && (op == "shard" || op == "range"):

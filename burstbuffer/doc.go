@@ -52,4 +52,12 @@
 // last chunk may be short) with pwrite, fsyncs, then drops the drained
 // pieces everywhere (tombstones, fsynced); a stripe left with no live
 // bytes is dead and its shards are deleted, freeing log segments.
+//
+// # Peers
+//
+// Handler serves HTTPTransport's calls; node mounts it on the mutual-TLS
+// internal port; NewHTTPTransportTLS calls it with the node's certificate. Every Meta from a peer, a Dump or a stored shard passes
+// Meta.Validate before it is applied, peer arguments are bounds-checked
+// (400 when not), and every background goroutine recovers from a panic
+// and fails only its own unit of work.
 package burstbuffer

@@ -1,9 +1,12 @@
 package burstbuffer
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"sync"
@@ -48,8 +51,11 @@ func (s *Service) drainLoop() {
 		case <-t.C:
 		case <-s.kick:
 		}
-		s.markDone()
-		s.drainPass(context.Background(), false)
+		func() {
+			defer s.recovered("a drain pass", nil)
+			s.markDone()
+			s.drainPass(context.Background(), false)
+		}()
 	}
 }
 
@@ -99,7 +105,8 @@ func (s *Service) quiet(file uint64) bool {
 
 // drainFile writes file's dirty extents to its backing file as whole,
 // aligned chunks, fsyncs it, then drops the drained pieces everywhere.
-func (s *Service) drainFile(ctx context.Context, file uint64) error {
+func (s *Service) drainFile(ctx context.Context, file uint64) (err error) {
+	defer s.recovered(fmt.Sprintf("the drain of file %016x", file), &err)
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
 	exts, err := s.index.FileExtents(file)
@@ -141,32 +148,7 @@ func (s *Service) drainFile(ctx context.Context, file uint64) error {
 	bsize := fi.Size()
 	size := max(uint64(bsize), end)
 	chunk := uint64(s.cfg.DrainChunk)
-	// The chunks the dirty extents touch, as runs of consecutive chunks.
-	var runs [][2]uint64 // [first chunk, last chunk]
-	for _, e := range dirty {
-		c0, c1 := e.FileOff/chunk, (e.FileOff+e.Length-1)/chunk
-		if n := len(runs); n > 0 && c0 <= runs[n-1][1]+1 {
-			runs[n-1][1] = max(runs[n-1][1], c1)
-		} else {
-			runs = append(runs, [2]uint64{c0, c1})
-		}
-	}
-	// The windows to write: whole aligned chunks up to 8 MiB, the file's
-	// short tail on its own.
-	type window struct {
-		off, end uint64
-	}
-	var wins []window
-	for _, r := range runs {
-		for off := r[0] * chunk; off < (r[1]+1)*chunk && off < size; {
-			wend := min(off+maxDrainWrite/chunk*chunk, (r[1]+1)*chunk, size)
-			if n := (wend - off) / chunk * chunk; wend == size && n > 0 && n < wend-off {
-				wend = off + n
-			}
-			wins = append(wins, window{off, wend})
-			off = wend
-		}
-	}
+	wins := planDrain(dirty, chunk, size)
 	// drainWorkers goroutines each read a window from flash into their own
 	// page-aligned buffer (for O_DIRECT; Go's heap does not move objects)
 	// and write it: reads of one overlap writes of another, and the
@@ -194,6 +176,15 @@ func (s *Service) drainFile(ctx context.Context, file uint64) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var perr error
+			defer func() {
+				if perr != nil {
+					errMu.Lock()
+					first = cmp.Or(first, perr)
+					errMu.Unlock()
+				}
+			}()
+			defer s.recovered(fmt.Sprintf("a drain worker of file %016x", file), &perr)
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(wins) {
@@ -206,6 +197,9 @@ func (s *Service) drainFile(ctx context.Context, file uint64) error {
 					return
 				}
 				win := wins[i]
+				if h := s.hooks.drainWindow; h != nil {
+					h(file, win.off)
+				}
 				b := buf[:win.end-win.off]
 				err := s.readRange(ctx, file, bf, bsize, b, int64(win.off))
 				if err == nil {
@@ -256,6 +250,39 @@ func (s *Service) drainFile(ctx context.Context, file uint64) error {
 	return nil
 }
 
+// window is a range of a file a drain writes in one pwrite.
+type window struct {
+	off, end uint64
+}
+
+// planDrain returns the windows that write a file's dirty extents (in
+// file order, each inside the file's size): the chunks they touch, as
+// runs of consecutive chunks, cut into whole aligned chunks of up to
+// maxDrainWrite bytes, the file's short tail on its own.
+func planDrain(dirty []Extent, chunk, size uint64) []window {
+	var runs [][2]uint64 // [first chunk, last chunk]
+	for _, e := range dirty {
+		c0, c1 := e.FileOff/chunk, (e.FileOff+e.Length-1)/chunk
+		if n := len(runs); n > 0 && c0 <= runs[n-1][1]+1 {
+			runs[n-1][1] = max(runs[n-1][1], c1)
+		} else {
+			runs = append(runs, [2]uint64{c0, c1})
+		}
+	}
+	var wins []window
+	for _, r := range runs {
+		for off := r[0] * chunk; off < (r[1]+1)*chunk && off < size; {
+			wend := min(off+maxDrainWrite/chunk*chunk, (r[1]+1)*chunk, size)
+			if n := (wend - off) / chunk * chunk; wend == size && n > 0 && n < wend-off {
+				wend = off + n
+			}
+			wins = append(wins, window{off, wend})
+			off = wend
+		}
+	}
+	return wins
+}
+
 func piecesOf(file uint64, exts []Extent) []Piece {
 	ps := make([]Piece, 0, len(exts))
 	for _, e := range exts {
@@ -291,7 +318,87 @@ func (s *Service) dropEverywhere(ctx context.Context, ps []Piece) error {
 	return nil
 }
 
-// applyDrop is a peer's Drop.
+// checkPieces checks pieces from a peer (a Drop, a Dump's tombstones):
+// each a non-empty file range that ends before 2^63.
+func checkPieces(ps []Piece) error {
+	for i, p := range ps {
+		if p.End <= p.Off || p.End > math.MaxInt64 {
+			return fmt.Errorf("burstbuffer: piece %d (stripe %016x file %016x): range %d..%d: must be non-empty and end before 2^63", i, p.Stripe, p.File, p.Off, p.End)
+		}
+	}
+	return nil
+}
+
+// checkDrop checks a peer's Drop against what this node knows: the pieces
+// are well formed, and a piece of a stripe this node holds the meta of
+// lies inside one of that stripe's writes to the file (the drain owner
+// drops only what it drained or truncated away, and those are pieces of
+// writes). A piece of a stripe this node does not know is kept as a
+// tombstone: the stripe may reach it later.
+func (s *Service) checkDrop(ps []Piece) error {
+	if err := checkPieces(ps); err != nil {
+		return err
+	}
+	metas := map[uint64]*Meta{} // a stored meta is never changed: check outside the lock
+	s.mu.Lock()
+	for _, p := range ps {
+		if _, ok := metas[p.Stripe]; !ok {
+			metas[p.Stripe] = s.mu.metas[p.Stripe]
+		}
+	}
+	s.mu.Unlock()
+	spans := map[[2]uint64]*writeSpans{}
+	for i, p := range ps {
+		m := metas[p.Stripe]
+		if m == nil {
+			continue
+		}
+		k := [2]uint64{p.Stripe, p.File}
+		ws := spans[k]
+		if ws == nil {
+			ws = newWriteSpans(m.Writes, p.File)
+			spans[k] = ws
+		}
+		if !ws.covers(p.Off, p.End) {
+			return fmt.Errorf("burstbuffer: piece %d: bytes %d..%d of file %016x are not a write of stripe %016x here", i, p.Off, p.End, p.File, p.Stripe)
+		}
+	}
+	return nil
+}
+
+// writeSpans answers whether one write of a stripe to a file covers a
+// range: the writes sorted by offset, with the furthest end among each
+// write and those before it.
+type writeSpans struct {
+	off    []uint64
+	maxEnd []uint64
+}
+
+func newWriteSpans(writes []Write, file uint64) *writeSpans {
+	var ws [][2]uint64
+	for _, w := range writes {
+		if w.File == file {
+			ws = append(ws, [2]uint64{w.Off, w.Off + uint64(w.Len)})
+		}
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i][0] < ws[j][0] })
+	sp := &writeSpans{off: make([]uint64, len(ws)), maxEnd: make([]uint64, len(ws))}
+	var me uint64
+	for i, w := range ws {
+		me = max(me, w[1])
+		sp.off[i], sp.maxEnd[i] = w[0], me
+	}
+	return sp
+}
+
+// covers reports whether a single write holds all of [off, end): some
+// write starting at or before off ends at or after end.
+func (sp *writeSpans) covers(off, end uint64) bool {
+	i := sort.Search(len(sp.off), func(i int) bool { return sp.off[i] > off }) // writes [0, i) start at or before off
+	return i > 0 && sp.maxEnd[i-1] >= end
+}
+
+// applyDrop is a peer's Drop (checked by checkDrop).
 func (s *Service) applyDrop(ps []Piece) error {
 	dead, err := s.index.Drop(ps)
 	if err != nil {
@@ -312,13 +419,50 @@ func (s *Service) Truncate(ctx context.Context, ref FileRef, backing *os.File, s
 		return err
 	}
 	if o := owner(ref.ID, s.cfg.Cluster.Live()); o != s.cfg.Node {
-		if err := s.cfg.Transport.Truncate(ctx, o, ref, size); err == nil {
+		err := s.cfg.Transport.Truncate(ctx, o, ref, size)
+		switch {
+		case err == nil:
 			return nil
-		} else {
+		case errors.Is(err, errNotBuffered):
+			// Nothing of the file is buffered: truncating here is the same.
+		default:
 			s.log.Warn("burstbuffer: truncating on the file's drain owner failed; truncating here", "owner", o, "err", err)
 		}
 	}
 	return s.truncateOwned(ctx, ref, backing, size)
+}
+
+// errNotBuffered answers a peer's Truncate of a file this node holds no
+// buffered bytes of: the caller truncates its own backing file.
+var errNotBuffered = errors.New("burstbuffer: no buffered bytes of the file here: truncate it where it is open")
+
+// checkTruncate checks a peer's Truncate request.
+func checkTruncate(ref FileRef, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("burstbuffer: truncate to %d bytes: the size must not be negative", size)
+	}
+	return checkFileRef(ref)
+}
+
+// truncatePeer is a peer's Truncate: only of a file that has buffered
+// bytes here, named by the handle this node knows it by; otherwise
+// errNotBuffered, and the caller truncates its own open backing file.
+func (s *Service) truncatePeer(ctx context.Context, ref FileRef, size int64) error {
+	if err := checkTruncate(ref, size); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	known, ok := s.mu.refs[ref.ID]
+	s.mu.Unlock()
+	if exts, err := s.index.FileExtents(ref.ID); err != nil {
+		return err
+	} else if len(exts) == 0 || !ok {
+		return fmt.Errorf("%w (file %016x)", errNotBuffered, ref.ID)
+	}
+	if known.Type != ref.Type || !bytes.Equal(known.Handle, ref.Handle) {
+		return fmt.Errorf("%w (file %016x: the handle differs from the one its writes carry)", errNotBuffered, ref.ID)
+	}
+	return s.truncateOwned(ctx, known, nil, size)
 }
 
 // truncateOwned truncates with the drain lock held. backing nil: open the

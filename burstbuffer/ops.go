@@ -31,6 +31,7 @@ type Metrics struct {
 	tailWrites    atomic.Int64 // backing writes ending at the file's end with a short chunk
 	otherWrites   atomic.Int64 // anything else (there should be none)
 	smallWrites   atomic.Int64 // backing writes of 4 KiB or less
+	panics        atomic.Int64 // background work that panicked and was recovered
 }
 
 // histBuckets: bucket i counts writes of at most 2^(i+9) bytes (512 B …
@@ -88,7 +89,8 @@ type Status struct {
 	DegradedReads  int64            `json:"degraded_reads"`
 	Repaired       int64            `json:"shards_repaired"`
 	Throttled      int64            `json:"writes_throttled"`
-	LostStripes    int64            `json:"lost_stripes"` // acknowledged stripes with more than m shards gone
+	LostStripes    int64            `json:"lost_stripes"`     // acknowledged stripes with more than m shards gone
+	Panics         int64            `json:"recovered_panics"` // background work that panicked (a bug: see the log)
 	BackingFull    string           `json:"backing_full,omitempty"`
 }
 
@@ -112,7 +114,7 @@ func (s *Service) Status() Status {
 		DrainChunk: s.cfg.DrainChunk, WriteSizes: map[string]int64{},
 		FullWrites: s.stats.fullWrites.Load(), TailWrites: s.stats.tailWrites.Load(),
 		OtherWrites: s.stats.otherWrites.Load(), SmallWrites: s.stats.smallWrites.Load(),
-		DegradedReads: s.stats.degradedReads.Load(), Repaired: s.stats.repaired.Load(), Throttled: s.stats.throttled.Load(), LostStripes: s.stats.lostStripes.Load()}
+		DegradedReads: s.stats.degradedReads.Load(), Repaired: s.stats.repaired.Load(), Throttled: s.stats.throttled.Load(), LostStripes: s.stats.lostStripes.Load(), Panics: s.stats.panics.Load()}
 	if d := s.stats.drainNanos.Load(); d > 0 {
 		st.DrainRate = float64(st.BackingWritten) / (float64(d) / 1e9)
 	}

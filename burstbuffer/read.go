@@ -372,8 +372,11 @@ func (s *Service) reconstruct(ctx context.Context, meta *Meta) ([][]byte, error)
 			continue
 		}
 		go func() {
-			sh, h, err := s.fetchShard(ctx, meta, i)
-			ch <- got{i, sh, h, err}
+			var g got
+			defer func() { ch <- g }()
+			g.i = i
+			defer s.recovered("fetching a shard", &g.err)
+			g.shard, g.h, g.err = s.fetchShard(ctx, meta, i)
 		}()
 	}
 	code, err := erasure.New(meta.K, meta.M)
@@ -408,6 +411,7 @@ func (s *Service) reconstruct(ctx context.Context, meta *Meta) ([][]byte, error)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.recovered("repairing a stripe", nil)
 			s.repair(meta, code, es, bad)
 		}()
 	}

@@ -6,6 +6,8 @@ import (
 	"hash/fnv"
 	"sort"
 	"time"
+
+	"engine/erasure"
 )
 
 // The index is rebuilt at every start, never trusted from before:
@@ -43,7 +45,13 @@ func (s *Service) rebuildLocal() error {
 	for si, st := range s.stores {
 		err := st.Scan(func(stripe uint64, idx int, payload []byte) error {
 			meta, _, _, err := parsePayload(payload, true)
-			if err != nil || meta.Stripe != stripe {
+			if err == nil {
+				err = meta.Validate()
+			}
+			if err == nil && (meta.Stripe != stripe || idx < 0 || idx >= meta.K+meta.M) {
+				err = fmt.Errorf("%w: meta of stripe %016x (%d+%d) stored as shard %d", errPayload, meta.Stripe, meta.K, meta.M, idx)
+			}
+			if err != nil {
 				s.log.Warn("burstbuffer: unreadable shard skipped at start", "store", si, "stripe", fmt.Sprintf("%016x", stripe), "err", err)
 				return nil
 			}
@@ -152,7 +160,32 @@ func (s *Service) dump() (*Dump, error) {
 	return d, nil
 }
 
-// merge applies a peer's Dump.
+// checkDump checks a peer's Dump before any of it is applied.
+func checkDump(d *Dump) error {
+	if err := checkPieces(d.Tombs); err != nil {
+		return err
+	}
+	for _, ms := range [][]*Meta{d.Metas, d.Cands} {
+		for _, m := range ms {
+			if err := m.Validate(); err != nil {
+				return err
+			}
+		}
+	}
+	for id, held := range d.Held {
+		if len(held) > erasure.MaxShards {
+			return fmt.Errorf("burstbuffer: stripe %016x: %d shards held", id, len(held))
+		}
+		for _, i := range held {
+			if i < 0 || i >= erasure.MaxShards {
+				return fmt.Errorf("burstbuffer: stripe %016x: shard %d held: must be 0..%d", id, i, erasure.MaxShards-1)
+			}
+		}
+	}
+	return nil
+}
+
+// merge applies a peer's Dump (checked by checkDump).
 func (s *Service) merge(d *Dump) error {
 	if len(d.Tombs) > 0 {
 		dead, err := s.index.Drop(d.Tombs)
@@ -212,10 +245,15 @@ func (s *Service) merge(d *Dump) error {
 }
 
 // resync fetches node's Dump and merges it.
-func (s *Service) resync(ctx context.Context, node string) error {
+func (s *Service) resync(ctx context.Context, node string) (err error) {
+	defer s.recovered("a resync with "+node, &err)
 	d, err := s.cfg.Transport.Dump(ctx, node)
 	if err != nil {
 		return err
+	}
+	if err := checkDump(d); err != nil {
+		s.log.Warn("burstbuffer: a node's dump is malformed; refused (resync retries)", "node", node, "err", err)
+		return fmt.Errorf("%w (dump of %s refused)", err, node)
 	}
 	return s.merge(d)
 }
@@ -273,11 +311,14 @@ func (s *Service) memberLoop() {
 		s.mu.Lock()
 		s.mu.synced = copyNames(synced)
 		s.mu.Unlock()
-		if s.peersSynced() {
-			s.applyLost()
-			s.settled.Store(true)
-		}
-		s.heal(live)
+		func() {
+			defer s.recovered("the member loop", nil)
+			if s.peersSynced() {
+				s.applyLost()
+				s.settled.Store(true)
+			}
+			s.heal(live)
+		}()
 		select {
 		case <-s.stop:
 			return
@@ -341,9 +382,13 @@ func (s *Service) heal(live []string) {
 			return
 		default:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := s.reconstruct(ctx, m) // repairs onto live nodes and publishes
-		cancel()
+		var err error
+		func() {
+			defer s.recovered("healing a stripe", &err)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err = s.reconstruct(ctx, m) // repairs onto live nodes and publishes
+		}()
 		if err != nil {
 			s.log.Warn("burstbuffer: healing a stripe failed", "stripe", fmt.Sprintf("%016x", m.Stripe), "err", err)
 		}

@@ -118,8 +118,10 @@ func (c *Config) ensureDefaults() error {
 		return errors.New("burstbuffer: no backing directory: give --backing DIR")
 	case c.Cluster == nil || c.Transport == nil:
 		return errors.New("burstbuffer: Config.Cluster and Config.Transport are required")
-	case c.DrainChunk%4096 != 0:
-		return fmt.Errorf("burstbuffer: drain chunk %d is not a multiple of 4096", c.DrainChunk)
+	case c.DrainChunk%4096 != 0 || c.DrainChunk < 0 || c.DrainChunk > maxDrainWrite:
+		return fmt.Errorf("burstbuffer: drain chunk %d: must be a multiple of 4096 up to %d", c.DrainChunk, maxDrainWrite)
+	case c.ShardSize < 1 || c.ShardSize > MaxShardSize:
+		return fmt.Errorf("burstbuffer: shard size %d: must be 1..%d bytes", c.ShardSize, MaxShardSize)
 	}
 	return nil
 }
@@ -181,6 +183,7 @@ type Service struct {
 	settled   atomic.Bool  // the first resync pass (and applyLost) is done
 	lastFull  atomic.Value // time.Time of the last ENOSPC from the backing file system
 	drainBufs [][]byte     // drainFile's buffers (drainMu)
+	hooks     hooks
 }
 
 type openStripe struct {
@@ -224,7 +227,7 @@ func Open(cfg Config) (*Service, error) {
 	s.mu.held = map[uint64]map[int]bool{}
 	s.mu.dirty = map[StoreRef]bool{}
 	s.mu.known = map[uint64]bool{}
-	if err := os.MkdirAll(cfg.FlashDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.FlashDir, 0o700); err != nil {
 		return nil, fmt.Errorf("burstbuffer: flash directory: %w", err)
 	}
 	if s.backing, err = os.Open(cfg.BackingDir); err != nil {
@@ -481,7 +484,17 @@ func (s *Service) sealLocked(ctx context.Context, durable bool) error {
 // meta, and releases its waiters.
 func (s *Service) writeStripe(st *openStripe) {
 	defer func() { <-s.slots }()
-	meta := &Meta{Writer: s.cfg.Node, K: s.cfg.K, M: s.cfg.M, DataLen: st.used, Writes: st.writes}
+	meta, err := s.storeStripe(st)
+	if err != nil {
+		s.log.Error("burstbuffer: a stripe could not be stored; fsync of its files fails", "err", err)
+	}
+	s.releaseStripe(st, meta, err)
+}
+
+// storeStripe encodes st, stores its shards, applies and publishes its meta.
+func (s *Service) storeStripe(st *openStripe) (meta *Meta, err error) {
+	defer s.recovered("writing a stripe", &err)
+	meta = &Meta{Writer: s.cfg.Node, K: s.cfg.K, M: s.cfg.M, DataLen: st.used, Writes: st.writes}
 	for _, r := range st.files {
 		meta.Files = append(meta.Files, r)
 	}
@@ -560,9 +573,12 @@ func (s *Service) writeStripe(st *openStripe) {
 			s.publishPeers(meta)
 		}
 	}
-	if err != nil {
-		s.log.Error("burstbuffer: a stripe could not be stored; fsync of its files fails", "err", err)
-	}
+	return meta, err
+}
+
+// releaseStripe ends st's write: its writes leave pending and its waiters
+// get err.
+func (s *Service) releaseStripe(st *openStripe, meta *Meta, err error) {
 	s.pubMu.Lock() // readers take the index and the pending writes as one snapshot
 	s.mu.Lock()
 	st.err = err
@@ -627,6 +643,8 @@ func (s *Service) putShards(code *erasure.Code, meta *Meta, es *erasure.Stripe, 
 		}
 		go func() {
 			var err error
+			defer func() { errs <- err }()
+			defer s.recovered("storing a shard", &err)
 			if ref.Node == s.cfg.Node {
 				err = s.putLocal(ctx, ref.Store, meta.Stripe, i, payload, durable)
 			} else {
@@ -635,7 +653,6 @@ func (s *Service) putShards(code *erasure.Code, meta *Meta, es *erasure.Stripe, 
 			if err != nil {
 				err = &storeError{ref: ref, err: err}
 			}
-			errs <- err
 		}()
 	}
 	var first error
@@ -745,7 +762,9 @@ func (s *Service) toPeers(what string, fn func(node string) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := fn(n); err != nil {
+			var err error
+			defer s.recovered(what, &err)
+			if err = fn(n); err != nil {
 				s.log.Warn("burstbuffer: "+what+" failed; the node resyncs later", "node", n, "err", err)
 			}
 		}()
@@ -811,11 +830,14 @@ func (s *Service) buryOverwrittenNow() {
 		go func() {
 			defer wg.Done()
 			var err error
-			if n == s.cfg.Node {
-				err = s.syncLocal(ctx, all)
-			} else {
-				err = s.cfg.Transport.SyncStores(ctx, n, all)
-			}
+			func() {
+				defer s.recovered("syncing a node's stores", &err)
+				if n == s.cfg.Node {
+					err = s.syncLocal(ctx, all)
+				} else {
+					err = s.cfg.Transport.SyncStores(ctx, n, all)
+				}
+			}()
 			if err != nil {
 				errMu.Lock()
 				first = cmp.Or(first, fmt.Errorf("%s: %w", n, err))
@@ -838,6 +860,9 @@ func (s *Service) buryOverwrittenNow() {
 // apply adds a durable stripe to the index and returns the stripes left
 // dead.
 func (s *Service) apply(meta *Meta) ([]uint64, error) {
+	if err := meta.Validate(); err != nil {
+		return nil, err
+	}
 	if s.index.Dead(meta.Stripe) {
 		return nil, nil
 	}
@@ -914,8 +939,11 @@ func (s *Service) reapLoop() {
 		case <-s.reapKick:
 		case <-retry.C:
 		}
-		s.buryOverwrittenNow()
-		s.reap()
+		func() {
+			defer s.recovered("the reaper", nil)
+			s.buryOverwrittenNow()
+			s.reap()
+		}()
 	}
 }
 
@@ -932,6 +960,7 @@ func (s *Service) reap() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer s.recovered("deleting dead shards", nil)
 			for _, id := range ids {
 				st.Delete(id)
 			}
@@ -1012,11 +1041,14 @@ func (s *Service) syncDirty(ctx context.Context) error {
 	errs := make(chan error, len(byNode))
 	for node, stores := range byNode {
 		go func() {
+			var err error
+			defer func() { errs <- err }()
+			defer s.recovered("syncing a node's stores", &err)
 			if node == s.cfg.Node {
-				errs <- s.syncLocal(ctx, stores)
+				err = s.syncLocal(ctx, stores)
 				return
 			}
-			errs <- s.cfg.Transport.SyncStores(ctx, node, stores)
+			err = s.cfg.Transport.SyncStores(ctx, node, stores)
 		}()
 	}
 	var first error

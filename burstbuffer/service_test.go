@@ -64,6 +64,9 @@ func (t memTransport) PutShard(ctx context.Context, node string, store int, stri
 	if err != nil {
 		return err
 	}
+	if err := checkShardPayload(payload, stripe, idx); err != nil {
+		return err // what the peer handler refuses
+	}
 	return s.putLocal(ctx, store, stripe, idx, append([]byte(nil), payload...), durable)
 }
 func (t memTransport) ReadShard(ctx context.Context, node string, store int, stripe uint64, idx, k, m, shardSize, off, n int) ([]byte, error) {
@@ -114,6 +117,9 @@ func (t memTransport) Drop(ctx context.Context, node string, ps []Piece) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkDrop(ps); err != nil {
+		return err
+	}
 	return s.applyDrop(ps)
 }
 func (t memTransport) Dump(ctx context.Context, node string) (*Dump, error) {
@@ -128,7 +134,7 @@ func (t memTransport) Truncate(ctx context.Context, node string, ref FileRef, si
 	if err != nil {
 		return err
 	}
-	return s.truncateOwned(ctx, ref, nil, size)
+	return s.truncatePeer(ctx, ref, size)
 }
 func (t memTransport) Call(ctx context.Context, node, op, path string) error {
 	s, err := t.n.get(node)

@@ -3,6 +3,7 @@ package burstbuffer
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"engine/burstbuffer/flash"
+	"engine/erasure"
 )
 
 // PathPrefix is where Handler expects to be mounted on a node's HTTP server.
@@ -20,6 +22,13 @@ const PathPrefix = "/v1/internal/bb/"
 
 // maxShardPayload bounds a shard payload a peer may send.
 const maxShardPayload = 64 << 20
+
+// Bounds on a peer's answers: a dump (every meta it knows), anything else
+// but shards (an error message).
+const (
+	maxDump   = 1 << 30
+	maxAnswer = 1 << 20
+)
 
 // Handler serves the peer calls of HTTPTransport for this node.
 func (s *Service) Handler() http.Handler {
@@ -36,6 +45,10 @@ func (s *Service) Handler() http.Handler {
 		}
 		if len(body) > maxShardPayload {
 			http.Error(w, "burstbuffer: shard payload too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if err := checkShardPayload(body, stripe, idx); err != nil {
+			http.Error(w, fmt.Sprintf("%v (shard refused)", err), http.StatusBadRequest)
 			return
 		}
 		if err := s.waitSpace(r.Context()); err != nil {
@@ -63,6 +76,10 @@ func (s *Service) Handler() http.Handler {
 			}
 			a[i] = v
 		}
+		if err := checkShardRange(idx, a[0], a[1], a[2], a[3], a[4]); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		b, err := s.readLocalRange(store, stripe, idx, a[0], a[1], a[2], a[3], a[4])
 		writeBytes(w, b, err)
 	})
@@ -79,6 +96,10 @@ func (s *Service) Handler() http.Handler {
 		if !decodeBody(w, r, &stores) {
 			return
 		}
+		if err := s.checkStores(stores); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		if err := s.syncLocal(r.Context(), stores); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -91,6 +112,12 @@ func (s *Service) Handler() http.Handler {
 			return
 		}
 		for _, m := range metas {
+			if err := m.Validate(); err != nil {
+				http.Error(w, fmt.Sprintf("%v (publish refused)", err), http.StatusBadRequest)
+				return
+			}
+		}
+		for _, m := range metas {
 			if err := s.applyMeta(m); err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
@@ -101,6 +128,10 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathPrefix+"drop", func(w http.ResponseWriter, r *http.Request) {
 		var ps []Piece
 		if !decodeBody(w, r, &ps) {
+			return
+		}
+		if err := s.checkDrop(ps); err != nil {
+			http.Error(w, fmt.Sprintf("%v (drop refused)", err), http.StatusBadRequest)
 			return
 		}
 		if err := s.applyDrop(ps); err != nil {
@@ -123,8 +154,17 @@ func (s *Service) Handler() http.Handler {
 		if !decodeBody(w, r, &req) {
 			return
 		}
-		if err := s.truncateOwned(r.Context(), MakeRef(req.Type, req.Handle), nil, req.Size); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+		ref := MakeRef(req.Type, req.Handle)
+		if err := checkTruncate(ref, req.Size); err != nil {
+			http.Error(w, fmt.Sprintf("%v (truncate refused)", err), http.StatusBadRequest)
+			return
+		}
+		if err := s.truncatePeer(r.Context(), ref, req.Size); err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, errNotBuffered) {
+				code = http.StatusConflict
+			}
+			http.Error(w, err.Error(), code)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -177,11 +217,28 @@ func shardArgs(w http.ResponseWriter, r *http.Request) (store int, stripe uint64
 			idx, err = strconv.Atoi(q.Get("idx"))
 		}
 	}
+	if err == nil && (store < 0 || store >= erasure.MaxShards || idx < 0 || idx >= erasure.MaxShards) {
+		err = fmt.Errorf("store %d, shard %d: each must be 0..%d", store, idx, erasure.MaxShards-1)
+	}
 	if err != nil {
 		http.Error(w, "burstbuffer: bad shard arguments: "+err.Error(), http.StatusBadRequest)
 		return 0, 0, 0, false
 	}
 	return store, stripe, idx, true
+}
+
+// checkStores checks a peer's SyncStores list: stores of this node, at
+// most one entry per store.
+func (s *Service) checkStores(stores []int) error {
+	if len(stores) > len(s.stores) {
+		return fmt.Errorf("burstbuffer: sync of %d stores: %s has %d", len(stores), s.cfg.Node, len(s.stores))
+	}
+	for _, i := range stores {
+		if i < 0 || i >= len(s.stores) {
+			return fmt.Errorf("burstbuffer: sync of store %d: %s has stores 0..%d", i, s.cfg.Node, len(s.stores)-1)
+		}
+	}
+	return nil
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -192,20 +249,33 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// HTTPTransport is the Transport over the nodes' HTTP API ports.
+// HTTPTransport is the Transport over the nodes' peer ports.
 type HTTPTransport struct {
-	// Resolve returns node's API address (host:port).
+	// Resolve returns node's peer address (host:port).
 	Resolve func(node string) (string, error)
-	Client  *http.Client
-	// Scheme is "http" (default) or "https" (Client then speaks the
-	// cluster's mutual TLS).
+	// Client makes the calls: for mutual TLS, one whose Transport has
+	// the node's certificate and the cluster CA in its TLSClientConfig.
+	Client *http.Client
+	// Scheme is "http" (the default, when empty) or "https".
 	Scheme string
 }
 
-// NewHTTPTransport returns a transport with a pooled client.
+// NewHTTPTransport returns a transport with a pooled client, over plain
+// HTTP.
 func NewHTTPTransport(resolve func(string) (string, error)) *HTTPTransport {
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, DisableCompression: true}
-	return &HTTPTransport{Resolve: resolve, Client: &http.Client{Transport: tr}}
+	return &HTTPTransport{Resolve: resolve, Client: &http.Client{Transport: pooled(nil)}}
+}
+
+// NewHTTPTransportTLS returns a transport over HTTPS with the same pooled
+// client, whose TLS configuration is cfg: for the peer port, cfg has the
+// node's certificate (Certificates or GetClientCertificate) and the
+// cluster CA (RootCAs), so both ends verify each other.
+func NewHTTPTransportTLS(resolve func(string) (string, error), cfg *tls.Config) *HTTPTransport {
+	return &HTTPTransport{Resolve: resolve, Client: &http.Client{Transport: pooled(cfg)}, Scheme: "https"}
+}
+
+func pooled(cfg *tls.Config) *http.Transport {
+	return &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, DisableCompression: true, TLSClientConfig: cfg}
 }
 
 func (t *HTTPTransport) do(ctx context.Context, node, method, op string, q url.Values, body []byte) ([]byte, error) {
@@ -234,13 +304,25 @@ func (t *HTTPTransport) do(ctx context.Context, node, method, op string, q url.V
 		return nil, fmt.Errorf("burstbuffer: %s %s on %s: %w", method, op, node, err)
 	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
+	limit := int64(maxAnswer)
+	switch op {
+	case "shard", "range":
+		limit = maxShardPayload
+	case "dump":
+		limit = maxDump
+	}
+	out, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("burstbuffer: %s %s on %s: %w", method, op, node, err)
+	}
+	if int64(len(out)) > limit {
+		return nil, fmt.Errorf("burstbuffer: %s %s on %s: answer longer than %d bytes", method, op, node, limit)
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound && (op == "shard" || op == "range"):
 		return nil, fmt.Errorf("%s: %w", bytes.TrimSpace(out), flash.ErrNotFound)
+	case resp.StatusCode == http.StatusConflict && op == "truncate":
+		return nil, fmt.Errorf("%s: %w", bytes.TrimSpace(out), errNotBuffered)
 	case resp.StatusCode/100 != 2:
 		return nil, fmt.Errorf("burstbuffer: %s %s on %s: %s: %s", method, op, node, resp.Status, bytes.TrimSpace(out))
 	}

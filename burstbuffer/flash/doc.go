@@ -59,4 +59,7 @@
 //     drop, after OpenStore, the stripes they no longer reference, and never
 //     reuse a stripe id. Space is freed a segment at a time, with no
 //     compaction.
+//   - Segments hold users' data: a log's directory is made (or tightened
+//     to) 0700 and its segment files 0600. A panic in the background
+//     syncer fails that batch's Syncs with an error instead of the process.
 package flash

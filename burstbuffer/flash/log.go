@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -23,6 +24,12 @@ const DefaultSegmentSize = 64 << 20
 
 // ErrClosed is returned by operations on a closed Log.
 var ErrClosed = errors.New("flash: log closed")
+
+// Segments hold users' file data: only the owner (root) may read them.
+const (
+	segmentMode = 0o600
+	dirMode     = 0o700
+)
 
 // ErrNotFound is wrapped by errors for something that is not there: a
 // Store's shard, or a Log segment that never existed or was removed.
@@ -189,8 +196,15 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 	if opts.SegmentSize <= 0 {
 		opts.SegmentSize = DefaultSegmentSize
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, err
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, err
+	} else if fi.Mode().Perm()&^dirMode != 0 {
+		if err := os.Chmod(dir, dirMode); err != nil {
+			return nil, err
+		}
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -234,6 +248,11 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 		st, err := f.Stat()
 		if err != nil {
 			return nil, err
+		}
+		if st.Mode().Perm()&^segmentMode != 0 { // made by an older version, 0644
+			if err := f.Chmod(segmentMode); err != nil {
+				return nil, err
+			}
 		}
 		var skip func(off, n int64)
 		if mode.lenient {
@@ -352,8 +371,13 @@ func (l *Log) kickSpare() {
 func (l *Log) fillSpare() {
 	defer l.spareWG.Done()
 	path := filepath.Join(l.dir, spareName)
-	err := func() error {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("flash: %s: preparing a spare segment panicked: %v", l.dir, r)
+			}
+		}()
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, segmentMode)
 		if err != nil {
 			return err
 		}
@@ -513,7 +537,7 @@ func (l *Log) newSegmentLocked(id uint64) error {
 			return nil
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(l.dir, segName(id)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(filepath.Join(l.dir, segName(id)), os.O_RDWR|os.O_CREATE|os.O_EXCL, segmentMode)
 	if err != nil {
 		return err
 	}
@@ -691,13 +715,24 @@ func (l *Log) syncer() {
 				break more
 			}
 		}
-		l.syncMu.Lock()
-		err := l.syncOnce()
-		l.syncMu.Unlock()
+		err := l.syncGuarded()
 		for _, r := range batch {
 			r.done <- err
 		}
 	}
+}
+
+// syncGuarded is syncOnce under syncMu; a panic fails the batch's syncs
+// (with an error that says so) instead of the process.
+func (l *Log) syncGuarded() (err error) {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("flash: %s: sync panicked: %v\n%s", l.dir, r, debug.Stack())
+		}
+	}()
+	return l.syncOnce()
 }
 
 func (l *Log) drainSyncs(err error) {

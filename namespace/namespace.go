@@ -99,6 +99,9 @@ func (d *Dir) full(rel string) string {
 }
 
 func (d *Dir) fail(op, rel string, err error) error {
+	if err == nil {
+		return nil
+	}
 	return &os.PathError{Op: "namespace: " + op, Path: d.full(rel), Err: err}
 }
 

@@ -743,8 +743,11 @@ func TestPermissions(t *testing.T) {
 // runHelper runs a helper mode in a child process and returns its exit
 // code; it prints each failed check.
 func runHelper(mode, dir string) int {
-	if mode == "mmap" {
+	switch mode {
+	case "mmap":
 		return mmapHelper(dir)
+	case "race":
+		return raceHelper(dir)
 	}
 	if mode != "perm" {
 		fmt.Printf("unknown helper mode %q\n", mode)

@@ -564,10 +564,11 @@ func procFd(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 // Contains reports (nil) whether the open file f, however it was opened
 // (open_by_handle_at, say), lies beneath the directory root: the kernel's
 // name for it must be a path beneath root's, and that path, resolved
-// beneath root without symlinks, must lead to the same inode. A file the
-// kernel knows no name for (one opened by handle whose name is not cached,
-// or whose names are all gone) is refused too: nothing shows where it is.
-// The error wraps ErrNotBeneath.
+// beneath root without symlinks, must lead to the same inode. A file whose
+// names are all gone (still open somewhere) is judged by the last name the
+// kernel knew. A file the kernel knows no name for (one opened by handle
+// whose name is not in the dentry cache, so "disconnected") is refused:
+// nothing shows where it is. The error wraps ErrNotBeneath.
 func Contains(root, f *os.File) error {
 	var fx, lx unix.Statx_t
 	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS, &fx); err != nil {
@@ -581,9 +582,16 @@ func Contains(root, f *os.File) error {
 	if err != nil {
 		return &os.PathError{Op: "namespace: locate", Path: f.Name(), Err: err}
 	}
+	deleted := false
+	if fx.Nlink == 0 {
+		p, deleted = strings.CutSuffix(p, " (deleted)")
+	}
 	rel, ok := strings.CutPrefix(p, strings.TrimSuffix(rootPath, "/")+"/")
-	if !ok || rel == "" || fx.Nlink == 0 {
+	if !ok || rel == "" || (fx.Nlink == 0 && !deleted) {
 		return fmt.Errorf("%w: %s is at %q, not beneath %s", ErrNotBeneath, f.Name(), p, rootPath)
+	}
+	if deleted {
+		return nil
 	}
 	fd, err := walk(int(root.Fd()), rel, unix.O_PATH|unix.O_NOFOLLOW, 0)
 	if err != nil {

@@ -69,6 +69,17 @@ func OpenRoot(path string) (*Root, error) {
 	}, nil
 }
 
+// FromFd returns a Dir for the open directory descriptor fd (a directory
+// the caller got from this package, or otherwise trusts): a duplicate of
+// fd, which Close releases. name is its path, for errors.
+func FromFd(fd int, name string) (*Dir, error) {
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "namespace: dup", Path: name, Err: err}
+	}
+	return &Dir{fd: nfd, base: name}, nil
+}
+
 // Path returns the root's real path (free of symlinks).
 func (r *Root) Path() string { return r.base }
 

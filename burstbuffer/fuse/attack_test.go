@@ -56,6 +56,7 @@ func raceSeconds() int {
 // out unchanged.
 func TestSymlinkSwapRace(t *testing.T) {
 	tm := mount(t)
+	start := time.Now().Add(-time.Minute)
 	if err := os.Mkdir(tm.path("vdir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +79,17 @@ func TestSymlinkSwapRace(t *testing.T) {
 		t.Fatalf("attacker: %v", err)
 	}
 
+	ents, err := os.ReadDir(filepath.Join(tm.backing, "vdir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "keep secret" {
+		t.Errorf("root-owned vdir holds %q, want [keep secret]", names)
+	}
 	for _, c := range []struct{ name, content string }{{"secret", "secret"}, {"keep", "keep"}} {
 		st, err := os.Lstat(filepath.Join(tm.backing, "vdir", c.name))
 		if err != nil {
@@ -88,8 +100,14 @@ func TestSymlinkSwapRace(t *testing.T) {
 		if st.Mode() != 0o600 || sys.Uid != 0 || sys.Gid != 0 {
 			t.Errorf("root-owned vdir/%s: mode %v uid %d gid %d, want -rw------- 0 0", c.name, st.Mode(), sys.Uid, sys.Gid)
 		}
+		if st.ModTime().Before(start) {
+			t.Errorf("root-owned vdir/%s: mtime set back to %v", c.name, st.ModTime())
+		}
+		if sz, err := unix.Lgetxattr(filepath.Join(tm.backing, "vdir", c.name), "user.x", nil); err == nil {
+			t.Errorf("root-owned vdir/%s: got an xattr user.x (%d bytes)", c.name, sz)
+		}
 		if b, _ := os.ReadFile(tm.path("vdir/" + c.name)); string(b) != c.content {
-			t.Errorf("root-owned vdir/%s reads %q", c.name, b)
+			t.Errorf("root-owned vdir/%s reads %q, want %q", c.name, b, c.content)
 		}
 	}
 }
@@ -134,18 +152,35 @@ func raceHelper(dir string) int {
 			}
 		}
 	})
+	own := func(name string) string { return filepath.Join(d, name) }
+	var others atomic.Int64
+	try := func(err error) {
+		if err == nil {
+			others.Add(1)
+		}
+	}
 	for range 2 {
 		run(func() {
-			if os.Chmod(filepath.Join(d, "secret"), 0o777) == nil {
+			if os.Chmod(own("secret"), 0o777) == nil {
 				chmods.Add(1)
 			}
 		})
 		run(func() {
-			if os.Remove(filepath.Join(d, "keep")) == nil {
+			if os.Remove(own("keep")) == nil {
 				unlinks.Add(1)
 			}
 		})
 	}
+	// The other ways a path-acting server would hand over the victim.
+	run(func() {
+		try(os.Chown(own("secret"), 65534, 65534))
+		try(os.Truncate(own("secret"), 0))
+		try(os.Chtimes(own("secret"), time.Unix(1, 0), time.Unix(1, 0)))
+		try(os.Rename(own("keep"), p("att/stolen")))
+		try(os.Mkdir(own("planted"), 0o777))
+		try(os.Symlink("x", own("plantedlink")))
+		try(unix.Setxattr(own("secret"), "user.x", []byte("1"), 0))
+	})
 	for time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 		st, err := os.Stat(p("vdir/secret"))
@@ -160,7 +195,7 @@ func raceHelper(dir string) int {
 	}
 	stop.Store(true)
 	wg.Wait()
-	fmt.Printf("%d swaps, %d chmods and %d unlinks of the attacker's own files went through\n", swaps.Load(), chmods.Load(), unlinks.Load())
+	fmt.Printf("%d swaps, %d chmods, %d unlinks and %d other operations on the attacker's own files went through\n", swaps.Load(), chmods.Load(), unlinks.Load(), others.Load())
 	return 0
 }
 

@@ -549,10 +549,16 @@ func fchmodat2(fd int, path string, mode uint32, flags int) error {
 // (added after the syscall tables were unified).
 const sysFchmodat2 = 452
 
-// utimesFd sets the times of fd, which may be O_PATH (utimensat on the
-// /proc/self/fd link, which reaches the inode itself; the times of a
-// symlink are refused the same way chmod's are).
+// utimesFd sets the times of fd, which may be O_PATH, of a symlink too:
+// utimensat with an empty path and AT_EMPTY_PATH acts on the descriptor's
+// own inode. Kernels without AT_EMPTY_PATH for utimensat fall back to a
+// NULL path (not O_PATH) and then to the /proc/self/fd link (not a
+// symlink).
 func utimesFd(fd int, ts *[2]unix.Timespec) error {
+	err := unix.UtimesNanoAt(fd, "", ts[:], unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+	if err != unix.EINVAL && err != unix.ENOENT {
+		return err
+	}
 	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
 	if e == 0 {
 		return nil

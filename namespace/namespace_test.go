@@ -92,6 +92,17 @@ func TestSymlinkComponentRefused(t *testing.T) {
 	if err := r.Chown("l", 65534, 65534); err != nil {
 		t.Errorf("chown of the symlink itself: %v", err)
 	}
+	lf, err := r.Open("l", unix.O_PATH|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := UtimesFile(lf, &[2]unix.Timespec{{Sec: 3}, {Sec: 3}}); err != nil {
+		t.Errorf("utimes of the symlink itself: %v", err)
+	}
+	if x, err := StatFile(lf); err != nil || x.Mtime.Sec != 3 || x.Uid != 65534 || x.Mode&unix.S_IFMT != unix.S_IFLNK {
+		t.Errorf("symlink itself: mtime %d uid %d mode %o %v", x.Mtime.Sec, x.Uid, x.Mode, err)
+	}
+	lf.Close()
 	if target, err := r.Readlink("l"); err != nil || target != filepath.Join(outside, "victim") {
 		t.Errorf("readlink: %q %v", target, err)
 	}

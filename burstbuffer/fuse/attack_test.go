@@ -285,3 +285,33 @@ func TestLongPathFromMountRoot(t *testing.T) {
 	check("mkdir", unix.Mkdirat(mnt, dir+"/m", 0o755))
 	check("rmdir", unix.Unlinkat(mnt, dir+"/m", unix.AT_REMOVEDIR))
 }
+
+// A symlink's own owner and times are set on the symlink, not its target;
+// directories list.
+func TestSymlinkOwnAttributes(t *testing.T) {
+	tm := mount(t)
+	writeFile(t, tm.path("target"), []byte("t"), 0o644)
+	if err := os.Symlink("target", tm.path("link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(tm.path("link"), 65534, 65534); err != nil {
+		t.Errorf("lchown: %v", err)
+	}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, tm.path("link"), []unix.Timespec{{Sec: 7}, {Sec: 7}}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		t.Errorf("lutimes: %v", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(tm.backing, "link"), &st); err != nil || st.Uid != 65534 || st.Mtim.Sec != 7 {
+		t.Errorf("backing symlink: uid %d mtime %d %v", st.Uid, st.Mtim.Sec, err)
+	}
+	if err := unix.Stat(filepath.Join(tm.backing, "target"), &st); err != nil || st.Uid != 0 || st.Mtim.Sec == 7 {
+		t.Errorf("backing target changed: uid %d mtime %d %v", st.Uid, st.Mtim.Sec, err)
+	}
+	if got, err := os.Readlink(tm.path("link")); err != nil || got != "target" {
+		t.Errorf("readlink %q %v", got, err)
+	}
+	ents, err := os.ReadDir(tm.dir)
+	if err != nil || len(ents) != 2 || ents[0].Name() != "link" || ents[1].Name() != "target" {
+		t.Errorf("readdir: %v %v", ents, err)
+	}
+}

@@ -43,7 +43,7 @@ type testMount struct {
 
 // mount mounts a fresh backing directory over fakeData, unmounted when the
 // test ends. It skips the test without root or /dev/fuse.
-func mount(t *testing.T) *testMount {
+func mount(t testing.TB) *testMount {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: FUSE mount tests need root (DirectMount, chown, switching users)")

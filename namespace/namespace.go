@@ -391,14 +391,32 @@ func (d *Dir) Utimes(rel string, ts *[2]unix.Timespec) error {
 	})
 }
 
-// Truncate sets the size of the regular file rel.
+// Truncate sets the size of the regular file rel. Anything else is
+// refused (EINVAL, EISDIR) without being opened: opening a device as root
+// can do things.
 func (d *Dir) Truncate(rel string, size int64) error {
-	f, err := d.Open(rel, unix.O_WRONLY|unix.O_NONBLOCK, 0)
+	pf, err := d.Open(rel, unix.O_PATH, 0)
 	if err != nil {
 		return d.fail("truncate", rel, errors.Unwrap(err))
 	}
-	defer f.Close()
-	if err := unix.Ftruncate(int(f.Fd()), size); err != nil {
+	defer pf.Close()
+	x, err := StatFile(pf)
+	if err != nil {
+		return err
+	}
+	switch x.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFDIR:
+		return d.fail("truncate", rel, unix.EISDIR)
+	default:
+		return d.fail("truncate", rel, unix.EINVAL)
+	}
+	fd, err := unix.Open(procFd(int(pf.Fd())), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return d.fail("truncate", rel, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Ftruncate(fd, size); err != nil {
 		return d.fail("truncate", rel, err)
 	}
 	return nil

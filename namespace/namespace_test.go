@@ -255,10 +255,12 @@ func TestOperations(t *testing.T) {
 	if x, err := r.Stat("dir/fifo"); err != nil || x.Mode&unix.S_IFMT != unix.S_IFIFO {
 		t.Errorf("fifo: %o %v", x.Mode, err)
 	}
-	// Chmod of a FIFO must not open it (that would block).
+	// Chmod and truncate of a FIFO must not open it (that would block).
 	if err := r.Chmod("dir/fifo", 0o640); err != nil {
 		t.Errorf("chmod fifo: %v", err)
 	}
+	wantErr(t, "truncate fifo", r.Truncate("dir/fifo", 0), unix.EINVAL)
+	wantErr(t, "truncate dir", r.Truncate("dir", 0), unix.EISDIR)
 	if err := r.Publish("dir/obj", 0o640, func(f *os.File) error { _, err := f.WriteString("v1"); return err }); err != nil {
 		t.Fatal(err)
 	}

@@ -325,11 +325,17 @@ func (d *Dir) Link(from *Dir, fromRel, rel string) error {
 	})
 }
 
-// LinkFile gives the open file f (an O_TMPFILE file, or one whose names
-// are all gone) the name rel. It needs CAP_DAC_READ_SEARCH (root).
+// LinkFile gives the open file f (which may be O_PATH; an O_TMPFILE file,
+// or one whose names are all gone) the name rel. linkat with AT_EMPTY_PATH
+// needs CAP_DAC_READ_SEARCH; without it, the /proc/self/fd link of f is
+// followed instead, which leads to the same inode.
 func (d *Dir) LinkFile(f *os.File, rel string) error {
 	return d.do("link", rel, func(pfd int, name string) error {
-		return unix.Linkat(int(f.Fd()), "", pfd, name, unix.AT_EMPTY_PATH)
+		err := unix.Linkat(int(f.Fd()), "", pfd, name, unix.AT_EMPTY_PATH)
+		if err == unix.ENOENT || err == unix.EPERM {
+			err = unix.Linkat(unix.AT_FDCWD, procFd(int(f.Fd())), pfd, name, unix.AT_SYMLINK_FOLLOW)
+		}
+		return err
 	})
 }
 

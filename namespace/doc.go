@@ -23,6 +23,10 @@
 //     wrapping the errno, so errors.Is(err, unix.ELOOP) and friends work.
 //   - Publish writes a new file under a temporary name and renames it into
 //     place: readers see the old file or the whole new one.
+//   - Contains says whether a file opened some other way (a kernel file
+//     handle from a peer) lies beneath the root; callers refuse it if not.
+//   - ChmodFile, ChownFile, UtimesFile and StatFile act on an open
+//     descriptor, O_PATH ones included, never on a name.
 //
 // The package does no permission checks of its own: callers (the FUSE
 // mount, with default_permissions; S3, with its own policy) decide who may

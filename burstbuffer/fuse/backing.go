@@ -5,81 +5,141 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"engine/burstbuffer"
+	"engine/namespace"
 )
 
-// openBacking opens the backing path p. No component of p may be a
-// symlink (the kernel resolves the mount's symlinks before a request
-// reaches the server, so one here was put in place behind its back); a
-// trailing symlink is opened as itself with O_PATH|O_NOFOLLOW.
-func openBacking(p string, flags int, mode uint32) (int, error) {
-	flags |= unix.O_CLOEXEC
-	if flags&(unix.O_CREAT|unix.O_TMPFILE) == 0 {
-		mode = 0 // openat2 refuses a mode it would not use
-	}
-	how := unix.OpenHow{Flags: uint64(flags), Mode: uint64(mode), Resolve: unix.RESOLVE_NO_SYMLINKS}
-	for {
-		fd, err := unix.Openat2(unix.AT_FDCWD, p, &how)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.ENOSYS:
-			// Before Linux 5.6: refuse a trailing symlink only.
-			return unix.Open(p, flags|unix.O_NOFOLLOW, mode)
+// Every operation on the backing directory goes through the namespace
+// root: a node is found by its path from the mount root, resolved beneath
+// the backing root with no symlink followed, and checked to be the inode
+// the kernel knows the node as (so permissions the kernel checked on one
+// file are never used on another); the operation then acts on that
+// descriptor, or on its parent's descriptor and a single name.
+
+// rel returns the node's path relative to the backing root ("" for the
+// root). A node no longer in the tree (unlinked, replaced by a rename, an
+// O_TMPFILE file) has none: ENOENT, and the operations that can use an
+// open handle instead do.
+func (n *node) rel() (string, syscall.Errno) {
+	var names []string
+	root := n.Root()
+	for p := n.EmbeddedInode(); p != root; {
+		name, parent := p.Parent()
+		if parent == nil {
+			return "", syscall.ENOENT
 		}
-		return fd, err
+		names = append(names, name)
+		p = parent
 	}
+	slices.Reverse(names)
+	return strings.Join(names, "/"), 0
 }
 
-// openBackingFile opens the backing path p, or a /proc/self/fd link, as an
-// *os.File.
-func openBackingFile(p string, flags int) (*os.File, error) {
-	var fd int
-	var err error
-	if isProcFd(p) {
-		fd, err = unix.Open(p, flags|unix.O_CLOEXEC, 0)
-	} else {
-		fd, err = openBacking(p, flags, 0)
+// same reports whether x is the inode n stands for.
+func (n *node) same(x *unix.Statx_t) bool {
+	if n.IsRoot() {
+		return true
 	}
+	want, got := n.StableAttr(), n.s.stableAttr(x)
+	return want.Ino == got.Ino && want.Gen == got.Gen
+}
+
+// open opens the node itself O_PATH|O_NOFOLLOW and stats it. ESTALE if
+// its name now leads to another inode.
+func (n *node) open() (*os.File, unix.Statx_t, syscall.Errno) {
+	var x unix.Statx_t
+	rel, errno := n.rel()
+	if errno != 0 {
+		return nil, x, errno
+	}
+	f, err := n.s.ns.Open(rel, unix.O_PATH|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+		return nil, x, toErrno(err)
 	}
-	return os.NewFile(uintptr(fd), p), nil
+	if err := statxFd(int(f.Fd()), &x); err != nil {
+		f.Close()
+		return nil, x, toErrno(err)
+	}
+	if !n.same(&x) {
+		f.Close()
+		return nil, x, syscall.ESTALE
+	}
+	return f, x, 0
 }
 
-// openFile opens a backing file for a handle opened with the caller's
-// flags, plus extra (O_CREAT|O_EXCL, O_TMPFILE). It opens O_RDWR when it
-// can, whatever the caller asked: Data reads ranges it does not hold from
-// the backing file and truncates through it. It falls back to the
-// caller's access mode when the backing file refuses writing (a read-only
-// file system, a running executable). The caller's O_APPEND, O_TRUNC,
-// O_DIRECT and O_SYNC are the handle's business, never the backing
-// file's. writable reports whether f is open for writing.
-func openFile(p string, flags uint32, extra int, mode uint32) (f *os.File, writable bool, err error) {
-	want := int(flags) & unix.O_ACCMODE
-	modes := []int{unix.O_RDWR}
-	if want != unix.O_RDWR {
-		modes = append(modes, want)
+// dir opens the directory node n for operations on its children; the
+// caller closes it. ESTALE if its name now leads to another directory.
+func (n *node) dir() (*namespace.Dir, syscall.Errno) {
+	rel, errno := n.rel()
+	if errno != 0 {
+		return nil, errno
 	}
+	d, err := n.s.ns.OpenDir(rel)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	x, err := d.Stat("")
+	if err != nil {
+		d.Close()
+		return nil, toErrno(err)
+	}
+	if !n.same(&x) {
+		d.Close()
+		return nil, syscall.ESTALE
+	}
+	return d, 0
+}
+
+// reopen opens the file open as fd (O_PATH or not) anew with flags,
+// through its /proc/self/fd link, which leads to that inode itself.
+func reopen(fd int, flags int) (*os.File, error) {
+	p := procFd(fd)
+	nfd, err := unix.Open(p, flags|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "fuse: reopen", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(nfd), p), nil
+}
+
+// accessModes returns the access modes to try for a backing file opened
+// for a caller with flags: O_RDWR when it can, whatever the caller asked
+// (Data reads ranges it does not hold from the backing file and truncates
+// through it), then the caller's own when the backing file refuses
+// writing (a read-only file system, a running executable).
+func accessModes(flags uint32) []int {
+	want := int(flags) & unix.O_ACCMODE
+	if want == unix.O_RDWR {
+		return []int{unix.O_RDWR}
+	}
+	return []int{unix.O_RDWR, want}
+}
+
+func retryAccess(err error) bool {
+	return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) ||
+		errors.Is(err, unix.EROFS) || errors.Is(err, unix.ETXTBSY)
+}
+
+// openWith opens a backing file for a handle opened with the caller's
+// flags by calling open with each access mode of accessModes in turn. The
+// caller's O_APPEND, O_TRUNC, O_DIRECT and O_SYNC are the handle's
+// business, never the backing file's. writable reports whether f is open
+// for writing.
+func openWith(flags uint32, open func(acc int) (*os.File, error)) (f *os.File, writable bool, err error) {
+	modes := accessModes(flags)
 	for i, acc := range modes {
-		var fd int
-		if isProcFd(p) {
-			fd, err = unix.Open(p, acc|extra|unix.O_CLOEXEC, mode)
-		} else {
-			fd, err = openBacking(p, acc|extra, mode)
-		}
+		f, err = open(acc)
 		if err == nil {
-			return os.NewFile(uintptr(fd), p), acc != unix.O_RDONLY, nil
+			return f, acc != unix.O_RDONLY, nil
 		}
-		retry := errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) ||
-			errors.Is(err, unix.EROFS) || errors.Is(err, unix.ETXTBSY)
-		if !retry || i == len(modes)-1 {
+		if !retryAccess(err) || i == len(modes)-1 {
 			break
 		}
 	}
@@ -89,8 +149,6 @@ func openFile(p string, flags uint32, extra int, mode uint32) (f *os.File, writa
 const procSelfFd = "/proc/self/fd/"
 
 func procFd(fd int) string { return procSelfFd + strconv.Itoa(fd) }
-
-func isProcFd(p string) bool { return len(p) > len(procSelfFd) && p[:len(procSelfFd)] == procSelfFd }
 
 func statxFd(fd int, x *unix.Statx_t) error {
 	return unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT,

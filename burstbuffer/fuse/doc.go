@@ -2,8 +2,8 @@
 //
 // The namespace is the backing directory itself: names, directories,
 // modes, owners, hard links, symlinks, times and extended attributes are
-// read and changed there directly (go-fuse's loopback node). Only file data
-// goes through Data: writes are buffered by Data.WriteAt, reads come from
+// read and changed there directly, through package namespace. Only file
+// data goes through Data: writes are buffered by Data.WriteAt, reads come from
 // Data.ReadAt (buffered extents over the backing file), the size a stat
 // reports is Data.Size, truncation is Data.Truncate, and fsync and close are
 // Data.Sync.
@@ -33,5 +33,14 @@
 //
 // The server runs as root (it chowns new files to their creator) and mounts
 // with default_permissions, so the kernel checks mode bits against the
-// caller before a request reaches the server.
+// caller before a request reaches the server. The server therefore never
+// acts on a backing path string: a node is resolved from its path in the
+// mount beneath the backing root with no symlink followed (openat2
+// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) and checked to be the inode the
+// kernel checked permissions on (else ESTALE); the operation then acts on
+// that descriptor, or on its parent directory's descriptor and one name. A
+// symlink or directory swapped into a path after the kernel looked it up
+// is refused, never followed. Paths are relative to the backing root, so
+// any path the kernel takes (4,095 bytes from the mount root) works,
+// whatever the length of the backing directory's own path.
 package fuse

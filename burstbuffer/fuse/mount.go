@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"engine/namespace"
 )
 
 // Options configures a mount. The zero value is the default.
@@ -72,9 +75,10 @@ type Server struct {
 	data    Data
 	opts    Options
 	log     *slog.Logger
-	root    *fs.LoopbackRoot
-	rootDev uint64 // device of the backing directory, as idFromStat uses it
+	ns      *namespace.Root // the backing directory: every file-system operation goes through it
+	rootDev uint64          // device of the backing directory, as stableAttr uses it
 	server  *gofuse.Server
+	closeNS sync.Once
 }
 
 // Mount mounts backingDir at mountpoint, with file data going through
@@ -93,24 +97,22 @@ func Mount(ctx context.Context, mountpoint, backingDir string, data Data, opts O
 		debugLog = slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug)
 	}
 	opts.ensureDefaults()
-	backing, err := filepath.Abs(backingDir)
-	if err == nil {
-		// openBacking refuses symlinks anywhere in a path, so the
-		// root itself must be free of them.
-		backing, err = filepath.EvalSymlinks(backing)
+	ns, err := namespace.OpenRoot(backingDir)
+	if err != nil {
+		return nil, fmt.Errorf("fuse: backing directory: %w", err)
+	}
+	backing := ns.Path()
+	x, err := ns.Stat("")
+	if err == nil && x.Mode&unix.S_IFMT != unix.S_IFDIR {
+		err = fmt.Errorf("fuse: backing directory %s is not a directory", backing)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fuse: backing directory %s: %w", backingDir, err)
-	}
-	var st unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, backing, 0, unix.STATX_BASIC_STATS, &st); err != nil {
-		return nil, fmt.Errorf("fuse: backing directory %s: %w", backing, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return nil, fmt.Errorf("fuse: backing directory %s is not a directory", backing)
+		ns.Close()
+		return nil, err
 	}
 	mnt, err := filepath.Abs(mountpoint)
 	if err != nil {
+		ns.Close()
 		return nil, fmt.Errorf("fuse: mount point %s: %w", mountpoint, err)
 	}
 
@@ -120,11 +122,10 @@ func Mount(ctx context.Context, mountpoint, backingDir string, data Data, opts O
 		data:    data,
 		opts:    opts,
 		log:     opts.Logger.With("mount", mnt),
-		rootDev: unix.Mkdev(st.Dev_major, st.Dev_minor),
+		ns:      ns,
+		rootDev: unix.Mkdev(x.Dev_major, x.Dev_minor),
 	}
-	s.root = &fs.LoopbackRoot{Path: backing, Dev: s.rootDev}
 	rootNode := s.newNode()
-	s.root.RootNode = rootNode
 
 	root := os.Geteuid() == 0
 	mo := gofuse.MountOptions{
@@ -158,6 +159,7 @@ func Mount(ctx context.Context, mountpoint, backingDir string, data Data, opts O
 	}
 	srv, err := fs.Mount(mnt, rootNode, fo)
 	if err != nil {
+		ns.Close()
 		return nil, fmt.Errorf("fuse: mount %s on %s: %w", backing, mnt, err)
 	}
 	s.server = srv
@@ -177,4 +179,7 @@ func (s *Server) Unmount() error {
 }
 
 // Wait returns once the file system is unmounted and the server stopped.
-func (s *Server) Wait() { s.server.Wait() }
+func (s *Server) Wait() {
+	s.server.Wait()
+	s.closeNS.Do(func() { s.ns.Close() })
+}

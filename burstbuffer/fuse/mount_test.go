@@ -43,7 +43,7 @@ type testMount struct {
 
 // mount mounts a fresh backing directory over fakeData, unmounted when the
 // test ends. It skips the test without root or /dev/fuse.
-func mount(t *testing.T) *testMount {
+func mount(t testing.TB) *testMount {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: FUSE mount tests need root (DirectMount, chown, switching users)")
@@ -743,8 +743,11 @@ func TestPermissions(t *testing.T) {
 // runHelper runs a helper mode in a child process and returns its exit
 // code; it prints each failed check.
 func runHelper(mode, dir string) int {
-	if mode == "mmap" {
+	switch mode {
+	case "mmap":
 		return mmapHelper(dir)
+	case "race":
+		return raceHelper(dir)
 	}
 	if mode != "perm" {
 		fmt.Printf("unknown helper mode %q\n", mode)

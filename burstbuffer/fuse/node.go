@@ -5,25 +5,25 @@ import (
 	"errors"
 	"math"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
 	"engine/burstbuffer"
+	"engine/namespace"
 )
 
-// node is one inode of the mount: a loopback node, so every namespace
-// operation acts on the backing directory, with the operations that touch
-// file data or report sizes going through Data. Every node the mount
-// creates is a *node: all the loopback methods that create nodes are
-// overridden here.
+// node is one inode of the mount. Every namespace operation acts on the
+// backing directory through the namespace root (see backing.go); the
+// operations that touch file data or report sizes go through Data. Every
+// node the mount creates is a *node.
 type node struct {
-	fs.LoopbackNode
+	fs.Inode
 	s *Server
 
 	// rw orders writes against appends and truncation: plain writes hold
@@ -44,43 +44,31 @@ type node struct {
 }
 
 var (
+	_ fs.NodeStatfser       = (*node)(nil)
 	_ fs.NodeLookuper       = (*node)(nil)
 	_ fs.NodeMkdirer        = (*node)(nil)
 	_ fs.NodeMknoder        = (*node)(nil)
 	_ fs.NodeSymlinker      = (*node)(nil)
 	_ fs.NodeLinker         = (*node)(nil)
+	_ fs.NodeUnlinker       = (*node)(nil)
+	_ fs.NodeRmdirer        = (*node)(nil)
+	_ fs.NodeRenamer        = (*node)(nil)
+	_ fs.NodeReadlinker     = (*node)(nil)
 	_ fs.NodeCreater        = (*node)(nil)
 	_ fs.NodeTmpfiler       = (*node)(nil)
 	_ fs.NodeOpener         = (*node)(nil)
+	_ fs.NodeOpendirHandler = (*node)(nil)
 	_ fs.NodeGetattrer      = (*node)(nil)
 	_ fs.NodeSetattrer      = (*node)(nil)
 	_ fs.NodeStatxer        = (*node)(nil)
 	_ fs.NodeCopyFileRanger = (*node)(nil)
 )
 
-func (s *Server) newNode() *node {
-	return &node{LoopbackNode: fs.LoopbackNode{RootData: s.root}, s: s}
-}
+func (s *Server) newNode() *node { return &node{s: s} }
 
-// backingPath is the node's path in the backing directory. A node no
-// longer in the tree (unlinked, replaced by a rename, an O_TMPFILE file)
-// has none: ENOENT, and the operations that can use an open handle
-// instead do.
-func (n *node) backingPath() (string, syscall.Errno) {
-	if _, parent := n.Parent(); parent == nil && !n.IsRoot() {
-		return "", syscall.ENOENT
-	}
-	return filepath.Join(n.s.backing, n.Path(n.Root())), 0
-}
-
-func (n *node) childPath(name string) (string, syscall.Errno) {
-	p, errno := n.backingPath()
-	return filepath.Join(p, name), errno
-}
-
-// stableAttr identifies a backing inode exactly as the loopback does
-// (idFromStat, genFromBtime), so hard links and repeated lookups find the
-// same node.
+// stableAttr identifies a backing inode (as go-fuse's loopback does, so
+// inode numbers stay as they were), so hard links and repeated lookups
+// find the same node.
 func (s *Server) stableAttr(x *unix.Statx_t) fs.StableAttr {
 	dev := unix.Mkdev(x.Dev_major, x.Dev_minor)
 	swapped := dev<<32 | dev>>32
@@ -140,17 +128,11 @@ func (s *Server) logicalSize(ref burstbuffer.FileRef, x *unix.Statx_t) (size, bl
 	return uint64(logical), blocks
 }
 
-// statPath stats the backing file at p, not following a trailing symlink,
-// and returns its FileRef if it is a regular file.
-func (s *Server) statPath(p string) (unix.Statx_t, *burstbuffer.FileRef, syscall.Errno) {
+// statFile stats the backing file open (maybe O_PATH) as f and returns
+// its FileRef if it is a regular file.
+func (s *Server) statFile(f *os.File) (unix.Statx_t, *burstbuffer.FileRef, syscall.Errno) {
 	var x unix.Statx_t
-	fd, err := openBacking(p, unix.O_PATH|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return x, nil, toErrno(err)
-	}
-	f := os.NewFile(uintptr(fd), p)
-	defer f.Close()
-	if err := statxFd(fd, &x); err != nil {
+	if err := statxFd(int(f.Fd()), &x); err != nil {
 		return x, nil, toErrno(err)
 	}
 	if x.Mode&syscall.S_IFMT != syscall.S_IFREG {
@@ -158,20 +140,21 @@ func (s *Server) statPath(p string) (unix.Statx_t, *burstbuffer.FileRef, syscall
 	}
 	ref, err := burstbuffer.RefOf(f)
 	if err != nil {
-		s.log.Warn("file handle of backing file", "path", p, "err", err)
+		s.log.Warn("file handle of backing file", "path", f.Name(), "err", err)
 		return x, nil, toErrno(err)
 	}
 	return x, &ref, 0
 }
 
-// stat stats the node through h if it has one, else through its path.
+// stat stats the node through h if it has one, else through its name.
 func (n *node) stat(h *handle) (unix.Statx_t, *burstbuffer.FileRef, syscall.Errno) {
 	if h == nil {
-		p, errno := n.backingPath()
+		f, _, errno := n.open()
 		if errno != 0 {
 			return unix.Statx_t{}, nil, errno
 		}
-		return n.s.statPath(p)
+		defer f.Close()
+		return n.s.statFile(f)
 	}
 	var x unix.Statx_t
 	if err := statxFd(h.fd, &x); err != nil {
@@ -190,71 +173,109 @@ func (n *node) addChild(ctx context.Context, child *node, x *unix.Statx_t, ref *
 	return n.NewInode(ctx, child, n.s.stableAttr(x))
 }
 
+// Statfs implements fs.NodeStatfser.
+func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) syscall.Errno {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(n.s.ns.Fd(), &st); err != nil {
+		return toErrno(err)
+	}
+	out.FromStatfsT((*syscall.Statfs_t)(unsafe.Pointer(&st)))
+	return 0
+}
+
 // Lookup implements fs.NodeLookuper.
 func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	p, errno := n.childPath(name)
+	d, errno := n.dir()
 	if errno != 0 {
 		return nil, errno
 	}
-	x, ref, errno := n.s.statPath(p)
+	defer d.Close()
+	f, err := d.Open(name, unix.O_PATH|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	defer f.Close()
+	x, ref, errno := n.s.statFile(f)
 	if errno != 0 {
 		return nil, errno
 	}
 	return n.addChild(ctx, n.s.newNode(), &x, ref, out), 0
 }
 
-// created looks up the file just created at p, removing it with undo if
-// that fails.
-func (n *node) created(ctx context.Context, p string, out *gofuse.EntryOut, undo func(string) error) (*fs.Inode, syscall.Errno) {
-	x, ref, errno := n.s.statPath(p)
-	if errno != 0 {
-		undo(p)
-		return nil, errno
-	}
-	return n.addChild(ctx, n.s.newNode(), &x, ref, out), 0
-}
-
-// owner returns the uid and gid a file created by the caller in ctx gets,
-// as the kernel would give them: the caller's uid, and the caller's gid
-// unless the parent directory n is setgid (then gid is -1: the backing
-// file system already gave the file the directory's gid). ok is false when
-// the server cannot give files away (not root) or there is no caller.
-func (n *node) owner(ctx context.Context) (uid, gid int, parentSetgid, ok bool) {
+// owner returns the uid and gid a file created by the caller in ctx in
+// the directory d (node n) gets, as the kernel would give them: the
+// caller's uid, and the caller's gid unless the directory is setgid (then
+// gid is -1: the backing file system already gave the file the
+// directory's gid). ok is false when the server cannot give files away
+// (not root) or there is no caller.
+func (n *node) owner(ctx context.Context, d *namespace.Dir) (uid, gid int, parentSetgid, ok bool) {
 	caller, found := gofuse.FromContext(ctx)
 	if os.Geteuid() != 0 || !found {
 		return 0, 0, false, false
 	}
 	uid, gid = int(caller.Uid), int(caller.Gid)
-	var st unix.Stat_t
-	if p, errno := n.backingPath(); errno == 0 && unix.Stat(p, &st) == nil && st.Mode&unix.S_ISGID != 0 {
+	if x, err := d.Stat(""); err == nil && x.Mode&unix.S_ISGID != 0 {
 		gid, parentSetgid = -1, true
 	}
 	return uid, gid, parentSetgid, true
 }
 
-// adopt gives the file just created at p to the caller and sets the mode
-// the caller asked for: the kernel already applied the caller's umask,
-// and the server's own umask must not apply on top.
-func (n *node) adopt(ctx context.Context, p string, mode uint32) syscall.Errno {
-	uid, gid, setgid, ok := n.owner(ctx)
-	if ok {
-		if err := unix.Lchown(p, uid, gid); err != nil {
-			return toErrno(err)
-		}
+// adopt gives the file just created as name in d to the caller, sets the
+// mode the caller asked for (the kernel already applied the caller's
+// umask, and the server's own umask must not apply on top), and makes its
+// node. It acts on the new file's own descriptor, checked to be of the
+// type just created; on failure it removes the name.
+func (n *node) adopt(ctx context.Context, d *namespace.Dir, name string, mode uint32, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	undo := d.Unlink
+	if mode&syscall.S_IFMT == syscall.S_IFDIR {
+		undo = d.Rmdir
 	}
-	if mode&syscall.S_IFMT == syscall.S_IFLNK {
-		return 0
+	ch, errno := n.adoptLocked(ctx, d, name, mode, out)
+	if errno != 0 {
+		undo(name)
 	}
-	perm := mode & 07777
-	if setgid && mode&syscall.S_IFMT == syscall.S_IFDIR {
-		perm |= unix.S_ISGID // inherited, as mkdir(2) does
-	}
-	return toErrno(unix.Fchmodat(unix.AT_FDCWD, p, perm, 0))
+	return ch, errno
 }
 
-// adoptFile is adopt for a file open as f.
-func (n *node) adoptFile(ctx context.Context, f *os.File, mode uint32) syscall.Errno {
-	if uid, gid, _, ok := n.owner(ctx); ok {
+func (n *node) adoptLocked(ctx context.Context, d *namespace.Dir, name string, mode uint32, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	f, err := d.Open(name, unix.O_PATH|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	defer f.Close()
+	var x unix.Statx_t
+	if err := statxFd(int(f.Fd()), &x); err != nil {
+		return nil, toErrno(err)
+	}
+	if uint32(x.Mode)&syscall.S_IFMT != mode&syscall.S_IFMT {
+		// Replaced since it was made: not ours to give away.
+		return nil, syscall.EAGAIN
+	}
+	uid, gid, setgid, ok := n.owner(ctx, d)
+	if ok {
+		if err := namespace.ChownFile(f, uid, gid); err != nil {
+			return nil, toErrno(err)
+		}
+	}
+	if mode&syscall.S_IFMT != syscall.S_IFLNK {
+		perm := mode & 07777
+		if setgid && mode&syscall.S_IFMT == syscall.S_IFDIR {
+			perm |= unix.S_ISGID // inherited, as mkdir(2) does
+		}
+		if err := namespace.ChmodFile(f, perm); err != nil {
+			return nil, toErrno(err)
+		}
+	}
+	x2, ref, errno := n.s.statFile(f)
+	if errno != 0 {
+		return nil, errno
+	}
+	return n.addChild(ctx, n.s.newNode(), &x2, ref, out), 0
+}
+
+// adoptFile gives the file just created and open as f to the caller.
+func (n *node) adoptFile(ctx context.Context, d *namespace.Dir, f *os.File, mode uint32) syscall.Errno {
+	if uid, gid, _, ok := n.owner(ctx, d); ok {
 		if err := f.Chown(uid, gid); err != nil {
 			return toErrno(err)
 		}
@@ -264,93 +285,187 @@ func (n *node) adoptFile(ctx context.Context, f *os.File, mode uint32) syscall.E
 
 // Mkdir implements fs.NodeMkdirer.
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	p, errno := n.childPath(name)
+	d, errno := n.dir()
 	if errno != 0 {
 		return nil, errno
 	}
-	if err := unix.Mkdir(p, mode&07777); err != nil {
+	defer d.Close()
+	if err := d.Mkdir(name, mode&07777); err != nil {
 		return nil, toErrno(err)
 	}
-	if errno := n.adopt(ctx, p, syscall.S_IFDIR|mode); errno != 0 {
-		unix.Rmdir(p)
-		return nil, errno
-	}
-	return n.created(ctx, p, out, unix.Rmdir)
+	return n.adopt(ctx, d, name, syscall.S_IFDIR|mode, out)
 }
 
 // Mknod implements fs.NodeMknoder.
 func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	p, errno := n.childPath(name)
+	d, errno := n.dir()
 	if errno != 0 {
 		return nil, errno
 	}
-	if err := unix.Mknod(p, mode, int(rdev)); err != nil {
+	defer d.Close()
+	if err := d.Mknod(name, mode, int(rdev)); err != nil {
 		return nil, toErrno(err)
 	}
-	if errno := n.adopt(ctx, p, mode); errno != 0 {
-		unix.Unlink(p)
-		return nil, errno
+	if mode&syscall.S_IFMT == 0 {
+		mode |= syscall.S_IFREG
 	}
-	return n.created(ctx, p, out, unix.Unlink)
+	return n.adopt(ctx, d, name, mode, out)
 }
 
 // Symlink implements fs.NodeSymlinker.
 func (n *node) Symlink(ctx context.Context, target, name string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	p, errno := n.childPath(name)
+	d, errno := n.dir()
 	if errno != 0 {
 		return nil, errno
 	}
-	if err := unix.Symlink(target, p); err != nil {
+	defer d.Close()
+	if err := d.Symlink(target, name); err != nil {
 		return nil, toErrno(err)
 	}
-	if errno := n.adopt(ctx, p, syscall.S_IFLNK); errno != 0 {
-		unix.Unlink(p)
-		return nil, errno
-	}
-	return n.created(ctx, p, out, unix.Unlink)
+	return n.adopt(ctx, d, name, syscall.S_IFLNK, out)
 }
 
-// Link implements fs.NodeLinker. A target that is no longer in the tree
-// (an O_TMPFILE file, or one unlinked while open) is linked through an
-// open handle.
+// Link implements fs.NodeLinker, through the target's own descriptor; a
+// target that is no longer in the tree (an O_TMPFILE file, or one
+// unlinked while open) is linked through an open handle.
 func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	t, ok := target.(*node)
 	if !ok || t.s != n.s {
 		return nil, syscall.EXDEV
 	}
-	p, errno := n.childPath(name)
+	d, errno := n.dir()
 	if errno != 0 {
 		return nil, errno
 	}
-	var err error = syscall.ENOENT
-	if tp, errno := t.backingPath(); errno == 0 {
-		err = unix.Link(tp, p)
-	}
-	if errors.Is(err, unix.ENOENT) {
+	defer d.Close()
+	tf, _, errno := t.open()
+	if errno == syscall.ENOENT {
 		if h := t.anyHandle(); h != nil {
-			err = unix.Linkat(unix.AT_FDCWD, procFd(h.fd), unix.AT_FDCWD, p, unix.AT_SYMLINK_FOLLOW)
-			h.done()
+			defer h.done()
+			tf, errno = h.f, 0
 		}
+	} else if errno == 0 {
+		defer tf.Close()
 	}
-	if err != nil {
+	if errno != 0 {
+		return nil, errno
+	}
+	if err := d.LinkFile(tf, name); err != nil {
 		return nil, toErrno(err)
 	}
-	return n.created(ctx, p, out, unix.Unlink)
+	f, err := d.Open(name, unix.O_PATH|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		d.Unlink(name)
+		return nil, toErrno(err)
+	}
+	defer f.Close()
+	x, ref, errno := n.s.statFile(f)
+	if errno != 0 {
+		d.Unlink(name)
+		return nil, errno
+	}
+	return n.addChild(ctx, n.s.newNode(), &x, ref, out), 0
+}
+
+// Unlink implements fs.NodeUnlinker.
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	d, errno := n.dir()
+	if errno != 0 {
+		return errno
+	}
+	defer d.Close()
+	return toErrno(d.Unlink(name))
+}
+
+// Rmdir implements fs.NodeRmdirer.
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	d, errno := n.dir()
+	if errno != 0 {
+		return errno
+	}
+	defer d.Close()
+	return toErrno(d.Rmdir(name))
+}
+
+// Rename implements fs.NodeRenamer (renameat2, with its flags).
+func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	np, ok := newParent.(*node)
+	if !ok || np.s != n.s {
+		return syscall.EXDEV
+	}
+	d, errno := n.dir()
+	if errno != 0 {
+		return errno
+	}
+	defer d.Close()
+	nd, errno := np.dir()
+	if errno != 0 {
+		return errno
+	}
+	defer nd.Close()
+	return toErrno(d.Rename(name, nd, newName, uint(flags)))
+}
+
+// Readlink implements fs.NodeReadlinker.
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	f, _, errno := n.open()
+	if errno != 0 {
+		return nil, errno
+	}
+	defer f.Close()
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		sz, err := unix.Readlinkat(int(f.Fd()), "", buf)
+		if err != nil {
+			return nil, toErrno(err)
+		}
+		if sz < size {
+			return buf[:sz], 0
+		}
+	}
+}
+
+// OpendirHandle implements fs.NodeOpendirHandler.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	f, x, errno := n.open()
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	defer f.Close()
+	if x.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return nil, 0, syscall.ENOTDIR
+	}
+	d, err := reopen(int(f.Fd()), unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, 0, toErrno(err)
+	}
+	fd, err := unix.Dup(int(d.Fd()))
+	d.Close()
+	if err != nil {
+		return nil, 0, toErrno(err)
+	}
+	ds, errno := fs.NewLoopbackDirStreamFd(fd)
+	if errno != 0 {
+		unix.Close(fd)
+		return nil, 0, errno
+	}
+	return ds, 0, 0
 }
 
 // Create implements fs.NodeCreater.
 func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out *gofuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	p, errno := n.childPath(name)
+	d, errno := n.dir()
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	f, writable, err := openFile(p, flags, unix.O_CREAT|unix.O_EXCL, mode&07777)
+	defer d.Close()
+	f, writable, err := openWith(flags, func(acc int) (*os.File, error) { return d.Create(name, acc, mode&07777) })
 	created := err == nil
 	if errors.Is(err, unix.EEXIST) && flags&unix.O_EXCL == 0 {
 		// Created elsewhere since the kernel looked the name up: open
 		// it as open(2) would, checking the caller's access here as
 		// the kernel did not.
-		f, writable, err = openFile(p, flags, 0, 0)
+		f, writable, err = openWith(flags, func(acc int) (*os.File, error) { return d.Open(name, acc|unix.O_NOFOLLOW, 0) })
 		if err == nil {
 			if errno := mayOpen(ctx, f, flags); errno != 0 {
 				f.Close()
@@ -362,9 +477,9 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 		return nil, nil, 0, toErrno(err)
 	}
 	if created {
-		if errno := n.adoptFile(ctx, f, mode); errno != 0 {
+		if errno := n.adoptFile(ctx, d, f, mode); errno != 0 {
 			f.Close()
-			unix.Unlink(p)
+			d.Unlink(name)
 			return nil, nil, 0, errno
 		}
 	}
@@ -400,15 +515,17 @@ func (n *node) openedChild(ctx context.Context, f *os.File, flags uint32, writab
 
 // Tmpfile implements fs.NodeTmpfiler (open(2) with O_TMPFILE).
 func (n *node) Tmpfile(ctx context.Context, flags, mode uint32, out *gofuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	p, errno := n.backingPath()
+	d, errno := n.dir()
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	f, writable, err := openFile(p, flags, unix.O_TMPFILE|int(flags&unix.O_EXCL), mode&07777)
+	defer d.Close()
+	extra := unix.O_TMPFILE | int(flags&unix.O_EXCL)
+	f, writable, err := openWith(flags, func(acc int) (*os.File, error) { return d.Open(".", acc|extra, mode&07777) })
 	if err != nil {
 		return nil, nil, 0, toErrno(err)
 	}
-	if errno := n.adoptFile(ctx, f, mode); errno != 0 {
+	if errno := n.adoptFile(ctx, d, f, mode); errno != 0 {
 		f.Close()
 		return nil, nil, 0, errno
 	}
@@ -418,20 +535,26 @@ func (n *node) Tmpfile(ctx context.Context, flags, mode uint32, out *gofuse.Entr
 // Open implements fs.NodeOpener. A node no longer in the tree (reopened
 // through /proc/PID/fd) is opened through one of its open handles.
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	var (
-		f        *os.File
-		writable bool
-		err      error = syscall.ENOENT
-	)
-	if p, errno := n.backingPath(); errno == 0 {
-		f, writable, err = openFile(p, flags, 0, 0)
-	}
-	if errors.Is(err, unix.ENOENT) {
-		if h := n.anyHandle(); h != nil {
-			f, writable, err = openFile(procFd(h.fd), flags, 0, 0)
-			h.done()
+	pf, x, errno := n.open()
+	var fd int
+	switch {
+	case errno == 0:
+		defer pf.Close()
+		if x.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			return nil, 0, syscall.EINVAL // the kernel opens only regular files here
 		}
+		fd = int(pf.Fd())
+	case errno == syscall.ENOENT:
+		h := n.anyHandle()
+		if h == nil {
+			return nil, 0, errno
+		}
+		defer h.done()
+		fd = h.fd
+	default:
+		return nil, 0, errno
 	}
+	f, writable, err := openWith(flags, func(acc int) (*os.File, error) { return reopen(fd, acc) })
 	if err != nil {
 		return nil, 0, toErrno(err)
 	}
@@ -499,16 +622,17 @@ func (n *node) Statx(ctx context.Context, f fs.FileHandle, flags, mask uint32, o
 
 // Setattr implements fs.NodeSetattrer: chmod, chown, truncate and utimes,
 // through an open handle when there is one (so they work on an unlinked
-// open file), else through the path.
+// open file), else through the node's own O_PATH descriptor.
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gofuse.SetAttrIn, out *gofuse.AttrOut) syscall.Errno {
 	h, done := n.handleFor(f)
 	defer done()
-	p := ""
+	var pf *os.File // the node's own descriptor, when there is no handle
 	if h == nil {
 		var errno syscall.Errno
-		if p, errno = n.backingPath(); errno != 0 {
+		if pf, _, errno = n.open(); errno != 0 {
 			return errno
 		}
+		defer pf.Close()
 	}
 
 	if mode, ok := in.GetMode(); ok {
@@ -516,7 +640,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gofuse.SetAttrI
 		if h != nil {
 			err = unix.Fchmod(h.fd, mode&07777)
 		} else {
-			err = unix.Fchmodat(unix.AT_FDCWD, p, mode&07777, 0)
+			err = namespace.ChmodFile(pf, mode&07777)
 		}
 		if err != nil {
 			return toErrno(err)
@@ -537,7 +661,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gofuse.SetAttrI
 		if h != nil {
 			err = unix.Fchown(h.fd, u, g)
 		} else {
-			err = unix.Fchownat(unix.AT_FDCWD, p, u, g, unix.AT_SYMLINK_NOFOLLOW)
+			err = namespace.ChownFile(pf, u, g)
 		}
 		if err != nil {
 			return toErrno(err)
@@ -550,7 +674,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gofuse.SetAttrI
 		if size > math.MaxInt64 {
 			return syscall.EFBIG
 		}
-		if errno := n.truncate(ctx, h, int64(size)); errno != 0 {
+		if errno := n.truncateVia(ctx, h, pf, int64(size)); errno != 0 {
 			return errno
 		}
 	}
@@ -565,23 +689,24 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gofuse.SetAttrI
 		if mok {
 			ts[1] = unix.NsecToTimespec(mtime.UnixNano())
 		}
-		if errno := n.setTimes(h, p, &ts, mok); errno != 0 {
+		if errno := n.setTimes(h, pf, &ts, mok); errno != 0 {
 			return errno
 		}
 	}
 	return n.getattr(h, out)
 }
 
-// setTimes sets the backing file's times. An explicit mtime replaces any
-// not yet stamped by writes, and the next write stamps again at once.
-func (n *node) setTimes(h *handle, p string, ts *[2]unix.Timespec, mtime bool) syscall.Errno {
+// setTimes sets the backing file's times, through h or else pf. An
+// explicit mtime replaces any not yet stamped by writes, and the next
+// write stamps again at once.
+func (n *node) setTimes(h *handle, pf *os.File, ts *[2]unix.Timespec, mtime bool) syscall.Errno {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var err error
 	if h != nil {
 		err = futimens(h.fd, ts)
 	} else {
-		err = unix.UtimesNanoAt(unix.AT_FDCWD, p, ts[:], unix.AT_SYMLINK_NOFOLLOW)
+		err = namespace.UtimesFile(pf, ts)
 	}
 	if err == nil && mtime {
 		n.mu.pending, n.mu.stamped = time.Time{}, time.Time{}
@@ -592,6 +717,12 @@ func (n *node) setTimes(h *handle, p string, ts *[2]unix.Timespec, mtime bool) s
 // truncate sets the file's logical size through Data.Truncate, with a
 // backing file open for writing: h's, or one opened for the purpose.
 func (n *node) truncate(ctx context.Context, h *handle, size int64) syscall.Errno {
+	return n.truncateVia(ctx, h, nil, size)
+}
+
+// truncateVia is truncate, with the node's own O_PATH descriptor pf (or
+// nil) to reopen when there is no handle.
+func (n *node) truncateVia(ctx context.Context, h *handle, pf *os.File, size int64) syscall.Errno {
 	var (
 		ref burstbuffer.FileRef
 		w   *os.File
@@ -601,27 +732,36 @@ func (n *node) truncate(ctx context.Context, h *handle, size int64) syscall.Errn
 	case h != nil && h.writable:
 		ref, w = h.ref, h.f
 	case h != nil:
-		f, err := openBackingFile(procFd(h.fd), unix.O_WRONLY)
+		f, err := reopen(h.fd, unix.O_WRONLY)
 		if err != nil {
 			return toErrno(err)
 		}
 		defer f.Close()
 		ref, w = h.ref, f
 	default:
-		p, errno := n.backingPath()
+		if pf == nil {
+			var errno syscall.Errno
+			if pf, _, errno = n.open(); errno != 0 {
+				return errno
+			}
+			defer pf.Close()
+		}
+		x, pref, errno := n.s.statFile(pf)
 		if errno != 0 {
 			return errno
 		}
-		f, err := openBackingFile(p, unix.O_WRONLY)
+		if pref == nil {
+			if x.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+				return syscall.EISDIR
+			}
+			return syscall.EINVAL
+		}
+		f, err := reopen(int(pf.Fd()), unix.O_WRONLY)
 		if err != nil {
 			return toErrno(err)
 		}
 		defer f.Close()
-		if ref, err = burstbuffer.RefOf(f); err != nil {
-			n.s.log.Warn("file handle of backing file", "path", p, "err", err)
-			return toErrno(err)
-		}
-		w = f
+		ref, w = *pref, f
 	}
 
 	n.rw.Lock()

@@ -944,3 +944,182 @@ func TestBBWholeClusterRestart(t *testing.T) {
 	checkFiles(t, backing, files, "after bb sync /, in the backing directory")
 	t.Logf("took %s", time.Since(start).Round(time.Millisecond))
 }
+
+// symlinkAttacker is the attacker of TestBBMountSymlinkRace, run as uid
+// 65534: in its own directory MNT/att it chmods, chowns, truncates,
+// renames and unlinks its own files while swapping MNT/att/d (its
+// directory) with MNT/att/lnk (a symlink to the root-owned MNT/vdir), for
+// SECONDS. Standard library only, so it builds anywhere.
+const symlinkAttacker = `package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+func exchange(a, b string) error {
+	nr := map[string]uintptr{"amd64": 316, "arm64": 276, "riscv64": 276, "386": 353}[runtime.GOARCH]
+	if nr == 0 {
+		return syscall.ENOSYS
+	}
+	pa, _ := syscall.BytePtrFromString(a)
+	pb, _ := syscall.BytePtrFromString(b)
+	const atFdcwd = ^uintptr(99) // AT_FDCWD, -100
+	_, _, e := syscall.Syscall6(nr, atFdcwd, uintptr(unsafe.Pointer(pa)), atFdcwd, uintptr(unsafe.Pointer(pb)), 2 /* RENAME_EXCHANGE */, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func main() {
+	mnt := os.Args[1]
+	secs, _ := strconv.Atoi(os.Args[2])
+	d, lnk := filepath.Join(mnt, "att", "d"), filepath.Join(mnt, "att", "lnk")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	if err := os.Symlink("../vdir", lnk); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	var stop atomic.Bool
+	var swaps, done atomic.Int64
+	var wg sync.WaitGroup
+	run := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				f()
+			}
+		}()
+	}
+	own := func(n string) string { return filepath.Join(d, n) }
+	try := func(err error) {
+		if err == nil {
+			done.Add(1)
+		}
+	}
+	run(func() {
+		for _, n := range []string{"secret", "keep"} {
+			if _, err := os.Lstat(own(n)); err != nil {
+				os.WriteFile(own(n), nil, 0o600)
+			}
+		}
+		for i := 0; i < 100; i++ {
+			if exchange(d, lnk) == nil {
+				swaps.Add(1)
+			}
+		}
+	})
+	for i := 0; i < 2; i++ {
+		run(func() { try(os.Chmod(own("secret"), 0o777)) })
+		run(func() { try(os.Remove(own("keep"))) })
+	}
+	run(func() {
+		try(os.Chown(own("secret"), 65534, 65534))
+		try(os.Truncate(own("secret"), 0))
+		try(os.Rename(own("keep"), filepath.Join(mnt, "att", "stolen")))
+	})
+	time.Sleep(time.Duration(secs) * time.Second)
+	stop.Store(true)
+	wg.Wait()
+	fmt.Printf("%d swaps, %d operations on the attacker's own files went through\n", swaps.Load(), done.Load())
+}
+`
+
+// TestBBMountSymlinkRace: an unprivileged user (uid 65534) races a real
+// "enginectl mount" (root, allow_other) for 10 s, swapping a directory of
+// its own for a symlink to a root-owned directory while it chmods,
+// chowns, truncates, renames and unlinks its own files in it. The
+// root-owned 0600 files must come out unchanged (the mount acts on
+// descriptors beneath the backing root, never on path strings).
+func TestBBMountSymlinkRace(t *testing.T) {
+	needFUSE(t)
+	root := t.TempDir()
+	for _, d := range []string{filepath.Dir(root), root} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, mnt, src := filepath.Join(root, "data"), filepath.Join(root, "mnt"), filepath.Join(root, "attacker-src")
+	for _, d := range []string{mnt, src} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(symlinkAttacker), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module attacker\n\ngo 1.21\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	attacker := filepath.Join(root, "attacker")
+	build := exec.Command("go", "build", "-o", attacker, ".")
+	build.Dir = src
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the attacker: %v\n%s", err, out)
+	}
+
+	watchdog(t, 120*time.Second, func() { lazyUnmount(mnt) })
+	startMount(t, mnt, filepath.Join(root, "mount.log"), "--data", data)
+	p := func(name string) string { return filepath.Join(mnt, name) }
+	if err := os.Mkdir(p("vdir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"secret", "keep"} {
+		if err := os.WriteFile(p("vdir/"+n), []byte(n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(p("att"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p("att"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(attacker, mnt, "10")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	t.Logf("attacker (uid 65534, 10 s): %s", out)
+	if err != nil {
+		t.Fatalf("attacker: %v", err)
+	}
+
+	ents, err := os.ReadDir(p("vdir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "keep secret" {
+		t.Errorf("root-owned vdir holds %q, want [keep secret]", names)
+	}
+	for _, n := range []string{"secret", "keep"} {
+		st, err := os.Lstat(p("vdir/" + n))
+		if err != nil {
+			t.Errorf("root-owned vdir/%s: %v", n, err)
+			continue
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if st.Mode() != 0o600 || sys.Uid != 0 || sys.Gid != 0 {
+			t.Errorf("root-owned vdir/%s: mode %v uid %d gid %d, want -rw------- 0 0", n, st.Mode(), sys.Uid, sys.Gid)
+		}
+		if b, err := os.ReadFile(p("vdir/" + n)); err != nil || string(b) != n {
+			t.Errorf("root-owned vdir/%s reads %q (%v), want %q", n, b, err, n)
+		}
+	}
+}

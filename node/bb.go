@@ -99,11 +99,7 @@ func (n *Node) startBurstBuffer() error {
 // bbTransport is the burst buffer's peer transport: the peer API, over
 // mutual TLS.
 func (n *Node) bbTransport() *burstbuffer.HTTPTransport {
-	t := burstbuffer.NewHTTPTransport(n.resolveInternal)
-	cfg := n.ident.ClientConfig(protoHTTP)
-	t.Client = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second, DisableCompression: true}}
-	t.Scheme = "https"
-	return t
+	return burstbuffer.NewHTTPTransportTLS(n.resolveInternal, n.ident.ClientConfig(protoHTTP))
 }
 
 // bbPeerHandlers adds the burst buffer's node-to-node routes to the peer

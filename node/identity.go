@@ -1,10 +1,13 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -63,23 +66,9 @@ func (n *Node) setupIdentity(ctx context.Context) error {
 		return err
 	}
 	req := CertRequest{Node: n.id, PublicKey: string(pubPEM), Hosts: hosts, Secret: secret, GossipAddr: n.cfg.GossipAddr}
-	var resp CertResponse
-	c := &Client{Addr: "https://" + strings.TrimPrefix(n.cfg.Join, "http://"), HTTP: &http.Client{Timeout: 30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: pki.PinnedConfig(caHash)}}}
-	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		err := c.do(ctx, http.MethodPost, "/v1/cluster/certificate", req, &resp)
-		if err == nil {
-			break
-		}
-		var re *remoteError
-		if errors.As(err, &re) || ctx.Err() != nil {
-			return fmt.Errorf("node: get a certificate from the cluster through %s: %w", n.cfg.Join, err)
-		}
-		select { // not up yet, or not reachable: try again while ctx lasts
-		case <-ctx.Done():
-			return fmt.Errorf("node: get a certificate from the cluster through %s: %w", n.cfg.Join, err)
-		case <-time.After(backoff):
-		}
+	resp, err := requestCertificate(ctx, n.cfg.Join, caHash, req)
+	if err != nil {
+		return fmt.Errorf("node: get a certificate from the cluster through %s: %w", n.cfg.Join, err)
 	}
 	id, err := pki.New(resp.Secrets, n.id, []byte(resp.Certificate), keyPEM)
 	if err != nil {
@@ -93,6 +82,55 @@ func (n *Node) setupIdentity(ctx context.Context) error {
 	}
 	n.ident = id
 	return nil
+}
+
+// requestCertificate asks the member at addr (its API) for a certificate,
+// over TLS pinned to the join token's CA. It retries while the member does
+// not answer (it may be starting) and ctx lasts; a wrong cluster or a
+// refusal ends it at once.
+func requestCertificate(ctx context.Context, addr, caHash string, req CertRequest) (CertResponse, error) {
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.PinnedConfig(caHash)}}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return CertResponse{}, err
+	}
+	u := "https://" + strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://") + "/v1/cluster/certificate"
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+		if err != nil {
+			return CertResponse{}, err
+		}
+		hr.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(hr)
+		if err == nil {
+			b, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if rerr != nil {
+				return CertResponse{}, rerr
+			}
+			if resp.StatusCode != http.StatusOK {
+				var e apiError
+				msg := resp.Status
+				if json.Unmarshal(b, &e) == nil && e.Error != "" {
+					msg = e.Error
+				}
+				return CertResponse{}, &remoteError{status: resp.StatusCode, msg: msg}
+			}
+			var out CertResponse
+			if err := json.Unmarshal(b, &out); err != nil {
+				return CertResponse{}, fmt.Errorf("bad answer: %w", err)
+			}
+			return out, nil
+		}
+		if errors.Is(err, pki.ErrWrongCluster) {
+			return CertResponse{}, err
+		}
+		select { // not up yet, or not reachable: try again while ctx lasts
+		case <-ctx.Done():
+			return CertResponse{}, fmt.Errorf("%s did not answer: %w", addr, unwrapURL(err))
+		case <-time.After(backoff):
+		}
+	}
 }
 
 // certHosts are the names and addresses the node's certificate is for.
@@ -208,8 +246,9 @@ func (n *Node) authorize(next http.Handler) http.Handler {
 			writeJSON(w, http.StatusUnauthorized, apiError{"no valid client token: give it with --token FILE or ENGINE_TOKEN (the cluster's token is in DATA/" + pki.TokenFile + " on its nodes)"})
 			return
 		}
-		if r.Method == http.MethodPost && r.ContentLength != 0 {
-			if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		if r.Method == http.MethodPost {
+			// A form a web page posts names its type even when empty.
+			if ct := r.Header.Get("Content-Type"); (ct != "" || r.ContentLength != 0) && !strings.HasPrefix(ct, "application/json") {
 				writeJSON(w, http.StatusUnsupportedMediaType, apiError{fmt.Sprintf("Content-Type %q: the API takes application/json", ct)})
 				return
 			}

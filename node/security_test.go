@@ -263,15 +263,18 @@ func TestCertificateWantsJoinToken(t *testing.T) {
 	defer n.Close()
 	good := n.ident.JoinToken()
 	hash, _, _ := pki.ParseJoinToken(good)
-	for _, tok := range []string{
-		"engine1." + hash + ".wrongsecret",
-		"engine1." + strings.Repeat("00", 32) + "." + n.ident.JoinSecret, // pins another CA
+	for _, tc := range []struct{ tok, want string }{
+		{"engine1." + hash + ".wrongsecret", "wrong join token"},
+		{"engine1." + strings.Repeat("00", 32) + "." + n.ident.JoinSecret, "not the one the join token names"}, // pins another CA
 	} {
-		_, err := Open(Config{DataDir: t.TempDir(), Name: "joiner", API: "127.0.0.1:0", Join: n.Addr(), JoinToken: tok, JoinTimeout: 3 * time.Second})
-		if err == nil {
-			t.Fatalf("joined with token %q", tok)
+		start := time.Now()
+		_, err := Open(Config{DataDir: t.TempDir(), Name: "joiner", API: "127.0.0.1:0", Join: n.Addr(), JoinToken: tc.tok, JoinTimeout: 20 * time.Second})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("join with token %q: %v, want an error saying %q", tc.tok, err, tc.want)
 		}
-		t.Logf("token %.20s…: %v", tok, err)
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("join with token %q failed only after %s: a wrong token is final, not retried", tc.tok, took)
+		}
 	}
 	// Over plain HTTP the certificate is never issued, even with the
 	// right secret.

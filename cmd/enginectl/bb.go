@@ -30,7 +30,9 @@ owners and links are the backing directory's.
 
 Without --join (or --addr/ENGINE_ADDR) it runs an embedded one-node cluster
 with its data under --data; with --join it starts a node that joins that
-cluster and mounts there. "mounted MOUNTPOINT" is printed once it serves.
+cluster and mounts there; a node new to the cluster also needs
+--join-token FILE (the cluster's join token, its first node's
+DATA/join-token). "mounted MOUNTPOINT" is printed once it serves.
 
 Flags:
 `
@@ -42,6 +44,7 @@ func mountFlags(out io.Writer) (*flag.FlagSet, *mountOptions) {
 	fs.StringVar(&o.data, "data", filepath.Join(defaultDataDir(), "mount"), "the mounting node's data `DIR` (its flash and backing directories default to DIR/flash and DIR/backing)")
 	fs.StringVar(&o.api, "api", "127.0.0.1:0", "the mounting node's API address `HOST:PORT` (0: any free port)")
 	fs.StringVar(&o.join, "join", "", "join the cluster through the API address `HOST:PORT` of a member, instead of running a one-node cluster")
+	fs.StringVar(&o.joinToken, "join-token", "", "with --join: `FILE` holding the cluster's join token (its first node's DATA/join-token)")
 	fs.StringVar(&o.name, "name", "", "node name (default: saved in the data directory, else random)")
 	fs.BoolVar(&o.debug, "debug", false, "log every FUSE request")
 	o.bb = node.BBFlags(fs)
@@ -54,6 +57,7 @@ func mountFlags(out io.Writer) (*flag.FlagSet, *mountOptions) {
 
 type mountOptions struct {
 	data, api, join, name string
+	joinToken             string
 	debug                 bool
 	bb                    func(string, string) (*node.BurstBuffer, error)
 }
@@ -93,8 +97,16 @@ func mount(args []string, addr string, stdout, stderr io.Writer) error {
 	if fi, err := os.Stat(mnt); err != nil || !fi.IsDir() {
 		return fmt.Errorf("mount point %s: not a directory (create it first)", mnt)
 	}
+	jt := ""
+	if o.joinToken != "" {
+		b, err := os.ReadFile(o.joinToken)
+		if err != nil {
+			return fmt.Errorf("--join-token: %w", err)
+		}
+		jt = strings.TrimSpace(string(b))
+	}
 	log := slogger(stderr)
-	n, err := node.Open(node.Config{DataDir: o.data, API: o.api, Join: o.join, Name: o.name,
+	n, err := node.Open(node.Config{DataDir: o.data, API: o.api, Join: o.join, JoinToken: jt, Name: o.name,
 		RaftTimeout: 200 * time.Millisecond, BurstBuffer: bb, Logger: log})
 	if err != nil {
 		return err

@@ -70,6 +70,10 @@ type Identity struct {
 	NodeID string
 }
 
+// ErrWrongCluster is a joining node's verdict on a server whose CA is not
+// the one its join token names.
+var ErrWrongCluster = errors.New("pki: the node's CA is not the one the join token names: wrong cluster, or someone in between")
+
 // randHex returns n random bytes in hex.
 func randHex(n int) string {
 	b := make([]byte, n)
@@ -389,7 +393,7 @@ func PinnedConfig(caHash string) *tls.Config {
 			}
 			h := sha256.Sum256(ca.Raw)
 			if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(h[:])), []byte(caHash)) != 1 {
-				return errors.New("pki: the node's CA is not the one the join token names: wrong cluster, or someone in between")
+				return ErrWrongCluster
 			}
 			pool := x509.NewCertPool()
 			pool.AddCert(ca)

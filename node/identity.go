@@ -30,6 +30,11 @@ func (n *Node) setupIdentity(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("node: %w", err)
 		}
+		if renewed, err := id.RenewIfDue(n.cfg.DataDir, time.Now()); err != nil {
+			return fmt.Errorf("node: renew this node's certificate: %w", err)
+		} else if renewed {
+			n.log.Info("renewed this node's certificate", "until", id.Certificate().Leaf.NotAfter)
+		}
 		if n.cfg.ClientToken != "" && n.cfg.ClientToken != id.ClientToken {
 			return fmt.Errorf("node: --client-token differs from the cluster's client token in %s; the token is chosen once, when the cluster is made", filepath.Join(n.cfg.DataDir, pki.TokenFile))
 		}

@@ -490,6 +490,41 @@ func writeFile(path string, b []byte, mode os.FileMode) (err error) {
 	return err
 }
 
+// renewBefore is how long before its end a node certificate is renewed.
+const renewBefore = 30 * 24 * time.Hour
+
+// RenewIfDue re-issues this node's certificate, with the same key and
+// hosts, when it ends within 30 days, and saves it in DATA. It reports
+// whether it did.
+func (id *Identity) RenewIfDue(data string, now time.Time) (bool, error) {
+	leaf := id.cert.Leaf
+	if leaf == nil || now.Add(renewBefore).Before(leaf.NotAfter) {
+		return false, nil
+	}
+	_, _, nodeCrt, nodeKey, _, _, _ := paths(data)
+	keyPEM, err := os.ReadFile(nodeKey)
+	if err != nil {
+		return false, fmt.Errorf("pki: %w", err)
+	}
+	hosts := append([]string{}, leaf.DNSNames...)
+	for _, ip := range leaf.IPAddresses {
+		hosts = append(hosts, ip.String())
+	}
+	certPEM, err := id.Issue(id.NodeID, leaf.PublicKey, hosts)
+	if err != nil {
+		return false, err
+	}
+	nid, err := New(id.Secrets, id.NodeID, certPEM, keyPEM)
+	if err != nil {
+		return false, err
+	}
+	if err := writeFile(nodeCrt, certPEM, 0o644); err != nil {
+		return false, err
+	}
+	*id = *nid
+	return true, nil
+}
+
 // Load reads a node's identity from DATA.
 func Load(data, nodeID string) (*Identity, error) {
 	caCrt, caKey, nodeCrt, nodeKey, join, token, gossip := paths(data)

@@ -537,6 +537,7 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 		status, why := fasthttp.StatusGatewayTimeout, "the origin did not answer in time"
 		if f != nil && f.err != nil {
 			status, why = errStatus(f.err)
+			s.cfg.Log.Warn("cache: origin fetch failed", "key", key, "status", status, "err", f.err)
 		} else if f != nil {
 			status, why = fasthttp.StatusBadGateway, fmt.Sprintf("the origin answered %d", f.status)
 		}
@@ -608,14 +609,59 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 	s.respond(ctx, key, f.meta, bodySource{fill: f}, cs)
 }
 
+// errStatus is the status and the message a client gets for a failed
+// origin fetch. The message names no origin, address or path (the error
+// does: the caller logs it).
 func errStatus(err error) (int, string) {
 	switch {
 	case errors.Is(err, errNoOrigin):
 		return fasthttp.StatusBadGateway, "no origin is up (every one failed its health checks)"
 	case isTimeout(err):
-		return fasthttp.StatusGatewayTimeout, "the origin did not answer in time: " + err.Error()
+		return fasthttp.StatusGatewayTimeout, "the origin did not answer in time"
 	}
-	return fasthttp.StatusBadGateway, "the origin could not be reached: " + err.Error()
+	return fasthttp.StatusBadGateway, "the origin could not be reached"
+}
+
+// redactErr is err's text with presigned credentials REDACTED (a URL
+// error quotes the URL).
+func redactErr(err error) string {
+	msg := err.Error()
+	for _, p := range secretParams {
+		for i := 0; ; {
+			j := indexFold(msg[i:], p+"=")
+			if j < 0 {
+				break
+			}
+			start := i + j + len(p) + 1
+			end := start
+			for end < len(msg) && msg[end] != '&' && msg[end] != '"' && msg[end] != ' ' {
+				end++
+			}
+			msg = msg[:start] + "REDACTED" + msg[end:]
+			i = start + len("REDACTED")
+		}
+	}
+	return msg
+}
+
+// indexFold is strings.Index ignoring ASCII case.
+func indexFold(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
+}
+
+// originFailed answers a failed origin fetch: the details go to the log,
+// the client gets errStatus's generic message.
+func (s *Server) originFailed(ctx *fasthttp.RequestCtx, key string, err error, cs httpx.CacheStatus) {
+	status, why := errStatus(err)
+	s.cfg.Log.Warn("cache: origin fetch failed", "key", redactURI(key), "status", status, "err", redactErr(err))
+	cs.FwdStatus = status
+	s.stats.errors.Add(1)
+	s.fail(ctx, status, why, cs)
 }
 
 // joinFill returns the running fill of key, or starts one.
@@ -1048,10 +1094,7 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, method, uri string, cs httpx.Ca
 	resp, err := s.origins.do(rctx, method, uri, hdr)
 	if err != nil {
 		cancel()
-		status, why := errStatus(err)
-		cs.FwdStatus = status
-		s.stats.errors.Add(1)
-		s.fail(ctx, status, why, cs)
+		s.originFailed(ctx, uri, err, cs)
 		return
 	}
 	cs.FwdStatus = resp.StatusCode

@@ -128,7 +128,7 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, path string) {
 	}
 	switch path {
 	case "/_edge/purge":
-		s.purge(ctx)
+		s.purge(ctx, false)
 	case "/_edge/stats":
 		b, _ := json.MarshalIndent(s.Stats(), "", "  ")
 		ctx.SetContentType("application/json")
@@ -137,6 +137,20 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, path string) {
 		s.metrics.handler(ctx)
 	default:
 		s.adminError(ctx, fasthttp.StatusNotFound, "no such admin endpoint: /_edge/ has health, purge, stats and metrics")
+	}
+}
+
+// peerAdmin serves /_edge/ to an authenticated peer: health, and purges
+// it forwards (the certificate is the credential; no token travels).
+func (s *Server) peerAdmin(ctx *fasthttp.RequestCtx, path string) {
+	switch path {
+	case "/_edge/health":
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ok\n")
+	case "/_edge/purge":
+		s.purge(ctx, true)
+	default:
+		s.adminError(ctx, fasthttp.StatusNotFound, "no such peer endpoint: peers get health and purge")
 	}
 }
 
@@ -169,9 +183,9 @@ type PurgeResult struct {
 }
 
 // purge removes entries by key (?key=/bucket/object) or by prefix
-// (?prefix=/bucket/dir/), on this edge and, unless the request came from a
-// peer, on every other edge of the ring.
-func (s *Server) purge(ctx *fasthttp.RequestCtx) {
+// (?prefix=/bucket/dir/), on this edge and, unless a peer forwarded it
+// (fromPeer), on every other edge of the ring.
+func (s *Server) purge(ctx *fasthttp.RequestCtx, fromPeer bool) {
 	m := string(ctx.Method())
 	if m != fasthttp.MethodPost && m != fasthttp.MethodDelete {
 		ctx.Response.Header.Set("Allow", "POST, DELETE")
@@ -190,7 +204,7 @@ func (s *Server) purge(ctx *fasthttp.RequestCtx) {
 		res.Purged = s.purgePrefix(prefix)
 	}
 	s.stats.purged.Add(int64(res.Purged))
-	if len(ctx.Request.Header.Peek(peerHeader)) == 0 && s.cfg.Peers != nil {
+	if !fromPeer && s.cfg.Peers != nil && s.peers != nil {
 		res.Peers = s.purgePeers(ctx.QueryArgs().String())
 	}
 	b, _ := json.Marshal(res)
@@ -232,7 +246,8 @@ func (s *Server) purgePrefix(prefix string) int {
 	return n
 }
 
-// purgePeers sends the purge to every other edge.
+// purgePeers sends the purge to every other edge, over the peer channel:
+// the certificate authenticates it, the admin token stays here.
 func (s *Server) purgePeers(query string) map[string]string {
 	out := map[string]string{}
 	var mu sync.Mutex
@@ -246,11 +261,12 @@ func (s *Server) purgePeers(query string) map[string]string {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p+"/_edge/purge?"+query, nil)
-			req.Header.Set("Authorization", "Bearer "+s.cfg.AdminToken)
-			req.Header.Set(peerHeader, s.cfg.Self)
 			r := "ok"
-			resp, err := s.peers.Do(req)
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+p+"/_edge/purge?"+query, nil)
+			var resp *http.Response
+			if err == nil {
+				resp, err = s.peers.Do(req)
+			}
 			if err != nil {
 				r = err.Error()
 			} else {

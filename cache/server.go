@@ -28,17 +28,28 @@ import (
 type Config struct {
 	// Name is the cache's name in Cache-Status (default "engine-edge").
 	Name string
-	// Self is this edge's base URL as its peers reach it
-	// (http://HOST:PORT); it must be among what Peers returns for the
-	// ring to place keys here.
+	// Self is this edge's peer address as the other edges dial it
+	// (HOST:PORT of the node's internal mutual-TLS port); it must be among
+	// what Peers returns for the ring to place keys here.
 	Self string
 	// Origins are the origin URLs in priority order. When empty,
 	// DynamicOrigins gives them (the cluster's S3 endpoints).
 	Origins        []string
 	DynamicOrigins func() []string
-	// Peers returns the live edges' base URLs (Self included): the
-	// consistent-hash ring. Nil: a lone edge.
+	// Peers returns the live edges' peer addresses (HOST:PORT, Self
+	// included): the consistent-hash ring. Nil: a lone edge.
 	Peers func() []string
+	// PeerListener gives the connections of authenticated cluster nodes:
+	// TLS already terminated, the client certificate verified against the
+	// cluster CA (each Accept returns a *tls.Conn whose handshake is
+	// complete, ALPN "engine-edge"). Peer fills and forwarded purges are
+	// served on it, and only on it; Close closes it. Nil: none are served.
+	PeerListener net.Listener
+	// PeerTLS is the client configuration for dialing peers (the cluster
+	// CA as RootCAs, this node's certificate); the edge uses a clone with
+	// NextProtos "engine-edge". Nil: no peer fills and no purge
+	// forwarding, whatever Peers says.
+	PeerTLS *tls.Config
 
 	MemoryLimit int64  // memory tier bytes (default 256 MiB)
 	DiskDir     string // disk tier directory ("": no disk tier)
@@ -71,8 +82,10 @@ type Server struct {
 	disk    *tier.Disk
 	origins *originPool
 	ring    ring
-	peers   *http.Client
+	peers   *http.Client // nil without Config.PeerTLS
 	srv     *fasthttp.Server
+	peerSrv *fasthttp.Server // on Config.PeerListener; nil without one
+	peerWG  sync.WaitGroup
 	alog    *accessLog
 	stats   stats
 	metrics *metrics
@@ -94,7 +107,14 @@ type Server struct {
 	lns       listeners.Set // closed by Close, also before Serve got going
 }
 
+// peerHeader marked a peer's request on the public port before peers
+// had a port of their own. It is ignored now: a request on the public
+// port is a client's, whatever it says.
 const peerHeader = "X-Engine-Edge-Peer"
+
+// peerALPN is the ALPN protocol of edge peer connections on a node's
+// internal port.
+const peerALPN = "engine-edge"
 
 // New opens the tiers (the disk tier's entries survive restarts) and starts
 // the origins' health checks.
@@ -146,15 +166,18 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.peers = &http.Client{Transport: &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: cfg.ConnectTimeout}).DialContext,
-		MaxIdleConnsPerHost:   64,
-		ResponseHeaderTimeout: cfg.HeaderTimeout + time.Second, // the owner's own origin timeout comes first
-		DisableCompression:    true,
-		// Peers present the edge's certificate, made for the public name
-		// clients use, not for the address peers dial.
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if cfg.PeerTLS != nil {
+		tc := cfg.PeerTLS.Clone()
+		tc.NextProtos = []string{peerALPN}
+		s.peers = &http.Client{Transport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: cfg.ConnectTimeout}).DialContext,
+			MaxIdleConnsPerHost:   64,
+			ResponseHeaderTimeout: cfg.HeaderTimeout + time.Second, // the owner's own origin timeout comes first
+			DisableCompression:    true,
+			TLSClientConfig:       tc,
+			TLSHandshakeTimeout:   cfg.ConnectTimeout,
+		}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
 	if cfg.AccessLog != nil {
 		s.alog = newAccessLog(cfg.AccessLog)
 	}
@@ -174,6 +197,25 @@ func New(cfg Config) (*Server, error) {
 		Logger:          fasthttpLogger{cfg.Log},
 	}
 	s.origins.start()
+	if cfg.PeerListener != nil && s.lns.Add(cfg.PeerListener) {
+		s.peerSrv = &fasthttp.Server{
+			Handler:              s.handlePeer,
+			Name:                 cfg.Name,
+			ReadTimeout:          time.Minute,
+			IdleTimeout:          2 * time.Minute,
+			NoDefaultContentType: true,
+			ReadBufferSize:       16 << 10,
+			LazyRequestTime:      true,
+			Logger:               fasthttpLogger{cfg.Log},
+		}
+		s.peerWG.Add(1)
+		go func() {
+			defer s.peerWG.Done()
+			if err := s.peerSrv.Serve(cfg.PeerListener); err != nil {
+				cfg.Log.Debug("cache: peer listener", "err", err)
+			}
+		}()
+	}
 	return s, nil
 }
 
@@ -225,7 +267,11 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		err = s.srv.Shutdown()
+		if s.peerSrv != nil {
+			s.peerSrv.Shutdown()
+		}
 		s.lns.Close()
+		s.peerWG.Wait()
 		s.fillWG.Wait()
 		s.origins.close()
 		if s.alog != nil {
@@ -240,8 +286,14 @@ func (s *Server) Close() error {
 	return err
 }
 
-// handle serves one request.
-func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+// handle serves one request on the public listener.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) { s.handleFrom(ctx, false) }
+
+// handlePeer serves one request of an authenticated peer (on
+// Config.PeerListener): a peer fill, or a forwarded purge.
+func (s *Server) handlePeer(ctx *fasthttp.RequestCtx) { s.handleFrom(ctx, true) }
+
+func (s *Server) handleFrom(ctx *fasthttp.RequestCtx, peer bool) {
 	if ctx.ConnRequestNum() > 1 {
 		// Take turns with the other connections. A kept-alive connection
 		// whose next request was already there when its response went
@@ -256,7 +308,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if s.alog != nil {
 		start = time.Now()
 	}
-	rs := &reqState{}
+	rs := &reqState{peer: peer}
 	s.serve(ctx, rs)
 	s.stats.requests.Add(1)
 	s.stats.bytesSent.Add(bodyLen(&ctx.Response))
@@ -279,12 +331,17 @@ func bodyLen(r *fasthttp.Response) int64 {
 // reqState is what the access log and counters want to know of a request.
 type reqState struct {
 	result string // hit, miss, stale, stale-while-revalidate, revalidated, bypass, peer, error, admin
+	peer   bool   // from an authenticated peer, on the peer listener
 }
 
 func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 	path := ctx.Path()
 	if bytes.HasPrefix(path, []byte("/_edge/")) {
 		rs.result = "admin"
+		if rs.peer {
+			s.peerAdmin(ctx, string(path))
+			return
+		}
 		s.admin(ctx, string(path))
 		return
 	}
@@ -481,7 +538,7 @@ func (s *Server) serveStaleRevalidating(ctx *fasthttp.RequestCtx, rs *reqState, 
 	}
 	select {
 	case s.behind <- struct{}{}:
-		f, started := s.joinFill(ctx, key, m)
+		f, started := s.joinFill(key, m, rs.peer)
 		if !started {
 			<-s.behind // one runs already
 			break
@@ -514,7 +571,7 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 		s.respond(ctx, key, stale, staleSrc, hit(stale, now, "stale-origin-down"))
 		return
 	}
-	f, started := s.joinFill(ctx, key, stale)
+	f, started := s.joinFill(key, stale, rs.peer)
 	if !started {
 		s.stats.coalesced.Add(1)
 	}
@@ -664,8 +721,9 @@ func (s *Server) originFailed(ctx *fasthttp.RequestCtx, key string, err error, c
 	s.fail(ctx, status, why, cs)
 }
 
-// joinFill returns the running fill of key, or starts one.
-func (s *Server) joinFill(ctx *fasthttp.RequestCtx, key string, stale *entryMeta) (*fill, bool) {
+// joinFill returns the running fill of key, or starts one; a fill a peer
+// asked for goes to the origin, not to another peer.
+func (s *Server) joinFill(key string, stale *entryMeta, fromPeer bool) (*fill, bool) {
 	s.fillsMu.Lock()
 	if f := s.fills[key]; f != nil {
 		s.fillsMu.Unlock()
@@ -674,7 +732,6 @@ func (s *Server) joinFill(ctx *fasthttp.RequestCtx, key string, stale *entryMeta
 	f := newFill(key)
 	s.fills[key] = f
 	s.fillsMu.Unlock()
-	fromPeer := len(ctx.Request.Header.Peek(peerHeader)) > 0
 	var staleCopy *entryMeta
 	if stale != nil {
 		c := *stale
@@ -878,7 +935,7 @@ func (s *Server) storeDisk(key string, meta, body []byte) {
 // fromOwner asks key's owner edge for it when that is another edge; nil
 // when this edge owns it or the owner fails (the caller goes to the origin).
 func (s *Server) fromOwner(ctx context.Context, key string, hdr http.Header) (*http.Response, error) {
-	if s.cfg.Peers == nil {
+	if s.cfg.Peers == nil || s.peers == nil {
 		return nil, nil
 	}
 	s.ring.set(s.cfg.Peers())
@@ -886,14 +943,13 @@ func (s *Server) fromOwner(ctx context.Context, key string, hdr http.Header) (*h
 	if owner == "" || owner == s.cfg.Self {
 		return nil, nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, owner+key, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+owner+key, nil)
 	if err != nil {
 		return nil, nil
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	req.Header.Set(peerHeader, s.cfg.Self)
 	s.stats.peerFetches.Add(1)
 	resp, err := s.peers.Do(req)
 	if err != nil {

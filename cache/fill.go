@@ -130,3 +130,28 @@ func (r *fillReader) Read(p []byte) (int, error) {
 	r.off += int64(n)
 	return n, nil
 }
+
+// ReadAt reads body bytes at off, waiting for them to arrive; at the end
+// of a complete body it returns io.EOF, and the fill's error if it broke
+// off.
+func (f *fill) ReadAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for int64(f.seen) < off+int64(len(p)) && !f.done {
+		f.cond.Wait()
+	}
+	if off >= int64(f.seen) {
+		if f.berr != nil {
+			return 0, f.berr
+		}
+		return 0, io.EOF
+	}
+	n := copy(p, f.body[off:f.seen])
+	if n < len(p) {
+		if f.berr != nil {
+			return n, f.berr
+		}
+		return n, io.EOF
+	}
+	return n, nil
+}

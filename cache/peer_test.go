@@ -346,4 +346,3 @@ func TestNoPeerTLSNoPeerTraffic(t *testing.T) {
 		t.Errorf("the peer was asked %d times", asked.Load())
 	}
 }
-

@@ -460,19 +460,27 @@ func (b bodySource) close() {
 	}
 }
 
-// readerAt returns the whole body as a ReaderAt (waiting for a fill).
-func (b bodySource) readerAt() (io.ReaderAt, error) {
+// readerAt returns the body as a ReaderAt (a fill's waits for bytes
+// still to come).
+func (b bodySource) readerAt() io.ReaderAt {
 	switch {
 	case b.disk != nil:
-		return b.disk, nil
+		return b.disk
 	case b.fill != nil:
-		body, err := b.fill.complete()
-		if err != nil {
-			return nil, err
-		}
-		return bytes.NewReader(body), nil
+		return b.fill
 	}
-	return bytes.NewReader(b.mem), nil
+	return bytes.NewReader(b.mem)
+}
+
+// closeWith is a body stream that calls done when fasthttp closes it.
+type closeWith struct {
+	io.Reader
+	done func()
+}
+
+func (c *closeWith) Close() error {
+	c.done()
+	return nil
 }
 
 // bytes returns the whole body in memory.
@@ -1284,21 +1292,9 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, key string, m *entryMeta, src
 			ctx.Response.SkipBody = true
 			return
 		}
-		ra, err := src.readerAt()
-		if err != nil {
-			src.close()
-			s.fail(ctx, fasthttp.StatusBadGateway, "the origin's response broke off", cs)
-			return
-		}
-		var buf bytes.Buffer
-		buf.Grow(int(mp.Len()))
-		_, err = mp.WriteBody(&buf, ra)
-		src.close()
-		if err != nil {
-			s.fail(ctx, fasthttp.StatusInternalServerError, "reading the cached object: "+err.Error(), cs)
-			return
-		}
-		ctx.Response.SetBodyRaw(buf.Bytes())
+		// Streamed part by part from the entry (memory, disk, or the
+		// fill as it arrives): never built whole.
+		ctx.Response.SetBodyStream(&closeWith{mp.Reader(src.readerAt()), src.close}, int(mp.Len()))
 	default:
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		s.setBody(ctx, src, 0, size, head)

@@ -27,7 +27,7 @@ type stats struct {
 	coalesced, stored, compressions                  atomic.Int64
 	originFetches, peerFetches, peerFills            atomic.Int64
 	bytesSent, requests                              atomic.Int64
-	purged                                           atomic.Int64
+	purged, fillsRelayed                             atomic.Int64
 }
 
 // Stats is a snapshot of an edge's counters (GET /_edge/stats).
@@ -50,6 +50,9 @@ type Stats struct {
 	PeerFills         int64       `json:"peer_fills"`     // fills the owner edge answered
 	BytesSent         int64       `json:"bytes_sent"`     // response bytes written to clients
 	Purged            int64       `json:"purged"`
+	FillsRelayed      int64       `json:"fills_relayed"` // fills relayed, not stored: no room in the fill budget
+	FillBytes         int64       `json:"fill_bytes"`    // body bytes fills hold in memory now
+	Fills             int64       `json:"fills"`         // fills running now
 	OriginsUp         []string    `json:"origins_up"`
 	OriginsDown       []string    `json:"origins_down"`
 	Ring              []string    `json:"ring"`
@@ -63,7 +66,8 @@ func (s *Server) Stats() Stats {
 		Revalidated: s.stats.revalidated.Load(), StaleRevalidating: s.stats.staleRevalidating.Load(), Bypass: s.stats.bypass.Load(), Errors: s.stats.errors.Load(),
 		Coalesced: s.stats.coalesced.Load(), Stored: s.stats.stored.Load(), Compressions: s.stats.compressions.Load(),
 		OriginFetches: s.stats.originFetches.Load(), PeerFetches: s.stats.peerFetches.Load(), PeerFills: s.stats.peerFills.Load(),
-		BytesSent: s.stats.bytesSent.Load(), Purged: s.stats.purged.Load(), Memory: s.mem.Stats()}
+		BytesSent: s.stats.bytesSent.Load(), Purged: s.stats.purged.Load(), FillsRelayed: s.stats.fillsRelayed.Load(), Memory: s.mem.Stats()}
+	st.FillBytes, st.Fills = s.budget.inFlight()
 	if s.cfg.Peers != nil {
 		s.ring.set(s.cfg.Peers())
 		st.Ring = s.ring.members()

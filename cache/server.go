@@ -55,7 +55,15 @@ type Config struct {
 	DiskDir     string // disk tier directory ("": no disk tier)
 	DiskLimit   int64  // disk tier bytes (default 10 GiB)
 	MaxObject   int64  // largest body cached (default 1 GiB); larger ones are relayed
-	CompressMax int64  // largest body compressed for a client (default 8 MiB)
+	// MaxFillBytes bounds the body bytes all fills hold in memory at
+	// once, including those of finished fills still being sent to slow
+	// clients (default 256 MiB). A fill that does not fit (or whose
+	// object is larger) is relayed to its client, streamed, not stored.
+	MaxFillBytes int64
+	// MaxFills bounds the fills running at once (default 256); a miss
+	// beyond it is relayed.
+	MaxFills    int
+	CompressMax int64 // largest body compressed for a client (default 8 MiB)
 	// StaleIfError is how long past its freshness an entry may be served
 	// when the origin fails and the origin set no stale-if-error (default
 	// 24h). Entries marked must-revalidate never are.
@@ -92,6 +100,7 @@ type Server struct {
 
 	fillsMu sync.Mutex
 	fills   map[string]*fill
+	budget  fillBudget
 	// behind bounds the background revalidations running at once
 	// (stale-while-revalidate): a token per fill.
 	behind chan struct{}
@@ -131,6 +140,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxObject <= 0 {
 		cfg.MaxObject = 1 << 30
 	}
+	if cfg.MaxFillBytes <= 0 {
+		cfg.MaxFillBytes = 256 << 20
+	}
+	if cfg.MaxFills <= 0 {
+		cfg.MaxFills = 256
+	}
 	if cfg.CompressMax <= 0 {
 		cfg.CompressMax = 8 << 20
 	}
@@ -157,6 +172,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, mem: tier.NewMemory(cfg.MemoryLimit), fills: map[string]*fill{}, behind: make(chan struct{}, maxBehind), comps: map[string]*compression{},
 		hitStatus: httpx.CacheStatus{Cache: cfg.Name, Hit: true}.String()}
+	s.budget.maxBytes, s.budget.maxFills = cfg.MaxFillBytes, int64(cfg.MaxFills)
 	var err error
 	if s.origins, err = newOriginPool(cfg.Origins, cfg.DynamicOrigins, cfg.HealthInterval, cfg.HealthPath, cfg.ConnectTimeout, cfg.HeaderTimeout, cfg.Log); err != nil {
 		return nil, err
@@ -447,16 +463,24 @@ func private(ctx *fasthttp.RequestCtx) bool {
 }
 
 // bodySource is where an entry's body is: memory, an open disk entry, or a
-// fill still arriving.
+// fill still arriving. A fill's body (fill, or mem when ref is set) is
+// held until close.
 type bodySource struct {
 	mem  []byte
 	disk *tier.Object
 	fill *fill
+	ref  *fill // the fill mem belongs to
 }
 
 func (b bodySource) close() {
 	if b.disk != nil {
 		b.disk.Close()
+	}
+	if b.fill != nil {
+		b.fill.release()
+	}
+	if b.ref != nil {
+		b.ref.release()
 	}
 }
 
@@ -548,12 +572,16 @@ func (s *Server) serveStaleRevalidating(ctx *fasthttp.RequestCtx, rs *reqState, 
 	case s.behind <- struct{}{}:
 		f, started := s.joinFill(key, m, rs.peer)
 		if !started {
-			<-s.behind // one runs already
+			if f != nil {
+				f.release()
+			}
+			<-s.behind // one runs already, or no fill may start
 			break
 		}
 		f.abandon() // nobody waits for this fill's head
 		go func() {
 			f.complete() // returns once the fill ended, however
+			f.release()
 			<-s.behind
 		}()
 	default:
@@ -580,9 +608,24 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 		return
 	}
 	f, started := s.joinFill(key, stale, rs.peer)
+	if f == nil {
+		// As many fills run as may: this one is relayed.
+		staleSrc.close()
+		rs.result = "miss"
+		s.relay(ctx, fasthttp.MethodGet, key, httpx.CacheStatus{Fwd: "uri-miss", Detail: "fills-busy"}, nil)
+		return
+	}
 	if !started {
 		s.stats.coalesced.Add(1)
 	}
+	// This request's hold on the fill's body passes to the response
+	// that reads it (bodySource.close), or ends here.
+	held := f
+	defer func() {
+		if held != nil {
+			held.release()
+		}
+	}()
 	// Wait for the response headers, at most as long as the origin may take.
 	timer := time.NewTimer(s.cfg.ConnectTimeout*2 + s.cfg.HeaderTimeout + time.Second)
 	defer timer.Stop()
@@ -667,10 +710,12 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 		m := *f.meta
 		m.Size = int64(len(body))
 		cs.Stored = true
-		s.respond(ctx, key, &m, bodySource{mem: body}, cs)
+		held = nil
+		s.respond(ctx, key, &m, bodySource{mem: body, ref: f}, cs)
 		return
 	}
 	cs.Stored = true
+	held = nil
 	s.respond(ctx, key, f.meta, bodySource{fill: f}, cs)
 }
 
@@ -729,15 +774,22 @@ func (s *Server) originFailed(ctx *fasthttp.RequestCtx, key string, err error, c
 	s.fail(ctx, status, why, cs)
 }
 
-// joinFill returns the running fill of key, or starts one; a fill a peer
-// asked for goes to the origin, not to another peer.
+// joinFill returns the running fill of key, or starts one, holding it
+// for the caller (release it); nil when none runs and no more may start.
+// A fill a peer asked for goes to the origin, not to another peer.
 func (s *Server) joinFill(key string, stale *entryMeta, fromPeer bool) (*fill, bool) {
 	s.fillsMu.Lock()
 	if f := s.fills[key]; f != nil {
+		f.hold()
 		s.fillsMu.Unlock()
 		return f, false
 	}
-	f := newFill(key)
+	if !s.budget.start() {
+		s.fillsMu.Unlock()
+		return nil, false
+	}
+	f := newFill(key, &s.budget)
+	f.hold()
 	s.fills[key] = f
 	s.fillsMu.Unlock()
 	var staleCopy *entryMeta
@@ -767,6 +819,8 @@ func (s *Server) doneFill(f *fill) {
 // fill; the others that joined it fetch their own.
 func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 	defer s.fillWG.Done()
+	defer f.release()            // the fill's own hold on its body
+	defer s.budget.free(0, true) // its slot
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer func() {
 		if cancel != nil {
@@ -818,6 +872,12 @@ func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 	}
 	f.size = resp.ContentLength
 	m, storable := s.metaOf(resp, reqTime, respTime)
+	if storable && resp.ContentLength > 0 && !f.grow(resp.ContentLength) {
+		// Larger than the fill budget, or no room in it now: relayed,
+		// streamed, not stored.
+		storable = false
+		s.stats.fillsRelayed.Add(1)
+	}
 	if !storable {
 		// Not for sharing: the starter streams it straight from the
 		// origin, and owns the body (and the context) from here.
@@ -834,9 +894,6 @@ func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 	}
 	defer resp.Body.Close()
 	f.meta, f.metaBytes = m, m.encode()
-	if resp.ContentLength > 0 {
-		f.body = make([]byte, 0, resp.ContentLength)
-	}
 	close(f.head)
 	var dw *tier.Writer
 	if s.disk != nil && m.Size >= 0 {
@@ -861,6 +918,9 @@ func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 			n += int64(k)
 			if n > s.cfg.MaxObject || (m.Size >= 0 && n > m.Size) {
 				rerr = fmt.Errorf("cache: %s: the origin sent more than %d bytes", key, min(s.cfg.MaxObject, max(m.Size, 0)))
+			} else if m.Size < 0 && n > f.room() && !f.grow(min(max(n, 2*f.room(), 1<<20), s.cfg.MaxObject)) {
+				// Of unknown length, and past what the budget holds.
+				rerr = fmt.Errorf("cache: %s: a body of unknown length outgrew the room for fills (%d bytes, MaxFillBytes)", key, s.cfg.MaxFillBytes)
 			} else {
 				if dw != nil {
 					if _, werr := dw.Write(buf[:k]); werr != nil {
@@ -1313,7 +1373,9 @@ func (s *Server) setBody(ctx *fasthttp.RequestCtx, src bodySource, off, n int64,
 	case src.disk != nil:
 		ctx.Response.SetBodyStream(&objectReader{io.NewSectionReader(src.disk, off, n), src.disk}, int(n))
 	case src.fill != nil:
-		ctx.Response.SetBodyStream(src.fill.reader(off, n), int(n))
+		ctx.Response.SetBodyStream(src.fill.reader(off, n, src.fill.release), int(n))
+	case src.ref != nil:
+		ctx.Response.SetBodyStream(&closeWith{bytes.NewReader(src.mem[off : off+n]), src.ref.release}, int(n))
 	default:
 		ctx.Response.SetBodyRaw(src.mem[off : off+n])
 	}

@@ -203,7 +203,7 @@ func (s *Server) purge(ctx *fasthttp.RequestCtx, fromPeer bool) {
 	}
 	var res PurgeResult
 	if key != "" {
-		res.Purged = s.purgeKey(key)
+		res.Purged = s.purgeKey(s.keys.key(key))
 	} else {
 		res.Purged = s.purgePrefix(prefix)
 	}

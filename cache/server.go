@@ -55,6 +55,12 @@ type Config struct {
 	DiskDir     string // disk tier directory ("": no disk tier)
 	DiskLimit   int64  // disk tier bytes (default 10 GiB)
 	MaxObject   int64  // largest body cached (default 1 GiB); larger ones are relayed
+	// KeyParams are the query parameters that select a different object:
+	// they are kept in the cache key (and in a fill's request to the
+	// origin); the others are dropped from both. Nil: DefaultKeyParams;
+	// a "*" among them keeps every query as sent (any query string is
+	// then a different entry).
+	KeyParams []string
 	// MaxFillBytes bounds the body bytes all fills hold in memory at
 	// once, including those of finished fills still being sent to slow
 	// clients (default 256 MiB). A fill that does not fit (or whose
@@ -108,6 +114,7 @@ type Server struct {
 	comps  map[string]*compression
 
 	hitStatus string // Cache-Status of a hit on an immutable entry
+	keys      keyPolicy
 
 	ctx       context.Context // cancelled by Close: fills stop
 	cancel    context.CancelFunc
@@ -173,6 +180,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, mem: tier.NewMemory(cfg.MemoryLimit), fills: map[string]*fill{}, behind: make(chan struct{}, maxBehind), comps: map[string]*compression{},
 		hitStatus: httpx.CacheStatus{Cache: cfg.Name, Hit: true}.String()}
 	s.budget.maxBytes, s.budget.maxFills = cfg.MaxFillBytes, int64(cfg.MaxFills)
+	s.keys = newKeyPolicy(cfg.KeyParams)
 	var err error
 	if s.origins, err = newOriginPool(cfg.Origins, cfg.DynamicOrigins, cfg.HealthInterval, cfg.HealthPath, cfg.ConnectTimeout, cfg.HeaderTimeout, cfg.Log); err != nil {
 		return nil, err
@@ -376,6 +384,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 		return
 	}
 	uri := ctx.RequestURI()
+	if bytes.IndexByte(uri, '?') >= 0 {
+		var kb [512]byte
+		uri = s.keys.appendKey(kb[:0], uri)
+	}
 	now := s.cfg.Now()
 	var m entryMeta
 	// The lookup borrows the URI's bytes; key is a copy for what outlives the request.

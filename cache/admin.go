@@ -55,7 +55,8 @@ type Stats struct {
 	Fills             int64       `json:"fills"`         // fills running now
 	OriginsUp         []string    `json:"origins_up"`
 	OriginsDown       []string    `json:"origins_down"`
-	Ring              []string    `json:"ring"`
+	Self              string      `json:"self,omitempty"` // this edge's peer address (Config.Self)
+	Ring              []string    `json:"ring"`           // the peer addresses of the ring's edges
 	Memory            tier.Stats  `json:"memory"`
 	Disk              *tier.Stats `json:"disk,omitempty"`
 }
@@ -68,6 +69,7 @@ func (s *Server) Stats() Stats {
 		OriginFetches: s.stats.originFetches.Load(), PeerFetches: s.stats.peerFetches.Load(), PeerFills: s.stats.peerFills.Load(),
 		BytesSent: s.stats.bytesSent.Load(), Purged: s.stats.purged.Load(), FillsRelayed: s.stats.fillsRelayed.Load(), Memory: s.mem.Stats()}
 	st.FillBytes, st.Fills = s.budget.inFlight()
+	st.Self = s.cfg.Self
 	if s.cfg.Peers != nil {
 		s.ring.set(s.cfg.Peers())
 		st.Ring = s.ring.members()

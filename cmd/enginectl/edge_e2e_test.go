@@ -279,7 +279,8 @@ type edgeStats struct {
 	BytesSent     int64    `json:"bytes_sent"`
 	OriginsUp     []string `json:"origins_up"`
 	OriginsDown   []string `json:"origins_down"`
-	Ring          []string `json:"ring"`
+	Ring          []string `json:"ring"` // peer addresses
+	Self          string   `json:"self"` // this edge's peer address
 }
 
 func readEdgeStats(url string) (edgeStats, error) { return readEdgeStatsWith(url, edgeToken) }
@@ -1004,7 +1005,13 @@ func TestEdgeRing(t *testing.T) {
 		return !slices.Contains(urls, ""), fmt.Sprint(urls)
 	})
 	t.Logf("3 edges ready in %s: %v", time.Since(start).Round(time.Millisecond), urls)
-	all := slices.Sorted(slices.Values(urls))
+	// The ring holds the edges' peer addresses (their nodes' internal
+	// ports), which each edge reports as self.
+	selfs := make([]string, 3)
+	for i := range urls {
+		selfs[i] = stats(t, urls[i]).Self
+	}
+	all := slices.Sorted(slices.Values(selfs))
 	ringIs := func(i int, want []string) (bool, string) {
 		st, err := readEdgeStats(urls[i])
 		if err != nil {
@@ -1131,7 +1138,7 @@ func TestEdgeRing(t *testing.T) {
 	t.Logf("all %d keys read through the survivors %s after the kill", len(first)+len(second), time.Since(killed).Round(time.Millisecond))
 	var liveURLs []string
 	for _, i := range live {
-		liveURLs = append(liveURLs, urls[i])
+		liveURLs = append(liveURLs, selfs[i])
 	}
 	slices.Sort(liveURLs)
 	waitRing(live, liveURLs, 10*time.Second)

@@ -27,7 +27,7 @@ type stats struct {
 	coalesced, stored, compressions                  atomic.Int64
 	originFetches, peerFetches, peerFills            atomic.Int64
 	bytesSent, requests                              atomic.Int64
-	purged                                           atomic.Int64
+	purged, fillsRelayed                             atomic.Int64
 }
 
 // Stats is a snapshot of an edge's counters (GET /_edge/stats).
@@ -50,9 +50,13 @@ type Stats struct {
 	PeerFills         int64       `json:"peer_fills"`     // fills the owner edge answered
 	BytesSent         int64       `json:"bytes_sent"`     // response bytes written to clients
 	Purged            int64       `json:"purged"`
+	FillsRelayed      int64       `json:"fills_relayed"` // fills relayed, not stored: no room in the fill budget
+	FillBytes         int64       `json:"fill_bytes"`    // body bytes fills hold in memory now
+	Fills             int64       `json:"fills"`         // fills running now
 	OriginsUp         []string    `json:"origins_up"`
 	OriginsDown       []string    `json:"origins_down"`
-	Ring              []string    `json:"ring"`
+	Self              string      `json:"self,omitempty"` // this edge's peer address (Config.Self)
+	Ring              []string    `json:"ring"`           // the peer addresses of the ring's edges
 	Memory            tier.Stats  `json:"memory"`
 	Disk              *tier.Stats `json:"disk,omitempty"`
 }
@@ -63,7 +67,9 @@ func (s *Server) Stats() Stats {
 		Revalidated: s.stats.revalidated.Load(), StaleRevalidating: s.stats.staleRevalidating.Load(), Bypass: s.stats.bypass.Load(), Errors: s.stats.errors.Load(),
 		Coalesced: s.stats.coalesced.Load(), Stored: s.stats.stored.Load(), Compressions: s.stats.compressions.Load(),
 		OriginFetches: s.stats.originFetches.Load(), PeerFetches: s.stats.peerFetches.Load(), PeerFills: s.stats.peerFills.Load(),
-		BytesSent: s.stats.bytesSent.Load(), Purged: s.stats.purged.Load(), Memory: s.mem.Stats()}
+		BytesSent: s.stats.bytesSent.Load(), Purged: s.stats.purged.Load(), FillsRelayed: s.stats.fillsRelayed.Load(), Memory: s.mem.Stats()}
+	st.FillBytes, st.Fills = s.budget.inFlight()
+	st.Self = s.cfg.Self
 	if s.cfg.Peers != nil {
 		s.ring.set(s.cfg.Peers())
 		st.Ring = s.ring.members()
@@ -128,7 +134,7 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, path string) {
 	}
 	switch path {
 	case "/_edge/purge":
-		s.purge(ctx)
+		s.purge(ctx, false)
 	case "/_edge/stats":
 		b, _ := json.MarshalIndent(s.Stats(), "", "  ")
 		ctx.SetContentType("application/json")
@@ -137,6 +143,20 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx, path string) {
 		s.metrics.handler(ctx)
 	default:
 		s.adminError(ctx, fasthttp.StatusNotFound, "no such admin endpoint: /_edge/ has health, purge, stats and metrics")
+	}
+}
+
+// peerAdmin serves /_edge/ to an authenticated peer: health, and purges
+// it forwards (the certificate is the credential; no token travels).
+func (s *Server) peerAdmin(ctx *fasthttp.RequestCtx, path string) {
+	switch path {
+	case "/_edge/health":
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ok\n")
+	case "/_edge/purge":
+		s.purge(ctx, true)
+	default:
+		s.adminError(ctx, fasthttp.StatusNotFound, "no such peer endpoint: peers get health and purge")
 	}
 }
 
@@ -169,9 +189,9 @@ type PurgeResult struct {
 }
 
 // purge removes entries by key (?key=/bucket/object) or by prefix
-// (?prefix=/bucket/dir/), on this edge and, unless the request came from a
-// peer, on every other edge of the ring.
-func (s *Server) purge(ctx *fasthttp.RequestCtx) {
+// (?prefix=/bucket/dir/), on this edge and, unless a peer forwarded it
+// (fromPeer), on every other edge of the ring.
+func (s *Server) purge(ctx *fasthttp.RequestCtx, fromPeer bool) {
 	m := string(ctx.Method())
 	if m != fasthttp.MethodPost && m != fasthttp.MethodDelete {
 		ctx.Response.Header.Set("Allow", "POST, DELETE")
@@ -185,12 +205,12 @@ func (s *Server) purge(ctx *fasthttp.RequestCtx) {
 	}
 	var res PurgeResult
 	if key != "" {
-		res.Purged = s.purgeKey(key)
+		res.Purged = s.purgeKey(s.keys.key(key))
 	} else {
 		res.Purged = s.purgePrefix(prefix)
 	}
 	s.stats.purged.Add(int64(res.Purged))
-	if len(ctx.Request.Header.Peek(peerHeader)) == 0 && s.cfg.Peers != nil {
+	if !fromPeer && s.cfg.Peers != nil && s.peers != nil {
 		res.Peers = s.purgePeers(ctx.QueryArgs().String())
 	}
 	b, _ := json.Marshal(res)
@@ -232,7 +252,8 @@ func (s *Server) purgePrefix(prefix string) int {
 	return n
 }
 
-// purgePeers sends the purge to every other edge.
+// purgePeers sends the purge to every other edge, over the peer channel:
+// the certificate authenticates it, the admin token stays here.
 func (s *Server) purgePeers(query string) map[string]string {
 	out := map[string]string{}
 	var mu sync.Mutex
@@ -246,11 +267,12 @@ func (s *Server) purgePeers(query string) map[string]string {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p+"/_edge/purge?"+query, nil)
-			req.Header.Set("Authorization", "Bearer "+s.cfg.AdminToken)
-			req.Header.Set(peerHeader, s.cfg.Self)
 			r := "ok"
-			resp, err := s.peers.Do(req)
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+p+"/_edge/purge?"+query, nil)
+			var resp *http.Response
+			if err == nil {
+				resp, err = s.peers.Do(req)
+			}
 			if err != nil {
 				r = err.Error()
 			} else {

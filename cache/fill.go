@@ -26,6 +26,13 @@ type fill struct {
 	gaveUp    atomic.Bool   // the starter stopped waiting for the head
 	purged    atomic.Bool   // purged while running: not stored
 
+	// refs counts who holds the body: the fill while it runs, and each
+	// request answering from it; the last release frees its room in the
+	// fill budget (reserved bytes, under mu).
+	refs     atomic.Int64
+	budget   *fillBudget
+	reserved int64
+
 	mu   sync.Mutex
 	cond sync.Cond
 	body []byte // bytes so far
@@ -34,10 +41,99 @@ type fill struct {
 	berr error  // the body broke off: readers fail
 }
 
-func newFill(key string) *fill {
-	f := &fill{key: key, head: make(chan struct{})}
+func newFill(key string, budget *fillBudget) *fill {
+	f := &fill{key: key, head: make(chan struct{}), budget: budget}
 	f.cond.L = &f.mu
+	f.refs.Store(1) // the fill's own
 	return f
+}
+
+// hold takes a reference on f's body for a request answering from it.
+func (f *fill) hold() { f.refs.Add(1) }
+
+// release drops a reference; the last one gives the fill's bytes and its
+// slot back to the budget.
+func (f *fill) release() {
+	if f.refs.Add(-1) == 0 {
+		f.mu.Lock()
+		n := f.reserved
+		f.reserved = 0
+		f.mu.Unlock()
+		f.budget.free(n, false)
+	}
+}
+
+// grow reserves room in the budget for a body of n bytes and makes the
+// body's capacity n (appends never reallocate past what is reserved):
+// false when the budget has no room.
+func (f *fill) grow(n int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n <= f.reserved {
+		return true
+	}
+	if !f.budget.take(n - f.reserved) {
+		return false
+	}
+	f.reserved = n
+	body := make([]byte, len(f.body), n)
+	copy(body, f.body)
+	f.body = body
+	return true
+}
+
+// room is the body bytes reserved.
+func (f *fill) room() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reserved
+}
+
+// fillBudget bounds the fills running at once and the body bytes they
+// (and the requests still answering from a finished fill) hold in memory.
+type fillBudget struct {
+	mu                 sync.Mutex
+	bytes, fills       int64
+	maxBytes, maxFills int64
+}
+
+// start takes a fill slot: false when maxFills run.
+func (b *fillBudget) start() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fills >= b.maxFills {
+		return false
+	}
+	b.fills++
+	return true
+}
+
+// take reserves n body bytes: false when they do not fit.
+func (b *fillBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.bytes+n > b.maxBytes {
+		return false
+	}
+	b.bytes += n
+	return true
+}
+
+// free gives back n bytes, and a fill slot if slot.
+func (b *fillBudget) free(n int64, slot bool) {
+	b.mu.Lock()
+	b.bytes -= n
+	if slot {
+		b.fills--
+	}
+	b.mu.Unlock()
+}
+
+// inFlight returns the bytes and fills held.
+func (b *fillBudget) inFlight() (bytes, fills int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.bytes, b.fills
 }
 
 // abandon says the request that started f will not read its answer: a
@@ -98,14 +194,23 @@ func (f *fill) complete() ([]byte, error) {
 }
 
 // reader returns a reader of n body bytes from off, which waits for bytes
-// still to come and fails if the fill breaks off.
-func (f *fill) reader(off, n int64) io.Reader {
-	return &fillReader{f: f, off: off, end: off + n}
+// still to come and fails if the fill breaks off; Close calls done.
+func (f *fill) reader(off, n int64, done func()) io.ReadCloser {
+	return &fillReader{f: f, off: off, end: off + n, done: done}
 }
 
 type fillReader struct {
 	f        *fill
 	off, end int64
+	done     func()
+}
+
+func (r *fillReader) Close() error {
+	if r.done != nil {
+		r.done()
+		r.done = nil
+	}
+	return nil
 }
 
 func (r *fillReader) Read(p []byte) (int, error) {
@@ -128,5 +233,30 @@ func (r *fillReader) Read(p []byte) (int, error) {
 	n := copy(p, f.body[r.off:min(int64(f.seen), r.end)])
 	f.mu.Unlock()
 	r.off += int64(n)
+	return n, nil
+}
+
+// ReadAt reads body bytes at off, waiting for them to arrive; at the end
+// of a complete body it returns io.EOF, and the fill's error if it broke
+// off.
+func (f *fill) ReadAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for int64(f.seen) < off+int64(len(p)) && !f.done {
+		f.cond.Wait()
+	}
+	if off >= int64(f.seen) {
+		if f.berr != nil {
+			return 0, f.berr
+		}
+		return 0, io.EOF
+	}
+	n := copy(p, f.body[off:f.seen])
+	if n < len(p) {
+		if f.berr != nil {
+			return n, f.berr
+		}
+		return n, io.EOF
+	}
 	return n, nil
 }

@@ -3,7 +3,6 @@ package cache
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,23 +65,11 @@ func TestRingDistribution(t *testing.T) {
 	}
 }
 
-// peerPair starts two edges A and B, each with both in Peers, sharing one
-// origin.
-func peerPair(t *testing.T, origin string) (a, b *testEdge) {
-	lnA, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lnB, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	urlA, urlB := "http://"+lnA.Addr().String(), "http://"+lnB.Addr().String()
-	peers := func() []string { return []string{urlA, urlB} }
-	cfgA, cfgB := edgeConfig(origin), edgeConfig(origin)
-	cfgA.Self, cfgA.Peers = urlA, peers
-	cfgB.Self, cfgB.Peers = urlB, peers
-	return startEdgeOn(t, lnA, cfgA), startEdgeOn(t, lnB, cfgB)
+// peerPair starts two edges A and B of one cluster CA, each with both in
+// Peers, sharing one origin.
+func peerPair(t *testing.T, origin string) (a, b *peerEdge) {
+	es := startPeerEdges(t, newTestCA(t), origin, 2)
+	return es[0], es[1]
 }
 
 // keyOwnedBy returns a path the ring of nodes places on owner.
@@ -110,9 +97,9 @@ func TestPeerFill(t *testing.T) {
 	})
 	a, b := peerPair(t, o.URL())
 	c := newClient(t)
-	nodes := []string{a.URL, b.URL}
+	nodes := []string{a.Peer, b.Peer}
 
-	key := keyOwnedBy(t, nodes, b.URL, "/peer/obj")
+	key := keyOwnedBy(t, nodes, b.Peer, "/peer/obj")
 	want := []byte("body of " + key)
 	r := get(t, c, a.URL+key)
 	wantBody(t, "via the non-owner", r, want)
@@ -129,13 +116,13 @@ func TestPeerFill(t *testing.T) {
 	if len(sa.Ring) != 2 {
 		t.Errorf("non-owner's ring %v, want both edges", sa.Ring)
 	}
-	waitFills(t, a)
-	waitFills(t, b)
+	waitFills(t, a.testEdge)
+	waitFills(t, b.testEdge)
 	wantHit(t, "the owner", get(t, c, b.URL+key))
 	wantHit(t, "the non-owner", get(t, c, a.URL+key))
 
 	// A key A owns itself goes straight to the origin.
-	own := keyOwnedBy(t, nodes, a.URL, "/peer/own")
+	own := keyOwnedBy(t, nodes, a.Peer, "/peer/own")
 	wantBody(t, "a key A owns", get(t, c, a.URL+own), []byte("body of "+own))
 	if st := a.Stats(); st.PeerFetches != 1 || st.OriginFetches != 1 {
 		t.Errorf("a key A owns: peer fetches %d, origin fetches %d; want 1, 1", st.PeerFetches, st.OriginFetches)
@@ -147,7 +134,7 @@ func TestPeerFill(t *testing.T) {
 	// The owner stopped: the non-owner falls back to the origin.
 	c.Transport.(*http.Transport).CloseIdleConnections()
 	b.close(t)
-	down := keyOwnedBy(t, nodes, b.URL, "/peer/down")
+	down := keyOwnedBy(t, nodes, b.Peer, "/peer/down")
 	wantBody(t, "owner down", get(t, c, a.URL+down), []byte("body of "+down))
 	if n := o.count(down); n != 1 {
 		t.Errorf("owner down: origin fetches %d, want 1", n)
@@ -165,10 +152,10 @@ func TestPeerPurge(t *testing.T) {
 	})
 	a, b := peerPair(t, o.URL())
 	c := newClient(t)
-	key := keyOwnedBy(t, []string{a.URL, b.URL}, b.URL, "/purge/obj")
+	key := keyOwnedBy(t, []string{a.Peer, b.Peer}, b.Peer, "/purge/obj")
 	wantBody(t, "via A", get(t, c, a.URL+key), []byte("body of "+key))
-	waitFills(t, a)
-	waitFills(t, b)
+	waitFills(t, a.testEdge)
+	waitFills(t, b.testEdge)
 	wantHit(t, "on B", get(t, c, b.URL+key))
 	wantHit(t, "on A", get(t, c, a.URL+key))
 
@@ -180,11 +167,11 @@ func TestPeerPurge(t *testing.T) {
 	if err := json.Unmarshal(r.body, &pr); err != nil {
 		t.Fatal(err)
 	}
-	if pr.Purged != 1 || len(pr.Peers) != 1 || pr.Peers[b.URL] != "ok 1" {
-		t.Errorf("purge result %+v, want 1 here and \"ok 1\" from %s", pr, b.URL)
+	if pr.Purged != 1 || len(pr.Peers) != 1 || pr.Peers[b.Peer] != "ok 1" {
+		t.Errorf("purge result %+v, want 1 here and \"ok 1\" from %s", pr, b.Peer)
 	}
 	before := o.count(key)
-	for _, e := range []*testEdge{b, a} {
+	for _, e := range []*testEdge{b.testEdge, a.testEdge} {
 		r := get(t, c, e.URL+key)
 		wantBody(t, "after the purge", r, []byte("body of "+key))
 		if strings.Contains(r.cacheStatus(), "; hit") {

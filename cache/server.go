@@ -28,23 +28,48 @@ import (
 type Config struct {
 	// Name is the cache's name in Cache-Status (default "engine-edge").
 	Name string
-	// Self is this edge's base URL as its peers reach it
-	// (http://HOST:PORT); it must be among what Peers returns for the
-	// ring to place keys here.
+	// Self is this edge's peer address as the other edges dial it
+	// (HOST:PORT of the node's internal mutual-TLS port); it must be among
+	// what Peers returns for the ring to place keys here.
 	Self string
 	// Origins are the origin URLs in priority order. When empty,
 	// DynamicOrigins gives them (the cluster's S3 endpoints).
 	Origins        []string
 	DynamicOrigins func() []string
-	// Peers returns the live edges' base URLs (Self included): the
-	// consistent-hash ring. Nil: a lone edge.
+	// Peers returns the live edges' peer addresses (HOST:PORT, Self
+	// included): the consistent-hash ring. Nil: a lone edge.
 	Peers func() []string
+	// PeerListener gives the connections of authenticated cluster nodes:
+	// TLS already terminated, the client certificate verified against the
+	// cluster CA (each Accept returns a *tls.Conn whose handshake is
+	// complete, ALPN "engine-edge"). Peer fills and forwarded purges are
+	// served on it, and only on it; Close closes it. Nil: none are served.
+	PeerListener net.Listener
+	// PeerTLS is the client configuration for dialing peers (the cluster
+	// CA as RootCAs, this node's certificate); the edge uses a clone with
+	// NextProtos "engine-edge". Nil: no peer fills and no purge
+	// forwarding, whatever Peers says.
+	PeerTLS *tls.Config
 
 	MemoryLimit int64  // memory tier bytes (default 256 MiB)
 	DiskDir     string // disk tier directory ("": no disk tier)
 	DiskLimit   int64  // disk tier bytes (default 10 GiB)
 	MaxObject   int64  // largest body cached (default 1 GiB); larger ones are relayed
-	CompressMax int64  // largest body compressed for a client (default 8 MiB)
+	// KeyParams are the query parameters that select a different object:
+	// they are kept in the cache key (and in a fill's request to the
+	// origin); the others are dropped from both. Nil: DefaultKeyParams;
+	// a "*" among them keeps every query as sent (any query string is
+	// then a different entry).
+	KeyParams []string
+	// MaxFillBytes bounds the body bytes all fills hold in memory at
+	// once, including those of finished fills still being sent to slow
+	// clients (default 256 MiB). A fill that does not fit (or whose
+	// object is larger) is relayed to its client, streamed, not stored.
+	MaxFillBytes int64
+	// MaxFills bounds the fills running at once (default 256); a miss
+	// beyond it is relayed.
+	MaxFills    int
+	CompressMax int64 // largest body compressed for a client (default 8 MiB)
 	// StaleIfError is how long past its freshness an entry may be served
 	// when the origin fails and the origin set no stale-if-error (default
 	// 24h). Entries marked must-revalidate never are.
@@ -71,14 +96,17 @@ type Server struct {
 	disk    *tier.Disk
 	origins *originPool
 	ring    ring
-	peers   *http.Client
+	peers   *http.Client // nil without Config.PeerTLS
 	srv     *fasthttp.Server
+	peerSrv *fasthttp.Server // on Config.PeerListener; nil without one
+	peerWG  sync.WaitGroup
 	alog    *accessLog
 	stats   stats
 	metrics *metrics
 
 	fillsMu sync.Mutex
 	fills   map[string]*fill
+	budget  fillBudget
 	// behind bounds the background revalidations running at once
 	// (stale-while-revalidate): a token per fill.
 	behind chan struct{}
@@ -86,6 +114,7 @@ type Server struct {
 	comps  map[string]*compression
 
 	hitStatus string // Cache-Status of a hit on an immutable entry
+	keys      keyPolicy
 
 	ctx       context.Context // cancelled by Close: fills stop
 	cancel    context.CancelFunc
@@ -94,7 +123,14 @@ type Server struct {
 	lns       listeners.Set // closed by Close, also before Serve got going
 }
 
+// peerHeader marked a peer's request on the public port before peers
+// had a port of their own. It is ignored now: a request on the public
+// port is a client's, whatever it says.
 const peerHeader = "X-Engine-Edge-Peer"
+
+// peerALPN is the ALPN protocol of edge peer connections on a node's
+// internal port.
+const peerALPN = "engine-edge"
 
 // New opens the tiers (the disk tier's entries survive restarts) and starts
 // the origins' health checks.
@@ -110,6 +146,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxObject <= 0 {
 		cfg.MaxObject = 1 << 30
+	}
+	if cfg.MaxFillBytes <= 0 {
+		cfg.MaxFillBytes = 256 << 20
+	}
+	if cfg.MaxFills <= 0 {
+		cfg.MaxFills = 256
 	}
 	if cfg.CompressMax <= 0 {
 		cfg.CompressMax = 8 << 20
@@ -137,6 +179,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, mem: tier.NewMemory(cfg.MemoryLimit), fills: map[string]*fill{}, behind: make(chan struct{}, maxBehind), comps: map[string]*compression{},
 		hitStatus: httpx.CacheStatus{Cache: cfg.Name, Hit: true}.String()}
+	s.budget.maxBytes, s.budget.maxFills = cfg.MaxFillBytes, int64(cfg.MaxFills)
+	s.keys = newKeyPolicy(cfg.KeyParams)
 	var err error
 	if s.origins, err = newOriginPool(cfg.Origins, cfg.DynamicOrigins, cfg.HealthInterval, cfg.HealthPath, cfg.ConnectTimeout, cfg.HeaderTimeout, cfg.Log); err != nil {
 		return nil, err
@@ -146,15 +190,18 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.peers = &http.Client{Transport: &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: cfg.ConnectTimeout}).DialContext,
-		MaxIdleConnsPerHost:   64,
-		ResponseHeaderTimeout: cfg.HeaderTimeout + time.Second, // the owner's own origin timeout comes first
-		DisableCompression:    true,
-		// Peers present the edge's certificate, made for the public name
-		// clients use, not for the address peers dial.
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if cfg.PeerTLS != nil {
+		tc := cfg.PeerTLS.Clone()
+		tc.NextProtos = []string{peerALPN}
+		s.peers = &http.Client{Transport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: cfg.ConnectTimeout}).DialContext,
+			MaxIdleConnsPerHost:   64,
+			ResponseHeaderTimeout: cfg.HeaderTimeout + time.Second, // the owner's own origin timeout comes first
+			DisableCompression:    true,
+			TLSClientConfig:       tc,
+			TLSHandshakeTimeout:   cfg.ConnectTimeout,
+		}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
 	if cfg.AccessLog != nil {
 		s.alog = newAccessLog(cfg.AccessLog)
 	}
@@ -174,6 +221,25 @@ func New(cfg Config) (*Server, error) {
 		Logger:          fasthttpLogger{cfg.Log},
 	}
 	s.origins.start()
+	if cfg.PeerListener != nil && s.lns.Add(cfg.PeerListener) {
+		s.peerSrv = &fasthttp.Server{
+			Handler:              s.handlePeer,
+			Name:                 cfg.Name,
+			ReadTimeout:          time.Minute,
+			IdleTimeout:          2 * time.Minute,
+			NoDefaultContentType: true,
+			ReadBufferSize:       16 << 10,
+			LazyRequestTime:      true,
+			Logger:               fasthttpLogger{cfg.Log},
+		}
+		s.peerWG.Add(1)
+		go func() {
+			defer s.peerWG.Done()
+			if err := s.peerSrv.Serve(cfg.PeerListener); err != nil {
+				cfg.Log.Debug("cache: peer listener", "err", err)
+			}
+		}()
+	}
 	return s, nil
 }
 
@@ -225,7 +291,11 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		err = s.srv.Shutdown()
+		if s.peerSrv != nil {
+			s.peerSrv.Shutdown()
+		}
 		s.lns.Close()
+		s.peerWG.Wait()
 		s.fillWG.Wait()
 		s.origins.close()
 		if s.alog != nil {
@@ -240,8 +310,14 @@ func (s *Server) Close() error {
 	return err
 }
 
-// handle serves one request.
-func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+// handle serves one request on the public listener.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) { s.handleFrom(ctx, false) }
+
+// handlePeer serves one request of an authenticated peer (on
+// Config.PeerListener): a peer fill, or a forwarded purge.
+func (s *Server) handlePeer(ctx *fasthttp.RequestCtx) { s.handleFrom(ctx, true) }
+
+func (s *Server) handleFrom(ctx *fasthttp.RequestCtx, peer bool) {
 	if ctx.ConnRequestNum() > 1 {
 		// Take turns with the other connections. A kept-alive connection
 		// whose next request was already there when its response went
@@ -256,7 +332,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if s.alog != nil {
 		start = time.Now()
 	}
-	rs := &reqState{}
+	rs := &reqState{peer: peer}
 	s.serve(ctx, rs)
 	s.stats.requests.Add(1)
 	s.stats.bytesSent.Add(bodyLen(&ctx.Response))
@@ -279,12 +355,17 @@ func bodyLen(r *fasthttp.Response) int64 {
 // reqState is what the access log and counters want to know of a request.
 type reqState struct {
 	result string // hit, miss, stale, stale-while-revalidate, revalidated, bypass, peer, error, admin
+	peer   bool   // from an authenticated peer, on the peer listener
 }
 
 func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 	path := ctx.Path()
 	if bytes.HasPrefix(path, []byte("/_edge/")) {
 		rs.result = "admin"
+		if rs.peer {
+			s.peerAdmin(ctx, string(path))
+			return
+		}
 		s.admin(ctx, string(path))
 		return
 	}
@@ -303,6 +384,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, rs *reqState) {
 		return
 	}
 	uri := ctx.RequestURI()
+	if bytes.IndexByte(uri, '?') >= 0 {
+		var kb [512]byte
+		uri = s.keys.appendKey(kb[:0], uri)
+	}
 	now := s.cfg.Now()
 	var m entryMeta
 	// The lookup borrows the URI's bytes; key is a copy for what outlives the request.
@@ -390,32 +475,48 @@ func private(ctx *fasthttp.RequestCtx) bool {
 }
 
 // bodySource is where an entry's body is: memory, an open disk entry, or a
-// fill still arriving.
+// fill still arriving. A fill's body (fill, or mem when ref is set) is
+// held until close.
 type bodySource struct {
 	mem  []byte
 	disk *tier.Object
 	fill *fill
+	ref  *fill // the fill mem belongs to
 }
 
 func (b bodySource) close() {
 	if b.disk != nil {
 		b.disk.Close()
 	}
+	if b.fill != nil {
+		b.fill.release()
+	}
+	if b.ref != nil {
+		b.ref.release()
+	}
 }
 
-// readerAt returns the whole body as a ReaderAt (waiting for a fill).
-func (b bodySource) readerAt() (io.ReaderAt, error) {
+// readerAt returns the body as a ReaderAt (a fill's waits for bytes
+// still to come).
+func (b bodySource) readerAt() io.ReaderAt {
 	switch {
 	case b.disk != nil:
-		return b.disk, nil
+		return b.disk
 	case b.fill != nil:
-		body, err := b.fill.complete()
-		if err != nil {
-			return nil, err
-		}
-		return bytes.NewReader(body), nil
+		return b.fill
 	}
-	return bytes.NewReader(b.mem), nil
+	return bytes.NewReader(b.mem)
+}
+
+// closeWith is a body stream that calls done when fasthttp closes it.
+type closeWith struct {
+	io.Reader
+	done func()
+}
+
+func (c *closeWith) Close() error {
+	c.done()
+	return nil
 }
 
 // bytes returns the whole body in memory.
@@ -481,14 +582,18 @@ func (s *Server) serveStaleRevalidating(ctx *fasthttp.RequestCtx, rs *reqState, 
 	}
 	select {
 	case s.behind <- struct{}{}:
-		f, started := s.joinFill(ctx, key, m)
+		f, started := s.joinFill(key, m, rs.peer)
 		if !started {
-			<-s.behind // one runs already
+			if f != nil {
+				f.release()
+			}
+			<-s.behind // one runs already, or no fill may start
 			break
 		}
 		f.abandon() // nobody waits for this fill's head
 		go func() {
 			f.complete() // returns once the fill ended, however
+			f.release()
 			<-s.behind
 		}()
 	default:
@@ -514,10 +619,25 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 		s.respond(ctx, key, stale, staleSrc, hit(stale, now, "stale-origin-down"))
 		return
 	}
-	f, started := s.joinFill(ctx, key, stale)
+	f, started := s.joinFill(key, stale, rs.peer)
+	if f == nil {
+		// As many fills run as may: this one is relayed.
+		staleSrc.close()
+		rs.result = "miss"
+		s.relay(ctx, fasthttp.MethodGet, key, httpx.CacheStatus{Fwd: "uri-miss", Detail: "fills-busy"}, nil)
+		return
+	}
 	if !started {
 		s.stats.coalesced.Add(1)
 	}
+	// This request's hold on the fill's body passes to the response
+	// that reads it (bodySource.close), or ends here.
+	held := f
+	defer func() {
+		if held != nil {
+			held.release()
+		}
+	}()
 	// Wait for the response headers, at most as long as the origin may take.
 	timer := time.NewTimer(s.cfg.ConnectTimeout*2 + s.cfg.HeaderTimeout + time.Second)
 	defer timer.Stop()
@@ -537,6 +657,7 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 		status, why := fasthttp.StatusGatewayTimeout, "the origin did not answer in time"
 		if f != nil && f.err != nil {
 			status, why = errStatus(f.err)
+			s.cfg.Log.Warn("cache: origin fetch failed", "key", key, "status", status, "err", f.err)
 		} else if f != nil {
 			status, why = fasthttp.StatusBadGateway, fmt.Sprintf("the origin answered %d", f.status)
 		}
@@ -601,34 +722,88 @@ func (s *Server) fromFill(ctx *fasthttp.RequestCtx, rs *reqState, key string, st
 		m := *f.meta
 		m.Size = int64(len(body))
 		cs.Stored = true
-		s.respond(ctx, key, &m, bodySource{mem: body}, cs)
+		held = nil
+		s.respond(ctx, key, &m, bodySource{mem: body, ref: f}, cs)
 		return
 	}
 	cs.Stored = true
+	held = nil
 	s.respond(ctx, key, f.meta, bodySource{fill: f}, cs)
 }
 
+// errStatus is the status and the message a client gets for a failed
+// origin fetch. The message names no origin, address or path (the error
+// does: the caller logs it).
 func errStatus(err error) (int, string) {
 	switch {
 	case errors.Is(err, errNoOrigin):
 		return fasthttp.StatusBadGateway, "no origin is up (every one failed its health checks)"
 	case isTimeout(err):
-		return fasthttp.StatusGatewayTimeout, "the origin did not answer in time: " + err.Error()
+		return fasthttp.StatusGatewayTimeout, "the origin did not answer in time"
 	}
-	return fasthttp.StatusBadGateway, "the origin could not be reached: " + err.Error()
+	return fasthttp.StatusBadGateway, "the origin could not be reached"
 }
 
-// joinFill returns the running fill of key, or starts one.
-func (s *Server) joinFill(ctx *fasthttp.RequestCtx, key string, stale *entryMeta) (*fill, bool) {
+// redactErr is err's text with presigned credentials REDACTED (a URL
+// error quotes the URL).
+func redactErr(err error) string {
+	msg := err.Error()
+	for _, p := range secretParams {
+		for i := 0; ; {
+			j := indexFold(msg[i:], p+"=")
+			if j < 0 {
+				break
+			}
+			start := i + j + len(p) + 1
+			end := start
+			for end < len(msg) && msg[end] != '&' && msg[end] != '"' && msg[end] != ' ' {
+				end++
+			}
+			msg = msg[:start] + "REDACTED" + msg[end:]
+			i = start + len("REDACTED")
+		}
+	}
+	return msg
+}
+
+// indexFold is strings.Index ignoring ASCII case.
+func indexFold(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
+}
+
+// originFailed answers a failed origin fetch: the details go to the log,
+// the client gets errStatus's generic message.
+func (s *Server) originFailed(ctx *fasthttp.RequestCtx, key string, err error, cs httpx.CacheStatus) {
+	status, why := errStatus(err)
+	s.cfg.Log.Warn("cache: origin fetch failed", "key", redactURI(key), "status", status, "err", redactErr(err))
+	cs.FwdStatus = status
+	s.stats.errors.Add(1)
+	s.fail(ctx, status, why, cs)
+}
+
+// joinFill returns the running fill of key, or starts one, holding it
+// for the caller (release it); nil when none runs and no more may start.
+// A fill a peer asked for goes to the origin, not to another peer.
+func (s *Server) joinFill(key string, stale *entryMeta, fromPeer bool) (*fill, bool) {
 	s.fillsMu.Lock()
 	if f := s.fills[key]; f != nil {
+		f.hold()
 		s.fillsMu.Unlock()
 		return f, false
 	}
-	f := newFill(key)
+	if !s.budget.start() {
+		s.fillsMu.Unlock()
+		return nil, false
+	}
+	f := newFill(key, &s.budget)
+	f.hold()
 	s.fills[key] = f
 	s.fillsMu.Unlock()
-	fromPeer := len(ctx.Request.Header.Peek(peerHeader)) > 0
 	var staleCopy *entryMeta
 	if stale != nil {
 		c := *stale
@@ -656,6 +831,8 @@ func (s *Server) doneFill(f *fill) {
 // fill; the others that joined it fetch their own.
 func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 	defer s.fillWG.Done()
+	defer f.release()            // the fill's own hold on its body
+	defer s.budget.free(0, true) // its slot
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer func() {
 		if cancel != nil {
@@ -707,6 +884,12 @@ func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 	}
 	f.size = resp.ContentLength
 	m, storable := s.metaOf(resp, reqTime, respTime)
+	if storable && resp.ContentLength > 0 && !f.grow(resp.ContentLength) {
+		// Larger than the fill budget, or no room in it now: relayed,
+		// streamed, not stored.
+		storable = false
+		s.stats.fillsRelayed.Add(1)
+	}
 	if !storable {
 		// Not for sharing: the starter streams it straight from the
 		// origin, and owns the body (and the context) from here.
@@ -723,9 +906,6 @@ func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 	}
 	defer resp.Body.Close()
 	f.meta, f.metaBytes = m, m.encode()
-	if resp.ContentLength > 0 {
-		f.body = make([]byte, 0, resp.ContentLength)
-	}
 	close(f.head)
 	var dw *tier.Writer
 	if s.disk != nil && m.Size >= 0 {
@@ -750,6 +930,9 @@ func (s *Server) runFill(f *fill, key string, stale *entryMeta, fromPeer bool) {
 			n += int64(k)
 			if n > s.cfg.MaxObject || (m.Size >= 0 && n > m.Size) {
 				rerr = fmt.Errorf("cache: %s: the origin sent more than %d bytes", key, min(s.cfg.MaxObject, max(m.Size, 0)))
+			} else if m.Size < 0 && n > f.room() && !f.grow(min(max(n, 2*f.room(), 1<<20), s.cfg.MaxObject)) {
+				// Of unknown length, and past what the budget holds.
+				rerr = fmt.Errorf("cache: %s: a body of unknown length outgrew the room for fills (%d bytes, MaxFillBytes)", key, s.cfg.MaxFillBytes)
 			} else {
 				if dw != nil {
 					if _, werr := dw.Write(buf[:k]); werr != nil {
@@ -832,7 +1015,7 @@ func (s *Server) storeDisk(key string, meta, body []byte) {
 // fromOwner asks key's owner edge for it when that is another edge; nil
 // when this edge owns it or the owner fails (the caller goes to the origin).
 func (s *Server) fromOwner(ctx context.Context, key string, hdr http.Header) (*http.Response, error) {
-	if s.cfg.Peers == nil {
+	if s.cfg.Peers == nil || s.peers == nil {
 		return nil, nil
 	}
 	s.ring.set(s.cfg.Peers())
@@ -840,14 +1023,13 @@ func (s *Server) fromOwner(ctx context.Context, key string, hdr http.Header) (*h
 	if owner == "" || owner == s.cfg.Self {
 		return nil, nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, owner+key, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+owner+key, nil)
 	if err != nil {
 		return nil, nil
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	req.Header.Set(peerHeader, s.cfg.Self)
 	s.stats.peerFetches.Add(1)
 	resp, err := s.peers.Do(req)
 	if err != nil {
@@ -1048,10 +1230,7 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, method, uri string, cs httpx.Ca
 	resp, err := s.origins.do(rctx, method, uri, hdr)
 	if err != nil {
 		cancel()
-		status, why := errStatus(err)
-		cs.FwdStatus = status
-		s.stats.errors.Add(1)
-		s.fail(ctx, status, why, cs)
+		s.originFailed(ctx, uri, err, cs)
 		return
 	}
 	cs.FwdStatus = resp.StatusCode
@@ -1185,21 +1364,9 @@ func (s *Server) respond(ctx *fasthttp.RequestCtx, key string, m *entryMeta, src
 			ctx.Response.SkipBody = true
 			return
 		}
-		ra, err := src.readerAt()
-		if err != nil {
-			src.close()
-			s.fail(ctx, fasthttp.StatusBadGateway, "the origin's response broke off", cs)
-			return
-		}
-		var buf bytes.Buffer
-		buf.Grow(int(mp.Len()))
-		_, err = mp.WriteBody(&buf, ra)
-		src.close()
-		if err != nil {
-			s.fail(ctx, fasthttp.StatusInternalServerError, "reading the cached object: "+err.Error(), cs)
-			return
-		}
-		ctx.Response.SetBodyRaw(buf.Bytes())
+		// Streamed part by part from the entry (memory, disk, or the
+		// fill as it arrives): never built whole.
+		ctx.Response.SetBodyStream(&closeWith{mp.Reader(src.readerAt()), src.close}, int(mp.Len()))
 	default:
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		s.setBody(ctx, src, 0, size, head)
@@ -1218,7 +1385,9 @@ func (s *Server) setBody(ctx *fasthttp.RequestCtx, src bodySource, off, n int64,
 	case src.disk != nil:
 		ctx.Response.SetBodyStream(&objectReader{io.NewSectionReader(src.disk, off, n), src.disk}, int(n))
 	case src.fill != nil:
-		ctx.Response.SetBodyStream(src.fill.reader(off, n), int(n))
+		ctx.Response.SetBodyStream(src.fill.reader(off, n, src.fill.release), int(n))
+	case src.ref != nil:
+		ctx.Response.SetBodyStream(&closeWith{bytes.NewReader(src.mem[off : off+n]), src.ref.release}, int(n))
 	default:
 		ctx.Response.SetBodyRaw(src.mem[off : off+n])
 	}

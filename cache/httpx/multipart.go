@@ -124,3 +124,64 @@ func (m *Multipart) WriteBody(w io.Writer, body io.ReaderAt) (int64, error) {
 	}
 	return written, nil
 }
+
+// Reader returns a reader of the multipart body that reads each range from
+// body as it goes: the body is never held whole, only the part header
+// being sent. It reads exactly Len() bytes, or fails with
+// io.ErrUnexpectedEOF if body ends before a range does.
+func (m *Multipart) Reader(body io.ReaderAt) io.Reader {
+	return &multipartReader{m: m, body: body}
+}
+
+type multipartReader struct {
+	m         *Multipart
+	body      io.ReaderAt
+	next      int    // the next part whose header is to be made
+	hdr       []byte // header bytes not yet read
+	off, left int64  // the current part's next body offset and bytes left
+	closed    bool   // the close delimiter was made
+	err       error
+}
+
+func (r *multipartReader) Read(p []byte) (int, error) {
+	for {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if len(r.hdr) > 0 {
+			n := copy(p, r.hdr)
+			r.hdr = r.hdr[n:]
+			return n, nil
+		}
+		if r.left > 0 {
+			if int64(len(p)) > r.left {
+				p = p[:r.left]
+			}
+			n, err := r.body.ReadAt(p, r.off)
+			r.off += int64(n)
+			r.left -= int64(n)
+			if n > 0 {
+				return n, nil
+			}
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			i := r.next - 1
+			rg := r.m.ranges[i]
+			r.err = fmt.Errorf("httpx: multipart part %d (bytes %d-%d): %w", i, rg.Start, rg.End(), err)
+			return 0, r.err
+		}
+		switch {
+		case r.next < len(r.m.ranges):
+			rg := r.m.ranges[r.next]
+			r.hdr = r.m.appendPartHeader(r.hdr[:0], r.next)
+			r.off, r.left = rg.Start, rg.Length
+			r.next++
+		case !r.closed:
+			r.hdr = r.m.appendClose(r.hdr[:0])
+			r.closed = true
+		default:
+			return 0, io.EOF
+		}
+	}
+}

@@ -142,3 +142,35 @@ func TestMultipartWriteError(t *testing.T) {
 		}
 	}
 }
+
+// TestMultipartReader: Reader streams the same bytes WriteBody writes,
+// whatever the read sizes, and fails on a body shorter than a range.
+func TestMultipartReader(t *testing.T) {
+	body := make([]byte, 100_000)
+	for i := range body {
+		body[i] = byte(i * 13)
+	}
+	for _, h := range []string{"bytes=0-0,-1", "bytes=-40000,0-39999,45000-45010", "bytes=1-1,3-3,5-5,7-7,9-9", "bytes=0-,0-"} {
+		ranges, err := ParseRange(h, int64(len(body)))
+		if err != nil {
+			t.Fatal(h, err)
+		}
+		m := NewMultipart(ranges, "application/octet-stream", int64(len(body)))
+		var want bytes.Buffer
+		if _, err := m.WriteBody(&want, bytes.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+		for _, bufSize := range []int{1, 7, 4096, 1 << 20} {
+			var got bytes.Buffer
+			n, err := io.CopyBuffer(&got, struct{ io.Reader }{m.Reader(bytes.NewReader(body))}, make([]byte, bufSize))
+			if err != nil || n != m.Len() || !bytes.Equal(got.Bytes(), want.Bytes()) {
+				t.Errorf("%s, reads of %d: %d bytes (%v), Len %d, same as WriteBody %v", h, bufSize, n, err, m.Len(), bytes.Equal(got.Bytes(), want.Bytes()))
+			}
+		}
+	}
+	ranges, _ := ParseRange("bytes=0-9,90-99", 100)
+	m := NewMultipart(ranges, "", 100)
+	if _, err := io.ReadAll(m.Reader(bytes.NewReader(body[:95]))); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("a short body: %v, want io.ErrUnexpectedEOF", err)
+	}
+}

@@ -10,6 +10,7 @@ package main
 // Run them with: go test -count=1 -run Edge -v ./cmd/enginectl
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -21,6 +22,7 @@ import (
 	"math/rand"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -277,7 +279,8 @@ type edgeStats struct {
 	BytesSent     int64    `json:"bytes_sent"`
 	OriginsUp     []string `json:"origins_up"`
 	OriginsDown   []string `json:"origins_down"`
-	Ring          []string `json:"ring"`
+	Ring          []string `json:"ring"` // peer addresses
+	Self          string   `json:"self"` // this edge's peer address
 }
 
 func readEdgeStats(url string) (edgeStats, error) { return readEdgeStatsWith(url, edgeToken) }
@@ -1002,7 +1005,13 @@ func TestEdgeRing(t *testing.T) {
 		return !slices.Contains(urls, ""), fmt.Sprint(urls)
 	})
 	t.Logf("3 edges ready in %s: %v", time.Since(start).Round(time.Millisecond), urls)
-	all := slices.Sorted(slices.Values(urls))
+	// The ring holds the edges' peer addresses (their nodes' internal
+	// ports), which each edge reports as self.
+	selfs := make([]string, 3)
+	for i := range urls {
+		selfs[i] = stats(t, urls[i]).Self
+	}
+	all := slices.Sorted(slices.Values(selfs))
 	ringIs := func(i int, want []string) (bool, string) {
 		st, err := readEdgeStats(urls[i])
 		if err != nil {
@@ -1129,7 +1138,7 @@ func TestEdgeRing(t *testing.T) {
 	t.Logf("all %d keys read through the survivors %s after the kill", len(first)+len(second), time.Since(killed).Round(time.Millisecond))
 	var liveURLs []string
 	for _, i := range live {
-		liveURLs = append(liveURLs, urls[i])
+		liveURLs = append(liveURLs, selfs[i])
 	}
 	slices.Sort(liveURLs)
 	waitRing(live, liveURLs, 10*time.Second)
@@ -1297,5 +1306,123 @@ func TestEdgeCredentialsBypass(t *testing.T) {
 	// Writes go to the origin, not through the edge.
 	if _, err := c.PutObject(ctx, "private", "w.bin", bytes.NewReader([]byte("x")), 1, minio.PutObjectOptions{}); err == nil {
 		t.Error("a PUT through the edge succeeded; the edge serves GET and HEAD only")
+	}
+}
+
+// vmRSS reads a process's resident set size (bytes) from /proc.
+func vmRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("reading the edge's RSS: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmRSS:" && f[2] == "kB" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
+}
+
+// TestEdgeMultiRangeMemory is the attack of issue 13: slow anonymous
+// clients asking a cached 96 MiB object for a multi-range response. The
+// edge built each such body whole in memory before sending a byte (8
+// clients: RSS from 246 MB to 1 GB); it streams them part by part now, so
+// its RSS grows by less than 64 MiB while the 8 clients hold their
+// connections, reading slowly.
+func TestEdgeMultiRangeMemory(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("needs /proc to read the edge's RSS")
+	}
+	const size = 96 << 20
+	o := startOrigin(t)
+	o.publicBucket(t, "mranges")
+	data := randBytes(96, size)
+	o.put(t, "mranges", "big.bin", data, "application/octet-stream", "")
+	e := startEdge(t, o.url())
+	url := e.url + "/mranges/big.bin"
+	mustGet(t, url, nil, http.StatusOK, data) // the fill
+	waitHit(t, url, data)
+	data = nil
+	pid := e.cmd.Process.Pid
+	base := vmRSS(t, pid)
+
+	// Two disjoint ranges covering nearly all the object: a multipart body
+	// of 96 MiB.
+	const rangeHdr = "bytes=0-49999999,50000100-"
+	host := strings.TrimPrefix(e.url, "http://")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var readers []*bufio.Reader
+	for i := range 8 {
+		c, err := net.DialTimeout("tcp", host, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.(*net.TCPConn).SetReadBuffer(64 << 10)
+		conns = append(conns, c)
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		fmt.Fprintf(c, "GET /mranges/big.bin HTTP/1.1\r\nHost: edge\r\nRange: %s\r\n\r\n", rangeHdr)
+		br := bufio.NewReaderSize(c, 64<<10)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		if resp.StatusCode != http.StatusPartialContent || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") {
+			t.Fatalf("client %d: %s %q, want a 206 multipart/byteranges", i, resp.Status, resp.Header.Get("Content-Type"))
+		}
+		readers = append(readers, br)
+	}
+	// Read slowly: 64 KiB per client every 20 ms, for 1 s, sampling the
+	// edge's RSS.
+	peak := base
+	buf := make([]byte, 64<<10)
+	got := make([]int, len(readers))
+	for range 50 {
+		for i, br := range readers {
+			n, err := io.ReadFull(br, buf)
+			got[i] += n
+			if err != nil {
+				t.Fatalf("client %d after %d bytes: %v", i, got[i], err)
+			}
+		}
+		peak = max(peak, vmRSS(t, pid))
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("edge RSS: %d MiB before, %d MiB at most with 8 slow multi-range clients (each read %d KiB)", base>>20, peak>>20, got[0]>>10)
+	if grew := peak - base; grew >= 64<<20 {
+		t.Errorf("the edge's RSS grew by %d MiB with 8 slow multi-range clients on a %d MiB object, want under 64 MiB", grew>>20, size>>20)
+	}
+	// Each client gets the right bytes: the first part's head, then the
+	// object's first bytes.
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	r, err := edgeGet(url, map[string]string{"Range": "bytes=0-9,100-109"})
+	if err != nil || r.status != http.StatusPartialContent {
+		t.Fatalf("a small multi-range GET: %v %d", err, r.status)
+	}
+	_, params, _ := mime.ParseMediaType(r.hdr.Get("Content-Type"))
+	mr := multipart.NewReader(bytes.NewReader(r.body), params["boundary"])
+	want := randBytes(96, 110)
+	for _, w := range [][]byte{want[:10], want[100:110]} {
+		p, err := mr.NextPart()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(p)
+		if !bytes.Equal(b, w) {
+			t.Errorf("part %q: %x, want %x", p.Header.Get("Content-Range"), b, w)
+		}
 	}
 }

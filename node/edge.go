@@ -159,6 +159,32 @@ func (n *Node) endpoints(pick func(*gossipMeta) string) []string {
 	return out
 }
 
+// edgePeers is the edge ring: the internal addresses of the members that
+// run an edge (gossip says which; it is believed only for members of the
+// replicated state), this node's included.
+func (n *Node) edgePeers() []string {
+	out := []string{n.shuffleLn.Addr().String()}
+	type mem struct{ gossip, internal string }
+	known := map[string]mem{}
+	n.fsm.Read(func(s *coordinator.State) {
+		for id, m := range s.Members {
+			known[id] = mem{m.GossipAddr, m.ShuffleAddr}
+		}
+	})
+	for _, g := range n.ml.Members() {
+		k, ok := known[g.Name]
+		if g.Name == n.id || !ok || k.gossip != g.FullAddress().Addr || k.internal == "" || len(g.Meta) == 0 {
+			continue
+		}
+		var m gossipMeta
+		if json.Unmarshal(g.Meta, &m) == nil && m.Edge != "" {
+			out = append(out, k.internal)
+		}
+	}
+	sort.Strings(out[1:])
+	return out
+}
+
 // startEdge starts the edge cache.
 func (n *Node) startEdge() error {
 	c := n.cfg.Edge
@@ -178,9 +204,11 @@ func (n *Node) startEdge() error {
 	if dir == "" {
 		dir = filepath.Join(n.cfg.DataDir, "edge-cache")
 	}
-	cfg := cache.Config{Self: n.edgeURL, Origins: c.Origins, MemoryLimit: c.MemoryLimit, DiskDir: dir, DiskLimit: c.DiskLimit,
+	// Edges reach each other on the internal port (mutual TLS, ALPN
+	// engine-edge): the ring is of internal addresses.
+	cfg := cache.Config{Self: n.shuffleLn.Addr().String(), Origins: c.Origins, MemoryLimit: c.MemoryLimit, DiskDir: dir, DiskLimit: c.DiskLimit,
 		AdminToken: c.AdminToken, HealthInterval: c.HealthInterval, Log: n.log,
-		Peers: func() []string { return n.endpoints(func(m *gossipMeta) string { return m.Edge }) }}
+		Peers: n.edgePeers, PeerListener: n.peerMux.listener(protoEdge), PeerTLS: n.ident.ClientConfig()}
 	if len(c.Origins) == 0 {
 		cfg.DynamicOrigins = func() []string { return n.endpoints(func(m *gossipMeta) string { return m.S3 }) }
 	}
@@ -189,7 +217,7 @@ func (n *Node) startEdge() error {
 	case "-":
 		cfg.AccessLog = os.Stderr
 	default:
-		f, err := os.OpenFile(c.AccessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		f, err := cache.OpenAccessLog(c.AccessLog)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("node: --edge-access-log: %w", err)

@@ -259,7 +259,11 @@ func start(cfg Config) (n *Node, err error) {
 	if n.shuffleLn, err = net.Listen("tcp", cfg.ShuffleAddr); err != nil {
 		return n, fmt.Errorf("node: internal port listen on %s: %w", cfg.ShuffleAddr, err)
 	}
-	n.peerMux = newPeerMux(n.shuffleLn, n.ident.ServerConfig(), n.log, protoHTTP, protoShuffle, protoEdge)
+	protos := []string{protoHTTP, protoShuffle}
+	if cfg.Edge != nil {
+		protos = append(protos, protoEdge)
+	}
+	n.peerMux = newPeerMux(n.shuffleLn, n.ident.ServerConfig(), n.log, protos...)
 	n.goFunc(n.peerMux.serve)
 	n.shuffleSrv = shuffle.NewServer(n.locateMapOutput, n.log)
 	n.goFunc(func() { n.shuffleSrv.Serve(n.peerMux.listener(protoShuffle)) })

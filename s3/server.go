@@ -260,7 +260,7 @@ func (s *Server) writeError(r *request, err error) {
 			res += "/" + r.key
 		}
 	}
-	body, _ := xml.Marshal(errorBody{Code: e.Code, Message: e.Message, Resource: res, RequestID: r.id})
+	body, _ := xml.Marshal(errorBody{Code: e.Code, Message: e.Message, Resource: res, HeadersNotSigned: e.HeadersNotSigned, RequestID: r.id})
 	ctx.SetContentType("application/xml")
 	ctx.SetBody(append([]byte(xml.Header), body...))
 }

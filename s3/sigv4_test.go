@@ -54,6 +54,13 @@ func sigv4TestRequest(method, target, host string, headers http.Header) *Request
 			}
 			return headers.Values(name)
 		},
+		Names: func() []string {
+			names := []string{"host"}
+			for k := range headers {
+				names = append(names, strings.ToLower(k))
+			}
+			return names
+		},
 	}
 }
 

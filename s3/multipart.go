@@ -174,7 +174,7 @@ func (s *Server) uploadPart(r *request) error {
 	if err != nil {
 		return err
 	}
-	u, err := s.st.newUploadIn(dir)
+	u, err := s.st.newUploadIn(r.ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func (s *Server) uploadPart(r *request) error {
 		if length > maxPartSize {
 			return errorf("EntityTooLarge", "a part is limited to 5 GiB")
 		}
-		if err := u.copyFrom(src.reader(context.Background(), start, length)); err != nil {
+		if err := u.copyFrom(src.reader(r.ctx, start, length)); err != nil {
 			return err
 		}
 	} else {
@@ -216,7 +216,7 @@ func (s *Server) uploadPart(r *request) error {
 			return err
 		}
 	}
-	etag, err := u.commitPart(context.Background(), dir, partName(n))
+	etag, err := u.commitPart(r.ctx, dir, partName(n))
 	if err != nil {
 		return err
 	}
@@ -228,8 +228,8 @@ func (s *Server) uploadPart(r *request) error {
 }
 
 // newUploadIn is newUpload with the temporary file in dir.
-func (st *store) newUploadIn(dir string) (*upload, error) {
-	u, err := st.newUpload()
+func (st *store) newUploadIn(ctx context.Context, dir string) (*upload, error) {
+	u, err := st.newUpload(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +380,7 @@ func (s *Server) completeUpload(r *request) error {
 			return errorf("EntityTooSmall", "part %d (number %d) is %d bytes: every part but the last must be at least 5 MiB", i+1, p.Number, p.Size)
 		}
 	}
-	u, err := s.st.newUpload()
+	u, err := s.st.newUpload(r.ctx)
 	if err != nil {
 		return err
 	}
@@ -392,7 +392,7 @@ func (s *Server) completeUpload(r *request) error {
 		if err != nil {
 			return err
 		}
-		err = u.copyFrom(o.reader(context.Background(), 0, p.Size))
+		err = u.copyFrom(o.reader(r.ctx, 0, p.Size))
 		o.Close()
 		if err != nil {
 			return err
@@ -405,7 +405,7 @@ func (s *Server) completeUpload(r *request) error {
 	meta.ETag = fmt.Sprintf("%s-%d", hex.EncodeToString(sums.Sum(nil)), len(chosen))
 	meta.Parts = sizes
 	meta.Checksums = nil
-	if err := u.commit(context.Background(), bdir, rel, &meta); err != nil {
+	if err := u.commit(r.ctx, bdir, rel, &meta); err != nil {
 		return err
 	}
 	os.RemoveAll(dir)

@@ -42,6 +42,67 @@ type Config struct {
 	// (the burst buffer is resyncing with its peers), requests get 503
 	// SlowDown.
 	Ready func() bool
+	// NodeID names this server's directory of uploads in progress,
+	// ROOT/.engine-s3/tmp/NodeID: every node serving S3 over one
+	// namespace needs its own (its node id), or a node's restart could
+	// take another's uploads for dead ones. Letters, digits, '.', '_'
+	// and '-'; "local" when empty (one node alone).
+	NodeID string
+	// TempMaxAge is the age past which a temporary file (in any node's
+	// directory) is an upload that died with its node and is removed:
+	// at start and then every TempMaxAge/4 (24 hours when zero). An
+	// upload that takes longer fails.
+	TempMaxAge time.Duration
+}
+
+// defaultNodeID is Config.NodeID when none is given.
+const defaultNodeID = "local"
+
+// ensureDefaults fills the zero fields of c that have a default and
+// checks the others.
+func (c *Config) ensureDefaults() error {
+	if c.Root == "" {
+		return errors.New("s3: no namespace root (the burst buffer's backing directory)")
+	}
+	if c.Data == nil {
+		return errors.New("s3: no data path (the burst buffer)")
+	}
+	if len(c.Creds) == 0 {
+		return errors.New("s3: no credentials: give a credentials file (one ACCESS_KEY SECRET_KEY pair a line)")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.NodeID == "" {
+		c.NodeID = defaultNodeID
+	}
+	if !validNodeID(c.NodeID) {
+		return fmt.Errorf("s3: NodeID %.80q: use 1 to 128 letters, digits, '.', '_' or '-' (not \".\" or \"..\"), such as the node's id", c.NodeID)
+	}
+	if c.TempMaxAge < 0 {
+		return fmt.Errorf("s3: TempMaxAge %s is negative: give how old an upload's temporary file must be to be taken for dead (24h when zero)", c.TempMaxAge)
+	}
+	if c.TempMaxAge == 0 {
+		c.TempMaxAge = 24 * time.Hour
+	}
+	return nil
+}
+
+// validNodeID reports whether id can name a directory of its own.
+func validNodeID(id string) bool {
+	if id == "" || len(id) > 128 || id == "." || id == ".." {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Server serves S3 over the namespace.
@@ -63,23 +124,11 @@ const maxHeaderBytes = 16 << 10
 
 // New returns a Server for cfg.
 func New(cfg Config) (*Server, error) {
-	if cfg.Root == "" {
-		return nil, errors.New("s3: no namespace root (the burst buffer's backing directory)")
-	}
-	if cfg.Data == nil {
-		return nil, errors.New("s3: no data path (the burst buffer)")
-	}
-	if len(cfg.Creds) == 0 {
-		return nil, errors.New("s3: no credentials: give a credentials file (one ACCESS_KEY SECRET_KEY pair a line)")
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if err := cfg.ensureDefaults(); err != nil {
+		return nil, err
 	}
 	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	st, err := openStore(cfg.Root, cfg.Data, cfg.Now)
+	st, err := openStore(cfg.Root, cfg.NodeID, cfg.TempMaxAge, cfg.Data, cfg.Now)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -61,7 +62,7 @@ func (st *store) loadUpload(bucket, key, id string) (*uploadInfo, string, error)
 		return nil, "", noUpload
 	}
 	dir := filepath.Join(st.uploads, id)
-	b, err := os.ReadFile(filepath.Join(dir, "upload.json"))
+	b, err := readUploadRecord(dir)
 	if err != nil {
 		return nil, "", noUpload
 	}
@@ -80,7 +81,7 @@ func (st *store) uploadsOf(bucket string) []string {
 	ents, _ := os.ReadDir(st.uploads)
 	var out []string
 	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(st.uploads, e.Name(), "upload.json"))
+		b, err := readUploadRecord(filepath.Join(st.uploads, e.Name()))
 		if err != nil {
 			continue
 		}
@@ -90,6 +91,17 @@ func (st *store) uploadsOf(bucket string) []string {
 		}
 	}
 	return out
+}
+
+// readUploadRecord reads the upload.json of the upload directory dir
+// (a regular file of at most 64 KiB: metadata is bounded far below).
+func readUploadRecord(dir string) ([]byte, error) {
+	f, _, err := openRegular(dir, "upload.json")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64<<10))
 }
 
 type initiateResult struct {
@@ -119,7 +131,7 @@ func (s *Server) createUpload(r *request) error {
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 	dir := filepath.Join(s.st.uploads, id)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, internalMode); err != nil {
 		return err
 	}
 	info, _ := json.Marshal(uploadInfo{Bucket: r.bucket, Key: r.key, Initiated: s.cfg.Now().UnixNano(), Meta: *meta, Owner: r.auth.AccessKey})
@@ -132,7 +144,7 @@ func (s *Server) createUpload(r *request) error {
 
 // writeFileSync writes a small file durably (file and directory).
 func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, privateMode)
 	if err != nil {
 		return err
 	}
@@ -542,7 +554,7 @@ func (s *Server) listMultipartUploads(r *request) error {
 	}
 	var ups []up
 	for _, id := range s.st.uploadsOf(r.bucket) {
-		b, err := os.ReadFile(filepath.Join(s.st.uploads, id, "upload.json"))
+		b, err := readUploadRecord(filepath.Join(s.st.uploads, id))
 		if err != nil {
 			continue
 		}

@@ -575,6 +575,10 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 		case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
 			return errorf("InvalidRequest", "the key names a directory of the namespace (other keys begin with it and a slash): delete those first")
 		case errors.Is(err, syscall.ENOENT):
+			var stt unix.Stat_t
+			if unix.Fstat(int(u.f.Fd()), &stt) == nil && stt.Nlink == 0 {
+				return fmt.Errorf("s3: the temporary file %s of this upload was removed while it was written", u.f.Name())
+			}
 			// The directory was removed meanwhile (the bucket deleted):
 			// the object was not stored.
 			return bucketGone(dir)

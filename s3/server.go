@@ -176,7 +176,10 @@ func (s *Server) ListenAndServe(addr string) error {
 	return s.Serve(ln)
 }
 
-// Close stops the server: no new requests; requests in progress finish.
+// Close stops the server: no new requests; the contexts of requests in
+// progress are cancelled, so that their waits (syncs, burst buffer reads)
+// end and they finish at once (a PUT not yet answered fails and stores
+// nothing).
 func (s *Server) Close() error {
 	err := s.srv.Shutdown()
 	s.lns.Close()

@@ -331,11 +331,11 @@ func (st *store) deleteBucket(bucket string) error {
 	return fsutil.SyncDir(st.root)
 }
 
-// removeEmptyDirs removes the directories under d (open for reading; a
-// directory of the bucket's, bucketDir) bottom-up, each by rmdir. It stops with BucketNotEmpty at a file, a
-// directory object or a directory that is not empty when removed; what
-// is no object (a symlink, a FIFO made through the mount) is not removed
-// either: the error names it.
+// removeEmptyDirs removes the directories under d (a directory of the
+// bucket's, bucketDir, open for reading) bottom-up, each by rmdir. It
+// stops with BucketNotEmpty at a file, a directory object or a directory
+// that is not empty when removed; what is no object (a symlink, a FIFO
+// made through the mount) is not removed either: the error names it.
 func removeEmptyDirs(d *os.File, bucketDir, bucket string) error {
 	names, err := d.Readdirnames(-1)
 	if err != nil {

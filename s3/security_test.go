@@ -1,11 +1,13 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -534,4 +536,51 @@ func TestFileModes(t *testing.T) {
 	for _, k := range []string{"put", "copy", "multi"} {
 		want("object", filepath.Join(ts.root, "mod", k), 0o640)
 	}
+}
+
+// TestRedactURI: the logs never hold a presigned URL's signature.
+func TestRedactURI(t *testing.T) {
+	for in, want := range map[string]string{
+		"/b/k":         "/b/k",
+		"/b/k?uploads": "/b/k?uploads",
+		"/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=abc123&X-Amz-SignedHeaders=host": "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=REDACTED&X-Amz-SignedHeaders=host",
+		"/b/k?AWSAccessKeyId=AK&Signature=xyz%2B&Expires=1":                                     "/b/k?AWSAccessKeyId=AK&Signature=REDACTED&Expires=1",
+	} {
+		if got := redactURI([]byte(in)); got != want {
+			t.Errorf("redactURI(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// A presigned GET, logged at debug level.
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	ts := startServerWith(t, func(s *Server) {
+		s.log = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	c := ts.client(t)
+	ctx := context.Background()
+	if err := c.MakeBucket(ctx, "logged", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.PresignedGetObject(ctx, "logged", "k", time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	biDo(t, ts.biNew(t, "GET", u.RequestURI(), nil))
+	mu.Lock()
+	defer mu.Unlock()
+	if sig := u.Query().Get("X-Amz-Signature"); sig == "" || strings.Contains(logs.String(), sig) || !strings.Contains(logs.String(), "X-Amz-Signature=REDACTED") {
+		t.Errorf("the log of a presigned GET (signature %q):\n%s", sig, logs.String())
+	}
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -211,7 +211,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		s.writeError(r, err)
 	}
-	s.log.Debug("s3", "method", string(ctx.Method()), "uri", string(ctx.RequestURI()), "status", ctx.Response.StatusCode(),
+	s.log.Debug("s3", "method", string(ctx.Method()), "uri", redactURI(ctx.RequestURI()), "status", ctx.Response.StatusCode(),
 		"id", r.id, "remote", ctx.RemoteAddr().String(), "took", time.Since(start))
 }
 
@@ -293,7 +293,7 @@ func (s *Server) writeError(r *request, err error) {
 	}
 	ctx := r.ctx
 	if e.Status >= 500 {
-		s.log.Error("s3: request failed", "method", string(ctx.Method()), "uri", string(ctx.RequestURI()), "id", r.id, "err", err)
+		s.log.Error("s3: request failed", "method", string(ctx.Method()), "uri", redactURI(ctx.RequestURI()), "id", r.id, "err", err)
 	}
 	ctx.Response.ResetBody()
 	ctx.Response.Header.Del(fasthttp.HeaderETag)
@@ -335,6 +335,25 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Header.DisableNormalizing()
 	ctx.Response.Header.Set("x-amz-request-id", r.id)
 	s.writeError(r, e)
+}
+
+// redactURI returns a request URI for the logs: the value of a presigned
+// URL's signature (X-Amz-Signature, or Signature of version 2) replaced,
+// so that the logs hold no URL that still grants access.
+func redactURI(uri []byte) string {
+	s := string(uri)
+	path, query, ok := strings.Cut(s, "?")
+	if !ok {
+		return s
+	}
+	parts := strings.Split(query, "&")
+	for i, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if k == "X-Amz-Signature" || k == "Signature" || k == "X-Amz-Security-Token" {
+			parts[i] = k + "=REDACTED"
+		}
+	}
+	return path + "?" + strings.Join(parts, "&")
 }
 
 // fasthttpLogger sends fasthttp's own messages (unparseable requests and

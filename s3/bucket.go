@@ -98,7 +98,7 @@ func (s *Server) dispatch(r *request) error {
 		case has("uploadId"):
 			return s.listParts(r)
 		case has("acl"):
-			if err := s.st.checkObject(r.bucket, r.key); err != nil {
+			if err := s.st.checkObject(r.ctx, r.bucket, r.key); err != nil {
 				return err
 			}
 			return s.getACL(r, s.st.bucketPublic(r.bucket))

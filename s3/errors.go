@@ -15,6 +15,9 @@ type Error struct {
 	Message string
 	// Resource is the bucket or object the request named, if any.
 	Resource string
+	// HeadersNotSigned names, comma-separated, the headers an
+	// AccessDenied refused because the signature does not cover them.
+	HeadersNotSigned string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -75,9 +78,11 @@ func errorf(code, format string, args ...any) *Error {
 
 // errorBody is the XML body of an error response.
 type errorBody struct {
-	XMLName   xml.Name `xml:"Error"`
-	Code      string   `xml:"Code"`
-	Message   string   `xml:"Message"`
-	Resource  string   `xml:"Resource,omitempty"`
-	RequestID string   `xml:"RequestId"`
+	XMLName  xml.Name `xml:"Error"`
+	Code     string   `xml:"Code"`
+	Message  string   `xml:"Message"`
+	Resource string   `xml:"Resource,omitempty"`
+	// HeadersNotSigned is AccessDenied's list of unsigned headers.
+	HeadersNotSigned string `xml:"HeadersNotSigned,omitempty"`
+	RequestID        string `xml:"RequestId"`
 }

@@ -8,6 +8,7 @@ package s3
 //	go test -run XXX -fuzz FuzzParseRange -fuzztime 30s ./s3/
 
 import (
+	"context"
 	"encoding/xml"
 	"fmt"
 	"math/big"
@@ -509,7 +510,7 @@ func FuzzListingParams(f *testing.F) {
 		}
 
 		mx := int(max % 1002)
-		l, err := ts.st.list(biBucket, prefix, delim, after, mx)
+		l, err := ts.st.list(context.Background(), biBucket, prefix, delim, after, mx)
 		if err != nil {
 			t.Fatalf("list(%q, %q, %q, %d): %v", prefix, delim, after, mx, err)
 		}

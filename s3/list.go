@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"engine/burstbuffer"
 )
 
@@ -49,7 +47,7 @@ type walkItem struct {
 // "after", in key order. A key rolls up into a common prefix when the
 // part after prefix holds delim. When after ends in delim it is a common
 // prefix returned before, and keys under it are skipped.
-func (st *store) list(bucket, prefix, delim, after string, max int) (*listing, error) {
+func (st *store) list(ctx context.Context, bucket, prefix, delim, after string, max int) (*listing, error) {
 	dir, err := st.checkBucket(bucket)
 	if err != nil {
 		return nil, err
@@ -102,7 +100,7 @@ func (st *store) list(bucket, prefix, delim, after string, max int) (*listing, e
 		count++
 		return true
 	}
-	_, err = st.walk(dir, dir, "", prefix, after, delim, emit)
+	_, err = st.walk(ctx, dir, dir, "", prefix, after, delim, emit)
 	return l, err
 }
 
@@ -110,7 +108,7 @@ func (st *store) list(bucket, prefix, delim, after string, max int) (*listing, e
 // order, calling emit; it returns false once emit asked to stop. It skips
 // subtrees that hold no key after "after" with the prefix, and rolls a
 // subtree that is all one common prefix into a single emit.
-func (st *store) walk(bucketDir, dir, dirKey, prefix, after, delim string, emit func(string, func() (listEntry, bool)) bool) (bool, error) {
+func (st *store) walk(ctx context.Context, bucketDir, dir, dirKey, prefix, after, delim string, emit func(string, func() (listEntry, bool)) bool) (bool, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -142,7 +140,7 @@ func (st *store) walk(bucketDir, dir, dirKey, prefix, after, delim string, emit 
 			continue
 		}
 		if !it.isDir {
-			if !emit(k, func() (listEntry, bool) { return st.entry(bucketDir, k) }) {
+			if !emit(k, func() (listEntry, bool) { return st.entry(ctx, bucketDir, k) }) {
 				return false, nil
 			}
 			continue
@@ -170,7 +168,7 @@ func (st *store) walk(bucketDir, dir, dirKey, prefix, after, delim string, emit 
 				continue
 			}
 		}
-		more, err := st.walk(bucketDir, it.path, k, prefix, after, delim, emit)
+		more, err := st.walk(ctx, bucketDir, it.path, k, prefix, after, delim, emit)
 		if err != nil || !more {
 			return more, err
 		}
@@ -180,16 +178,12 @@ func (st *store) walk(bucketDir, dir, dirKey, prefix, after, delim string, emit 
 
 // entry describes the object key (its path under the bucket directory
 // dir): its logical size (buffered bytes included) and ETag.
-func (st *store) entry(dir, key string) (listEntry, bool) {
-	f, err := openBeneath(dir, key, unix.O_RDONLY, 0)
+func (st *store) entry(ctx context.Context, dir, key string) (listEntry, bool) {
+	f, fi, err := openRegular(dir, key)
 	if err != nil {
 		return listEntry{}, false
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return listEntry{}, false
-	}
 	e := listEntry{Key: key, MTime: fi.ModTime(), Size: fi.Size()}
 	if ref, err := burstbuffer.RefOf(f); err == nil {
 		e.Size = st.data.Size(ref, fi.Size())
@@ -200,7 +194,7 @@ func (st *store) entry(dir, key string) (listEntry, bool) {
 		return e, true
 	}
 	// Written through the mount: the MD5 is computed (and kept) now.
-	o, err := st.openFile(context.Background(), dir, key)
+	o, err := st.openFile(ctx, dir, key)
 	if err != nil {
 		return listEntry{}, false
 	}
@@ -331,7 +325,7 @@ func (s *Server) listObjectsV2(r *request) error {
 		}
 		after = string(b)
 	}
-	l, err := s.st.list(r.bucket, prefix, delim, after, max)
+	l, err := s.st.list(r.ctx, r.bucket, prefix, delim, after, max)
 	if err != nil {
 		return err
 	}
@@ -356,7 +350,7 @@ func (s *Server) listObjectsV1(r *request) error {
 		return err
 	}
 	marker := q.Get("marker")
-	l, err := s.st.list(r.bucket, prefix, delim, marker, max)
+	l, err := s.st.list(r.ctx, r.bucket, prefix, delim, marker, max)
 	if err != nil {
 		return err
 	}
@@ -409,7 +403,7 @@ func (s *Server) listObjectVersions(r *request) error {
 		return err
 	}
 	marker := q.Get("key-marker")
-	l, err := s.st.list(r.bucket, prefix, delim, marker, max)
+	l, err := s.st.list(r.ctx, r.bucket, prefix, delim, marker, max)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -61,7 +62,7 @@ func (st *store) loadUpload(bucket, key, id string) (*uploadInfo, string, error)
 		return nil, "", noUpload
 	}
 	dir := filepath.Join(st.uploads, id)
-	b, err := os.ReadFile(filepath.Join(dir, "upload.json"))
+	b, err := readUploadRecord(dir)
 	if err != nil {
 		return nil, "", noUpload
 	}
@@ -80,7 +81,7 @@ func (st *store) uploadsOf(bucket string) []string {
 	ents, _ := os.ReadDir(st.uploads)
 	var out []string
 	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(st.uploads, e.Name(), "upload.json"))
+		b, err := readUploadRecord(filepath.Join(st.uploads, e.Name()))
 		if err != nil {
 			continue
 		}
@@ -90,6 +91,17 @@ func (st *store) uploadsOf(bucket string) []string {
 		}
 	}
 	return out
+}
+
+// readUploadRecord reads the upload.json of the upload directory dir
+// (a regular file of at most 64 KiB: metadata is bounded far below).
+func readUploadRecord(dir string) ([]byte, error) {
+	f, _, err := openRegular(dir, "upload.json")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64<<10))
 }
 
 type initiateResult struct {
@@ -119,7 +131,7 @@ func (s *Server) createUpload(r *request) error {
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 	dir := filepath.Join(s.st.uploads, id)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, internalMode); err != nil {
 		return err
 	}
 	info, _ := json.Marshal(uploadInfo{Bucket: r.bucket, Key: r.key, Initiated: s.cfg.Now().UnixNano(), Meta: *meta, Owner: r.auth.AccessKey})
@@ -132,7 +144,7 @@ func (s *Server) createUpload(r *request) error {
 
 // writeFileSync writes a small file durably (file and directory).
 func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, privateMode)
 	if err != nil {
 		return err
 	}
@@ -174,7 +186,7 @@ func (s *Server) uploadPart(r *request) error {
 	if err != nil {
 		return err
 	}
-	u, err := s.st.newUploadIn(dir)
+	u, err := s.st.newUploadIn(r.ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -198,7 +210,7 @@ func (s *Server) uploadPart(r *request) error {
 		if length > maxPartSize {
 			return errorf("EntityTooLarge", "a part is limited to 5 GiB")
 		}
-		if err := u.copyFrom(src.reader(context.Background(), start, length)); err != nil {
+		if err := u.copyFrom(src.reader(r.ctx, start, length)); err != nil {
 			return err
 		}
 	} else {
@@ -216,7 +228,7 @@ func (s *Server) uploadPart(r *request) error {
 			return err
 		}
 	}
-	etag, err := u.commitPart(context.Background(), dir, partName(n))
+	etag, err := u.commitPart(r.ctx, dir, partName(n))
 	if err != nil {
 		return err
 	}
@@ -228,8 +240,8 @@ func (s *Server) uploadPart(r *request) error {
 }
 
 // newUploadIn is newUpload with the temporary file in dir.
-func (st *store) newUploadIn(dir string) (*upload, error) {
-	u, err := st.newUpload()
+func (st *store) newUploadIn(ctx context.Context, dir string) (*upload, error) {
+	u, err := st.newUpload(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +392,7 @@ func (s *Server) completeUpload(r *request) error {
 			return errorf("EntityTooSmall", "part %d (number %d) is %d bytes: every part but the last must be at least 5 MiB", i+1, p.Number, p.Size)
 		}
 	}
-	u, err := s.st.newUpload()
+	u, err := s.st.newUpload(r.ctx)
 	if err != nil {
 		return err
 	}
@@ -392,7 +404,7 @@ func (s *Server) completeUpload(r *request) error {
 		if err != nil {
 			return err
 		}
-		err = u.copyFrom(o.reader(context.Background(), 0, p.Size))
+		err = u.copyFrom(o.reader(r.ctx, 0, p.Size))
 		o.Close()
 		if err != nil {
 			return err
@@ -405,7 +417,7 @@ func (s *Server) completeUpload(r *request) error {
 	meta.ETag = fmt.Sprintf("%s-%d", hex.EncodeToString(sums.Sum(nil)), len(chosen))
 	meta.Parts = sizes
 	meta.Checksums = nil
-	if err := u.commit(context.Background(), bdir, rel, &meta); err != nil {
+	if err := u.commit(r.ctx, bdir, rel, &meta); err != nil {
 		return err
 	}
 	os.RemoveAll(dir)
@@ -542,7 +554,7 @@ func (s *Server) listMultipartUploads(r *request) error {
 	}
 	var ups []up
 	for _, id := range s.st.uploadsOf(r.bucket) {
-		b, err := os.ReadFile(filepath.Join(s.st.uploads, id, "upload.json"))
+		b, err := readUploadRecord(filepath.Join(s.st.uploads, id))
 		if err != nil {
 			continue
 		}

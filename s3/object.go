@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"context"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
@@ -240,7 +239,7 @@ func (s *Server) putObject(r *request) error {
 	if err != nil {
 		return err
 	}
-	u, err := s.st.newUpload()
+	u, err := s.st.newUpload(r.ctx)
 	if err != nil {
 		return err
 	}
@@ -253,7 +252,7 @@ func (s *Server) putObject(r *request) error {
 		return err
 	}
 	meta.Checksums = sums
-	if err := u.commit(context.Background(), dir, rel, meta); err != nil {
+	if err := u.commit(r.ctx, dir, rel, meta); err != nil {
 		return err
 	}
 	r.ctx.Response.Header.Set("ETag", `"`+meta.ETag+`"`)
@@ -298,7 +297,7 @@ func objectHeaders(ctx *fasthttp.RequestCtx, o *object) {
 
 // getObject serves GET and HEAD of an object.
 func (s *Server) getObject(r *request, head bool) error {
-	o, err := s.st.openObject(context.Background(), r.bucket, r.key)
+	o, err := s.st.openObject(r.ctx, r.bucket, r.key)
 	if err != nil {
 		return err
 	}
@@ -381,7 +380,7 @@ func (s *Server) getObject(r *request, head bool) error {
 		return nil
 	}
 	closeObj = false
-	ctx.SetBodyStream(&readCloser{Reader: o.reader(context.Background(), start, length), c: o}, int(length))
+	ctx.SetBodyStream(&readCloser{Reader: o.reader(r.ctx, start, length), c: o}, int(length))
 	return nil
 }
 
@@ -512,7 +511,7 @@ func (s *Server) openCopySource(r *request) (*object, error) {
 	if err != nil {
 		return nil, err
 	}
-	src, err := s.st.openObject(context.Background(), sb, sk)
+	src, err := s.st.openObject(r.ctx, sb, sk)
 	if err != nil {
 		return nil, err
 	}
@@ -563,19 +562,19 @@ func (s *Server) copyObject(r *request) error {
 	default:
 		return errorf("InvalidArgument", "x-amz-metadata-directive must be COPY or REPLACE, not %q", directive)
 	}
-	u, err := s.st.newUpload()
+	u, err := s.st.newUpload(r.ctx)
 	if err != nil {
 		return err
 	}
 	defer u.abort()
-	if err := u.copyFrom(src.reader(context.Background(), 0, src.size)); err != nil {
+	if err := u.copyFrom(src.reader(r.ctx, 0, src.size)); err != nil {
 		return err
 	}
 	if directive == "REPLACE" || len(meta.Parts) == 0 {
 		meta.ETag = hex.EncodeToString(u.md5.Sum(nil))
 		meta.Parts = nil
 	}
-	if err := u.commit(context.Background(), dir, rel, meta); err != nil {
+	if err := u.commit(r.ctx, dir, rel, meta); err != nil {
 		return err
 	}
 	return writeXML(r.ctx, copyObjectResult{ETag: `"` + meta.ETag + `"`,

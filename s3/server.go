@@ -42,6 +42,67 @@ type Config struct {
 	// (the burst buffer is resyncing with its peers), requests get 503
 	// SlowDown.
 	Ready func() bool
+	// NodeID names this server's directory of uploads in progress,
+	// ROOT/.engine-s3/tmp/NodeID: every node serving S3 over one
+	// namespace needs its own (its node id), or a node's restart could
+	// take another's uploads for dead ones. Letters, digits, '.', '_'
+	// and '-'; "local" when empty (one node alone).
+	NodeID string
+	// TempMaxAge is the age past which a temporary file (in any node's
+	// directory) is an upload that died with its node and is removed:
+	// at start and then every TempMaxAge/4 (24 hours when zero). An
+	// upload that takes longer fails.
+	TempMaxAge time.Duration
+}
+
+// defaultNodeID is Config.NodeID when none is given.
+const defaultNodeID = "local"
+
+// ensureDefaults fills the zero fields of c that have a default and
+// checks the others.
+func (c *Config) ensureDefaults() error {
+	if c.Root == "" {
+		return errors.New("s3: no namespace root (the burst buffer's backing directory)")
+	}
+	if c.Data == nil {
+		return errors.New("s3: no data path (the burst buffer)")
+	}
+	if len(c.Creds) == 0 {
+		return errors.New("s3: no credentials: give a credentials file (one ACCESS_KEY SECRET_KEY pair a line)")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.NodeID == "" {
+		c.NodeID = defaultNodeID
+	}
+	if !validNodeID(c.NodeID) {
+		return fmt.Errorf("s3: NodeID %.80q: use 1 to 128 letters, digits, '.', '_' or '-' (not \".\" or \"..\"), such as the node's id", c.NodeID)
+	}
+	if c.TempMaxAge < 0 {
+		return fmt.Errorf("s3: TempMaxAge %s is negative: give how old an upload's temporary file must be to be taken for dead (24h when zero)", c.TempMaxAge)
+	}
+	if c.TempMaxAge == 0 {
+		c.TempMaxAge = 24 * time.Hour
+	}
+	return nil
+}
+
+// validNodeID reports whether id can name a directory of its own.
+func validNodeID(id string) bool {
+	if id == "" || len(id) > 128 || id == "." || id == ".." {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Server serves S3 over the namespace.
@@ -63,23 +124,11 @@ const maxHeaderBytes = 16 << 10
 
 // New returns a Server for cfg.
 func New(cfg Config) (*Server, error) {
-	if cfg.Root == "" {
-		return nil, errors.New("s3: no namespace root (the burst buffer's backing directory)")
-	}
-	if cfg.Data == nil {
-		return nil, errors.New("s3: no data path (the burst buffer)")
-	}
-	if len(cfg.Creds) == 0 {
-		return nil, errors.New("s3: no credentials: give a credentials file (one ACCESS_KEY SECRET_KEY pair a line)")
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if err := cfg.ensureDefaults(); err != nil {
+		return nil, err
 	}
 	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	st, err := openStore(cfg.Root, cfg.Data, cfg.Now)
+	st, err := openStore(cfg.Root, cfg.NodeID, cfg.TempMaxAge, cfg.Data, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +176,10 @@ func (s *Server) ListenAndServe(addr string) error {
 	return s.Serve(ln)
 }
 
-// Close stops the server: no new requests; requests in progress finish.
+// Close stops the server: no new requests; the contexts of requests in
+// progress are cancelled, so that their waits (syncs, burst buffer reads)
+// end and they finish at once (a PUT not yet answered fails and stores
+// nothing).
 func (s *Server) Close() error {
 	err := s.srv.Shutdown()
 	s.lns.Close()
@@ -159,7 +211,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		s.writeError(r, err)
 	}
-	s.log.Debug("s3", "method", string(ctx.Method()), "uri", string(ctx.RequestURI()), "status", ctx.Response.StatusCode(),
+	s.log.Debug("s3", "method", string(ctx.Method()), "uri", redactURI(ctx.RequestURI()), "status", ctx.Response.StatusCode(),
 		"id", r.id, "remote", ctx.RemoteAddr().String(), "took", time.Since(start))
 }
 
@@ -241,7 +293,7 @@ func (s *Server) writeError(r *request, err error) {
 	}
 	ctx := r.ctx
 	if e.Status >= 500 {
-		s.log.Error("s3: request failed", "method", string(ctx.Method()), "uri", string(ctx.RequestURI()), "id", r.id, "err", err)
+		s.log.Error("s3: request failed", "method", string(ctx.Method()), "uri", redactURI(ctx.RequestURI()), "id", r.id, "err", err)
 	}
 	ctx.Response.ResetBody()
 	ctx.Response.Header.Del(fasthttp.HeaderETag)
@@ -260,7 +312,7 @@ func (s *Server) writeError(r *request, err error) {
 			res += "/" + r.key
 		}
 	}
-	body, _ := xml.Marshal(errorBody{Code: e.Code, Message: e.Message, Resource: res, RequestID: r.id})
+	body, _ := xml.Marshal(errorBody{Code: e.Code, Message: e.Message, Resource: res, HeadersNotSigned: e.HeadersNotSigned, RequestID: r.id})
 	ctx.SetContentType("application/xml")
 	ctx.SetBody(append([]byte(xml.Header), body...))
 }
@@ -283,6 +335,25 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Header.DisableNormalizing()
 	ctx.Response.Header.Set("x-amz-request-id", r.id)
 	s.writeError(r, e)
+}
+
+// redactURI returns a request URI for the logs: the value of a presigned
+// URL's signature (X-Amz-Signature, or Signature of version 2) replaced,
+// so that the logs hold no URL that still grants access.
+func redactURI(uri []byte) string {
+	s := string(uri)
+	path, query, ok := strings.Cut(s, "?")
+	if !ok {
+		return s
+	}
+	parts := strings.Split(query, "&")
+	for i, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if k == "X-Amz-Signature" || k == "Signature" || k == "X-Amz-Security-Token" {
+			parts[i] = k + "=REDACTED"
+		}
+	}
+	return path + "?" + strings.Join(parts, "&")
 }
 
 // fasthttpLogger sends fasthttp's own messages (unparseable requests and

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,12 @@ type Request struct {
 	// Header returns every value of the header named lowerName, in the
 	// order sent, or nil if the request has none.
 	Header func(lowerName string) []string
+	// Names returns the name of every header the request has, lowercase
+	// (in any order, repeats allowed). Verification refuses a request
+	// with an x-amz-* header (or Content-MD5, Content-Type) outside the
+	// signed headers; with Names nil it cannot see them and refuses every
+	// signed request.
+	Names func() []string
 }
 
 // header returns every value of the header name (lowercase).
@@ -106,6 +113,13 @@ func RequestFromFastHTTP(req *fasthttp.Request) *Request {
 				out[i] = string(v)
 			}
 			return out
+		},
+		Names: func() []string {
+			var names []string
+			for k := range h.All() {
+				names = append(names, strings.ToLower(string(k)))
+			}
+			return names
 		},
 	}
 }
@@ -428,6 +442,9 @@ func (v *Verifier) verifyHeader(r *Request, authz string, q sigv4Query) (*Auth, 
 				"SignedHeaders %.200q does not list %s: the signature must cover host, x-amz-content-sha256 and the date (%s)", h.signedRaw, must, dateHeader)
 		}
 	}
+	if err := checkAllSigned(r, h, false); err != nil {
+		return nil, err
+	}
 	secret, ok := v.Creds[h.accessKey]
 	if !ok {
 		return nil, errorf("InvalidAccessKeyId",
@@ -510,6 +527,9 @@ func (v *Verifier) verifyPresigned(r *Request, q sigv4Query) (*Auth, error) {
 			"Request has expired: the URL was presigned at %s for %ds and expired at %s, %s ago: presign a new URL",
 			vals[1], expires, end.UTC().Format(sigv4TimeFormat), now.Sub(end).Round(time.Second))
 	}
+	if err := checkAllSigned(r, h, true); err != nil {
+		return nil, err
+	}
 	secret, ok := v.Creds[h.accessKey]
 	if !ok {
 		return nil, errorf("InvalidAccessKeyId",
@@ -535,6 +555,49 @@ func (v *Verifier) verifyPresigned(r *Request, q sigv4Query) (*Auth, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// checkAllSigned returns AccessDenied, with the names in
+// HeadersNotSigned, if r has a header that must be signed and is not
+// among h's signed headers, as S3 does: every x-amz-* header (each
+// changes what the request does: x-amz-copy-source, x-amz-acl,
+// x-amz-meta-*…) and Content-MD5; with header authentication also
+// Content-Type (every SDK signs it). A presigned URL need not sign
+// Content-Type (S3 accepts any with a URL that signs only host), and an
+// unsigned x-amz-content-sha256 beside one is not used (the payload of a
+// presigned request is X-Amz-Content-Sha256 of the query or
+// UNSIGNED-PAYLOAD), so S3 does not name it either.
+func checkAllSigned(r *Request, h *sigv4Authorization, presigned bool) error {
+	if r.Names == nil {
+		return errorf("AccessDenied", "There were headers present in the request which were not signed: the server cannot list this request's headers")
+	}
+	var unsigned []string
+	for _, name := range r.Names() {
+		must := strings.HasPrefix(name, "x-amz-") || name == "content-md5"
+		switch {
+		case name == "content-type":
+			must = !presigned
+		case presigned && name == "x-amz-content-sha256":
+			must = false
+		}
+		if !must || h.signs(name) || slices.Contains(unsigned, name) {
+			continue
+		}
+		unsigned = append(unsigned, name)
+	}
+	if len(unsigned) == 0 {
+		return nil
+	}
+	sort.Strings(unsigned)
+	how := "list them in SignedHeaders"
+	if presigned {
+		how = "presign the URL with them (X-Amz-SignedHeaders)"
+	}
+	e := errorf("AccessDenied",
+		"There were headers present in the request which were not signed: %s; %s or do not send them",
+		strings.Join(unsigned, ", "), how)
+	e.HeadersNotSigned = strings.Join(unsigned, ", ")
+	return e
 }
 
 // checkSkew returns RequestTimeTooSkewed if t is further than MaxSkew from

@@ -54,6 +54,13 @@ func sigv4TestRequest(method, target, host string, headers http.Header) *Request
 			}
 			return headers.Values(name)
 		},
+		Names: func() []string {
+			names := []string{"host"}
+			for k := range headers {
+				names = append(names, strings.ToLower(k))
+			}
+			return names
+		},
 	}
 }
 
@@ -182,6 +189,44 @@ func TestVerifyAWSExamples(t *testing.T) {
 	}
 }
 
+// TestVerifyUnsignedHeaders: AWS's examples with a header added that the
+// signature does not cover: an x-amz-* header or Content-MD5 is
+// AccessDenied naming it (before the signature is checked, as S3 does),
+// Content-Type too with header authentication; a Request that cannot
+// list its headers is refused.
+func TestVerifyUnsignedHeaders(t *testing.T) {
+	v := sigv4TestVerifier(sigv4TestTime)
+	ex := sigv4AWSExamples()[0] // GET Object: signs host, range, x-amz-content-sha256, x-amz-date
+	for _, tc := range []struct{ name, value, want string }{
+		{"X-Amz-Copy-Source", "/other/key", "x-amz-copy-source"},
+		{"x-amz-meta-a", "1", "x-amz-meta-a"},
+		{"Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg==", "content-md5"},
+		{"Content-Type", "text/plain", "content-type"},
+	} {
+		r := ex
+		r.headers = ex.headers.Clone()
+		r.headers.Set(tc.name, tc.value)
+		_, err := v.Verify(r.request())
+		sigv4WantCode(t, err, "AccessDenied", "There were headers present in the request which were not signed", tc.want)
+		var e *Error
+		if errors.As(err, &e) && e.HeadersNotSigned != tc.want {
+			t.Errorf("%s: HeadersNotSigned %q, want %q", tc.name, e.HeadersNotSigned, tc.want)
+		}
+	}
+	// Signed-only headers and headers that need no signature pass.
+	r := ex
+	r.headers = ex.headers.Clone()
+	r.headers.Set("User-Agent", "test")
+	r.headers.Set("Accept-Encoding", "gzip")
+	if _, err := v.Verify(r.request()); err != nil {
+		t.Errorf("with unsigned User-Agent and Accept-Encoding: %v", err)
+	}
+	req := ex.request()
+	req.Names = nil
+	_, err := v.Verify(req)
+	sigv4WantCode(t, err, "AccessDenied", "cannot list")
+}
+
 // TestCanonicalRequestAWSExamples checks the canonical requests' hashes
 // AWS gives in the examples' string to sign.
 func TestCanonicalRequestAWSExamples(t *testing.T) {
@@ -268,6 +313,21 @@ func TestVerifyPresignedAWSExample(t *testing.T) {
 	}
 	_, err = sigv4TestVerifier(sigv4TestTime).Verify(sigv4TestRequest("GET", target, "otherbucket.s3.amazonaws.com", nil))
 	sigv4WantCode(t, err, "SignatureDoesNotMatch")
+
+	// The URL signs only host: Content-Type and x-amz-content-sha256 may
+	// come unsigned (as on S3), Content-MD5 and other x-amz-* may not.
+	with := func(kv ...string) *Request {
+		h := http.Header{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return sigv4TestRequest("GET", target, "examplebucket.s3.amazonaws.com", h)
+	}
+	if _, err := sigv4TestVerifier(sigv4TestTime).Verify(with("Content-Type", "text/plain", "X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")); err != nil {
+		t.Errorf("presigned with an unsigned Content-Type and x-amz-content-sha256: %v", err)
+	}
+	_, err = sigv4TestVerifier(sigv4TestTime).Verify(with("Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg==", "X-Amz-Copy-Source", "/b/k"))
+	sigv4WantCode(t, err, "AccessDenied", "content-md5, x-amz-copy-source")
 }
 
 // TestVerifySeedAWSExamples verifies the seed signatures of AWS's

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,12 +28,13 @@ import (
 
 // The namespace on disk:
 //
-//	ROOT/BUCKET/KEY            an object: a file (its metadata in the user.engine.s3 xattr)
-//	ROOT/BUCKET/PREFIX/        a directory object ("KEY/" put with no body): a directory with the xattr
-//	ROOT/.engine-s3/tmp/       objects being uploaded, renamed into place when complete
-//	ROOT/.engine-s3/uploads/   multipart uploads: UPLOADID/{upload.json,PART}
+//	ROOT/BUCKET/KEY             an object: a file (its metadata in the user.engine.s3 xattr), mode 0640
+//	ROOT/BUCKET/PREFIX/         a directory object ("KEY/" put with no body): a directory with the xattr
+//	ROOT/.engine-s3/tmp/NODE/   objects being uploaded by node NODE (0600), renamed into place when complete
+//	ROOT/.engine-s3/uploads/    multipart uploads: UPLOADID/{upload.json,PART} (0600)
 //
-// Bucket names cannot begin with '.', so .engine-s3 is no bucket.
+// Bucket names cannot begin with '.', so .engine-s3 is no bucket. Its
+// directories are 0700: the mount's users have no business there.
 const (
 	internalDir  = ".engine-s3"
 	metaXattr    = "user.engine.s3"
@@ -40,6 +42,10 @@ const (
 	ioChunk      = 1 << 20
 	emptyMD5     = "d41d8cd98f00b204e9800998ecf8427e"
 	dirObjSuffix = "/"
+
+	objectMode   = 0o640 // an object's file: the owner writes, its group reads
+	privateMode  = 0o600 // temporary files, parts, upload records
+	internalMode = 0o700 // the directories of .engine-s3
 )
 
 // objectMeta is what an object carries besides its bytes.
@@ -74,16 +80,30 @@ type bucketMeta struct {
 }
 
 type store struct {
-	root, tmp, uploads string
-	data               burstbuffer.Data
-	now                func() time.Time
-	syncs              groupSync // data and directory syncs, shared by concurrent commits
-	stopOnce           sync.Once
+	root    string
+	tmps    string // ROOT/.engine-s3/tmp: every node's temporary directory
+	tmp     string // this node's: tmps/NODE
+	uploads string
+	data    burstbuffer.Data
+	now     func() time.Time
+	syncs   groupSync // data and directory syncs, shared by concurrent commits
+
+	stopOnce sync.Once
+
+	// tempMaxAge: a temporary file older than this is an upload that
+	// died with its node (a crash, a stop), removed by sweepTemp.
+	tempMaxAge time.Duration
+	nextSweep  atomic.Int64 // UnixNano after which newUpload sweeps again
 
 	bucketMu sync.Mutex // create/delete of buckets
+	// dirObjMu: putDirObject holds it shared, deleteBucket exclusive (a
+	// directory object is an empty directory that rmdir would remove).
+	dirObjMu sync.RWMutex
 }
 
-func openStore(root string, data burstbuffer.Data, now func() time.Time) (*store, error) {
+// openStore opens the namespace at root; this node's temporary files go
+// to .engine-s3/tmp/NODE.
+func openStore(root, node string, tempMaxAge time.Duration, data burstbuffer.Data, now func() time.Time) (*store, error) {
 	fi, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("s3: namespace root: %w", err)
@@ -91,20 +111,55 @@ func openStore(root string, data burstbuffer.Data, now func() time.Time) (*store
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("s3: namespace root %s is not a directory", root)
 	}
-	st := &store{root: root, tmp: filepath.Join(root, internalDir, "tmp"),
-		uploads: filepath.Join(root, internalDir, "uploads"), data: data, now: now, syncs: groupSync{stop: make(chan struct{})}}
-	for _, d := range []string{st.tmp, st.uploads} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	tmps := filepath.Join(root, internalDir, "tmp")
+	st := &store{root: root, tmps: tmps, tmp: filepath.Join(tmps, node),
+		uploads: filepath.Join(root, internalDir, "uploads"), data: data, now: now, syncs: groupSync{stop: make(chan struct{})},
+		tempMaxAge: tempMaxAge}
+	for _, d := range []string{filepath.Join(root, internalDir), tmps, st.tmp, st.uploads} {
+		if err := os.Mkdir(d, internalMode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("s3: %w", err)
+		}
+		// Made 0755 by earlier versions: close them to the mount's users.
+		if err := os.Chmod(d, internalMode); err != nil {
 			return nil, fmt.Errorf("s3: %w", err)
 		}
 	}
-	// Uploads interrupted by a crash or a stop left their files here.
-	if ents, err := os.ReadDir(st.tmp); err == nil {
-		for _, e := range ents {
-			os.RemoveAll(filepath.Join(st.tmp, e.Name()))
+	st.sweepTemp()
+	return st, nil
+}
+
+// sweepTemp removes the temporary files of uploads that died (a crash, a
+// stop) from every node's temporary directory: those older than
+// tempMaxAge. A younger file may be an upload some node is still
+// writing, so it stays, whoever's it is. It runs when the store opens and
+// then at most every tempMaxAge/4, from newUpload.
+func (st *store) sweepTemp() {
+	now := st.now()
+	st.nextSweep.Store(now.Add(st.tempMaxAge / 4).UnixNano())
+	old := func(e fs.DirEntry) bool {
+		fi, err := e.Info()
+		return err == nil && now.Sub(fi.ModTime()) > st.tempMaxAge
+	}
+	ents, _ := os.ReadDir(st.tmps)
+	for _, e := range ents {
+		p := filepath.Join(st.tmps, e.Name())
+		if !e.IsDir() {
+			// A file of the single-directory layout of earlier versions.
+			if old(e) {
+				os.Remove(p)
+			}
+			continue
+		}
+		files, _ := os.ReadDir(p)
+		for _, f := range files {
+			if !f.IsDir() && old(f) {
+				os.Remove(filepath.Join(p, f.Name()))
+			}
+		}
+		if p != st.tmp && len(files) == 0 && old(e) {
+			os.Remove(p) // a node that is gone; only if still empty
 		}
 	}
-	return st, nil
 }
 
 // allSyncer is a Data that can make every write it took durable at once
@@ -224,7 +279,10 @@ func (st *store) setBucketPublic(bucket string, public bool) error {
 }
 
 // deleteBucket removes an empty bucket. Empty directories left in it are
-// not objects and go with it.
+// not objects and go with it, bottom-up, each by rmdir: a directory that
+// is not empty (an object renamed into it meanwhile) stays, and so does
+// the bucket (BucketNotEmpty). No file is ever removed, so an object
+// whose PUT was answered is never lost to a concurrent DeleteBucket.
 func (st *store) deleteBucket(bucket string) error {
 	dir, err := st.checkBucket(bucket)
 	if err != nil {
@@ -232,20 +290,101 @@ func (st *store) deleteBucket(bucket string) error {
 	}
 	st.bucketMu.Lock()
 	defer st.bucketMu.Unlock()
+	st.dirObjMu.Lock() // no directory object made while the directories go
+	defer st.dirObjMu.Unlock()
+	notEmpty := errorf("BucketNotEmpty", "bucket %q is not empty: delete its objects first", bucket)
+	// Looked at first, so that a bucket with objects keeps its empty
+	// directories too.
 	has, err := hasObject(dir)
 	if err != nil {
 		return err
 	}
 	if has {
-		return errorf("BucketNotEmpty", "bucket %q is not empty: delete its objects first", bucket)
+		return notEmpty
+	}
+	d, err := openBeneath(st.root, bucket, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	err = removeEmptyDirs(d, dir, bucket)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	r, err := openBeneath(st.root, ".", unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := unix.Unlinkat(int(r.Fd()), bucket, unix.AT_REMOVEDIR); err != nil {
+		switch err {
+		case unix.ENOTEMPTY, unix.EEXIST:
+			return notEmpty
+		case unix.ENOENT:
+			return &Error{Code: "NoSuchBucket", Status: 404, Message: fmt.Sprintf("bucket %q does not exist", bucket), Resource: "/" + bucket}
+		}
+		return &os.PathError{Op: "rmdir", Path: dir, Err: err}
 	}
 	for _, u := range st.uploadsOf(bucket) {
 		os.RemoveAll(filepath.Join(st.uploads, u))
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	return fsutil.SyncDir(st.root)
+}
+
+// removeEmptyDirs removes the directories under d (a directory of the
+// bucket's, bucketDir, open for reading) bottom-up, each by rmdir. It
+// stops with BucketNotEmpty at a file, a directory object or a directory
+// that is not empty when removed; what is no object (a symlink, a FIFO
+// made through the mount) is not removed either: the error names it.
+func removeEmptyDirs(d *os.File, bucketDir, bucket string) error {
+	names, err := d.Readdirnames(-1)
+	if err != nil {
 		return err
 	}
-	return fsutil.SyncDir(st.root)
+	fd := int(d.Fd())
+	notEmpty := errorf("BucketNotEmpty", "bucket %q is not empty: delete its objects first", bucket)
+	for _, name := range names {
+		var stt unix.Stat_t
+		if err := unix.Fstatat(fd, name, &stt, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err == unix.ENOENT {
+				continue
+			}
+			return &os.PathError{Op: "lstat", Path: filepath.Join(d.Name(), name), Err: err}
+		}
+		switch stt.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+		case unix.S_IFREG:
+			return notEmpty
+		default:
+			rel, _ := filepath.Rel(bucketDir, filepath.Join(d.Name(), name))
+			return errorf("BucketNotEmpty", "bucket %q holds %q, which is no object (a symbolic link, FIFO or device made through the mount): remove it through the mount first",
+				bucket, rel)
+		}
+		sub, err := openAt(fd, d.Name(), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return notEmpty // replaced meanwhile
+		}
+		if _, err := fgetXattr(sub, metaXattr); err == nil {
+			sub.Close()
+			return notEmpty // a directory object
+		}
+		err = removeEmptyDirs(sub, bucketDir, bucket)
+		sub.Close()
+		if err != nil {
+			return err
+		}
+		switch err := unix.Unlinkat(fd, name, unix.AT_REMOVEDIR); err {
+		case nil, unix.ENOENT:
+		case unix.ENOTEMPTY, unix.EEXIST:
+			return notEmpty
+		default:
+			return &os.PathError{Op: "rmdir", Path: filepath.Join(d.Name(), name), Err: err}
+		}
+	}
+	return nil
 }
 
 // hasObject reports whether dir holds a regular file or a directory
@@ -298,6 +437,7 @@ func (st *store) listBuckets() ([]string, error) {
 // upload is an object being written: a temporary file in .engine-s3/tmp
 // whose bytes go through the burst buffer, renamed into place by commit.
 type upload struct {
+	ctx  context.Context // the request's
 	st   *store
 	f    *os.File
 	ref  burstbuffer.FileRef
@@ -306,12 +446,22 @@ type upload struct {
 	done bool
 }
 
-// newUpload creates an upload.
-func (st *store) newUpload() (*upload, error) {
+// newUpload creates an upload: a file of this node's temporary
+// directory, 0600 until it becomes an object. ctx is the request's.
+func (st *store) newUpload(ctx context.Context) (*upload, error) {
+	if st.now().UnixNano() > st.nextSweep.Load() {
+		st.sweepTemp()
+	}
 	var b [12]byte
 	rand.Read(b[:])
 	name := filepath.Join(st.tmp, hex.EncodeToString(b[:]))
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, privateMode)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Removed under us (by hand, or as empty by an old sweeper).
+		if err = os.Mkdir(st.tmp, internalMode); err == nil || errors.Is(err, fs.ErrExist) {
+			f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, privateMode)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -321,12 +471,12 @@ func (st *store) newUpload() (*upload, error) {
 		os.Remove(name)
 		return nil, err
 	}
-	return &upload{st: st, f: f, ref: ref, md5: md5.New()}, nil
+	return &upload{ctx: ctx, st: st, f: f, ref: ref, md5: md5.New()}, nil
 }
 
 // Write appends p.
 func (u *upload) Write(p []byte) (int, error) {
-	if err := u.st.data.WriteAt(context.Background(), u.ref, p, u.size); err != nil {
+	if err := u.st.data.WriteAt(u.ctx, u.ref, p, u.size); err != nil {
 		return 0, err
 	}
 	u.md5.Write(p)
@@ -399,6 +549,9 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 	if err := unix.Fsetxattr(int(u.f.Fd()), metaXattr, b, 0); err != nil {
 		return fmt.Errorf("s3: object metadata (the namespace must support user xattrs): %w", err)
 	}
+	if err := u.f.Chmod(objectMode); err != nil {
+		return err
+	}
 	synced := make(chan error, 1)
 	go func() { synced <- u.f.Sync() }()
 	err = u.st.syncData(ctx, u.ref)
@@ -411,6 +564,9 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 	parentRel, base := splitRel(rel)
 	parent, err := mkdirBeneath(dir, parentRel)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return bucketGone(dir)
+		}
 		return keyConflict(err)
 	}
 	defer parent.Close()
@@ -418,6 +574,14 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 		switch {
 		case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
 			return errorf("InvalidRequest", "the key names a directory of the namespace (other keys begin with it and a slash): delete those first")
+		case errors.Is(err, syscall.ENOENT):
+			var stt unix.Stat_t
+			if unix.Fstat(int(u.f.Fd()), &stt) == nil && stt.Nlink == 0 {
+				return fmt.Errorf("s3: the temporary file %s of this upload was removed while it was written", u.f.Name())
+			}
+			// The directory was removed meanwhile (the bucket deleted):
+			// the object was not stored.
+			return bucketGone(dir)
 		}
 		return err
 	}
@@ -425,7 +589,15 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 	u.f.Close()
 	// By path: the shared fsync may outlive this commit's descriptor.
 	pdir := parent.Name()
-	return u.st.syncs.do(context.Background(), pdir, func() error { return fsutil.SyncDir(pdir) })
+	return u.st.syncs.do(ctx, pdir, func() error { return fsutil.SyncDir(pdir) })
+}
+
+// bucketGone is the error of a write whose bucket directory dir (or a
+// directory in it) was removed while it was being written.
+func bucketGone(dir string) error {
+	b := filepath.Base(dir)
+	return &Error{Code: "NoSuchBucket", Status: 404, Resource: "/" + b,
+		Message: fmt.Sprintf("bucket %q was deleted while the object was being written: it was not stored", b)}
 }
 
 func keyConflict(err error) error {
@@ -518,18 +690,9 @@ func (st *store) openFile(ctx context.Context, dir, rel string) (*object, error)
 
 // openRaw opens the file rel under dir for reading its bytes.
 func (st *store) openRaw(dir, rel string) (*object, os.FileInfo, error) {
-	f, err := openBeneath(dir, rel, unix.O_RDONLY, 0)
+	f, fi, err := openRegular(dir, rel)
 	if err != nil {
 		return nil, nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, nil, errNotFile
 	}
 	ref, err := burstbuffer.RefOf(f)
 	if err != nil {
@@ -539,6 +702,70 @@ func (st *store) openRaw(dir, rel string) (*object, os.FileInfo, error) {
 	o := &object{f: f, ref: ref, mtime: fi.ModTime(), dataSrc: st.data}
 	o.size = st.data.Size(ref, fi.Size())
 	return o, fi, nil
+}
+
+// openRegular opens rel under dir for reading if it is a regular file,
+// else fails with errNotFile. It opens nothing else, not even for a
+// moment: rel is opened O_PATH (which waits on no FIFO and opens no
+// device), checked with fstat, and only a regular file is then reopened
+// for reading through that descriptor. (A FIFO opened for reading would
+// block the request, and Close with it, until a writer came.)
+func openRegular(dir, rel string) (*os.File, os.FileInfo, error) {
+	p, err := openBeneath(dir, rel, unix.O_PATH|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer p.Close()
+	var pst unix.Stat_t
+	if err := unix.Fstat(int(p.Fd()), &pst); err != nil {
+		return nil, nil, &os.PathError{Op: "fstat", Path: p.Name(), Err: err}
+	}
+	if pst.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, nil, errNotFile
+	}
+	f, err := reopen(p, dir, rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.Mode().IsRegular() || !ok || st.Dev != pst.Dev || st.Ino != pst.Ino {
+		f.Close()
+		return nil, nil, errNotFile // replaced meanwhile: by something that is no object
+	}
+	return f, fi, nil
+}
+
+// reopen opens the file p (open O_PATH) for reading: through
+// /proc/self/fd, which opens exactly p's inode; where /proc is not
+// mounted, by its path again, O_NONBLOCK (openRegular checks the inode).
+func reopen(p *os.File, dir, rel string) (*os.File, error) {
+	flags := unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", p.Fd()), flags&^unix.O_NOFOLLOW, 0)
+	for err == unix.EINTR {
+		fd, err = unix.Open(fmt.Sprintf("/proc/self/fd/%d", p.Fd()), flags&^unix.O_NOFOLLOW, 0)
+	}
+	var f *os.File
+	switch {
+	case err == nil:
+		f = os.NewFile(uintptr(fd), p.Name())
+	case errors.Is(err, unix.ENOENT):
+		if f, err = openBeneath(dir, rel, flags, 0); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, &os.PathError{Op: "reopen", Path: p.Name(), Err: err}
+	}
+	// O_NONBLOCK only guarded the open.
+	if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func noSuchKey(bucket, key string) *Error {
@@ -687,8 +914,13 @@ func (st *store) putDirObject(bucket, key string, meta *objectMeta) error {
 	if err != nil {
 		return err
 	}
+	st.dirObjMu.RLock()
+	defer st.dirObjMu.RUnlock()
 	d, err := mkdirBeneath(dir, rel)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return bucketGone(dir)
+		}
 		return keyConflict(err)
 	}
 	defer d.Close()
@@ -702,7 +934,16 @@ func (st *store) putDirObject(bucket, key string, meta *objectMeta) error {
 	if err := unix.Fsetxattr(int(d.Fd()), metaXattr, b, 0); err != nil {
 		return err
 	}
-	return d.Sync()
+	if err := d.Sync(); err != nil {
+		return err
+	}
+	// Removed meanwhile (the bucket deleted from another node): not
+	// stored.
+	var stt unix.Stat_t
+	if err := unix.Fstat(int(d.Fd()), &stt); err == nil && stt.Nlink == 0 {
+		return bucketGone(dir)
+	}
+	return nil
 }
 
 func getXattr(path, name string) ([]byte, error) {
@@ -730,8 +971,8 @@ func readXattr(get func([]byte) (int, error)) ([]byte, error) {
 }
 
 // checkObject returns nil if bucket/key exists, else why not.
-func (st *store) checkObject(bucket, key string) error {
-	o, err := st.openObject(context.Background(), bucket, key)
+func (st *store) checkObject(ctx context.Context, bucket, key string) error {
+	o, err := st.openObject(ctx, bucket, key)
 	if err != nil {
 		return err
 	}

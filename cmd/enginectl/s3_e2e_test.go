@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -500,5 +501,127 @@ func TestS3ClusterUp(t *testing.T) {
 	}
 	if fetches != 1 {
 		t.Errorf("%d origin fetches across the 3 edges for one object, want 1 (peer fill through the ring)", fetches)
+	}
+}
+
+// boto3PresignScript makes the buckets secret-src (with the object
+// plans) and drop, and prints a URL boto3 presigns for a PUT of
+// drop/upload (it signs only host).
+const boto3PresignScript = `
+import sys, boto3, botocore
+s3 = boto3.client("s3", endpoint_url=sys.argv[1],
+    config=botocore.config.Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+s3.create_bucket(Bucket="secret-src")
+s3.create_bucket(Bucket="drop")
+s3.put_object(Bucket="secret-src", Key="plans", Body=b"the secret plans")
+print(s3.generate_presigned_url("put_object", Params={"Bucket": "drop", "Key": "upload"}, ExpiresIn=600))
+`
+
+// TestS3PresignedUnsignedHeader: a PUT URL presigned by boto3 (which
+// signs only host) with an x-amz-copy-source header added is refused
+// (AccessDenied, HeadersNotSigned), as S3 refuses it; the same URL with
+// a body and a Content-Type uploads. The endpoint honoured the unsigned
+// header: anyone with an upload URL copied any object of any bucket into
+// its key.
+func TestS3PresignedUnsignedHeader(t *testing.T) {
+	py := s3client(t, "/usr/bin/python3", "python3")
+	if err := exec.Command(py, "-c", "import boto3").Run(); err != nil {
+		t.Skip("boto3 is not installed (scripts/install-deps.sh installs python3-boto3)")
+	}
+	n := startS3Node(t, false)
+	script := filepath.Join(t.TempDir(), "presign.py")
+	os.WriteFile(script, []byte(boto3PresignScript), 0o644)
+	url := strings.TrimSpace(s3run(t, n, false, py, script, n.endpoint))
+	if !strings.Contains(url, "X-Amz-SignedHeaders=host&") {
+		t.Fatalf("boto3 presigned %q, the test wants a URL that signs only host", url)
+	}
+	put := func(body string, hdr ...string) (int, string) {
+		req, err := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	c, err := minio.New(n.addr, &minio.Options{Creds: credentials.NewStaticV4(s3AK, s3SK, ""), BucketLookup: minio.BucketLookupPath, Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	status, body := put("", "x-amz-copy-source", "/secret-src/plans")
+	if status != http.StatusForbidden || !strings.Contains(body, "<Code>AccessDenied</Code>") ||
+		!strings.Contains(body, "<HeadersNotSigned>x-amz-copy-source</HeadersNotSigned>") {
+		t.Errorf("presigned PUT with an unsigned x-amz-copy-source: %d %s, want 403 AccessDenied naming x-amz-copy-source", status, body)
+	}
+	if st, err := c.StatObject(ctx, "drop", "upload", minio.StatObjectOptions{}); err == nil {
+		t.Fatalf("the refused copy stored drop/upload: %+v", st)
+	}
+	if status, body := put("uploaded", "Content-Type", "text/plain"); status != http.StatusOK {
+		t.Fatalf("presigned PUT with a body: %d %s", status, body)
+	}
+	o, err := c.GetObject(ctx, "drop", "upload", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(o); err != nil || string(b) != "uploaded" {
+		t.Fatalf("drop/upload reads %q, %v", b, err)
+	}
+}
+
+// TestS3FIFOThroughMount: a FIFO made through the mount in a bucket is
+// no object: GET and HEAD answer NoSuchKey within a second, and engined
+// then stops on SIGTERM. The endpoint opened the FIFO before checking
+// what it was: the request blocked a thread forever, and SIGTERM hung.
+func TestS3FIFOThroughMount(t *testing.T) {
+	needFUSE(t)
+	n := startS3Node(t, true)
+	pollUntil(t, "the mount serves", 30*time.Second, func() (bool, string) {
+		fs := mountedFS(n.mnt)
+		return strings.HasPrefix(fs, "fuse"), fs
+	})
+	if err := os.MkdirAll(filepath.Join(n.mnt, "fifos/d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"fifos/fifo", "fifos/d/fifo"} {
+		if err := syscall.Mkfifo(filepath.Join(n.mnt, p), 0o666); err != nil {
+			t.Fatalf("mkfifo %s through the mount: %v", p, err)
+		}
+	}
+	c, err := minio.New(n.addr, &minio.Options{Creds: credentials.NewStaticV4(s3AK, s3SK, ""), BucketLookup: minio.BucketLookupPath, Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"fifo", "d/fifo"} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.StatObject(ctx, "fifos", key, minio.StatObjectOptions{})
+		if code := minio.ToErrorResponse(err).Code; code != "NoSuchKey" {
+			t.Errorf("HEAD fifos/%s: %v (code %q), want NoSuchKey within 1 s", key, err, code)
+		}
+		o, err := c.GetObject(ctx, "fifos", key, minio.GetObjectOptions{})
+		if err == nil {
+			_, err = io.ReadAll(o)
+		}
+		if code := minio.ToErrorResponse(err).Code; code != "NoSuchKey" {
+			t.Errorf("GET fifos/%s: %v (code %q), want NoSuchKey within 1 s", key, err, code)
+		}
+		cancel()
+	}
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { n.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Errorf("engined did not stop within 30 s of SIGTERM")
+		n.cmd.Process.Kill()
+		<-done
 	}
 }

@@ -51,7 +51,7 @@ func (n *Node) startS3() error {
 		return errors.New("node: the S3 endpoint needs the burst buffer: give --flash DIR and --backing DIR")
 	}
 	srv, err := s3.New(s3.Config{Root: n.cfg.BurstBuffer.BackingDir, Data: n.bb, Creds: c.Creds, Domain: c.Domain, Log: n.log,
-		Ready: n.bb.Synced})
+		Ready: n.bb.Synced, NodeID: n.id})
 	if err != nil {
 		return err
 	}

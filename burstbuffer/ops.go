@@ -8,9 +8,14 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"engine/namespace"
 )
 
 // Metrics are the service's counters.
@@ -185,33 +190,67 @@ func (s *Service) backingPath(p string) (string, error) {
 	return p, nil
 }
 
-// refsUnder returns the refs of the regular files at or under path.
+// refsUnder returns the refs of the regular files at or under path. It
+// walks beneath the backing directory's descriptor (namespace): no
+// symlink is followed, and every file is opened O_PATH, so a FIFO or
+// device is passed over without being opened.
 func (s *Service) refsUnder(path string) ([]FileRef, error) {
 	p, err := s.backingPath(path)
 	if err != nil {
 		return nil, err
 	}
+	abs, err := filepath.Abs(s.cfg.BackingDir)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := filepath.Rel(abs, p)
+	if err != nil {
+		return nil, fmt.Errorf("burstbuffer: %w", err)
+	}
+	root, err := namespace.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("burstbuffer: %w", err)
+	}
+	defer root.Close()
 	var refs []FileRef
-	err = filepath.WalkDir(p, func(q string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		f, err := os.Open(q)
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		f, err := root.Open(rel, unix.O_PATH|unix.O_NOFOLLOW, 0)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		r, err := RefOf(f)
+		x, err := namespace.StatFile(f)
 		if err != nil {
 			return err
 		}
-		refs = append(refs, r)
+		switch x.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			r, err := RefOf(f)
+			if err != nil {
+				return err
+			}
+			refs = append(refs, r)
+		case unix.S_IFDIR:
+			d, err := root.Open(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			if err != nil {
+				return err
+			}
+			names, err := d.Readdirnames(-1)
+			d.Close()
+			if err != nil {
+				return err
+			}
+			sort.Strings(names)
+			for _, name := range names {
+				if err := walk(filepath.Join(rel, name)); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
-	})
-	if err != nil {
+	}
+	if err := walk(rel); err != nil {
 		return nil, fmt.Errorf("burstbuffer: %w", err)
 	}
 	return refs, nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -57,6 +58,23 @@ func startServer(t testing.TB, locate Locator) *testServer {
 		served: make(chan error, 1),
 	}
 	go func() { ts.served <- ts.Serve(countingListener{ln, &ts.accepted}) }()
+	t.Cleanup(func() { ts.stop(t) })
+	return ts
+}
+
+// startTLSServer is startServer behind a TLS listener.
+func startTLSServer(t testing.TB, locate Locator, cfg *tls.Config) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{
+		Server: NewServer(locate, slog.New(slog.NewTextHandler(t.Output(), nil))),
+		addr:   ln.Addr().String(),
+		served: make(chan error, 1),
+	}
+	go func() { ts.served <- ts.Serve(tls.NewListener(countingListener{ln, &ts.accepted}, cfg)) }()
 	t.Cleanup(func() { ts.stop(t) })
 	return ts
 }

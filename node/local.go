@@ -104,8 +104,9 @@ func (c *LocalCluster) Client(i int) *Client {
 	return cl
 }
 
-// ensureToken writes Dir/token the first time.
-func (c *LocalCluster) ensureToken(tok string) error {
+// EnsureToken writes Dir/token, the client token, unless it exists:
+// tok, or a new random one if tok is "".
+func (c *LocalCluster) EnsureToken(tok string) error {
 	if _, err := os.Stat(c.TokenFile()); err == nil {
 		return nil
 	}
@@ -254,7 +255,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*LocalCluster, error) {
 	if err := c.save(); err != nil {
 		return nil, err
 	}
-	if err := c.ensureToken(cfg.ClientToken); err != nil {
+	if err := c.EnsureToken(cfg.ClientToken); err != nil {
 		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
@@ -307,9 +308,26 @@ func (c *LocalCluster) Start(i int, engined string, extra ...string) error {
 	} else if fresh && len(c.Nodes) > 1 && c.hasData(1) {
 		args = append(args, "--join", c.Nodes[1].API)
 	}
-	if slices.Contains(args, "--join") {
+	if j := slices.Index(args, "--join"); j >= 0 {
+		// The node joins with the join token of the node that made the
+		// cluster; wait for it if that node has just been started.
+		if _, err := os.Stat(c.JoinTokenFile()); err != nil {
+			from := 0
+			if args[j+1] == c.Nodes[1].API {
+				from = 1
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			err := c.awaitJoinToken(ctx, from)
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
 		args = append(args, "--token", c.JoinTokenFile())
 	} else {
+		if err := c.EnsureToken(""); err != nil {
+			return err
+		}
 		args = append(args, "--client-token", c.TokenFile())
 	}
 	if c.Namespace {

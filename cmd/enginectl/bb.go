@@ -30,7 +30,9 @@ owners and links are the backing directory's.
 
 Without --join (or --addr/ENGINE_ADDR) it runs an embedded one-node cluster
 with its data under --data; with --join it starts a node that joins that
-cluster and mounts there; a node new to the cluster also needs
+cluster and mounts there (bb commands to a one-node mount need its client
+token, in DATA/token, unless --token or ENGINE_TOKEN gave it one); a node
+new to the cluster also needs
 --join-token FILE (the cluster's join token, its first node's
 DATA/join-token). "mounted MOUNTPOINT" is printed once it serves.
 
@@ -106,7 +108,15 @@ func mount(args []string, addr string, stdout, stderr io.Writer) error {
 		jt = strings.TrimSpace(string(b))
 	}
 	log := slogger(stderr)
-	n, err := node.Open(node.Config{DataDir: o.data, API: o.api, Join: o.join, JoinToken: jt, Name: o.name,
+	// A mount that makes its own one-node cluster takes the client token
+	// enginectl would send (--token, ENGINE_TOKEN), if one is given.
+	ct := ""
+	if o.join == "" && (tokenFile != "" || os.Getenv("ENGINE_TOKEN") != "") {
+		if ct, err = clientToken(); err != nil {
+			return err
+		}
+	}
+	n, err := node.Open(node.Config{DataDir: o.data, API: o.api, Join: o.join, JoinToken: jt, ClientToken: ct, Name: o.name,
 		RaftTimeout: 200 * time.Millisecond, BurstBuffer: bb, Logger: log})
 	if err != nil {
 		return err

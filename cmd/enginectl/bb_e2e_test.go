@@ -612,6 +612,12 @@ func startBBCluster(t *testing.T, n int, ec, backing, mnt string) *bbCluster {
 	dir := filepath.Join(t.TempDir(), "cluster")
 	var lns []net.Listener
 	c := &bbCluster{LocalCluster: &node.LocalCluster{Dir: dir}, mnt: mnt}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsureToken(testToken); err != nil {
+		t.Fatal(err)
+	}
 	for i := range n {
 		ln := node.LocalNode{Name: fmt.Sprintf("node-%d", i)}
 		for k := range ln.Ports {

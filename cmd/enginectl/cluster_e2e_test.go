@@ -1062,7 +1062,9 @@ func (nc *netnsCluster) start(i int) {
 	args := []string{"netns", "exec", nd.ns, enginedBin(), "--data", filepath.Join(dir, "data"), "--name", nd.name,
 		"--api", nd.api, "--raft", nd.ip + ":7071", "--gossip", nd.ip + ":7072", "--internal", nd.ip + ":7073", "--workers", "1"}
 	if i > 0 {
-		args = append(args, "--join", nc.nodes[0].api)
+		// Node 0 made the cluster (the caller waited for it): join with
+		// its join token.
+		args = append(args, "--join", nc.nodes[0].api, "--token", filepath.Join(nc.dir, nc.nodes[0].name, "data", "join-token"))
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, "engined.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -48,23 +48,16 @@ func (l countingListener) Accept() (net.Conn, error) {
 
 func startServer(t testing.TB, locate Locator) *testServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{
-		Server: NewServer(locate, slog.New(slog.NewTextHandler(t.Output(), nil))),
-		addr:   ln.Addr().String(),
-		served: make(chan error, 1),
-	}
-	go func() { ts.served <- ts.Serve(countingListener{ln, &ts.accepted}) }()
-	t.Cleanup(func() { ts.stop(t) })
-	return ts
+	return startServerOn(t, locate, func(ln net.Listener) net.Listener { return ln })
 }
 
 // startTLSServer is startServer behind a TLS listener.
 func startTLSServer(t testing.TB, locate Locator, cfg *tls.Config) *testServer {
 	t.Helper()
+	return startServerOn(t, locate, func(ln net.Listener) net.Listener { return tls.NewListener(ln, cfg) })
+}
+
+func startServerOn(t testing.TB, locate Locator, wrap func(net.Listener) net.Listener) *testServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +67,7 @@ func startTLSServer(t testing.TB, locate Locator, cfg *tls.Config) *testServer {
 		addr:   ln.Addr().String(),
 		served: make(chan error, 1),
 	}
-	go func() { ts.served <- ts.Serve(tls.NewListener(countingListener{ln, &ts.accepted}, cfg)) }()
+	go func() { ts.served <- ts.Serve(wrap(countingListener{ln, &ts.accepted})) }()
 	t.Cleanup(func() { ts.stop(t) })
 	return ts
 }

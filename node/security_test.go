@@ -382,3 +382,27 @@ func TestPoisonProposeRefused(t *testing.T) {
 		t.Fatalf("job after the poison: %+v", st)
 	}
 }
+
+// Plans past the job limits are refused at the API with the limit named,
+// before anything is allocated (records=9e18 used to wrap negative and
+// pass the free-disk check).
+func TestPlanLimitsAtTheAPI(t *testing.T) {
+	n := open(t, Config{DataDir: t.TempDir()})
+	defer n.Close()
+	hc := &http.Client{Timeout: 10 * time.Second}
+	hdr := map[string]string{"Authorization": "Bearer " + n.ClientToken(), "Content-Type": "application/json"}
+	for _, tc := range []struct{ path, body, want string }{
+		{"/v1/plan", `{"spec":{"records":9000000000000000000}}`, "limit"},
+		{"/v1/jobs", `{"kind":"sort","spec":{"records":9000000000000000000}}`, "limit"},
+		{"/v1/plan", `{"spec":{"records":1000000000000},"cluster":{"nodes":1000000000}}`, "limit"},
+		{"/v1/plan", `{"spec":{"records":-5}}`, "records"},
+	} {
+		code, body := call(t, hc, "POST", "http://"+n.Addr()+tc.path, tc.body, hdr)
+		if code != http.StatusBadRequest || !strings.Contains(body, tc.want) {
+			t.Errorf("POST %s %s: %d %s, want 400 naming the %s", tc.path, tc.body, code, body, tc.want)
+		}
+	}
+	if jobs := n.Jobs(); len(jobs) != 0 {
+		t.Fatalf("a refused plan made a job: %+v", jobs)
+	}
+}

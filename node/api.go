@@ -207,6 +207,10 @@ func (n *Node) peerHandler() http.Handler {
 			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
 			return
 		}
+		if err := mayPropose(pki.PeerName(r.TLS), &c); err != nil {
+			writeJSON(w, http.StatusForbidden, apiError{err.Error()})
+			return
+		}
 		if !n.raft.IsLeader() {
 			// 421 Misdirected Request: the caller retries with the leader.
 			writeJSON(w, http.StatusMisdirectedRequest, apiError{fmt.Sprintf("node %s is not the leader", n.id)})
@@ -224,6 +228,28 @@ func (n *Node) peerHandler() http.Handler {
 	})
 	n.bbPeerHandlers(mux)
 	return mux
+}
+
+// mayPropose says whether node peer may have the leader replicate c: the
+// commands nodes forward (a job submitted or cancelled through their
+// API, their own tasks' results, their own membership). Everything else
+// the leader proposes itself.
+func mayPropose(peer string, c *coordinator.Command) error {
+	switch c.Type {
+	case coordinator.CmdJobSubmit, coordinator.CmdJobCancel:
+		return nil
+	case coordinator.CmdTaskDone, coordinator.CmdTaskFailed:
+		if c.Node == peer {
+			return nil
+		}
+		return fmt.Errorf("node %q may not report the results of node %q's tasks", peer, c.Node)
+	case coordinator.CmdMemberUpsert:
+		if c.Member != nil && c.Member.ID == peer {
+			return nil
+		}
+		return fmt.Errorf("node %q may only change its own membership", peer)
+	}
+	return fmt.Errorf("node %q may not propose %s: only the leader does", peer, c.Type)
 }
 
 // Status returns this node's view of the cluster.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -132,9 +133,10 @@ func (n *Node) register(req JoinRequest) (JoinResponse, error) {
 	}
 	if n.cfg.Join != "" {
 		// The member named by --join tells (to a holder of the client
-		// token) who leads; any member forwards a join to the leader.
-		c := NewClient(n.cfg.Join)
-		c.Token = n.ident.ClientToken
+		// token, over TLS under the cluster CA) who leads; any member
+		// forwards a join to the leader.
+		c := &Client{Addr: "https://" + strings.TrimPrefix(strings.TrimPrefix(n.cfg.Join, "http://"), "https://"),
+			Token: n.ident.ClientToken, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: n.ident.ClientConfig()}}}
 		st, err := c.Status(ctx)
 		if err != nil {
 			return JoinResponse{}, err
@@ -189,6 +191,11 @@ func (n *Node) handleJoin(ctx context.Context, req JoinRequest) (JoinResponse, e
 	if m.ID == "" || m.RaftID == "" || m.RaftAddr == "" {
 		return JoinResponse{}, errors.New("node: join without an id, Raft id or Raft address")
 	}
+	// A node's Raft servers are named after it (ID.random): it may take
+	// back or replace only its own.
+	if !strings.HasPrefix(m.RaftID, m.ID+".") {
+		return JoinResponse{}, fmt.Errorf("node: Raft id %q is not one of node %s's", m.RaftID, m.ID)
+	}
 	servers, err := n.raft.Servers()
 	if err != nil {
 		return JoinResponse{}, err
@@ -216,10 +223,10 @@ func (n *Node) handleJoin(ctx context.Context, req JoinRequest) (JoinResponse, e
 		}
 		m.Voter = known.Voter
 	default:
-		// Earlier incarnations of this node (same node id, or the same
-		// Raft address) leave the configuration: their logs are gone.
+		// Earlier incarnations of this node leave the configuration:
+		// their logs are gone.
 		for _, s := range servers {
-			if s.Addr == m.RaftAddr || strings.HasPrefix(s.ID, m.ID+".") {
+			if strings.HasPrefix(s.ID, m.ID+".") {
 				if rerr := n.raft.RemoveServer(s.ID); rerr != nil {
 					return JoinResponse{}, fmt.Errorf("node: remove %s's old Raft server %s: %w", m.ID, s.ID, rerr)
 				}

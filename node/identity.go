@@ -167,8 +167,12 @@ type CertResponse struct {
 	Secrets     pki.Secrets `json:"secrets"`
 }
 
-// maxCertHosts bounds the names a certificate request may ask for.
-const maxCertHosts = 16
+// maxCertHosts bounds the names a certificate request may ask for, and
+// maxCertRequest the request's bytes.
+const (
+	maxCertHosts   = 16
+	maxCertRequest = 16 << 10
+)
 
 // issueCertificate serves POST /v1/cluster/certificate (TLS only).
 func (n *Node) issueCertificate(w http.ResponseWriter, r *http.Request) {
@@ -177,11 +181,19 @@ func (n *Node) issueCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req CertRequest
+	r.Body = http.MaxBytesReader(w, r.Body, maxCertRequest) // before the secret is checked: anyone may send it
 	if !readJSON(w, r, &req) {
 		return
 	}
 	if !n.ident.CheckJoinSecret(req.Secret) {
-		n.log.Warn("refused a certificate request with a wrong join token", "remote", r.RemoteAddr, "node", req.Node)
+		// A guesser waits, and the log says so once a minute at most.
+		if last := n.certRefused.Load(); time.Since(time.Unix(0, last)) > time.Minute && n.certRefused.CompareAndSwap(last, time.Now().UnixNano()) {
+			n.log.Warn("refused a certificate request with a wrong join token (logged once a minute)", "remote", r.RemoteAddr, "node", req.Node)
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-r.Context().Done():
+		}
 		writeJSON(w, http.StatusUnauthorized, apiError{"wrong join token: use the cluster's, as in its first node's DATA/" + pki.JoinTokenFile})
 		return
 	}

@@ -97,7 +97,13 @@ func (n *Node) Submit(ctx context.Context, spec sortjob.Spec) (JobStatus, error)
 		if _, err := os.Stat(out); os.IsNotExist(err) {
 			created = true
 		}
-		if err := os.MkdirAll(filepath.Join(out, ".engine-"+id), 0o755); err != nil {
+		// The output for its users; the job's temporary directory in it
+		// for the daemon alone.
+		err := os.MkdirAll(out, 0o755)
+		if err == nil {
+			err = os.Mkdir(filepath.Join(out, ".engine-"+id), 0o700)
+		}
+		if err != nil {
 			return JobStatus{}, fmt.Errorf("sort: output %w", err)
 		}
 	}

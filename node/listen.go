@@ -67,10 +67,16 @@ type peerMux struct {
 	protos map[string]*connQueue
 	log    *slog.Logger
 	wg     sync.WaitGroup
+	mu     struct {
+		sync.Mutex
+		closed      bool
+		handshaking map[net.Conn]struct{} // closed by close: no wait for a silent peer
+	}
 }
 
 func newPeerMux(ln net.Listener, cfg *tls.Config, log *slog.Logger, protos ...string) *peerMux {
 	m := &peerMux{ln: ln, cfg: cfg.Clone(), protos: map[string]*connQueue{}, log: log}
+	m.mu.handshaking = map[net.Conn]struct{}{}
 	m.cfg.NextProtos = protos
 	for _, p := range protos {
 		m.protos[p] = newConnQueue(ln.Addr())
@@ -83,14 +89,26 @@ func (m *peerMux) listener(proto string) net.Listener { return m.protos[proto] }
 
 // serve accepts until the listener is closed.
 func (m *peerMux) serve() {
+	var retry retrier
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				m.log.Warn("internal port: accept", "err", err)
+			if errors.Is(err, net.ErrClosed) {
+				break
 			}
+			m.log.Warn("internal port: accept", "err", err)
+			retry.wait()
+			continue
+		}
+		retry.reset()
+		m.mu.Lock()
+		if m.mu.closed {
+			m.mu.Unlock()
+			c.Close()
 			break
 		}
+		m.mu.handshaking[c] = struct{}{}
+		m.mu.Unlock()
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
@@ -100,7 +118,24 @@ func (m *peerMux) serve() {
 	m.wg.Wait()
 }
 
+// retrier backs off after an accept error that is not the listener's end
+// (out of file descriptors, say), as net/http's Server does, instead of
+// giving up the port.
+type retrier struct{ d time.Duration }
+
+func (r *retrier) wait() {
+	r.d = min(max(2*r.d, 5*time.Millisecond), time.Second)
+	time.Sleep(r.d)
+}
+
+func (r *retrier) reset() { r.d = 0 }
+
 func (m *peerMux) dispatch(raw net.Conn) {
+	defer func() {
+		m.mu.Lock()
+		delete(m.mu.handshaking, raw)
+		m.mu.Unlock()
+	}()
 	tc := tls.Server(raw, m.cfg)
 	tc.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.Handshake(); err != nil {
@@ -118,6 +153,12 @@ func (m *peerMux) dispatch(raw net.Conn) {
 // close stops accepting and closes every protocol's listener.
 func (m *peerMux) close() error {
 	err := m.ln.Close()
+	m.mu.Lock()
+	m.mu.closed = true
+	for c := range m.mu.handshaking {
+		c.Close()
+	}
+	m.mu.Unlock()
 	for _, q := range m.protos {
 		q.Close()
 	}
@@ -146,12 +187,18 @@ func (a *apiListener) run() {
 	defer a.wg.Done()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var retry retrier
 	for {
 		c, err := a.ln.Accept()
 		if err != nil {
-			a.q.Close()
-			return
+			if errors.Is(err, net.ErrClosed) {
+				a.q.Close()
+				return
+			}
+			retry.wait()
+			continue
 		}
+		retry.reset()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

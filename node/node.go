@@ -187,10 +187,11 @@ type Node struct {
 		sync.Mutex
 		ch chan struct{} // closed and replaced at every change
 	}
-	registered chan struct{} // closed once this node is a member in the state
-	regOnce    sync.Once
-	caughtUpAt atomic.Uint64         // the state index this node must reach before it acts
-	joinErr    atomic.Pointer[error] // why the cluster refused this node, for good
+	registered  chan struct{} // closed once this node is a member in the state
+	regOnce     sync.Once
+	caughtUpAt  atomic.Uint64         // the state index this node must reach before it acts
+	joinErr     atomic.Pointer[error] // why the cluster refused this node, for good
+	certRefused atomic.Int64          // when a wrong join token was last logged (UnixNano)
 
 	bbMu   sync.Mutex
 	bb     *burstbuffer.Service
@@ -268,6 +269,7 @@ func start(cfg Config) (n *Node, err error) {
 	n.shuffleSrv = shuffle.NewServer(n.locateMapOutput, n.log)
 	n.goFunc(func() { n.shuffleSrv.Serve(n.peerMux.listener(protoShuffle)) })
 	n.peerSrv = &http.Server{Handler: n.peerHandler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return n.ctx }}
 	n.goFunc(func() {
 		if err := n.peerSrv.Serve(n.peerMux.listener(protoHTTP)); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -305,6 +307,7 @@ func start(cfg Config) (n *Node, err error) {
 	apiTLS.ClientAuth = tls.NoClientCert
 	n.apiLn = newAPIListener(ln, apiTLS)
 	n.srv = &http.Server{Handler: n.authorize(n.handler()), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return n.ctx }}
 	n.goFunc(func() {
 		if err := n.srv.Serve(n.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -219,6 +219,32 @@ func TestJoinHijackRefused(t *testing.T) {
 			t.Fatalf("the forged server is in Raft: %+v", after)
 		}
 	}
+	// Under its own name, evil may not take the victim's Raft server, nor
+	// have the leader replicate anything about another node.
+	own := forged
+	own.ID = "evil"
+	own.RaftID = victim.RaftID
+	body, _ = json.Marshal(JoinRequest{Member: own})
+	if code, resp := call(t, hc, "POST", "https://"+leader.shuffleLn.Addr().String()+"/v1/internal/join", string(body), map[string]string{"Content-Type": "application/json"}); code == http.StatusOK {
+		t.Errorf("evil joined with the victim's Raft id: %s", resp)
+	}
+	for _, c := range []coordinator.Command{
+		{Type: coordinator.CmdMemberUpsert, Member: &forged},
+		{Type: coordinator.CmdMemberRemove, ID: victim.ID},
+		{Type: coordinator.CmdMemberAlive, ID: victim.ID, Alive: false},
+		{Type: coordinator.CmdTaskFailed, Job: "j", Kind: coordinator.KindMap, Node: victim.ID, Attempt: 1},
+	} {
+		c.Time = time.Now()
+		b, _ := json.Marshal(c)
+		code, resp := call(t, hc, "POST", "https://"+leader.shuffleLn.Addr().String()+"/v1/internal/propose", string(b), map[string]string{"Content-Type": "application/json"})
+		if code != http.StatusForbidden {
+			t.Errorf("evil proposed %s: %d %s, want 403", c.Type, code, resp)
+		}
+	}
+	after, _ = leader.raft.Servers()
+	if len(after) != len(before) {
+		t.Fatalf("Raft servers changed: %+v → %+v", before, after)
+	}
 	var m coordinator.Member
 	leader.fsm.Read(func(s *coordinator.State) { m = *s.Members[victim.ID] })
 	if m.RaftAddr != victim.RaftAddr || m.GossipAddr != victim.GossipAddr {
@@ -282,6 +308,14 @@ func TestCertificateWantsJoinToken(t *testing.T) {
 	code, body := call(t, hc, "POST", "http://"+n.Addr()+"/v1/cluster/certificate", `{"node":"x","secret":"`+n.ident.JoinSecret+`"}`, map[string]string{"Content-Type": "application/json"})
 	if code != http.StatusForbidden {
 		t.Fatalf("certificate over plain HTTP: %d %s, want 403", code, body)
+	}
+	// Nobody makes the node read a large body before the secret is
+	// checked.
+	tlsc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	big := `{"node":"x","public_key":"` + strings.Repeat("A", 1<<20) + `"}`
+	code, body = call(t, tlsc, "POST", "https://"+n.Addr()+"/v1/cluster/certificate", big, map[string]string{"Content-Type": "application/json"})
+	if code != http.StatusBadRequest || !strings.Contains(body, "too large") {
+		t.Fatalf("a 1 MiB certificate request: %d %.200s, want 400 (too large)", code, body)
 	}
 }
 

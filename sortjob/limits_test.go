@@ -181,3 +181,23 @@ func TestPlanRefusesHugeInput(t *testing.T) {
 		t.Fatalf("MakePlan = %+v, %v; want the input refused naming the limit", p, err)
 	}
 }
+
+// The daemon writes _SUCCESS as root into an output directory its users
+// may write to: a symbolic link put there is refused, not followed.
+func TestWriteFileSyncRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "_SUCCESS")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileSync(link, []byte("report")); err == nil {
+		t.Fatal("writeFileSync wrote through a symbolic link")
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Fatalf("the link's target was changed to %q", b)
+	}
+}

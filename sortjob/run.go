@@ -636,8 +636,11 @@ func RemoveUncommitted(out string) {
 	}
 }
 
+// writeFileSync writes path whole and fsyncs it; a symbolic link at path
+// is refused, not followed (the daemon writes as root into a directory
+// its users may write to).
 func writeFileSync(path string, b []byte) error {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"engine/internal/fsutil"
@@ -438,6 +439,9 @@ func Save(data string, id *Identity, certPEM, keyPEM []byte) error {
 	if err := os.MkdirAll(filepath.Join(data, Dir), 0o700); err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}
+	if err := os.Chmod(filepath.Join(data, Dir), 0o700); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
 	files := []struct {
 		path string
 		b    []byte
@@ -461,7 +465,8 @@ func Save(data string, id *Identity, certPEM, keyPEM []byte) error {
 
 func writeFile(path string, b []byte, mode os.FileMode) (err error) {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	os.Remove(tmp) // a leftover of a crash: the file is made anew, not through a link
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, mode)
 	if err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}

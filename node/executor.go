@@ -262,7 +262,7 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t
 	defer e.wg.Done()
 	start := time.Now()
 	cmd := coordinator.Command{Job: k.job, Kind: k.kind, Index: k.index, Node: e.n.id, Attempt: k.attempt}
-	err := e.n.checkJobPaths(j)
+	err := e.n.checkTaskPaths(j, k.kind, k.index)
 	switch {
 	case err != nil:
 	case k.kind == coordinator.KindMap:

@@ -275,7 +275,7 @@ func (n *Node) commitJob(j *coordinator.Job) {
 		return
 	}
 	if out := j.Spec.Output; out != "" {
-		if err := n.checkJobPaths(j); err != nil {
+		if err := n.checkSpec(j.Spec); err != nil {
 			n.finishJob(j, coordinator.JobFailed, err.Error(), nil)
 			return
 		}

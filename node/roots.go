@@ -71,17 +71,17 @@ func (n *Node) checkSpec(spec sortjob.Spec) error {
 	return n.checkPath("--output", spec.Output)
 }
 
-// checkJobPaths checks, before this node acts on a replicated job, every
-// path the job names: the replicated state is validated for shape, but
-// only this node knows its roots.
-func (n *Node) checkJobPaths(j *coordinator.Job) error {
+// checkTaskPaths checks, before this node runs a task of a replicated
+// job, the paths that task uses: the job's input and output, and a map's
+// own input split. The replicated state is validated for shape, but only
+// this node knows its roots. (One task's paths, not every map's: a job
+// has up to millions of them.)
+func (n *Node) checkTaskPaths(j *coordinator.Job, kind string, index int) error {
 	if err := n.checkSpec(j.Spec); err != nil {
 		return err
 	}
-	for i, m := range j.Plan.Maps {
-		if err := n.checkPath(fmt.Sprintf("map %d's input", i), m.Path); err != nil {
-			return err
-		}
+	if kind == coordinator.KindMap && index >= 0 && index < len(j.Plan.Maps) {
+		return n.checkPath(fmt.Sprintf("map %d's input", index), j.Plan.Maps[index].Path)
 	}
 	return nil
 }

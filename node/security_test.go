@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"engine/bench/gensort"
 	"engine/coordinator"
 	"engine/internal/pki"
 	"engine/sortjob"
@@ -438,5 +439,42 @@ func TestPlanLimitsAtTheAPI(t *testing.T) {
 	}
 	if jobs := n.Jobs(); len(jobs) != 0 {
 		t.Fatalf("a refused plan made a job: %+v", jobs)
+	}
+}
+
+// A job that reaches the replicated state without this node's submit
+// checks (another node with other roots, or a forged proposal) still
+// cannot make this node read outside its --io-root: the map task refuses
+// its input and the job fails.
+func TestIORootsCheckedBeforeTasks(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	in := filepath.Join(outside, "in")
+	if err := os.Mkdir(in, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]byte, 1000*sortjob.RecordSize)
+	gensort.NewGenerator(0, gensort.Options{}).Fill(recs)
+	if err := os.WriteFile(filepath.Join(in, "recs"), recs, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := open(t, Config{DataDir: t.TempDir(), IORoots: []string{root}})
+	defer n.Close()
+	plan, err := sortjob.MakePlan(sortjob.Spec{Input: in, Memory: 256 << 20}, sortjob.Cluster{Nodes: 1, CoresPerNode: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, err := sortjob.Sample(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	splits, _ := part.MarshalBinary()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.raft.Propose(ctx, coordinator.Command{Type: coordinator.CmdJobSubmit, Time: time.Now(), Job: "forged", Spec: &plan.Spec, Plan: plan, Splits: splits}); err != nil {
+		t.Fatal(err)
+	}
+	st := wait(t, n.client(), "forged")
+	if st.State != "failed" || !strings.Contains(st.Error, "--io-root") {
+		t.Fatalf("a job reading outside --io-root: %s %q, want failed naming --io-root", st.State, st.Error)
 	}
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -38,6 +39,23 @@ func (c *Client) url(path string) string {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	err := c.roundTrip(ctx, method, path, body, out)
+	var te *transportError
+	if errors.As(err, &te) {
+		return fmt.Errorf("cannot reach the engine node at %s (%v); is engined running there? (set --addr or ENGINE_ADDR)", c.Addr, unwrapURL(te.err))
+	}
+	return err
+}
+
+// transportError is a request that got no answer.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+// roundTrip sends one request and decodes the answer into out: a
+// *remoteError for an error answer, a *transportError for none.
+func (c *Client) roundTrip(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -58,7 +76,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the engine node at %s (%v); is engined running there? (set --addr or ENGINE_ADDR)", c.Addr, unwrapURL(err))
+		return &transportError{err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -135,8 +134,8 @@ func (n *Node) register(req JoinRequest) (JoinResponse, error) {
 		// The member named by --join tells (to a holder of the client
 		// token, over TLS under the cluster CA) who leads; any member
 		// forwards a join to the leader.
-		c := &Client{Addr: "https://" + strings.TrimPrefix(strings.TrimPrefix(n.cfg.Join, "http://"), "https://"),
-			Token: n.ident.ClientToken, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: n.ident.ClientConfig()}}}
+		c := n.peerClient(strings.TrimPrefix(strings.TrimPrefix(n.cfg.Join, "http://"), "https://"))
+		c.Token = n.ident.ClientToken
 		st, err := c.Status(ctx)
 		if err != nil {
 			return JoinResponse{}, err

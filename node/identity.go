@@ -1,13 +1,10 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -94,45 +91,18 @@ func (n *Node) setupIdentity(ctx context.Context) error {
 // not answer (it may be starting) and ctx lasts; a wrong cluster or a
 // refusal ends it at once.
 func requestCertificate(ctx context.Context, addr, caHash string, req CertRequest) (CertResponse, error) {
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.PinnedConfig(caHash)}}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return CertResponse{}, err
-	}
-	u := "https://" + strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://") + "/v1/cluster/certificate"
+	c := &Client{Addr: "https://" + strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://"),
+		HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.PinnedConfig(caHash)}}}
+	var out CertResponse
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-		if err != nil {
-			return CertResponse{}, err
-		}
-		hr.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(hr)
-		if err == nil {
-			b, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-			if rerr != nil {
-				return CertResponse{}, rerr
-			}
-			if resp.StatusCode != http.StatusOK {
-				var e apiError
-				msg := resp.Status
-				if json.Unmarshal(b, &e) == nil && e.Error != "" {
-					msg = e.Error
-				}
-				return CertResponse{}, &remoteError{status: resp.StatusCode, msg: msg}
-			}
-			var out CertResponse
-			if err := json.Unmarshal(b, &out); err != nil {
-				return CertResponse{}, fmt.Errorf("bad answer: %w", err)
-			}
-			return out, nil
-		}
-		if errors.Is(err, pki.ErrWrongCluster) {
-			return CertResponse{}, err
+		err := c.roundTrip(ctx, http.MethodPost, "/v1/cluster/certificate", req, &out)
+		var te *transportError
+		if !errors.As(err, &te) || errors.Is(err, pki.ErrWrongCluster) {
+			return out, err
 		}
 		select { // not up yet, or not reachable: try again while ctx lasts
 		case <-ctx.Done():
-			return CertResponse{}, fmt.Errorf("%s did not answer: %w", addr, unwrapURL(err))
+			return out, fmt.Errorf("%s did not answer: %w", addr, unwrapURL(te.err))
 		case <-time.After(backoff):
 		}
 	}

@@ -59,32 +59,35 @@ func run(args []string, stdout, stderr io.Writer) int {
 	addr := os.Getenv("ENGINE_ADDR")
 	tokenFile = ""
 	// Global flags come before the command.
+	globals := []struct {
+		name, arg string
+		v         *string
+	}{{"addr", "HOST:PORT", &addr}, {"token", "FILE", &tokenFile}}
+flags:
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
 		a := args[0]
-		switch {
-		case a == "--addr" || a == "-addr":
-			if len(args) < 2 {
-				fmt.Fprintln(stderr, "enginectl: --addr needs HOST:PORT")
-				return 2
-			}
-			addr, args = args[1], args[2:]
-		case strings.HasPrefix(a, "--addr=") || strings.HasPrefix(a, "-addr="):
-			addr, args = a[strings.Index(a, "=")+1:], args[1:]
-		case a == "--token" || a == "-token":
-			if len(args) < 2 {
-				fmt.Fprintln(stderr, "enginectl: --token needs FILE")
-				return 2
-			}
-			tokenFile, args = args[1], args[2:]
-		case strings.HasPrefix(a, "--token=") || strings.HasPrefix(a, "-token="):
-			tokenFile, args = a[strings.Index(a, "=")+1:], args[1:]
-		case a == "-h" || a == "--help" || a == "-help":
+		if a == "-h" || a == "--help" || a == "-help" {
 			fmt.Fprint(stdout, usage)
 			return 0
-		default:
-			fmt.Fprintf(stderr, "enginectl: unknown flag %s before the command\n\n%s", a, usage)
-			return 2
 		}
+		name, val, hasVal := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		for _, g := range globals {
+			if name != g.name {
+				continue
+			}
+			switch {
+			case hasVal:
+				*g.v, args = val, args[1:]
+			case len(args) < 2:
+				fmt.Fprintf(stderr, "enginectl: --%s needs %s\n", g.name, g.arg)
+				return 2
+			default:
+				*g.v, args = args[1], args[2:]
+			}
+			continue flags
+		}
+		fmt.Fprintf(stderr, "enginectl: unknown flag %s before the command\n\n%s", a, usage)
+		return 2
 	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)

@@ -478,3 +478,36 @@ func TestIORootsCheckedBeforeTasks(t *testing.T) {
 		t.Fatalf("a job reading outside --io-root: %s %q, want failed naming --io-root", st.State, st.Error)
 	}
 }
+
+// Garbage on the routes this change added gets a 4xx, and the node keeps
+// serving: the certificate route (no credentials needed to reach it) and
+// the peer routes (with a cluster certificate).
+func TestNewRoutesRefuseGarbage(t *testing.T) {
+	n := open(t, Config{DataDir: t.TempDir()})
+	defer n.Close()
+	tlsc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	peer := newPeerHTTP(n.ident.ClientConfig(), 10*time.Second)
+	api, internal := "https://"+n.Addr(), "https://"+n.shuffleLn.Addr().String()
+	for _, tc := range []struct {
+		hc        *http.Client
+		url, body string
+	}{
+		{tlsc, api + "/v1/cluster/certificate", "not json"},
+		{tlsc, api + "/v1/cluster/certificate", `{"node":"x","secret":"` + n.ident.JoinSecret + `","public_key":"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}`},
+		{tlsc, api + "/v1/cluster/certificate", `{"node":"../x","secret":"` + n.ident.JoinSecret + `"}`},
+		{tlsc, api + "/v1/cluster/certificate", `{"node":"x","secret":"` + n.ident.JoinSecret + `","hosts":["a b"]}`},
+		{peer, internal + "/v1/internal/join", "\x00\x01garbage"},
+		{peer, internal + "/v1/internal/join", `{"member":{"id":"` + n.id + `","raft_id":"other.1","raft_addr":"127.0.0.1:1"}}`},
+		{peer, internal + "/v1/internal/propose", `{"type":"no_such_command"}`},
+		{peer, internal + "/v1/internal/propose", `[1,2,3]`},
+		{peer, internal + "/v1/internal/bb/publish", `{"k":0}`},
+	} {
+		code, body := call(t, tc.hc, "POST", tc.url, tc.body, map[string]string{"Content-Type": "application/json"})
+		if code < 400 || code >= 500 && code != http.StatusServiceUnavailable {
+			t.Errorf("POST %s %.60q: %d %.200s, want a 4xx", tc.url, tc.body, code, body)
+		}
+	}
+	if _, err := n.client().Status(context.Background()); err != nil {
+		t.Fatalf("the node stopped answering: %v", err)
+	}
+}

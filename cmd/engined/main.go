@@ -59,7 +59,7 @@ func run(args []string, stderr io.Writer) int {
 	clientToken := fs.String("client-token", "", "when this node makes a new cluster: take the client API's token from `FILE` (default: $ENGINE_TOKEN if set, else a new random one; kept in DATA/token)")
 	var apiNames, ioRoots stringList
 	fs.Var(&ioRoots, "io-root", "confine the paths sort jobs read and write (--input, --output) to `DIR` (repeat for several; default: any absolute path)")
-	fs.Var(&apiNames, "api-name", "a host `NAME` clients may call the API by, besides its address, IP addresses and localhost (repeat for several)")
+	fs.Var(&apiNames, "api-name", "a host `NAME` clients may call the API by, besides its address, IP addresses, localhost and the machine's host name (repeat for several)")
 	bind := fs.String("bind", "", "this node's API address `HOST:PORT` (same as --api); Raft, gossip and the internal port use the next three ports")
 	raftAddr := fs.String("raft", "", "Raft address (default: API port + 1)")
 	gossip := fs.String("gossip", "", "gossip (memberlist) address (default: API port + 2)")

@@ -611,8 +611,12 @@ func TestEdgeCoalescing(t *testing.T) {
 	if d := after.OriginFetches - before.OriginFetches; d != 1 {
 		t.Errorf("origin fetches grew by %d, want 1", d)
 	}
-	if d := after.Coalesced - before.Coalesced; d != clients-1 {
-		t.Errorf("coalesced grew by %d, want %d (hits %d)", d, clients-1, after.Hits-before.Hits)
+	// A GET that arrives after the one fill has been stored is a hit, not a
+	// collapsed request; on a loaded machine a few do. Either way it must not
+	// have gone to the origin.
+	coalesced, hits := after.Coalesced-before.Coalesced, after.Hits-before.Hits
+	if coalesced+hits != clients-1 || coalesced == 0 {
+		t.Errorf("coalesced grew by %d and hits by %d, want %d together (and some coalesced)", coalesced, hits, clients-1)
 	}
 }
 

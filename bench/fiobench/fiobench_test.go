@@ -127,12 +127,15 @@ if [ "$1" = bb ] && [ "$2" = -h ]; then
 fi
 if [ "$1" = mount ]; then
   [ -n "$ENGINE_ADDR" ] && { echo "ENGINE_ADDR leaked" >&2; exit 3; }
+  mnt=$2
+  while [ $# -gt 0 ]; do [ "$1" = --data ] && { mkdir -p "$2"; echo faketoken > "$2/token"; }; shift; done
   trap 'echo "unmounting" >&2; exit 0' TERM
   echo "starting" >&2
-  echo "mounted $2 (api 127.0.0.1:45678, node n1)"
+  echo "mounted $mnt (api 127.0.0.1:45678, node n1)"
   while :; do sleep 0.05; done
 fi
 if [ "$1" = --addr ] && [ "$2" = 127.0.0.1:45678 ] && [ "$3" = bb ]; then
+  [ "$ENGINE_TOKEN" = faketoken ] || { echo "enginectl: no valid client token" >&2; exit 1; }
   case "$4" in
   sync) echo "bb sync /: done in 0.01s"; exit 0;;
   status) cat <<'EOF'

@@ -247,6 +247,12 @@ func (o *oursMount) enginectl(ctx context.Context, timeout time.Duration, args .
 	// --addr is a global flag: it goes before the command.
 	cmd := exec.CommandContext(ctx, o.bin, append([]string{"--addr", o.api}, args...)...)
 	cmd.Env = append(childEnv(), "ENGINE_ADDR="+o.api)
+	// The mount's embedded node made the cluster's client token in its
+	// data directory; its API wants it. (A binary from before tokens made
+	// none and ignores the variable.)
+	if tok, err := os.ReadFile(filepath.Join(o.data, "token")); err == nil {
+		cmd.Env = append(cmd.Env, "ENGINE_TOKEN="+strings.TrimSpace(string(tok)))
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -50,7 +50,7 @@ type RaftConfig struct {
 // store, file snapshots and a TCP transport, behind a context-taking API.
 type Raft struct {
 	tr    *raft.NetworkTransport
-	store *raftboltdb.BoltStore
+	store *closingStore
 	snaps raft.SnapshotStore
 	rc    *raft.Config
 	fsm   *FSM
@@ -120,10 +120,11 @@ func OpenRaft(cfg RaftConfig) (*Raft, error) {
 		return nil, fmt.Errorf("coordinator: raft dir: %w", err)
 	}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), BoltOptions: &bbolt.Options{Timeout: 2 * time.Second}})
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), BoltOptions: &bbolt.Options{Timeout: 2 * time.Second}})
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: raft log %s: %w", filepath.Join(cfg.Dir, "raft.db"), err)
 	}
+	store := newClosingStore(bolt)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {
 		store.Close()

@@ -175,6 +175,12 @@ func (s *Service) Handler() http.Handler {
 		switch op {
 		case "drain":
 			err = s.drainOwned(r.Context(), path)
+		case "resync": // path: the node that failed to tell this one something
+			if path == "" || len(path) > maxName {
+				http.Error(w, "burstbuffer: resync: need the name of the node to resync with", http.StatusBadRequest)
+				return
+			}
+			s.RequestResync(path)
 		default:
 			http.Error(w, "burstbuffer: unknown operation "+strconv.Quote(op), http.StatusBadRequest)
 			return

@@ -308,11 +308,11 @@ func TestTolerance(t *testing.T) {
 		want   int
 	}{
 		{4, stores("a", "b", "c", "d", "e", "f"), all, 2},
-		{4, stores("a", "b", "c", "d", "a", "b"), all, 1},    // 4 nodes: 2,2,1,1
-		{4, stores("a", "b", "c", "a", "b", "c"), all, 1},    // 3 nodes: 2 each
-		{4, stores("a", "b", "a", "b", "a", "b"), all, 0},    // 2 nodes: 3 each
-		{4, stores("a", "a", "a", "a", "a", "a"), all, 0},    // 1 node
-		{1, stores("a", "b", "c"), all, 2},                   // 1+2 copies
+		{4, stores("a", "b", "c", "d", "a", "b"), all, 1}, // 4 nodes: 2,2,1,1
+		{4, stores("a", "b", "c", "a", "b", "c"), all, 1}, // 3 nodes: 2 each
+		{4, stores("a", "b", "a", "b", "a", "b"), all, 0}, // 2 nodes: 3 each
+		{4, stores("a", "a", "a", "a", "a", "a"), all, 0}, // 1 node
+		{1, stores("a", "b", "c"), all, 2},                // 1+2 copies
 		{4, stores("a", "b", "c", "d", "e", "f"), map[string]bool{"a": true, "b": true, "c": true, "d": true, "e": true}, 1},
 		{4, stores("a", "b", "c", "d", "e", "f"), map[string]bool{"a": true, "b": true, "c": true}, -1},
 		{8, stores("a", "b", "c", "d", "e", "f", "g", "h", "a", "b", "c"), map[string]bool{"a": true, "b": true, "c": true, "d": true, "e": true, "f": true, "g": true, "h": true}, 1},

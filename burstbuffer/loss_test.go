@@ -231,7 +231,11 @@ func TestFailedPublishNeverServesOld(t *testing.T) {
 					t.Fatal(err)
 				}
 				if got := readAll(t, tc.svc("n1"), ref, f); !bytes.Equal(got, p) {
-					t.Fatalf("write %d: after the writer's Sync returned, n1 (whose publish failed) reads %q…, want %q…", i, got[:8], p[:8])
+					at := 0
+					for at < min(len(got), len(p)) && got[at] == p[at] {
+						at++
+					}
+					t.Fatalf("write %d: after the writer's Sync returned, n1 (whose publish failed) reads other bytes from %d on: %q…, want %q…", i, at, got[at:min(at+8, len(got))], p[at:min(at+8, len(p))])
 				}
 			}
 		})

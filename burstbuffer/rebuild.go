@@ -19,6 +19,12 @@ import (
 //     stripes are applied first, then the metas it holds live, then its
 //     candidates and shard inventory are counted with ours: a candidate
 //     with k shards seen across the cluster is applied.
+//  3. resolveMissing, once the view of the cluster is settled (Membership)
+//     and every live node is resynced, applies the acknowledged
+//     candidates still short of k shards (their bytes read as EIO, not as
+//     older ones), declaring them lost only when the holders of the
+//     missing shards are known gone; resyncs keep counting their shards,
+//     and they read again once k are known.
 //
 // Applying is idempotent and order-free (newest version wins byte by byte,
 // tombstones and dead stripes win over writes), so resyncing with every

@@ -54,12 +54,17 @@ func passes(t *testing.T, s *Service, n int64) {
 // restarted node applied from its own shards before it heard they were
 // dead, must not answer EIO for good).
 func TestRestartTransientViewLosesNothing(t *testing.T) {
-	for _, settledFirst := range []bool{false, true} {
-		name := "unsettled-view"
-		if settledFirst {
-			name = "settled-view-peers-not-live"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		settledFirst bool
+		alsoDown     string // a node that stays down when n0 is back
+	}{
+		{"unsettled-view", false, ""},
+		{"settled-view-peers-not-live", true, ""},
+		{"settled-view-n3-down-too", true, "n3"},
+	} {
+		settledFirst := c.settledFirst
+		t.Run(c.name, func(t *testing.T) {
 			tc := newTestCluster(t, 4, 4, 2) // 6 shards on 4 nodes: at most 2 a node
 			ctx := context.Background()
 			r := rand.New(rand.NewSource(14))
@@ -79,6 +84,9 @@ func TestRestartTransientViewLosesNothing(t *testing.T) {
 			}
 			if got, _ := os.ReadFile(f1.Name()); !bytes.Equal(got, want1) {
 				t.Fatal("the drained file differs on the backing file system")
+			}
+			if c.alsoDown != "" {
+				tc.crash(c.alsoDown)
 			}
 			// n0 comes back seeing only itself.
 			tc.net.mu.Lock()
@@ -110,14 +118,17 @@ func TestRestartTransientViewLosesNothing(t *testing.T) {
 				defer s.mu.Unlock()
 				return len(s.mu.lost) == 0
 			}, "n0 resynced with everyone, no stripe short of shards")
-			for _, c := range []struct {
+			for _, x := range []struct {
 				f    *os.File
 				ref  FileRef
 				want []byte
 			}{{f1, ref1, want1}, {f2, ref2, want2}} {
 				for _, n := range tc.names {
-					if got := readAll(t, tc.svc(n), c.ref, c.f); !bytes.Equal(got, c.want) {
-						t.Fatalf("%s: %s reads %d bytes that differ from the %d fsynced", n, c.f.Name(), len(got), len(c.want))
+					if n == c.alsoDown {
+						continue
+					}
+					if got := readAll(t, tc.svc(n), x.ref, x.f); !bytes.Equal(got, x.want) {
+						t.Fatalf("%s: %s reads %d bytes that differ from the %d fsynced", n, x.f.Name(), len(got), len(x.want))
 					}
 				}
 			}
@@ -332,5 +343,47 @@ func TestTolerance(t *testing.T) {
 		if want == "" && got != "" || want != "" && !strings.Contains(got, want) {
 			t.Errorf("warning for %d nodes: %q, want one with %q", n, got, want)
 		}
+	}
+}
+
+// TestTransientBlipMovesNothing: a node that, for a moment, does not see
+// a live peer (a gossip blip, shorter than DownGrace) neither heals nor
+// repairs the peer's shards elsewhere: no placement moves away from a live
+// holder, and reads during the blip reconstruct and return the bytes.
+func TestTransientBlipMovesNothing(t *testing.T) {
+	tc := newTestCluster(t, 4, 4, 2)
+	tc.tune = func(c *Config) { c.DownGrace = time.Hour }
+	for _, n := range tc.names {
+		tc.stop(n)
+	}
+	for _, n := range tc.names {
+		tc.start(n)
+	}
+	r := rand.New(rand.NewSource(17))
+	f, ref := tc.file("f")
+	want := writeSynced(t, tc.svc("n0"), ref, nil, r, 6)
+	tc.net.mu.Lock()
+	tc.net.view["n1"] = []string{"n0", "n1", "n3"} // n1 does not see n2 for a while
+	tc.net.mu.Unlock()
+	s := tc.svc("n1")
+	passes(t, s, 3)
+	s.shards = newShardCache(256)
+	if got := readAll(t, s, ref, f); !bytes.Equal(got, want) {
+		t.Fatal("n1 reads other bytes while it does not see n2")
+	}
+	passes(t, s, 2)
+	tc.net.mu.Lock()
+	delete(tc.net.view, "n1")
+	tc.net.mu.Unlock()
+	for _, n := range tc.names {
+		x := tc.svc(n)
+		x.mu.Lock()
+		for id, m := range x.mu.metas {
+			if m.Gen != 0 {
+				x.mu.Unlock()
+				t.Fatalf("%s: stripe %016x moved (generation %d) while every node was up", n, id, m.Gen)
+			}
+		}
+		x.mu.Unlock()
 	}
 }

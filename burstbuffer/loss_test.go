@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"math/rand"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -385,5 +390,30 @@ func TestTransientBlipMovesNothing(t *testing.T) {
 			}
 		}
 		x.mu.Unlock()
+	}
+}
+
+// TestNoServiceIsNotAFailure: a member that runs no burst buffer answers
+// peer calls 503 with NoServiceHeader; the transport says so (ErrNoService)
+// and a publish does not retry it (nothing to tell it).
+func TestNoServiceIsNotAFailure(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set(NoServiceHeader, "1")
+		http.Error(w, "node: this node runs no burst buffer", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	tr := NewHTTPTransport(func(string) (string, error) { return strings.TrimPrefix(srv.URL, "http://"), nil })
+	if err := tr.Publish(context.Background(), "x", nil); !errors.Is(err, ErrNoService) {
+		t.Fatalf("publish to a node without a burst buffer: %v, want ErrNoService", err)
+	}
+	s := &Service{cfg: Config{Node: "me", PeerRetry: time.Hour, Cluster: memCluster{&memNet{live: map[string]bool{"x": true}}}, Transport: tr},
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s.mu.owed = map[string]bool{}
+	calls.Store(0)
+	s.publishPeers(&Meta{})
+	if calls.Load() != 1 || len(s.mu.owed) != 0 {
+		t.Fatalf("publish to a node without a burst buffer: %d calls, owed %v; want 1 call, nothing owed", calls.Load(), s.mu.owed)
 	}
 }

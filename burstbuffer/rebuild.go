@@ -2,6 +2,7 @@ package burstbuffer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -613,7 +614,10 @@ func (s *Service) askResync(n string) (err error) {
 	defer s.recovered("asking a node to resync", &err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return s.cfg.Transport.Call(ctx, n, "resync", s.cfg.Node)
+	if err := s.cfg.Transport.Call(ctx, n, "resync", s.cfg.Node); err != nil && !errors.Is(err, ErrNoService) {
+		return err
+	}
+	return nil
 }
 
 // heal rebuilds the shards this node owns (by stripe) that live on nodes

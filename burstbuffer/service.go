@@ -811,8 +811,8 @@ func (s *Service) toPeer(what, n string, fn func(node string) error) {
 			defer s.recovered(what, &err)
 			err = fn(n)
 		}()
-		if err == nil {
-			if try > 0 {
+		if err == nil || errors.Is(err, ErrNoService) {
+			if err == nil && try > 0 {
 				s.log.Info("burstbuffer: "+what+" succeeded after retrying", "node", n, "tries", try+1)
 			}
 			return

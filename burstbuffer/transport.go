@@ -20,6 +20,14 @@ import (
 // PathPrefix is where Handler expects to be mounted on a node's HTTP server.
 const PathPrefix = "/v1/internal/bb/"
 
+// NoServiceHeader, on a 503 answer to a peer call, says the node runs no
+// burst buffer (a member started without --flash).
+const NoServiceHeader = "Engine-No-Burst-Buffer"
+
+// ErrNoService: the node called runs no burst buffer. It holds no buffered
+// bytes and serves none, so a publish or a drop has nothing to tell it.
+var ErrNoService = errors.New("burstbuffer: the node runs no burst buffer")
+
 // maxShardPayload bounds a shard payload a peer may send.
 const maxShardPayload = 64 << 20
 
@@ -327,6 +335,8 @@ func (t *HTTPTransport) do(ctx context.Context, node, method, op string, q url.V
 	switch {
 	case resp.StatusCode == http.StatusNotFound && (op == "shard" || op == "range"):
 		return nil, fmt.Errorf("%s: %w", bytes.TrimSpace(out), flash.ErrNotFound)
+	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(NoServiceHeader) != "":
+		return nil, fmt.Errorf("burstbuffer: %s %s on %s: %w", method, op, node, ErrNoService)
 	case resp.StatusCode == http.StatusConflict && op == "truncate":
 		return nil, fmt.Errorf("%s: %w", bytes.TrimSpace(out), errNotBuffered)
 	case resp.StatusCode/100 != 2:

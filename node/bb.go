@@ -125,6 +125,7 @@ func (n *Node) bbPeerHandlers(mux *http.ServeMux) {
 	mux.HandleFunc(burstbuffer.PathPrefix, func(w http.ResponseWriter, r *http.Request) {
 		bb := n.BurstBuffer()
 		if bb == nil {
+			w.Header().Set(burstbuffer.NoServiceHeader, "1") // nothing to publish or drop here
 			writeJSON(w, http.StatusServiceUnavailable, apiError{errNoBB.Error()})
 			return
 		}

@@ -21,7 +21,7 @@ import (
 const PathPrefix = "/v1/internal/bb/"
 
 // NoServiceHeader, on a 503 answer to a peer call, says the node runs no
-// burst buffer (a member started without --flash).
+// burst buffer (a member started without --flash, or one stopping).
 const NoServiceHeader = "Engine-No-Burst-Buffer"
 
 // ErrNoService: the node called runs no burst buffer. It holds no buffered
@@ -201,6 +201,9 @@ func (s *Service) Handler() http.Handler {
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.isClosed() {
+			// Stopping: it serves no more reads, and resyncs with every
+			// node when it starts again.
+			w.Header().Set(NoServiceHeader, "1")
 			http.Error(w, "burstbuffer: node "+s.cfg.Node+" is stopping", http.StatusServiceUnavailable)
 			return
 		}

@@ -94,9 +94,25 @@ type Status struct {
 	DegradedReads  int64            `json:"degraded_reads"`
 	Repaired       int64            `json:"shards_repaired"`
 	Throttled      int64            `json:"writes_throttled"`
-	LostStripes    int64            `json:"lost_stripes"`     // acknowledged stripes with more than m shards gone
+	LostStripes    int64            `json:"lost_stripes"`     // acknowledged stripes with more than m shards gone (their holders known gone)
 	Panics         int64            `json:"recovered_panics"` // background work that panicked (a bug: see the log)
 	BackingFull    string           `json:"backing_full,omitempty"`
+	// UnavailableStripes: acknowledged stripes with fewer than k shards on
+	// the nodes heard from, the rest on nodes that are down (not gone):
+	// they read as EIO until those nodes are back.
+	UnavailableStripes int `json:"unavailable_stripes"`
+	// NodeLossesTolerated is how many more nodes the buffered data
+	// survives losing right now: the fewest, over the stripes this node
+	// knows, of the nodes holding its shards (live ones) that can go with
+	// k shards left. -1: some stripe is unreadable already. With nothing
+	// buffered, what new stripes get on the live nodes.
+	NodeLossesTolerated int `json:"node_losses_tolerated"`
+	// ToleranceStripes counts the stripes by the node losses each
+	// tolerates (-1: unreadable now).
+	ToleranceStripes map[int]int `json:"stripes_by_node_losses_tolerated"`
+	// Warning: the cluster has too few live nodes for its k+m to survive
+	// the loss of m nodes.
+	Warning string `json:"warning,omitempty"`
 }
 
 func sizeLabel(n int64) string {
@@ -119,7 +135,8 @@ func (s *Service) Status() Status {
 		DrainChunk: s.cfg.DrainChunk, WriteSizes: map[string]int64{},
 		FullWrites: s.stats.fullWrites.Load(), TailWrites: s.stats.tailWrites.Load(),
 		OtherWrites: s.stats.otherWrites.Load(), SmallWrites: s.stats.smallWrites.Load(),
-		DegradedReads: s.stats.degradedReads.Load(), Repaired: s.stats.repaired.Load(), Throttled: s.stats.throttled.Load(), LostStripes: s.stats.lostStripes.Load(), Panics: s.stats.panics.Load()}
+		DegradedReads: s.stats.degradedReads.Load(), Repaired: s.stats.repaired.Load(), Throttled: s.stats.throttled.Load(), Panics: s.stats.panics.Load(),
+		ToleranceStripes: map[int]int{}, Warning: s.placementWarning(len(live))}
 	if d := s.stats.drainNanos.Load(); d > 0 {
 		st.DrainRate = float64(st.BackingWritten) / (float64(d) / 1e9)
 	}
@@ -144,20 +161,36 @@ func (s *Service) Status() Status {
 		alive[n] = true
 	}
 	degraded := 0
+	st.NodeLossesTolerated = s.cfg.M / perNode(s.cfg.K+s.cfg.M, len(live))
 	s.mu.Lock()
 	st.Stripes = len(s.mu.metas)
-	for _, m := range s.mu.metas {
+	for id, m := range s.mu.metas {
 		for _, r := range m.Stores {
 			if !alive[r.Node] {
 				degraded++
 				break
 			}
 		}
+		t := tolerance(m, alive)
+		if l := s.mu.lost[id]; l != nil {
+			t = -1
+			if l.verdict {
+				st.LostStripes++
+			} else {
+				st.UnavailableStripes++
+			}
+		}
+		if len(st.ToleranceStripes) == 0 || t < st.NodeLossesTolerated {
+			st.NodeLossesTolerated = t
+		}
+		st.ToleranceStripes[t]++
 	}
 	s.mu.Unlock()
 	switch {
 	case st.LostStripes > 0:
 		st.Health = fmt.Sprintf("DATA LOST: %d acknowledged stripes have more than %d shards gone; their bytes read as EIO", st.LostStripes, s.cfg.M)
+	case st.UnavailableStripes > 0:
+		st.Health = fmt.Sprintf("unavailable: %d acknowledged stripes have more than %d shards on nodes that are down; their bytes read as EIO until those nodes are back", st.UnavailableStripes, s.cfg.M)
 	case degraded > 0:
 		st.Health = fmt.Sprintf("degraded: %d stripes have shards on nodes that are down (being rebuilt)", degraded)
 	case len(live) < s.cfg.K+s.cfg.M:
@@ -169,6 +202,58 @@ func (s *Service) Status() Status {
 		st.BackingFull = (*p).Error()
 	}
 	return st
+}
+
+// tolerance returns how many of the live nodes holding m's shards can be
+// lost with at least k shards left: the nodes holding the most go first.
+// -1: fewer than k shards are on live nodes now.
+func tolerance(m *Meta, alive map[string]bool) int {
+	per := map[string]int{}
+	have := 0
+	for _, r := range m.Stores {
+		if alive[r.Node] {
+			per[r.Node]++
+			have++
+		}
+	}
+	if have < m.K {
+		return -1
+	}
+	counts := make([]int, 0, len(per))
+	for _, c := range per {
+		counts = append(counts, c)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(counts)))
+	t := 0
+	for _, c := range counts {
+		if have-c < m.K {
+			break
+		}
+		have -= c
+		t++
+	}
+	return t
+}
+
+// perNode is how many shards of a k+m stripe placement puts on one node
+// at most, with n live nodes.
+func perNode(total, n int) int {
+	if n < 1 {
+		return total
+	}
+	return (total + n - 1) / n
+}
+
+// placementWarning says, for n live nodes fewer than k+m, how few node
+// losses the stripes placed on them survive ("" when there are enough).
+func (s *Service) placementWarning(n int) string {
+	total := s.cfg.K + s.cfg.M
+	if n >= total {
+		return ""
+	}
+	per := perNode(total, n)
+	return fmt.Sprintf("%d live node(s) for %d+%d stripes: up to %d shards of a stripe share a node, so buffered data survives the loss of %d node(s) (and of any %d flash stores), not %d nodes",
+		n, s.cfg.K, s.cfg.M, per, s.cfg.M/per, s.cfg.M, s.cfg.M)
 }
 
 // backingPath resolves a path inside the backing directory: absolute paths

@@ -419,8 +419,11 @@ func (s *Service) reconstruct(ctx context.Context, meta *Meta) ([][]byte, error)
 }
 
 // repair writes rebuilt shards back: onto the same store when its node is
-// live, else onto a live node that holds no shard of the stripe (or the
-// least loaded one), and publishes the new placement.
+// live, else, once the node has been down for DownGrace in a settled view
+// (never from a transient one: a node that just started sees few others),
+// onto a live node that holds no shard of the stripe (or the least loaded
+// one), and publishes the new placement. A shard whose node is down but
+// not for long is left for heal.
 func (s *Service) repair(meta *Meta, code *erasure.Code, es *erasure.Stripe, bad []int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -432,17 +435,22 @@ func (s *Service) repair(meta *Meta, code *erasure.Code, es *erasure.Stripe, bad
 	nm.Stores = append([]StoreRef(nil), meta.Stores...)
 	nm.Gen++
 	moved := false
+	var todo []int
 	for _, i := range bad {
-		if !live[nm.Stores[i].Node] {
+		switch n := nm.Stores[i].Node; {
+		case live[n]:
+			todo = append(todo, i)
+		case s.settled.Load() && s.downLong(n):
 			nm.Stores[i] = s.replacement(nm.Stores)
 			moved = true
+			todo = append(todo, i)
 		}
 	}
 	mj, err := json.Marshal(&nm)
 	if err != nil {
 		return
 	}
-	for _, i := range bad {
+	for _, i := range todo {
 		h := code.ShardHeader(es, i)
 		payload, err := encodePayload(mj, &h, es.Shards[i])
 		if err != nil {

@@ -2,6 +2,7 @@ package burstbuffer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -19,6 +20,12 @@ import (
 //     stripes are applied first, then the metas it holds live, then its
 //     candidates and shard inventory are counted with ours: a candidate
 //     with k shards seen across the cluster is applied.
+//  3. resolveMissing, once the view of the cluster is settled (Membership)
+//     and every live node is resynced, applies the acknowledged
+//     candidates still short of k shards (their bytes read as EIO, not as
+//     older ones), declaring them lost only when the holders of the
+//     missing shards are known gone; resyncs keep counting their shards,
+//     and they read again once k are known.
 //
 // Applying is idempotent and order-free (newest version wins byte by byte,
 // tombstones and dead stripes win over writes), so resyncing with every
@@ -196,16 +203,32 @@ func (s *Service) merge(d *Dump) error {
 			return err
 		}
 	}
-	if err := s.bury(d.Dead); err != nil {
-		return err
-	}
+	// The metas before the dead stripes: a stripe this node applied and
+	// the peer knows dead loses its extents to the newer stripes first,
+	// then the rest of them (bury), so that no read here sees the older
+	// bytes beneath in between.
 	for _, m := range d.Metas {
 		if err := s.applyMeta(m); err != nil {
 			return err
 		}
 	}
+	if err := s.bury(d.Dead); err != nil {
+		return err
+	}
 	var ready []*Meta
 	s.mu.Lock()
+	// Stripes applied short of shards keep counting them: once k are
+	// known they read again (resolveMissing), with the newest placement.
+	for id, l := range s.mu.lost {
+		for _, i := range d.Held[id] {
+			l.held[i] = true
+		}
+	}
+	for _, m := range d.Cands {
+		if l := s.mu.lost[m.Stripe]; l != nil && m.Gen > l.meta.Gen {
+			l.meta = m
+		}
+	}
 	for _, m := range d.Cands {
 		for _, x := range m.Done {
 			s.mu.known[x] = true
@@ -278,15 +301,117 @@ func owner(key uint64, live []string) string {
 	return best
 }
 
-// memberLoop resyncs with nodes that join or come back, and heals stripes
-// with shards on nodes that are gone.
+// Membership is what a Cluster may also tell: every member of the cluster,
+// live or down, and whether this node's view is settled (it has joined the
+// cluster and caught up with its replicated state). A node missing from a
+// settled answer has left the cluster for good, with the shards it held;
+// a member that is merely not live may come back with them. Without
+// Membership the view counts as settled and no node as gone.
+type Membership interface {
+	Members() (members []string, settled bool)
+}
+
+// members returns the cluster's members (nil: not known) and whether this
+// node's view of them is settled.
+func (s *Service) members() (map[string]bool, bool) {
+	ms, ok := s.cfg.Cluster.(Membership)
+	if !ok {
+		return nil, true
+	}
+	names, settled := ms.Members()
+	if !settled {
+		return nil, false
+	}
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		out[n] = true
+	}
+	return out, true
+}
+
+// removed reports whether node has left the cluster for good (a settled
+// view of its members that does not list it).
+func removed(members map[string]bool, node string) bool {
+	return members != nil && !members[node]
+}
+
+// viewState is memberLoop's view of the cluster, for the decisions that
+// must not be taken from a transient one (loss, heal, repair).
+type viewState struct {
+	since    time.Time            // when the view first settled (zero: not yet)
+	lastLive map[string]time.Time // when each node was last seen live
+	live     map[string]bool
+	members  map[string]bool // nil: not known
+}
+
+// downLong reports whether node has been down (not live) for at least
+// Config.DownGrace in a settled view: long enough to act on (rebuild its
+// shards elsewhere, stop waiting for it). A node this node has not seen
+// yet since start counts from when the view settled.
+func (s *Service) downLong(node string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.downLongLocked(node, time.Now())
+}
+
+func (s *Service) downLongLocked(node string, now time.Time) bool {
+	v := &s.mu.view
+	if node == s.cfg.Node || v.since.IsZero() || v.live[node] {
+		return false
+	}
+	from := v.since
+	if t := v.lastLive[node]; t.After(from) {
+		from = t
+	}
+	return now.Sub(from) >= s.cfg.DownGrace
+}
+
+// noteView records the live set and the members seen now.
+func (s *Service) noteView(live []string, members map[string]bool, settled bool, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := &s.mu.view
+	if v.lastLive == nil {
+		v.lastLive = map[string]time.Time{}
+	}
+	v.live = map[string]bool{}
+	for _, n := range live {
+		v.live[n] = true
+		v.lastLive[n] = now
+	}
+	if settled && v.since.IsZero() {
+		v.since = now
+	}
+	if settled {
+		v.members = members
+	}
+}
+
+// viewSettled reports whether the membership view has settled once.
+func (s *Service) viewSettled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.mu.view.since.IsZero()
+}
+
+// memberLoop resyncs with nodes that join or come back (or ask for it),
+// decides on acknowledged stripes missing shards, and heals stripes with
+// shards on nodes that are gone.
 func (s *Service) memberLoop() {
 	defer s.wg.Done()
 	synced := map[string]bool{}
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
+		s.mu.Lock()
+		want := copyNames(s.mu.wantResync)
+		s.mu.Unlock()
+		for n := range want {
+			delete(synced, n) // a peer said this node missed what it sent
+		}
+		members, settled := s.members()
 		live := s.cfg.Cluster.Live()
+		s.noteView(live, members, settled, time.Now())
 		now := map[string]bool{}
 		for _, n := range live {
 			now[n] = true
@@ -310,49 +435,194 @@ func (s *Service) memberLoop() {
 		}
 		s.mu.Lock()
 		s.mu.synced = copyNames(synced)
+		for n := range want {
+			// Done once resynced; a node not live is resynced when it is
+			// (its entry in synced is gone).
+			if synced[n] || !now[n] {
+				delete(s.mu.wantResync, n)
+			}
+		}
+		s.wantResync.Store(int32(len(s.mu.wantResync)))
 		s.mu.Unlock()
 		func() {
 			defer s.recovered("the member loop", nil)
-			if s.peersSynced() {
-				s.applyLost()
-				s.settled.Store(true)
+			// Nothing is decided from a view not yet settled (a restarted
+			// node sees only itself until it has joined), nor before this
+			// node has heard from every live node.
+			if !settled || !s.peersSynced() {
+				return
 			}
+			if !s.settled.Load() && s.waitingForHolders(synced, members) {
+				return
+			}
+			s.resolveMissing(synced, members)
+			s.settled.Store(true)
 			s.heal(live)
 		}()
+		s.sendOwed(live)
+		s.memberPasses.Add(1)
 		select {
 		case <-s.stop:
 			return
+		case <-s.memberKick:
 		case <-t.C:
 		}
 	}
 }
 
-// applyLost applies the stripes that were acknowledged (some meta lists
-// them as Done) but have fewer than k shards left anywhere, once this node
-// has heard from every live node: their bytes read as EIO rather than as
-// the older bytes beneath them.
-func (s *Service) applyLost() {
-	var lost []*candidate
+// missingGone reports whether every shard of c's stripe that no node
+// reported holding is known gone: its holder is this node (whose stores
+// were scanned), a node resynced with (that does not hold it), or a node
+// that left the cluster. A holder merely not live (not yet seen after a
+// restart, or down) may still have it.
+func (s *Service) missingGone(c *candidate, synced, members map[string]bool) bool {
+	for i, r := range c.meta.Stores {
+		if c.held[i] || r.Node == s.cfg.Node || synced[r.Node] || removed(members, r.Node) {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// waitingForHolders reports whether, before the first decision, some
+// acknowledged stripe short of shards has a holder that may still come:
+// not live yet, not gone, not down for DownGrace. The first decision waits
+// for it (a node that starts sees the others come live one by one).
+func (s *Service) waitingForHolders(synced, members map[string]bool) bool {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, c := range s.mu.cands {
+		if !s.mu.known[id] || len(c.held) >= c.meta.K {
+			continue
+		}
+		for i, r := range c.meta.Stores {
+			if c.held[i] || r.Node == s.cfg.Node || synced[r.Node] || removed(members, r.Node) || s.downLongLocked(r.Node, now) {
+				continue
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// lostStripe is an acknowledged stripe applied with fewer than k shards
+// known: lost (verdict set: every missing shard's holder is known gone) or
+// unavailable (a holder is down, and may come back). Its bytes read as EIO
+// rather than as the older bytes beneath them; resyncs keep counting its
+// shards, and it reads again once k are known.
+type lostStripe struct {
+	candidate
+	verdict bool
+}
+
+// resolveMissing applies the acknowledged stripes (some meta lists them as
+// Done) that have fewer than k shards known anywhere, once this node has
+// heard from every live node in a settled view: their bytes read as EIO
+// rather than as the older bytes beneath them. A stripe is declared lost
+// only when the holders of its missing shards are known gone
+// (missingGone); until then it is unavailable. Stripes applied so before
+// and now with k shards known are applied again (revived).
+func (s *Service) resolveMissing(synced, members map[string]bool) {
+	var apply []*Meta
+	var lost, unavail, revived []*lostStripe
 	s.mu.Lock()
 	for id, c := range s.mu.cands {
 		if s.mu.known[id] && len(c.held) < c.meta.K {
-			lost = append(lost, c)
+			l := &lostStripe{candidate: *c}
+			s.mu.lost[id] = l
 			delete(s.mu.cands, id)
+			apply = append(apply, c.meta)
+			unavail = append(unavail, l)
+		}
+	}
+	for id, l := range s.mu.lost {
+		switch {
+		case len(l.held) >= l.meta.K:
+			delete(s.mu.lost, id)
+			revived = append(revived, l)
+		case !l.verdict && s.missingGone(&l.candidate, synced, members):
+			l.verdict = true
+			lost = append(lost, l)
 		}
 	}
 	s.mu.Unlock()
-	for _, c := range lost {
-		s.log.Error("burstbuffer: an acknowledged stripe lost more than m shards; its bytes read as EIO until rewritten",
-			"stripe", fmt.Sprintf("%016x", c.meta.Stripe), "shards_left", len(c.held), "need", c.meta.K)
-		if err := s.applyMeta(c.meta); err != nil {
-			s.log.Error("burstbuffer: applying a lost stripe", "err", err)
+	for _, l := range unavail {
+		if !l.verdict {
+			s.log.Warn("burstbuffer: an acknowledged stripe has fewer than k shards on the nodes heard from; its bytes read as EIO until the nodes holding the rest are back",
+				"stripe", fmt.Sprintf("%016x", l.meta.Stripe), "shards_known", len(l.held), "need", l.meta.K)
 		}
+	}
+	for _, l := range lost {
+		s.log.Error("burstbuffer: an acknowledged stripe lost more than m shards; its bytes read as EIO until rewritten",
+			"stripe", fmt.Sprintf("%016x", l.meta.Stripe), "shards_left", len(l.held), "need", l.meta.K)
 		s.stats.lostStripes.Add(1)
+	}
+	for _, l := range revived {
+		s.log.Info("burstbuffer: a stripe short of shards has k of them again; it reads", "stripe", fmt.Sprintf("%016x", l.meta.Stripe), "shards", len(l.held))
+		apply = append(apply, l.meta)
+	}
+	for _, m := range apply {
+		if err := s.applyMeta(m); err != nil {
+			s.log.Error("burstbuffer: applying a stripe short of shards", "err", err)
+		}
 	}
 }
 
+// RequestResync makes this node resync with node (which failed to tell it
+// something: a publish or a drop) and hold reads until it has. It is the
+// peer side of the "resync" call.
+func (s *Service) RequestResync(node string) {
+	if node == s.cfg.Node {
+		return
+	}
+	s.mu.Lock()
+	s.mu.wantResync[node] = true
+	s.wantResync.Store(int32(len(s.mu.wantResync)))
+	s.mu.Unlock()
+	select {
+	case s.memberKick <- struct{}{}:
+	default:
+	}
+}
+
+// sendOwed asks the live nodes this node failed to tell something to
+// resync with it.
+func (s *Service) sendOwed(live []string) {
+	s.mu.Lock()
+	var owed []string
+	for _, n := range live {
+		if s.mu.owed[n] {
+			owed = append(owed, n)
+		}
+	}
+	s.mu.Unlock()
+	for _, n := range owed {
+		if err := s.askResync(n); err != nil {
+			s.log.Warn("burstbuffer: asking a node to resync failed; retrying", "node", n, "err", err)
+			continue
+		}
+		s.mu.Lock()
+		delete(s.mu.owed, n)
+		s.mu.Unlock()
+	}
+}
+
+// askResync asks node n to resync with this one (the "resync" call).
+func (s *Service) askResync(n string) (err error) {
+	defer s.recovered("asking a node to resync", &err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.cfg.Transport.Call(ctx, n, "resync", s.cfg.Node); err != nil && !errors.Is(err, ErrNoService) {
+		return err
+	}
+	return nil
+}
+
 // heal rebuilds the shards this node owns (by stripe) that live on nodes
-// no longer live, onto live nodes.
+// down for DownGrace (or gone), onto live nodes. It runs only from a
+// settled view (memberLoop).
 func (s *Service) heal(live []string) {
 	if len(live) == 0 {
 		return
@@ -361,14 +631,18 @@ func (s *Service) heal(live []string) {
 	for _, n := range live {
 		alive[n] = true
 	}
+	now := time.Now()
 	var todo []*Meta
 	s.mu.Lock()
 	for id, m := range s.mu.metas {
 		if owner(id, live) != s.cfg.Node {
 			continue
 		}
+		if _, short := s.mu.lost[id]; short {
+			continue // fewer than k shards known: nothing to rebuild from
+		}
 		for _, r := range m.Stores {
-			if !alive[r.Node] {
+			if !alive[r.Node] && s.downLongLocked(r.Node, now) {
 				todo = append(todo, m)
 				break
 			}

@@ -49,7 +49,9 @@ type Transport interface {
 	Dump(ctx context.Context, node string) (*Dump, error)
 	// Truncate runs a truncation on node, the file's drain owner.
 	Truncate(ctx context.Context, node string, ref FileRef, size int64) error
-	// Call runs a named control operation (sync, purge, prestage) on node.
+	// Call runs a named control operation on node: "drain" (the files
+	// under path it owns), "resync" (with the node named by path, holding
+	// reads until done: that node failed to tell it something).
 	Call(ctx context.Context, node, op, path string) error
 }
 
@@ -82,9 +84,17 @@ type Config struct {
 	DrainDelay time.Duration
 	// MaxInflight bounds the stripes being written at once (8).
 	MaxInflight int
-	Cluster     Cluster
-	Transport   Transport
-	Log         *slog.Logger
+	// DownGrace is how long a member must be seen down, in a settled view
+	// of the cluster, before this node acts on it: rebuilds its shards
+	// elsewhere, or stops waiting for it at start. 3 s.
+	DownGrace time.Duration
+	// PeerRetry bounds how long a publish or a drop retries a live node
+	// that fails it before the writer returns; the node is then asked to
+	// resync (and holds its reads) when it answers again. 30 s.
+	PeerRetry time.Duration
+	Cluster   Cluster
+	Transport Transport
+	Log       *slog.Logger
 }
 
 func (c *Config) ensureDefaults() error {
@@ -105,6 +115,12 @@ func (c *Config) ensureDefaults() error {
 	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = 8
+	}
+	if c.DownGrace == 0 {
+		c.DownGrace = 3 * time.Second
+	}
+	if c.PeerRetry == 0 {
+		c.PeerRetry = 30 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -165,25 +181,37 @@ type Service struct {
 		dirty    map[StoreRef]bool         // stores holding shards not yet made durable
 		done     []uint64                  // stripes stored since the last meta was sealed (Meta.Done)
 		known    map[uint64]bool           // stripes some meta lists as Done
-		toMark   []uint64                  // stored stripes to note in the index (MarkDone)
-		seq      uint64
-		warned   string
-		closed   bool
+		lost     map[uint64]*lostStripe    // acknowledged stripes applied with fewer than k shards known
+		view     viewState                 // memberLoop's view of the cluster
+		// wantResync: nodes that failed to tell this node something
+		// (publish, drop); reads wait until it has resynced with them.
+		wantResync map[string]bool
+		owed       map[string]bool // nodes this node failed to tell something: asked to resync
+		toMark     []uint64        // stored stripes to note in the index (MarkDone)
+		seq        uint64
+		warned     string
+		closed     bool
 	}
-	slots     chan struct{}
-	drainMu   sync.Mutex   // one drain pass at a time
-	dirtyMu   sync.Mutex   // serializes syncDirty
-	used      atomic.Int64 // flash bytes at the last flashUsed
-	pubMu     sync.RWMutex // held (write) while a stripe's writes leave pending
-	kick      chan struct{}
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	stats     Metrics
-	backFull  atomic.Pointer[error]
-	settled   atomic.Bool  // the first resync pass (and applyLost) is done
-	lastFull  atomic.Value // time.Time of the last ENOSPC from the backing file system
-	drainBufs [][]byte     // drainFile's buffers (drainMu)
-	hooks     hooks
+	slots   chan struct{}
+	drainMu sync.Mutex   // one drain pass at a time
+	dirtyMu sync.Mutex   // serializes syncDirty
+	used    atomic.Int64 // flash bytes at the last flashUsed
+	pubMu   sync.RWMutex // held (write) while a stripe's writes leave pending
+	kick    chan struct{}
+	stop    chan struct{}
+	// memberKick wakes memberLoop; wantResync counts s.mu.wantResync (a
+	// read checks it without the lock).
+	memberKick chan struct{}
+	wantResync atomic.Int32
+	// memberPasses counts memberLoop's passes (tests wait on it).
+	memberPasses atomic.Int64
+	wg           sync.WaitGroup
+	stats        Metrics
+	backFull     atomic.Pointer[error]
+	settled      atomic.Bool  // the first resync pass (and applyLost) is done
+	lastFull     atomic.Value // time.Time of the last ENOSPC from the backing file system
+	drainBufs    [][]byte     // drainFile's buffers (drainMu)
+	hooks        hooks
 }
 
 type openStripe struct {
@@ -219,7 +247,7 @@ func Open(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("burstbuffer: %w", err)
 	}
 	s := &Service{cfg: cfg, code: code, small: small, log: cfg.Log, shards: newShardCache(256),
-		slots: make(chan struct{}, cfg.MaxInflight), kick: make(chan struct{}, 1), reapKick: make(chan struct{}, 1), stop: make(chan struct{})}
+		slots: make(chan struct{}, cfg.MaxInflight), kick: make(chan struct{}, 1), reapKick: make(chan struct{}, 1), stop: make(chan struct{}), memberKick: make(chan struct{}, 1)}
 	s.mu.pending = map[uint64][]pendingWrite{}
 	s.mu.metas = map[uint64]*Meta{}
 	s.mu.refs = map[uint64]FileRef{}
@@ -227,6 +255,9 @@ func Open(cfg Config) (*Service, error) {
 	s.mu.held = map[uint64]map[int]bool{}
 	s.mu.dirty = map[StoreRef]bool{}
 	s.mu.known = map[uint64]bool{}
+	s.mu.lost = map[uint64]*lostStripe{}
+	s.mu.wantResync = map[string]bool{}
+	s.mu.owed = map[string]bool{}
 	if err := os.MkdirAll(cfg.FlashDir, 0o700); err != nil {
 		return nil, fmt.Errorf("burstbuffer: flash directory: %w", err)
 	}
@@ -690,14 +721,10 @@ func (s *Service) place(id uint64, total int, exclude map[string]bool) ([]StoreR
 }
 
 func (s *Service) warnPlacement(n int) {
-	total := s.cfg.K + s.cfg.M
-	per := (total + n - 1) / n
-	survive := s.cfg.M / per
-	msg := fmt.Sprintf("%d live node(s) for %d+%d stripes: up to %d shards of a stripe share a node, so buffered data survives the loss of %d node(s) (and of any %d flash stores), not %d nodes",
-		n, s.cfg.K, s.cfg.M, per, survive, s.cfg.M, s.cfg.M)
+	msg := s.placementWarning(n)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.warned != msg {
+	if msg != "" && s.mu.warned != msg {
 		s.mu.warned = msg
 		s.log.Warn("burstbuffer: " + msg)
 	}
@@ -746,13 +773,20 @@ func (s *Service) publish(meta *Meta) error {
 }
 
 func (s *Service) publishPeers(meta *Meta) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s.toPeers("publishing a stripe", func(n string) error { return s.cfg.Transport.Publish(ctx, n, []*Meta{meta}) })
+	s.toPeers("publishing a stripe", func(n string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return s.cfg.Transport.Publish(ctx, n, []*Meta{meta})
+	})
 }
 
-// toPeers calls fn for every other live node at once and waits. A node it
-// fails for learns what it missed when it resyncs.
+// toPeers calls fn for every other live node at once and waits. A call
+// that fails is retried (fn must be idempotent) until it succeeds, the
+// node is no longer live, Config.PeerRetry has passed or the service
+// stops: a writer's fsync waits for it, so that no live node serves older
+// bytes once it returns. A node it gave up on is owed a resync: asked
+// (sendOwed), as soon as it answers, to resync with this node, holding
+// its reads until it has.
 func (s *Service) toPeers(what string, fn func(node string) error) {
 	var wg sync.WaitGroup
 	for _, n := range s.cfg.Cluster.Live() {
@@ -762,14 +796,94 @@ func (s *Service) toPeers(what string, fn func(node string) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var err error
-			defer s.recovered(what, &err)
-			if err = fn(n); err != nil {
-				s.log.Warn("burstbuffer: "+what+" failed; the node resyncs later", "node", n, "err", err)
-			}
+			s.toPeer(what, n, fn)
 		}()
 	}
 	wg.Wait()
+}
+
+func (s *Service) toPeer(what, n string, fn func(node string) error) {
+	deadline := time.Now().Add(s.cfg.PeerRetry)
+	backoff := 10 * time.Millisecond
+	for try := 0; ; try++ {
+		var err error
+		func() {
+			defer s.recovered(what, &err)
+			err = fn(n)
+		}()
+		if err == nil || errors.Is(err, ErrNoService) {
+			if err == nil && try > 0 {
+				s.log.Info("burstbuffer: "+what+" succeeded after retrying", "node", n, "tries", try+1)
+			}
+			return
+		}
+		giveUp := ""
+		switch {
+		case !s.nodeLiveNow(n):
+			giveUp = "the node is no longer live"
+		case time.Now().After(deadline):
+			giveUp = "still failing after " + s.cfg.PeerRetry.String()
+		}
+		if giveUp == "" {
+			select {
+			case <-s.stop:
+				giveUp = "this node is stopping"
+			case <-time.After(backoff):
+			}
+		}
+		if giveUp != "" {
+			// Ask it now, before the writer returns, to resync with this
+			// node (holding its reads until it has); else as soon as it
+			// answers (sendOwed).
+			if s.askResync(n) == nil {
+				s.log.Warn("burstbuffer: "+what+" failed ("+giveUp+"); the node resyncs with this one, holding its reads until it has", "node", n, "err", err)
+				return
+			}
+			s.mu.Lock()
+			s.mu.owed[n] = true
+			s.mu.Unlock()
+			s.log.Warn("burstbuffer: "+what+" failed ("+giveUp+"); the node is asked to resync with this one as soon as it answers", "node", n, "err", err)
+			return
+		}
+		if try == 0 {
+			s.log.Warn("burstbuffer: "+what+" failed; retrying", "node", n, "err", err)
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// nodeLiveNow reports whether n is in a fresh Cluster.Live.
+func (s *Service) nodeLiveNow(n string) bool {
+	for _, l := range s.cfg.Cluster.Live() {
+		if l == n {
+			return true
+		}
+	}
+	return false
+}
+
+// waitResynced holds a read while this node has a resync to do with a
+// node that failed to tell it something (RequestResync): until then it
+// may hold older bytes than that node acknowledged.
+func (s *Service) waitResynced(ctx context.Context) error {
+	if s.wantResync.Load() == 0 {
+		return nil
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	limit := time.After(30 * time.Second)
+	for s.wantResync.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stop:
+			return fmt.Errorf("burstbuffer: closed: %w", syscall.EIO)
+		case <-limit:
+			return fmt.Errorf("burstbuffer: %s missed an update from a peer and has not resynced with it yet (retry): %w", s.cfg.Node, syscall.EIO)
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // applyMeta adds a durable stripe to the index and buries the stripes it
@@ -870,9 +984,14 @@ func (s *Service) apply(meta *Meta) ([]uint64, error) {
 		s.observe(w.Version)
 	}
 	s.mu.Lock()
-	if old := s.mu.metas[meta.Stripe]; old != nil && old.Gen >= meta.Gen {
+	old := s.mu.metas[meta.Stripe]
+	if old != nil && old.Gen >= meta.Gen {
 		s.mu.Unlock()
 		return nil, nil
+	}
+	if l := s.mu.lost[meta.Stripe]; l != nil && old != nil && meta.Gen > old.Gen {
+		// A newer placement: a repair rebuilt it from k shards.
+		delete(s.mu.lost, meta.Stripe)
 	}
 	s.mu.metas[meta.Stripe] = meta
 	for _, d := range meta.Done {
@@ -897,8 +1016,28 @@ func (s *Service) bury(dead []uint64) error {
 	if len(dead) == 0 {
 		return nil
 	}
+	// A stripe with bytes still in the index (one applied here that a
+	// peer knows drained or overwritten: a node that restarts may apply
+	// what its own shards say before it hears of it) loses them too: a
+	// dead stripe is never read, and its extents would answer EIO for
+	// good.
+	var cut []Piece
+	s.mu.Lock()
+	for _, id := range dead {
+		if m := s.mu.metas[id]; m != nil && s.index.Live(id) > 0 {
+			for _, w := range m.Writes {
+				cut = append(cut, Piece{Stripe: id, File: w.File, Off: w.Off, End: w.Off + uint64(w.Len)})
+			}
+		}
+	}
+	s.mu.Unlock()
 	if err := s.index.MarkDead(dead); err != nil {
 		return err
+	}
+	if len(cut) > 0 {
+		if _, err := s.index.Drop(cut); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	for _, id := range dead {
@@ -906,6 +1045,7 @@ func (s *Service) bury(dead []uint64) error {
 		delete(s.mu.held, id)
 		delete(s.mu.cands, id)
 		delete(s.mu.known, id)
+		delete(s.mu.lost, id)
 	}
 	s.mu.Unlock()
 	for _, id := range dead {
@@ -1115,6 +1255,9 @@ func (s *Service) Size(ref FileRef, backingSize int64) int64 {
 // ReadAt reads ref's newest bytes at off into p: buffered extents over the
 // backing file. n < len(p) only at the logical end, with io.EOF.
 func (s *Service) ReadAt(ctx context.Context, ref FileRef, backing *os.File, p []byte, off int64) (int, error) {
+	if err := s.waitResynced(ctx); err != nil {
+		return 0, err
+	}
 	fi, err := backing.Stat()
 	if err != nil {
 		return 0, err

@@ -28,6 +28,62 @@ type memNet struct {
 	live map[string]bool
 	// syncGate, if set, holds every SyncStores until it is closed.
 	syncGate chan struct{}
+	// view, per node, overrides what Live returns to that node (a node
+	// that restarts sees only itself until gossip has run).
+	view map[string][]string
+	// unsettled: nodes whose view of the members is not settled yet
+	// (Membership answers settled=false to them).
+	unsettled map[string]bool
+	// removed: nodes that left the cluster for good.
+	removed map[string]bool
+	// fail: calls to fail, by "op:node" (op publish or drop): how many
+	// more times (-1: always).
+	fail map[string]int
+}
+
+// failing reports whether the call op to node fails now, counting it.
+func (n *memNet) failing(op, node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	k := op + ":" + node
+	switch c := n.fail[k]; {
+	case c < 0:
+		return true
+	case c > 0:
+		n.fail[k] = c - 1
+		return true
+	}
+	return false
+}
+
+// viewCluster is one node's view of a memNet: its Live (the node's
+// override, else every live node) and its Membership.
+type viewCluster struct {
+	n    *memNet
+	self string
+}
+
+func (c viewCluster) Live() []string {
+	c.n.mu.Lock()
+	v, ok := c.n.view[c.self]
+	c.n.mu.Unlock()
+	if ok {
+		return append([]string(nil), v...)
+	}
+	return memCluster{c.n}.Live()
+}
+
+func (c viewCluster) Members() ([]string, bool) {
+	c.n.mu.Lock()
+	defer c.n.mu.Unlock()
+	var out []string
+	for n := range c.n.live {
+		if !c.n.removed[n] {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, !c.n.unsettled[c.self]
 }
 
 type memCluster struct{ n *memNet }
@@ -105,6 +161,9 @@ func (t memTransport) Publish(ctx context.Context, node string, metas []*Meta) e
 	if err != nil {
 		return err
 	}
+	if t.n.failing("publish", node) {
+		return fmt.Errorf("publish to %s: injected failure", node)
+	}
 	for _, m := range metas {
 		if err := s.applyMeta(m); err != nil {
 			return err
@@ -116,6 +175,9 @@ func (t memTransport) Drop(ctx context.Context, node string, ps []Piece) error {
 	s, err := t.n.get(node)
 	if err != nil {
 		return err
+	}
+	if t.n.failing("drop", node) {
+		return fmt.Errorf("drop to %s: injected failure", node)
 	}
 	if err := s.checkDrop(ps); err != nil {
 		return err
@@ -141,6 +203,10 @@ func (t memTransport) Call(ctx context.Context, node, op, path string) error {
 	if err != nil {
 		return err
 	}
+	if op == "resync" {
+		s.RequestResync(path)
+		return nil
+	}
 	return s.drainOwned(ctx, path)
 }
 
@@ -151,6 +217,7 @@ type testCluster struct {
 	backing string
 	names   []string
 	k, m    int
+	tune    func(*Config) // adjusts every node's configuration
 }
 
 func newTestCluster(t *testing.T, nodes, k, m int) *testCluster {
@@ -158,7 +225,8 @@ func newTestCluster(t *testing.T, nodes, k, m int) *testCluster {
 		t.Skip("skipping: the drainer opens backing files by handle (open_by_handle_at), which needs root")
 	}
 	root := t.TempDir()
-	tc := &testCluster{t: t, net: &memNet{svcs: map[string]*Service{}, live: map[string]bool{}}, root: root,
+	tc := &testCluster{t: t, net: &memNet{svcs: map[string]*Service{}, live: map[string]bool{}, view: map[string][]string{},
+		unsettled: map[string]bool{}, removed: map[string]bool{}, fail: map[string]int{}}, root: root,
 		backing: filepath.Join(root, "backing"), k: k, m: m}
 	os.MkdirAll(tc.backing, 0o755)
 	for i := 0; i < nodes; i++ {
@@ -179,10 +247,14 @@ func newTestCluster(t *testing.T, nodes, k, m int) *testCluster {
 
 func (tc *testCluster) start(name string) *Service {
 	tc.t.Helper()
-	s, err := Open(Config{Node: name, FlashDir: filepath.Join(tc.root, name), BackingDir: tc.backing,
-		K: tc.k, M: tc.m, ShardSize: 4096, DrainChunk: 64 << 10, DrainDelay: time.Hour,
-		Cluster: memCluster{tc.net}, Transport: memTransport{tc.net},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := Config{Node: name, FlashDir: filepath.Join(tc.root, name), BackingDir: tc.backing,
+		K: tc.k, M: tc.m, ShardSize: 4096, DrainChunk: 64 << 10, DrainDelay: time.Hour, DownGrace: 200 * time.Millisecond,
+		Cluster: viewCluster{tc.net, name}, Transport: memTransport{tc.net},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if tc.tune != nil {
+		tc.tune(&cfg)
+	}
+	s, err := Open(cfg)
 	if err != nil {
 		tc.t.Fatal(err)
 	}

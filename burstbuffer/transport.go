@@ -20,6 +20,14 @@ import (
 // PathPrefix is where Handler expects to be mounted on a node's HTTP server.
 const PathPrefix = "/v1/internal/bb/"
 
+// NoServiceHeader, on a 503 answer to a peer call, says the node runs no
+// burst buffer (a member started without --flash, or one stopping).
+const NoServiceHeader = "Engine-No-Burst-Buffer"
+
+// ErrNoService: the node called runs no burst buffer. It holds no buffered
+// bytes and serves none, so a publish or a drop has nothing to tell it.
+var ErrNoService = errors.New("burstbuffer: the node runs no burst buffer")
+
 // maxShardPayload bounds a shard payload a peer may send.
 const maxShardPayload = 64 << 20
 
@@ -175,6 +183,12 @@ func (s *Service) Handler() http.Handler {
 		switch op {
 		case "drain":
 			err = s.drainOwned(r.Context(), path)
+		case "resync": // path: the node that failed to tell this one something
+			if path == "" || len(path) > maxName {
+				http.Error(w, "burstbuffer: resync: need the name of the node to resync with", http.StatusBadRequest)
+				return
+			}
+			s.RequestResync(path)
 		default:
 			http.Error(w, "burstbuffer: unknown operation "+strconv.Quote(op), http.StatusBadRequest)
 			return
@@ -187,6 +201,9 @@ func (s *Service) Handler() http.Handler {
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.isClosed() {
+			// Stopping: it serves no more reads, and resyncs with every
+			// node when it starts again.
+			w.Header().Set(NoServiceHeader, "1")
 			http.Error(w, "burstbuffer: node "+s.cfg.Node+" is stopping", http.StatusServiceUnavailable)
 			return
 		}
@@ -321,6 +338,8 @@ func (t *HTTPTransport) do(ctx context.Context, node, method, op string, q url.V
 	switch {
 	case resp.StatusCode == http.StatusNotFound && (op == "shard" || op == "range"):
 		return nil, fmt.Errorf("%s: %w", bytes.TrimSpace(out), flash.ErrNotFound)
+	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(NoServiceHeader) != "":
+		return nil, fmt.Errorf("burstbuffer: %s %s on %s: %w", method, op, node, ErrNoService)
 	case resp.StatusCode == http.StatusConflict && op == "truncate":
 		return nil, fmt.Errorf("%s: %w", bytes.TrimSpace(out), errNotBuffered)
 	case resp.StatusCode/100 != 2:

@@ -59,6 +59,23 @@ func (c bbCluster) Live() []string {
 	return out
 }
 
+var _ burstbuffer.Membership = bbCluster{}
+
+// Members is the burst buffer's Membership: every member of the
+// replicated state, live or not, settled once this node is a member and
+// has caught up with the state (a node that restarts sees only itself
+// before that: nothing may be judged lost from that view).
+func (c bbCluster) Members() ([]string, bool) {
+	var out []string
+	c.n.fsm.Read(func(s *coordinator.State) {
+		for id := range s.Members {
+			out = append(out, id)
+		}
+	})
+	sort.Strings(out)
+	return out, c.n.caughtUp()
+}
+
 // resolveInternal returns a member's internal address (its peer API).
 func (n *Node) resolveInternal(id string) (string, error) {
 	if id == n.id {
@@ -108,6 +125,7 @@ func (n *Node) bbPeerHandlers(mux *http.ServeMux) {
 	mux.HandleFunc(burstbuffer.PathPrefix, func(w http.ResponseWriter, r *http.Request) {
 		bb := n.BurstBuffer()
 		if bb == nil {
+			w.Header().Set(burstbuffer.NoServiceHeader, "1") // nothing to publish or drop here
 			writeJSON(w, http.StatusServiceUnavailable, apiError{errNoBB.Error()})
 			return
 		}

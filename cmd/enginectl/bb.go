@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"engine/burstbuffer"
 	bbfuse "engine/burstbuffer/fuse"
 	"engine/node"
 	"engine/sortjob"
@@ -145,7 +146,9 @@ const bbUsage = `Usage: enginectl [--addr HOST:PORT] bb COMMAND [PATH]
 Staging commands of the burst buffer (like IME's):
   bb status [--json]   every node's flash fill, drain backlog, drain rate,
                        the sizes of the writes sent to the backing file
-                       system, and health
+                       system, health, and how many node losses the
+                       buffered data tolerates now (with a warning when
+                       there are too few nodes for the erasure code)
   bb sync PATH         drain PATH (a file or a directory tree) now and wait
   bb purge PATH        drain PATH, then drop its buffered copies from flash
   bb prestage PATH     pull PATH from the backing file system into flash
@@ -236,6 +239,10 @@ func printBBStatus(w io.Writer, st node.BBStatusResponse) {
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintf(w, "  degraded reads %d  shards repaired %d  writes throttled %d\n", s.DegradedReads, s.Repaired, s.Throttled)
+		fmt.Fprintf(w, "  %s\n", toleranceLine(s))
+		if s.Warning != "" {
+			fmt.Fprintf(w, "  WARNING: %s\n", s.Warning)
+		}
 		if s.BackingFull != "" {
 			fmt.Fprintf(w, "  BACKING FULL: %s\n", s.BackingFull)
 		}
@@ -243,6 +250,40 @@ func printBBStatus(w io.Writer, st node.BBStatusResponse) {
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "unreachable: %s\n", e)
 	}
+}
+
+// toleranceLine says how many node losses a node's buffered data
+// tolerates now, and how many stripes tolerate how many.
+func toleranceLine(s burstbuffer.Status) string {
+	var b strings.Builder
+	switch t := s.NodeLossesTolerated; {
+	case t < 0:
+		b.WriteString("node losses tolerated: none, some stripes are unreadable now")
+	default:
+		fmt.Fprintf(&b, "node losses tolerated: %d", t)
+	}
+	if len(s.ToleranceStripes) > 0 {
+		keys := make([]int, 0, len(s.ToleranceStripes))
+		for k := range s.ToleranceStripes {
+			keys = append(keys, k)
+		}
+		sort.Ints(keys)
+		b.WriteString("  (stripes:")
+		for _, k := range keys {
+			if k < 0 {
+				fmt.Fprintf(&b, " %d unreadable", s.ToleranceStripes[k])
+			} else {
+				fmt.Fprintf(&b, " %d tolerate %d", s.ToleranceStripes[k], k)
+			}
+		}
+		b.WriteString(")")
+	} else {
+		b.WriteString("  (nothing buffered: what new stripes get)")
+	}
+	if s.UnavailableStripes > 0 || s.LostStripes > 0 {
+		fmt.Fprintf(&b, "  unavailable %d  lost %d", s.UnavailableStripes, s.LostStripes)
+	}
+	return b.String()
 }
 
 // bucketBytes is the size a write-size label ("≤4KiB", ">32MiB") names.

@@ -11,13 +11,17 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
@@ -37,7 +41,8 @@ import (
 
 const crashBucket = "bkt"
 
-var crashKeys = []string{"k0", "k1", "k2", "k3", "d/k4", "d/e/k5"}
+// crashKeys: "d/" is a directory object, over the directory of two keys.
+var crashKeys = []string{"k0", "k1", "k2", "k3", "d/k4", "d/e/k5", "d/"}
 
 // s3Ver is an object as the model knows it.
 type s3Ver struct {
@@ -104,7 +109,16 @@ func (r *crashRun) check(c *memFS, when string) error {
 	ctx := context.Background()
 	m := r.model
 	present := map[string]*s3Ver{}
-	for _, k := range crashKeys {
+	keys := append([]string(nil), crashKeys...)
+	if m.fKey != "" && !slices.Contains(keys, m.fKey) {
+		keys = append(keys, m.fKey)
+	}
+	for k := range m.objs {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
 		allowed := []*s3Ver{m.objs[k]}
 		if m.fKey == k {
 			allowed = append(allowed, m.fObj)
@@ -141,6 +155,12 @@ func (r *crashRun) check(c *memFS, when string) error {
 			}
 			return fmt.Errorf("%s: key %s is %s; acknowledged (or in flight): %s", when, k, desc(got), strings.Join(want, " or "))
 		}
+	}
+	if _, err := st.checkBucket(crashBucket); err != nil {
+		return fmt.Errorf("%s: the bucket: %v", when, err)
+	}
+	if bm, _ := st.bucketMeta(crashBucket); bm.Created == 0 {
+		return fmt.Errorf("%s: the bucket's metadata was lost", when)
 	}
 	l, err := st.list(ctx, crashBucket, "", "", "", 1000)
 	if err != nil {
@@ -292,6 +312,7 @@ func (r *crashRun) run(ops int) {
 	m := r.model
 	rng := r.rng
 	key := func() string { return crashKeys[rng.IntN(len(crashKeys))] }
+	fileKey := func() string { return crashKeys[rng.IntN(len(crashKeys)-1)] }
 	body := func() []byte {
 		b := make([]byte, []int{0, 1, 100, 4096, 5000, 40 << 10}[rng.IntN(6)])
 		for i := range b {
@@ -319,6 +340,9 @@ func (r *crashRun) run(ops int) {
 		switch x := rng.IntN(100); {
 		case x < 35: // PUT, new or overwrite
 			k, b := key(), body()
+			if strings.HasSuffix(k, "/") {
+				b = nil // a directory object is empty
+			}
 			v := &s3Ver{data: b, etag: md5Hex(b), user: fmt.Sprintf("%d/%d", r.seed, i)}
 			r.op += " PUT " + k
 			m.fKey, m.fObj = k, v
@@ -336,7 +360,7 @@ func (r *crashRun) run(ops int) {
 			}
 			delete(m.objs, k)
 		case x < 58:
-			src, dst := key(), key()
+			src, dst := fileKey(), fileKey()
 			if m.objs[src] == nil || src == dst {
 				continue
 			}
@@ -349,7 +373,7 @@ func (r *crashRun) run(ops int) {
 			}
 			m.objs[dst] = &v
 		case x < 65:
-			k := key()
+			k := fileKey()
 			u := &upModel{key: k, user: fmt.Sprintf("mp %d/%d", r.seed, i), parts: map[int]upPart{}}
 			r.op += " CreateMultipartUpload " + k
 			m.fCreate = true
@@ -442,5 +466,93 @@ func (r *crashRun) run(ops int) {
 	defer r.cpMu.Unlock()
 	if err := r.check(r.m.crashClone(vfs.CrashCloneCfg{}), fmt.Sprintf("seed %d: at the end", r.seed)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWriteErrors: EIO or ENOSPC on a create, write, sync, rename or
+// directory sync of a PUT or a CompleteMultipartUpload (errorfs over
+// vfs.NewCrashableMem): the request answers 500 (InternalError; "out of
+// space" for ENOSPC), no temporary file is left behind, and the key reads
+// as before or, if only the last directory sync failed, as the whole new
+// object: nothing partial is served or listed, now or after a power cut.
+func TestWriteErrors(t *testing.T) {
+	ctx := context.Background()
+	kinds := map[string]errorfs.OpKind{"create": errorfs.OpCreate, "write": errorfs.OpFileWriteAt, "sync": errorfs.OpFileSync,
+		"rename": errorfs.OpRename, "opendir": errorfs.OpOpenDir}
+	for _, errno := range []syscall.Errno{syscall.EIO, syscall.ENOSPC} {
+		for name, kind := range kinds {
+			for _, multipart := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/multipart=%v", errno, name, multipart), func(t *testing.T) {
+					var on atomic.Bool
+					inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+						if on.Load() && op.Kind == kind {
+							return &os.PathError{Op: "injected", Path: op.Path, Err: errno}
+						}
+						return nil
+					})
+					mem := vfs.NewCrashableMem()
+					m := newMemFS(mem, errorfs.Wrap(mem, inj))
+					ms := startMemServer(t, m)
+					defer ms.stop(t)
+					if err := ms.c.MakeBucket(ctx, crashBucket, minio.MakeBucketOptions{}); err != nil {
+						t.Fatal(err)
+					}
+					old := []byte("the old object")
+					if _, err := ms.c.PutObject(ctx, crashBucket, "k", bytes.NewReader(old), int64(len(old)),
+						minio.PutObjectOptions{UserMetadata: map[string]string{"v": "old"}}); err != nil {
+						t.Fatal(err)
+					}
+					nb := bytes.Repeat([]byte("new "), 5000)
+					model := &s3Model{objs: map[string]*s3Ver{"k": {data: old, etag: md5Hex(old), user: "old"}},
+						ups: map[string]*upModel{}, gone: map[string]bool{}, fKey: "k"}
+					var err error
+					if !multipart {
+						model.fObj = &s3Ver{data: nb, etag: md5Hex(nb), user: "new"}
+						on.Store(true)
+						_, err = ms.c.PutObject(ctx, crashBucket, "k", bytes.NewReader(nb), int64(len(nb)),
+							minio.PutObjectOptions{UserMetadata: map[string]string{"v": "new"}})
+					} else {
+						id, cerr := ms.core.NewMultipartUpload(ctx, crashBucket, "k", minio.PutObjectOptions{UserMetadata: map[string]string{"v": "new"}})
+						if cerr != nil {
+							t.Fatal(cerr)
+						}
+						p, perr := ms.core.PutObjectPart(ctx, crashBucket, "k", id, 1, bytes.NewReader(nb), int64(len(nb)), minio.PutObjectPartOptions{})
+						if perr != nil {
+							t.Fatal(perr)
+						}
+						sum, _ := hex.DecodeString(p.ETag)
+						model.fObj = &s3Ver{data: nb, etag: md5Hex(sum) + "-1", user: "new"}
+						model.ups[id] = &upModel{key: "k", parts: map[int]upPart{1: {etag: p.ETag, data: nb}}}
+						model.fUpload, model.fEnd = id, true
+						on.Store(true)
+						_, err = ms.core.CompleteMultipartUpload(ctx, crashBucket, "k", id, []minio.CompletePart{{PartNumber: 1, ETag: p.ETag}}, minio.PutObjectOptions{})
+					}
+					on.Store(false)
+					if err == nil {
+						t.Fatalf("the write succeeded under injected %v", errno)
+					}
+					resp := minio.ToErrorResponse(err)
+					if resp.StatusCode != 500 || resp.Code != "InternalError" {
+						t.Fatalf("the write answered %d %s (%v), want 500 InternalError", resp.StatusCode, resp.Code, err)
+					}
+					if errno == syscall.ENOSPC && !strings.Contains(resp.Message, "out of space") {
+						t.Errorf("ENOSPC answered %q, which does not say the namespace is out of space", resp.Message)
+					}
+					if left, _ := m.ReadDir(ms.s.st.tmp); len(left) != 0 {
+						t.Errorf("left %d temporary files", len(left))
+					}
+					r := &crashRun{model: model}
+					if err := r.check(m, "after the failed write"); err != nil {
+						t.Fatal(err)
+					}
+					for _, pct := range []int{0, 100} {
+						c := m.crashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rand.New(rand.NewPCG(1, 1))})
+						if err := r.check(c, fmt.Sprintf("after the failed write and a power cut (%d%% of unsynced state kept)", pct)); err != nil {
+							t.Fatal(err)
+						}
+					}
+				})
+			}
+		}
 	}
 }

@@ -556,3 +556,30 @@ func TestWriteErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestBucketACLSurvivesCrash: a bucket's ACL set (PutBucketAcl answered)
+// holds after a power cut. (Failed before setBucketPublic synced the
+// bucket's directory.)
+func TestBucketACLSurvivesCrash(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	m := newMemFS(mem, mem)
+	st, err := openMemStore(m, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	if err := st.createBucket("pub", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.setBucketPublic("pub", true); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := openMemStore(m.crashClone(vfs.CrashCloneCfg{}), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.close()
+	if !st2.bucketPublic("pub") {
+		t.Fatal("the bucket's public-read ACL was lost in a power cut")
+	}
+}

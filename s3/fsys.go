@@ -2,12 +2,10 @@ package s3
 
 import (
 	"context"
-	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -297,6 +295,3 @@ func (b bbData) Sync(ctx context.Context, f file) error {
 		return all.SyncAll(ctx)
 	})
 }
-
-// isErrno reports whether err is the errno e.
-func isErrno(err error, e syscall.Errno) bool { return errors.Is(err, e) }

@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -390,7 +391,9 @@ type memFile struct {
 
 func (f *memFile) ReadAt(p []byte, off int64) (int, error) { return f.vf.ReadAt(p, off+memHdr) }
 func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
-	return f.vf.WriteAt(p, off+memHdr)
+	// A copy: pebble's MemFS scribbles over p when built with invariants
+	// (as under -race), and io.WriterAt's callers keep theirs.
+	return f.vf.WriteAt(bytes.Clone(p), off+memHdr)
 }
 func (f *memFile) Name() string { return f.name }
 
@@ -519,7 +522,7 @@ func (memData) WriteAt(_ context.Context, f file, p []byte, off int64) error {
 		m.bb[mf.ino] = vf
 		m.mu.Unlock()
 	}
-	_, err := vf.WriteAt(p, off)
+	_, err := vf.WriteAt(bytes.Clone(p), off) // see memFile.WriteAt
 	return err
 }
 

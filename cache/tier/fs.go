@@ -1,6 +1,7 @@
 package tier
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -171,5 +172,13 @@ type vfsFile struct {
 }
 
 func (f *vfsFile) Name() string { return f.name }
+
+// Write and WriteAt keep io.Writer's contract: p is not modified (pebble's
+// MemFS scribbles over it when built with invariants, as under -race).
+func (f *vfsFile) Write(p []byte) (int, error) { return f.File.Write(bytes.Clone(p)) }
+
+func (f *vfsFile) WriteAt(p []byte, off int64) (int, error) {
+	return f.File.WriteAt(bytes.Clone(p), off)
+}
 
 func (f *vfsFile) Stat() (os.FileInfo, error) { return f.File.Stat() }

@@ -320,15 +320,17 @@ func (r *crashRun) run(ops int) {
 		}
 		return b
 	}
+	var upOrder []string
 	openUpload := func() (string, *upModel) {
-		var ids []string
-		for id := range m.ups {
-			ids = append(ids, id)
+		var ids []string // in the order they were made: ids are random
+		for _, id := range upOrder {
+			if m.ups[id] != nil {
+				ids = append(ids, id)
+			}
 		}
 		if len(ids) == 0 {
 			return "", nil
 		}
-		sort.Strings(ids)
 		id := ids[rng.IntN(len(ids))]
 		return id, m.ups[id]
 	}
@@ -382,6 +384,7 @@ func (r *crashRun) run(ops int) {
 				fail(i, r.op, err)
 			}
 			m.ups[id] = u
+			upOrder = append(upOrder, id)
 		case x < 80:
 			id, u := openUpload()
 			if u == nil {

@@ -459,7 +459,7 @@ func (ts *testServer) biChanged(t testing.TB, what string, before map[string]str
 // biNoTemp fails t if an upload left a file in .engine-s3/tmp.
 func (ts *testServer) biNoTemp(t testing.TB) {
 	t.Helper()
-	ents, err := os.ReadDir(ts.st.tmp)
+	ents, err := os.ReadDir(filepath.Join(ts.root, ts.st.tmp))
 	if err != nil {
 		t.Fatal(err)
 	}

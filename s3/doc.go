@@ -11,5 +11,8 @@
 // which covers every x-amz-* header the request carries; unsigned
 // requests may only read public-read buckets. Paths are opened beneath
 // their bucket without following symlinks, and only regular files are
-// read. docs/s3.md describes what is served.
+// read. The store reaches the namespace through a small file-system
+// interface (fileSys: in production the machine's, through package
+// namespace; in tests a crashable in-memory one over pebble's vfs, with
+// errorfs). docs/s3.md describes what is served.
 package s3

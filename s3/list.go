@@ -8,14 +8,10 @@ import (
 	"errors"
 	"io/fs"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"engine/burstbuffer"
 )
 
 const s3NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -109,7 +105,7 @@ func (st *store) list(ctx context.Context, bucket, prefix, delim, after string, 
 // subtrees that hold no key after "after" with the prefix, and rolls a
 // subtree that is all one common prefix into a single emit.
 func (st *store) walk(ctx context.Context, bucketDir, dir, dirKey, prefix, after, delim string, emit func(string, func() (listEntry, bool)) bool) (bool, error) {
-	ents, err := os.ReadDir(dir)
+	ents, err := st.fs.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return true, nil
@@ -119,7 +115,7 @@ func (st *store) walk(ctx context.Context, bucketDir, dir, dirKey, prefix, after
 	items := make([]walkItem, 0, len(ents))
 	for _, e := range ents {
 		name := e.Name()
-		p := filepath.Join(dir, name)
+		p := dir + "/" + name
 		isDir := e.IsDir()
 		if e.Type()&fs.ModeSymlink != 0 {
 			continue // not objects: a symlink could lead out of the bucket
@@ -150,7 +146,7 @@ func (st *store) walk(ctx context.Context, bucketDir, dir, dirKey, prefix, after
 		if k <= after && !strings.HasPrefix(after, k) {
 			continue
 		}
-		if isDirObject(it.path) {
+		if st.isDirObject(it.path) {
 			if !emit(k, func() (listEntry, bool) { return st.dirEntry(k, it.path) }) {
 				return false, nil
 			}
@@ -160,7 +156,7 @@ func (st *store) walk(ctx context.Context, bucketDir, dir, dirKey, prefix, after
 		// then only its keys after "after" count, and the walk finds them).
 		if delim != "" && strings.HasPrefix(k, prefix) && (after == k || !strings.HasPrefix(after, k)) {
 			if i := strings.Index(k[len(prefix):], delim); i >= 0 && len(prefix)+i+len(delim) <= len(k) {
-				if has, err := hasObject(it.path); err != nil {
+				if has, err := st.hasObject(it.path); err != nil {
 					return false, err
 				} else if has && !emit(k+"\x00", func() (listEntry, bool) { return listEntry{}, false }) {
 					return false, nil
@@ -179,17 +175,14 @@ func (st *store) walk(ctx context.Context, bucketDir, dir, dirKey, prefix, after
 // entry describes the object key (its path under the bucket directory
 // dir): its logical size (buffered bytes included) and ETag.
 func (st *store) entry(ctx context.Context, dir, key string) (listEntry, bool) {
-	f, fi, err := openRegular(dir, key)
+	f, fi, err := st.fs.OpenRegular(dir, key)
 	if err != nil {
 		return listEntry{}, false
 	}
 	defer f.Close()
-	e := listEntry{Key: key, MTime: fi.ModTime(), Size: fi.Size()}
-	if ref, err := burstbuffer.RefOf(f); err == nil {
-		e.Size = st.data.Size(ref, fi.Size())
-	}
+	e := listEntry{Key: key, MTime: fi.ModTime(), Size: st.data.Size(f, fi.Size())}
 	var m objectMeta
-	if b, err := fgetXattr(f, metaXattr); err == nil && json.Unmarshal(b, &m) == nil && m.fresh(e.Size, fi.ModTime()) {
+	if b, err := f.GetXattr(metaXattr); err == nil && json.Unmarshal(b, &m) == nil && m.fresh(e.Size, fi.ModTime()) {
 		e.ETag = m.ETag
 		return e, true
 	}
@@ -204,7 +197,7 @@ func (st *store) entry(ctx context.Context, dir, key string) (listEntry, bool) {
 }
 
 func (st *store) dirEntry(key, path string) (listEntry, bool) {
-	fi, err := os.Stat(path)
+	fi, err := st.fs.Stat(path)
 	if err != nil {
 		return listEntry{}, false
 	}

@@ -11,16 +11,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
-
-	"engine/internal/fsutil"
 )
 
 // Multipart uploads live in ROOT/.engine-s3/uploads/UPLOADID: upload.json
@@ -61,8 +56,8 @@ func (st *store) loadUpload(bucket, key, id string) (*uploadInfo, string, error)
 	if !validUploadID(id) {
 		return nil, "", noUpload
 	}
-	dir := filepath.Join(st.uploads, id)
-	b, err := readUploadRecord(dir)
+	dir := st.uploads + "/" + id
+	b, err := st.readUploadRecord(dir)
 	if err != nil {
 		return nil, "", noUpload
 	}
@@ -78,10 +73,10 @@ func (st *store) loadUpload(bucket, key, id string) (*uploadInfo, string, error)
 
 // uploadsOf lists the upload ids of bucket.
 func (st *store) uploadsOf(bucket string) []string {
-	ents, _ := os.ReadDir(st.uploads)
+	ents, _ := st.fs.ReadDir(st.uploads)
 	var out []string
 	for _, e := range ents {
-		b, err := readUploadRecord(filepath.Join(st.uploads, e.Name()))
+		b, err := st.readUploadRecord(st.uploads + "/" + e.Name())
 		if err != nil {
 			continue
 		}
@@ -95,13 +90,13 @@ func (st *store) uploadsOf(bucket string) []string {
 
 // readUploadRecord reads the upload.json of the upload directory dir
 // (a regular file of at most 64 KiB: metadata is bounded far below).
-func readUploadRecord(dir string) ([]byte, error) {
-	f, _, err := openRegular(dir, "upload.json")
+func (st *store) readUploadRecord(dir string) ([]byte, error) {
+	f, fi, err := st.fs.OpenRegular(dir, "upload.json")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, 64<<10))
+	return io.ReadAll(io.NewSectionReader(f, 0, min(fi.Size(), 64<<10)))
 }
 
 type initiateResult struct {
@@ -130,25 +125,32 @@ func (s *Server) createUpload(r *request) error {
 	var b [16]byte
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	dir := filepath.Join(s.st.uploads, id)
-	if err := os.Mkdir(dir, internalMode); err != nil {
+	dir := s.st.uploads + "/" + id
+	if err := s.st.fs.Mkdir(dir, internalMode); err != nil {
 		return err
 	}
 	info, _ := json.Marshal(uploadInfo{Bucket: r.bucket, Key: r.key, Initiated: s.cfg.Now().UnixNano(), Meta: *meta, Owner: r.auth.AccessKey})
-	if err := writeFileSync(filepath.Join(dir, "upload.json"), info); err != nil {
-		os.RemoveAll(dir)
+	err = s.st.writeFileSync(dir+"/upload.json", info)
+	if err == nil {
+		// The upload's directory is named durably too: its parts are
+		// acknowledged into it.
+		err = s.st.fs.SyncDir(s.st.uploads)
+	}
+	if err != nil {
+		s.st.fs.RemoveAll(dir)
 		return err
 	}
 	return writeXML(r.ctx, initiateResult{Xmlns: s3NS, Bucket: r.bucket, Key: r.key, UploadID: id})
 }
 
-// writeFileSync writes a small file durably (file and directory).
-func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, privateMode)
+// writeFileSync writes the new small file p durably (file and
+// directory).
+func (st *store) writeFileSync(p string, b []byte) error {
+	f, err := st.fs.Create(p, privateMode)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
+	if _, err := f.WriteAt(b, 0); err != nil {
 		f.Close()
 		return err
 	}
@@ -159,7 +161,7 @@ func writeFileSync(path string, b []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return fsutil.SyncDir(filepath.Dir(path))
+	return st.fs.SyncDir(path.Dir(p))
 }
 
 func partName(n int) string { return fmt.Sprintf("%05d", n) }
@@ -247,38 +249,30 @@ func (st *store) newUploadIn(ctx context.Context, dir string) (*upload, error) {
 	}
 	// Move the fresh (empty) file next to the part it becomes: a rename
 	// within the upload directory then commits it.
-	name := filepath.Join(dir, ".tmp-"+filepath.Base(u.f.Name()))
-	if err := os.Rename(u.f.Name(), name); err != nil {
+	name := dir + "/.tmp-" + path.Base(u.name)
+	if err := st.fs.Rename(u.name, name); err != nil {
 		u.abort()
 		return nil, err
 	}
-	nf, err := os.OpenFile(name, os.O_RDWR, 0)
-	if err != nil {
-		os.Remove(name)
-		u.f.Close()
-		u.done = true
-		return nil, err
-	}
-	u.f.Close()
-	u.f = nf
+	u.name = name
 	return u, nil
 }
 
 // commitPart makes the part durable and names it.
 func (u *upload) commitPart(ctx context.Context, dir, name string) (string, error) {
 	defer u.abort()
-	if err := u.st.syncData(ctx, u.ref); err != nil {
+	if err := u.st.data.Sync(ctx, u.f); err != nil {
 		return "", err
 	}
 	etag := hex.EncodeToString(u.md5.Sum(nil))
 	b, _ := json.Marshal(partMeta{ETag: etag, Size: u.size})
-	if err := unix.Fsetxattr(int(u.f.Fd()), metaXattr, b, 0); err != nil {
+	if err := u.f.SetXattr(metaXattr, b); err != nil {
 		return "", err
 	}
 	if err := u.f.Sync(); err != nil {
 		return "", err
 	}
-	if err := os.Rename(u.f.Name(), filepath.Join(dir, name)); err != nil {
+	if err := u.st.fs.Rename(u.name, dir+"/"+name); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", errorf("NoSuchUpload", "the upload was completed or aborted while the part was being uploaded")
 		}
@@ -286,7 +280,7 @@ func (u *upload) commitPart(ctx context.Context, dir, name string) (string, erro
 	}
 	u.done = true
 	u.f.Close()
-	return etag, fsutil.SyncDir(dir)
+	return etag, u.st.fs.SyncDir(dir)
 }
 
 type partInfo struct {
@@ -297,8 +291,8 @@ type partInfo struct {
 }
 
 // parts lists the parts of the upload in dir, by number.
-func parts(dir string) ([]partInfo, error) {
-	ents, err := os.ReadDir(dir)
+func (st *store) parts(dir string) ([]partInfo, error) {
+	ents, err := st.fs.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -308,8 +302,12 @@ func parts(dir string) ([]partInfo, error) {
 		if err != nil || e.Name() != partName(n) {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		b, err := getXattr(p, metaXattr)
+		f, _, err := st.fs.OpenRegular(dir, e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := f.GetXattr(metaXattr)
+		f.Close()
 		if err != nil {
 			continue
 		}
@@ -364,7 +362,7 @@ func (s *Server) completeUpload(r *request) error {
 	if len(req.Parts) == 0 {
 		return errorf("MalformedXML", "the CompleteMultipartUpload names no part")
 	}
-	have, err := parts(dir)
+	have, err := s.st.parts(dir)
 	if err != nil {
 		return err
 	}
@@ -420,7 +418,7 @@ func (s *Server) completeUpload(r *request) error {
 	if err := u.commit(r.ctx, bdir, rel, &meta); err != nil {
 		return err
 	}
-	os.RemoveAll(dir)
+	s.st.removeUpload(dir)
 	return writeXML(r.ctx, completeResult{Xmlns: s3NS, Location: "/" + r.bucket + "/" + r.key, Bucket: r.bucket, Key: r.key, ETag: `"` + meta.ETag + `"`})
 }
 
@@ -433,7 +431,7 @@ func (s *Server) abortUpload(r *request) error {
 	if err != nil {
 		return err
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := s.st.removeUpload(dir); err != nil {
 		return err
 	}
 	r.ctx.SetStatusCode(204)
@@ -489,7 +487,7 @@ func (s *Server) listParts(r *request) error {
 		}
 		marker = n
 	}
-	ps, err := parts(dir)
+	ps, err := s.st.parts(dir)
 	if err != nil {
 		return err
 	}
@@ -554,7 +552,7 @@ func (s *Server) listMultipartUploads(r *request) error {
 	}
 	var ups []up
 	for _, id := range s.st.uploadsOf(r.bucket) {
-		b, err := readUploadRecord(filepath.Join(s.st.uploads, id))
+		b, err := s.st.readUploadRecord(s.st.uploads + "/" + id)
 		if err != nil {
 			continue
 		}
@@ -597,4 +595,14 @@ func (s *Server) listMultipartUploads(r *request) error {
 		res.NextKeyMarker, res.NextUploadIDMarker = u.info.Key, u.id
 	}
 	return writeXML(r.ctx, res)
+}
+
+// removeUpload removes the upload directory dir (completed or aborted)
+// durably: an upload answered as completed or aborted is not listed again
+// after a power cut.
+func (st *store) removeUpload(dir string) error {
+	if err := st.fs.RemoveAll(dir); err != nil {
+		return err
+	}
+	return st.fs.SyncDir(st.uploads)
 }

@@ -381,7 +381,7 @@ func TestTempDirPerNode(t *testing.T) {
 			}
 			// Its temporary file exists once the server reads the body.
 			for i := 0; ; i++ {
-				ents, _ := os.ReadDir(s1.st.tmp)
+				ents, _ := os.ReadDir(filepath.Join(root, s1.st.tmp))
 				if len(ents) > 0 {
 					break
 				}

@@ -127,11 +127,16 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.ensureDefaults(); err != nil {
 		return nil, err
 	}
-	log := cfg.Log
 	st, err := openStore(cfg.Root, cfg.NodeID, cfg.TempMaxAge, cfg.Data, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
+	return newServerOn(cfg, st), nil
+}
+
+// newServerOn returns a Server for cfg (defaults filled) over the store st.
+func newServerOn(cfg Config, st *store) *Server {
+	log := cfg.Log
 	var b [4]byte
 	rand.Read(b[:])
 	s := &Server{cfg: cfg, st: st, log: log, prefix: strings.ToUpper(hex.EncodeToString(b[:])),
@@ -152,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 		Concurrency:                  64 << 10,
 		Logger:                       fasthttpLogger{log},
 	}
-	return s, nil
+	return s
 }
 
 // Serve accepts connections on ln until Close.

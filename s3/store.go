@@ -12,7 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -23,7 +23,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"engine/burstbuffer"
-	"engine/internal/fsutil"
 )
 
 // The namespace on disk:
@@ -80,13 +79,13 @@ type bucketMeta struct {
 }
 
 type store struct {
-	root    string
-	tmps    string // ROOT/.engine-s3/tmp: every node's temporary directory
-	tmp     string // this node's: tmps/NODE
+	fs      fileSys    // the namespace: paths below are relative to its root
+	data    objectData // the objects' bytes
+	tmps    string     // .engine-s3/tmp: every node's temporary directory
+	tmp     string     // this node's: tmps/NODE
 	uploads string
-	data    burstbuffer.Data
 	now     func() time.Time
-	syncs   groupSync // data and directory syncs, shared by concurrent commits
+	syncs   *groupSync // data and directory syncs, shared by concurrent commits
 
 	stopOnce sync.Once
 
@@ -102,26 +101,45 @@ type store struct {
 }
 
 // openStore opens the namespace at root; this node's temporary files go
-// to .engine-s3/tmp/NODE.
+// to .engine-s3/tmp/NODE. The bytes of objects go through data.
 func openStore(root, node string, tempMaxAge time.Duration, data burstbuffer.Data, now func() time.Time) (*store, error) {
-	fi, err := os.Stat(root)
+	syncs := &groupSync{stop: make(chan struct{})}
+	return openStoreFS(nsFS{root: root}, root, node, tempMaxAge, bbData{data: data, syncs: syncs}, syncs, now)
+}
+
+// openStoreFS opens the store on the file system fsys (rootName names its
+// root in messages).
+func openStoreFS(fsys fileSys, rootName, node string, tempMaxAge time.Duration, data objectData, syncs *groupSync, now func() time.Time) (*store, error) {
+	fi, err := fsys.Stat(".")
 	if err != nil {
 		return nil, fmt.Errorf("s3: namespace root: %w", err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("s3: namespace root %s is not a directory", root)
+		return nil, fmt.Errorf("s3: namespace root %s is not a directory", rootName)
 	}
-	tmps := filepath.Join(root, internalDir, "tmp")
-	st := &store{root: root, tmps: tmps, tmp: filepath.Join(tmps, node),
-		uploads: filepath.Join(root, internalDir, "uploads"), data: data, now: now, syncs: groupSync{stop: make(chan struct{})},
+	tmps := internalDir + "/tmp"
+	st := &store{fs: fsys, tmps: tmps, tmp: tmps + "/" + node,
+		uploads: internalDir + "/uploads", data: data, now: now, syncs: syncs,
 		tempMaxAge: tempMaxAge}
-	for _, d := range []string{filepath.Join(root, internalDir), tmps, st.tmp, st.uploads} {
-		if err := os.Mkdir(d, internalMode); err != nil && !errors.Is(err, fs.ErrExist) {
+	made := false
+	for _, d := range []string{internalDir, tmps, st.tmp, st.uploads} {
+		err := fsys.Mkdir(d, internalMode)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("s3: %w", err)
 		}
+		made = made || err == nil
 		// Made 0755 by earlier versions: close them to the mount's users.
-		if err := os.Chmod(d, internalMode); err != nil {
+		if err := fsys.Chmod(d, internalMode); err != nil {
 			return nil, fmt.Errorf("s3: %w", err)
+		}
+	}
+	if made {
+		// The multipart uploads live here: their directory must not
+		// vanish in a power cut.
+		for _, d := range []string{".", internalDir, tmps} {
+			if err := fsys.SyncDir(d); err != nil {
+				return nil, fmt.Errorf("s3: %w", err)
+			}
 		}
 	}
 	st.sweepTemp()
@@ -140,51 +158,31 @@ func (st *store) sweepTemp() {
 		fi, err := e.Info()
 		return err == nil && now.Sub(fi.ModTime()) > st.tempMaxAge
 	}
-	ents, _ := os.ReadDir(st.tmps)
+	ents, _ := st.fs.ReadDir(st.tmps)
 	for _, e := range ents {
-		p := filepath.Join(st.tmps, e.Name())
+		p := st.tmps + "/" + e.Name()
 		if !e.IsDir() {
 			// A file of the single-directory layout of earlier versions.
 			if old(e) {
-				os.Remove(p)
+				st.fs.Remove(p)
 			}
 			continue
 		}
-		files, _ := os.ReadDir(p)
+		files, _ := st.fs.ReadDir(p)
 		for _, f := range files {
 			if !f.IsDir() && old(f) {
-				os.Remove(filepath.Join(p, f.Name()))
+				st.fs.Remove(p + "/" + f.Name())
 			}
 		}
 		if p != st.tmp && len(files) == 0 && old(e) {
-			os.Remove(p) // a node that is gone; only if still empty
+			st.fs.Remove(p) // a node that is gone; only if still empty
 		}
 	}
-}
-
-// allSyncer is a Data that can make every write it took durable at once
-// (*burstbuffer.Service).
-type allSyncer interface {
-	SyncAll(ctx context.Context) error
 }
 
 // close makes commits still waiting for a sync fail.
 func (st *store) close() {
 	st.stopOnce.Do(func() { close(st.syncs.stop) })
-}
-
-// syncData makes the bytes written to ref durable. When the burst buffer
-// can make every write durable at once, concurrent commits share that.
-func (st *store) syncData(ctx context.Context, ref burstbuffer.FileRef) error {
-	all, ok := st.data.(allSyncer)
-	if !ok {
-		return st.data.Sync(ctx, ref)
-	}
-	return st.syncs.do(ctx, allData, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		return all.SyncAll(ctx)
-	})
 }
 
 // storeError maps a file system error to an S3 error.
@@ -202,7 +200,7 @@ func storeError(err error) *Error {
 	return errorf("InternalError", "%v", err)
 }
 
-func (st *store) bucketDir(bucket string) string { return filepath.Join(st.root, bucket) }
+func (st *store) bucketDir(bucket string) string { return bucket }
 
 // checkBucket returns the bucket's directory, or NoSuchBucket. The
 // bucket must be a directory itself, not a symlink to one.
@@ -212,7 +210,7 @@ func (st *store) checkBucket(bucket string) (string, error) {
 		return "", noBucket
 	}
 	dir := st.bucketDir(bucket)
-	fi, err := os.Lstat(dir)
+	fi, err := st.fs.Lstat(dir)
 	if err != nil || !fi.IsDir() {
 		return "", noBucket
 	}
@@ -222,13 +220,13 @@ func (st *store) checkBucket(bucket string) (string, error) {
 func (st *store) bucketMeta(bucket string) (bucketMeta, time.Time) {
 	dir := st.bucketDir(bucket)
 	var m bucketMeta
-	if b, err := getXattr(dir, bucketXattr); err == nil {
+	if b, err := st.fs.GetXattr(dir, bucketXattr); err == nil {
 		json.Unmarshal(b, &m)
 	}
 	if m.Created != 0 {
 		return m, time.Unix(0, m.Created)
 	}
-	fi, err := os.Stat(dir)
+	fi, err := st.fs.Stat(dir)
 	if err != nil {
 		return m, time.Time{}
 	}
@@ -251,18 +249,22 @@ func (st *store) createBucket(bucket string, public bool) error {
 	st.bucketMu.Lock()
 	defer st.bucketMu.Unlock()
 	dir := st.bucketDir(bucket)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := st.fs.Mkdir(dir, 0o755); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return errorf("BucketAlreadyOwnedByYou", "bucket %q exists already and is yours", bucket)
 		}
 		return err
 	}
 	b, _ := json.Marshal(bucketMeta{Created: st.now().UnixNano(), PublicRead: public})
-	if err := unix.Setxattr(dir, bucketXattr, b, 0); err != nil {
-		os.Remove(dir)
+	if err := st.fs.SetXattr(dir, bucketXattr, b); err != nil {
+		st.fs.Remove(dir)
 		return fmt.Errorf("s3: bucket metadata (the namespace must support user xattrs): %w", err)
 	}
-	return fsutil.SyncDir(st.root)
+	// The bucket's metadata (its own fsync), then its name.
+	if err := st.fs.SyncDir(dir); err != nil {
+		return err
+	}
+	return st.fs.SyncDir(".")
 }
 
 func (st *store) setBucketPublic(bucket string, public bool) error {
@@ -275,7 +277,10 @@ func (st *store) setBucketPublic(bucket string, public bool) error {
 		m.Created = created.UnixNano()
 	}
 	b, _ := json.Marshal(m)
-	return unix.Setxattr(st.bucketDir(bucket), bucketXattr, b, 0)
+	if err := st.fs.SetXattr(st.bucketDir(bucket), bucketXattr, b); err != nil {
+		return err
+	}
+	return st.fs.SyncDir(st.bucketDir(bucket))
 }
 
 // deleteBucket removes an empty bucket. Empty directories left in it are
@@ -295,93 +300,92 @@ func (st *store) deleteBucket(bucket string) error {
 	notEmpty := errorf("BucketNotEmpty", "bucket %q is not empty: delete its objects first", bucket)
 	// Looked at first, so that a bucket with objects keeps its empty
 	// directories too.
-	has, err := hasObject(dir)
+	has, err := st.hasObject(dir)
 	if err != nil {
 		return err
 	}
 	if has {
 		return notEmpty
 	}
-	d, err := openBeneath(st.root, bucket, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	d, err := st.fs.OpenDir(".", bucket)
 	if err != nil {
 		return err
 	}
-	err = removeEmptyDirs(d, dir, bucket)
+	err = removeEmptyDirs(d, "", bucket)
 	d.Close()
 	if err != nil {
 		return err
 	}
-	r, err := openBeneath(st.root, ".", unix.O_PATH|unix.O_DIRECTORY, 0)
+	r, err := st.fs.OpenDir(".", ".")
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	if err := unix.Unlinkat(int(r.Fd()), bucket, unix.AT_REMOVEDIR); err != nil {
-		switch err {
-		case unix.ENOTEMPTY, unix.EEXIST:
+	if err := r.Rmdir(bucket); err != nil {
+		switch {
+		case errors.Is(err, unix.ENOTEMPTY), errors.Is(err, unix.EEXIST):
 			return notEmpty
-		case unix.ENOENT:
+		case errors.Is(err, unix.ENOENT):
 			return &Error{Code: "NoSuchBucket", Status: 404, Message: fmt.Sprintf("bucket %q does not exist", bucket), Resource: "/" + bucket}
 		}
-		return &os.PathError{Op: "rmdir", Path: dir, Err: err}
+		return err
 	}
 	for _, u := range st.uploadsOf(bucket) {
-		os.RemoveAll(filepath.Join(st.uploads, u))
+		st.fs.RemoveAll(st.uploads + "/" + u)
 	}
-	return fsutil.SyncDir(st.root)
+	return r.Sync()
 }
 
 // removeEmptyDirs removes the directories under d (a directory of the
-// bucket's, bucketDir, open for reading) bottom-up, each by rmdir. It
-// stops with BucketNotEmpty at a file, a directory object or a directory
-// that is not empty when removed; what is no object (a symlink, a FIFO
-// made through the mount) is not removed either: the error names it.
-func removeEmptyDirs(d *os.File, bucketDir, bucket string) error {
-	names, err := d.Readdirnames(-1)
+// bucket's, at rel below it, open for reading) bottom-up, each by rmdir.
+// It stops with BucketNotEmpty at a file, a directory object or a
+// directory that is not empty when removed; what is no object (a symlink,
+// a FIFO made through the mount) is not removed either: the error names
+// it.
+func removeEmptyDirs(d dirFile, rel, bucket string) error {
+	names, err := d.Names()
 	if err != nil {
 		return err
 	}
-	fd := int(d.Fd())
 	notEmpty := errorf("BucketNotEmpty", "bucket %q is not empty: delete its objects first", bucket)
 	for _, name := range names {
-		var stt unix.Stat_t
-		if err := unix.Fstatat(fd, name, &stt, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if err == unix.ENOENT {
+		typ, err := d.Type(name)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
 				continue
 			}
-			return &os.PathError{Op: "lstat", Path: filepath.Join(d.Name(), name), Err: err}
+			return err
 		}
-		switch stt.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-		case unix.S_IFREG:
+		switch {
+		case typ.IsDir():
+		case typ.IsRegular():
 			return notEmpty
 		default:
-			rel, _ := filepath.Rel(bucketDir, filepath.Join(d.Name(), name))
 			return errorf("BucketNotEmpty", "bucket %q holds %q, which is no object (a symbolic link, FIFO or device made through the mount): remove it through the mount first",
-				bucket, rel)
+				bucket, path.Join(rel, name))
 		}
-		sub, err := openAt(fd, d.Name(), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		sub, err := d.OpenDir(name)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 			return notEmpty // replaced meanwhile
 		}
-		if _, err := fgetXattr(sub, metaXattr); err == nil {
+		if _, err := sub.GetXattr(metaXattr); err == nil {
 			sub.Close()
 			return notEmpty // a directory object
 		}
-		err = removeEmptyDirs(sub, bucketDir, bucket)
+		err = removeEmptyDirs(sub, path.Join(rel, name), bucket)
 		sub.Close()
 		if err != nil {
 			return err
 		}
-		switch err := unix.Unlinkat(fd, name, unix.AT_REMOVEDIR); err {
-		case nil, unix.ENOENT:
-		case unix.ENOTEMPTY, unix.EEXIST:
+		switch err := d.Rmdir(name); {
+		case err == nil, errors.Is(err, unix.ENOENT):
+		case errors.Is(err, unix.ENOTEMPTY), errors.Is(err, unix.EEXIST):
 			return notEmpty
 		default:
-			return &os.PathError{Op: "rmdir", Path: filepath.Join(d.Name(), name), Err: err}
+			return err
 		}
 	}
 	return nil
@@ -389,38 +393,38 @@ func removeEmptyDirs(d *os.File, bucketDir, bucket string) error {
 
 // hasObject reports whether dir holds a regular file or a directory
 // object anywhere below it (what a listing would show).
-func hasObject(dir string) (bool, error) {
-	ents, err := os.ReadDir(dir)
+func (st *store) hasObject(dir string) (bool, error) {
+	ents, err := st.fs.ReadDir(dir)
 	if err != nil {
 		return false, err
 	}
 	for _, e := range ents {
-		p := filepath.Join(dir, e.Name())
+		p := dir + "/" + e.Name()
 		if e.Type().IsRegular() {
 			return true, nil
 		}
 		if !e.IsDir() {
 			continue // symlinks, devices…: not objects
 		}
-		if isDirObject(p) {
+		if st.isDirObject(p) {
 			return true, nil
 		}
-		if ok, err := hasObject(p); ok || err != nil {
+		if ok, err := st.hasObject(p); ok || err != nil {
 			return ok, err
 		}
 	}
 	return false, nil
 }
 
-func isDirObject(dir string) bool {
-	_, err := getXattr(dir, metaXattr)
+func (st *store) isDirObject(dir string) bool {
+	_, err := st.fs.GetXattr(dir, metaXattr)
 	return err == nil
 }
 
 // listBuckets returns the top-level directories whose names are bucket
 // names, sorted.
 func (st *store) listBuckets() ([]string, error) {
-	ents, err := os.ReadDir(st.root)
+	ents, err := st.fs.ReadDir(".")
 	if err != nil {
 		return nil, err
 	}
@@ -439,8 +443,8 @@ func (st *store) listBuckets() ([]string, error) {
 type upload struct {
 	ctx  context.Context // the request's
 	st   *store
-	f    *os.File
-	ref  burstbuffer.FileRef
+	f    file
+	name string // f's path
 	size int64
 	md5  hash.Hash
 	done bool
@@ -454,29 +458,28 @@ func (st *store) newUpload(ctx context.Context) (*upload, error) {
 	}
 	var b [12]byte
 	rand.Read(b[:])
-	name := filepath.Join(st.tmp, hex.EncodeToString(b[:]))
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, privateMode)
+	name := st.tmp + "/" + hex.EncodeToString(b[:])
+	f, err := st.fs.Create(name, privateMode)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Removed under us (by hand, or as empty by an old sweeper).
-		if err = os.Mkdir(st.tmp, internalMode); err == nil || errors.Is(err, fs.ErrExist) {
-			f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, privateMode)
+		if err = st.fs.Mkdir(st.tmp, internalMode); err == nil || errors.Is(err, fs.ErrExist) {
+			f, err = st.fs.Create(name, privateMode)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	ref, err := burstbuffer.RefOf(f)
-	if err != nil {
+	if err := st.data.Check(f); err != nil {
 		f.Close()
-		os.Remove(name)
+		st.fs.Remove(name)
 		return nil, err
 	}
-	return &upload{ctx: ctx, st: st, f: f, ref: ref, md5: md5.New()}, nil
+	return &upload{ctx: ctx, st: st, f: f, name: name, md5: md5.New()}, nil
 }
 
 // Write appends p.
 func (u *upload) Write(p []byte) (int, error) {
-	if err := u.st.data.WriteAt(u.ctx, u.ref, p, u.size); err != nil {
+	if err := u.st.data.WriteAt(u.ctx, u.f, p, u.size); err != nil {
 		return 0, err
 	}
 	u.md5.Write(p)
@@ -517,9 +520,8 @@ func (u *upload) abort() {
 		return
 	}
 	u.done = true
-	name := u.f.Name()
 	u.f.Close()
-	os.Remove(name)
+	u.st.fs.Remove(u.name)
 }
 
 // commit makes the upload durable (its bytes on k+m shards, its metadata
@@ -546,7 +548,7 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 	if err != nil {
 		return err
 	}
-	if err := unix.Fsetxattr(int(u.f.Fd()), metaXattr, b, 0); err != nil {
+	if err := u.f.SetXattr(metaXattr, b); err != nil {
 		return fmt.Errorf("s3: object metadata (the namespace must support user xattrs): %w", err)
 	}
 	if err := u.f.Chmod(objectMode); err != nil {
@@ -554,7 +556,7 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 	}
 	synced := make(chan error, 1)
 	go func() { synced <- u.f.Sync() }()
-	err = u.st.syncData(ctx, u.ref)
+	err = u.st.data.Sync(ctx, u.f)
 	if serr := <-synced; err == nil {
 		err = serr
 	}
@@ -562,7 +564,7 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 		return err
 	}
 	parentRel, base := splitRel(rel)
-	parent, err := mkdirBeneath(dir, parentRel)
+	parent, err := u.st.fs.MkdirAll(dir, parentRel)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return bucketGone(dir)
@@ -570,13 +572,12 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 		return keyConflict(err)
 	}
 	defer parent.Close()
-	if err := unix.Renameat(unix.AT_FDCWD, u.f.Name(), int(parent.Fd()), base); err != nil {
+	if err := u.st.fs.RenameInto(u.name, parent, base); err != nil {
 		switch {
 		case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
 			return errorf("InvalidRequest", "the key names a directory of the namespace (other keys begin with it and a slash): delete those first")
 		case errors.Is(err, syscall.ENOENT):
-			var stt unix.Stat_t
-			if unix.Fstat(int(u.f.Fd()), &stt) == nil && stt.Nlink == 0 {
+			if u.f.Unlinked() {
 				return fmt.Errorf("s3: the temporary file %s of this upload was removed while it was written", u.f.Name())
 			}
 			// The directory was removed meanwhile (the bucket deleted):
@@ -588,14 +589,14 @@ func (u *upload) commit(ctx context.Context, dir, rel string, meta *objectMeta) 
 	u.done = true // renamed: nothing to remove any more
 	u.f.Close()
 	// By path: the shared fsync may outlive this commit's descriptor.
-	pdir := parent.Name()
-	return u.st.syncs.do(ctx, pdir, func() error { return fsutil.SyncDir(pdir) })
+	pdir := path.Join(dir, parentRel)
+	return u.st.syncs.do(ctx, pdir, func() error { return u.st.fs.SyncDir(pdir) })
 }
 
 // bucketGone is the error of a write whose bucket directory dir (or a
 // directory in it) was removed while it was being written.
 func bucketGone(dir string) error {
-	b := filepath.Base(dir)
+	b := path.Base(dir)
 	return &Error{Code: "NoSuchBucket", Status: 404, Resource: "/" + b,
 		Message: fmt.Sprintf("bucket %q was deleted while the object was being written: it was not stored", b)}
 }
@@ -612,13 +613,12 @@ func keyConflict(err error) error {
 
 // object is an open object: its file, metadata and logical size.
 type object struct {
-	f       *os.File
-	ref     burstbuffer.FileRef
+	f       file
 	size    int64
 	mtime   time.Time
 	meta    objectMeta
 	dirObj  bool
-	dataSrc burstbuffer.Data
+	dataSrc objectData
 }
 
 func (o *object) Close() error {
@@ -640,12 +640,12 @@ func (st *store) openObject(ctx context.Context, bucket, key string) (*object, e
 		return nil, err // no object can have this key: say why
 	}
 	if strings.HasSuffix(key, dirObjSuffix) {
-		d, err := openBeneath(dir, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		d, err := st.fs.OpenDir(dir, rel)
 		if err != nil {
 			return nil, noKey
 		}
 		defer d.Close()
-		b, err := fgetXattr(d, metaXattr)
+		b, err := d.GetXattr(metaXattr)
 		if err != nil {
 			return nil, noKey
 		}
@@ -674,7 +674,7 @@ func (st *store) openFile(ctx context.Context, dir, rel string) (*object, error)
 	if err != nil {
 		return nil, err
 	}
-	if b, err := fgetXattr(o.f, metaXattr); err == nil {
+	if b, err := o.f.GetXattr(metaXattr); err == nil {
 		json.Unmarshal(b, &o.meta)
 	}
 	if !o.meta.fresh(o.size, fi.ModTime()) {
@@ -690,17 +690,16 @@ func (st *store) openFile(ctx context.Context, dir, rel string) (*object, error)
 
 // openRaw opens the file rel under dir for reading its bytes.
 func (st *store) openRaw(dir, rel string) (*object, os.FileInfo, error) {
-	f, fi, err := openRegular(dir, rel)
+	f, fi, err := st.fs.OpenRegular(dir, rel)
 	if err != nil {
 		return nil, nil, err
 	}
-	ref, err := burstbuffer.RefOf(f)
-	if err != nil {
+	if err := st.data.Check(f); err != nil {
 		f.Close()
 		return nil, nil, err
 	}
-	o := &object{f: f, ref: ref, mtime: fi.ModTime(), dataSrc: st.data}
-	o.size = st.data.Size(ref, fi.Size())
+	o := &object{f: f, mtime: fi.ModTime(), dataSrc: st.data}
+	o.size = st.data.Size(f, fi.Size())
 	return o, fi, nil
 }
 
@@ -784,7 +783,7 @@ func (st *store) refreshETag(ctx context.Context, o *object, fi os.FileInfo) err
 	o.meta.Checksums = nil
 	o.meta.Size, o.meta.MTime, o.meta.Src = o.size, fi.ModTime().UnixNano(), ""
 	if b, err := json.Marshal(&o.meta); err == nil {
-		unix.Fsetxattr(int(o.f.Fd()), metaXattr, b, 0) // a cache: failing to keep it costs a recomputation
+		o.f.SetXattr(metaXattr, b) // a cache: failing to keep it costs a recomputation
 	}
 	return nil
 }
@@ -807,7 +806,7 @@ func (r *objectReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > r.end-r.off {
 		p = p[:r.end-r.off]
 	}
-	n, err := r.o.dataSrc.ReadAt(r.ctx, r.o.ref, r.o.f, p, r.off)
+	n, err := r.o.dataSrc.ReadAt(r.ctx, r.o.f, p, r.off)
 	r.off += int64(n)
 	if n == 0 && err == nil {
 		// The object ended early: it was truncated through the mount
@@ -835,30 +834,37 @@ func (st *store) deleteObject(bucket, key string) error {
 		return err
 	}
 	parentRel, base := splitRel(rel)
-	parent, err := openBeneath(dir, orDot(parentRel), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	parent, err := st.fs.OpenDir(dir, orDot(parentRel))
 	if err != nil {
 		return nil // no parent, no object
 	}
 	defer parent.Close()
-	var stt unix.Stat_t
-	if err := unix.Fstatat(int(parent.Fd()), base, &stt, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	typ, err := parent.Type(base)
+	if err != nil {
 		return nil
 	}
-	isDir := stt.Mode&unix.S_IFMT == unix.S_IFDIR
 	if strings.HasSuffix(key, dirObjSuffix) {
-		if !isDir {
+		if !typ.IsDir() {
 			return nil
 		}
-		if d, err := openAt(int(parent.Fd()), parent.Name(), base, unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
-			unix.Fremovexattr(int(d.Fd()), metaXattr)
+		if d, err := parent.OpenDir(base); err == nil {
+			err := d.RemoveXattr(metaXattr)
+			if err == nil {
+				// Durable even if the directory stays (it is not
+				// empty): else the object comes back after a power cut.
+				err = d.Sync()
+			}
 			d.Close()
+			if err != nil && !errors.Is(err, unix.ENODATA) {
+				return err
+			}
 		}
-		unix.Unlinkat(int(parent.Fd()), base, unix.AT_REMOVEDIR) // only if empty
+		parent.Rmdir(base) // only if empty
 	} else {
-		if stt.Mode&unix.S_IFMT != unix.S_IFREG {
+		if !typ.IsRegular() {
 			return nil // not an object
 		}
-		if err := unix.Unlinkat(int(parent.Fd()), base, 0); err != nil && err != unix.ENOENT {
+		if err := parent.Unlink(base); err != nil && !errors.Is(err, unix.ENOENT) {
 			return err
 		}
 	}
@@ -882,20 +888,20 @@ func orDot(rel string) string {
 func (st *store) pruneEmpty(dir, rel string) {
 	for rel != "" {
 		parentRel, base := splitRel(rel)
-		parent, err := openBeneath(dir, orDot(parentRel), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		parent, err := st.fs.OpenDir(dir, orDot(parentRel))
 		if err != nil {
 			return
 		}
-		d, err := openAt(int(parent.Fd()), parent.Name(), base, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		d, err := parent.OpenDir(base)
 		if err == nil {
-			_, xerr := fgetXattr(d, metaXattr)
+			_, xerr := d.GetXattr(metaXattr)
 			d.Close()
 			if xerr == nil {
 				parent.Close()
 				return // a directory object
 			}
 		}
-		err = unix.Unlinkat(int(parent.Fd()), base, unix.AT_REMOVEDIR)
+		err = parent.Rmdir(base)
 		parent.Close()
 		if err != nil {
 			return
@@ -916,7 +922,7 @@ func (st *store) putDirObject(bucket, key string, meta *objectMeta) error {
 	}
 	st.dirObjMu.RLock()
 	defer st.dirObjMu.RUnlock()
-	d, err := mkdirBeneath(dir, rel)
+	d, err := st.fs.MkdirAll(dir, rel)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return bucketGone(dir)
@@ -931,7 +937,7 @@ func (st *store) putDirObject(bucket, key string, meta *objectMeta) error {
 	meta.ETag = emptyMD5
 	meta.MTime = fi.ModTime().UnixNano()
 	b, _ := json.Marshal(meta)
-	if err := unix.Fsetxattr(int(d.Fd()), metaXattr, b, 0); err != nil {
+	if err := d.SetXattr(metaXattr, b); err != nil {
 		return err
 	}
 	if err := d.Sync(); err != nil {
@@ -939,8 +945,7 @@ func (st *store) putDirObject(bucket, key string, meta *objectMeta) error {
 	}
 	// Removed meanwhile (the bucket deleted from another node): not
 	// stored.
-	var stt unix.Stat_t
-	if err := unix.Fstat(int(d.Fd()), &stt); err == nil && stt.Nlink == 0 {
+	if d.Unlinked() {
 		return bucketGone(dir)
 	}
 	return nil

@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"engine/internal/fsutil"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Errors returned by the disk tier; they are wrapped with the key or
@@ -59,9 +59,10 @@ func (f *diskFile) size(key string) int64 {
 // survives restarts. Entries are bounded by the bytes of their files. It is
 // safe for concurrent use; no file I/O happens under its lock.
 type Disk struct {
+	fs    fileSystem
 	dir   string
 	limit int64
-	lock  *os.File // holds the flock on the tag file
+	lock  io.Closer // holds the lock on the tag file
 	gen   atomic.Uint64
 	mu    struct {
 		sync.Mutex
@@ -69,11 +70,19 @@ type Disk struct {
 		writers map[*Writer]struct{} // in-flight fills, so purges can void them
 		closed  bool
 	}
-	closed  atomic.Bool
-	hits    counter
-	misses  counter
-	refused atomic.Int64
-	corrupt atomic.Int64
+	closed atomic.Bool
+	// dirty[i]: an entry file of fan-out directory i was removed and the
+	// directory not synced since. A Delete of a key that is not in the
+	// index (evicted, replaced) syncs its directory if dirty, so that
+	// the removed file cannot come back after a power cut.
+	dirty  [256]atomic.Bool
+	hits   counter
+	misses counter
+	// testHookRenamed, if set, runs in Commit and UpdateMeta between the
+	// rename of the new file into place and the index update.
+	testHookRenamed func(key string)
+	refused         atomic.Int64
+	corrupt         atomic.Int64
 }
 
 // OpenDisk opens the disk tier in dir, holding at most limit bytes of
@@ -84,37 +93,47 @@ type Disk struct {
 // modification time nearest eviction; if they exceed limit, the oldest are
 // deleted. A body's checksum is checked at its first Get.
 func OpenDisk(dir string, limit int64) (*Disk, error) {
+	return openDiskOn(osFS{}, dir, limit)
+}
+
+// OpenDiskFS is OpenDisk on the file system fsys (tests run the tier on
+// vfs.NewCrashableMem and errorfs); OpenDisk uses the machine's, through
+// package os.
+func OpenDiskFS(fsys vfs.FS, dir string, limit int64) (*Disk, error) {
+	return openDiskOn(vfsFS{fsys}, dir, limit)
+}
+
+func openDiskOn(fsys fileSystem, dir string, limit int64) (*Disk, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("cache/tier: disk dir %s: limit %d bytes: must be positive", dir, limit)
 	}
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+	if fi, err := fsys.Stat(dir); err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("cache/tier: disk dir %s: not a directory; give the disk tier a directory of its own", dir)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache/tier: disk dir %s: %w", dir, err)
 	}
 	tag := filepath.Join(dir, tagName)
-	if _, err := os.Stat(tag); errors.Is(err, fs.ErrNotExist) {
-		ents, err := os.ReadDir(dir)
+	if _, err := fsys.Stat(tag); errors.Is(err, fs.ErrNotExist) {
+		ents, err := fsys.ReadDir(dir)
 		if err != nil {
 			return nil, fmt.Errorf("cache/tier: disk dir %s: %w", dir, err)
 		}
 		if len(ents) > 0 {
 			return nil, fmt.Errorf("cache/tier: disk dir %s: not empty and has no %s, so it is not a disk tier; use an empty or new directory", dir, tagName)
 		}
-		if err := os.WriteFile(tag, []byte(tagBody), 0o644); err != nil {
+		if err := writeTag(fsys, dir, tag); err != nil {
 			return nil, fmt.Errorf("cache/tier: disk dir %s: %w", dir, err)
 		}
 	}
-	lock, err := os.OpenFile(tag, os.O_RDWR, 0)
+	lock, err := fsys.Lock(tag)
 	if err != nil {
-		return nil, fmt.Errorf("cache/tier: disk dir %s: %w", dir, err)
-	}
-	if err := lockFile(lock); err != nil {
-		lock.Close()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("cache/tier: disk dir %s: %w", dir, err)
+		}
 		return nil, fmt.Errorf("cache/tier: disk dir %s: in use by another Disk (lock on %s: %v); close it or use another directory", dir, tag, err)
 	}
-	d := &Disk{dir: filepath.Clean(dir), limit: limit, lock: lock}
+	d := &Disk{fs: fsys, dir: filepath.Clean(dir), limit: limit, lock: lock}
 	d.mu.p = newPolicy[diskFile](limit)
 	d.mu.writers = make(map[*Writer]struct{})
 	if err := d.rebuild(); err != nil {
@@ -122,6 +141,31 @@ func OpenDisk(dir string, limit int64) (*Disk, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// writeTag writes the tag file of the new disk tier dir durably, before
+// any other file is made there: a power cut must not leave the fan-out
+// directories without the tag, which would make the next OpenDisk refuse
+// the directory as not a disk tier's.
+func writeTag(fsys fileSystem, dir, tag string) error {
+	f, err := fsys.Create(tag, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write([]byte(tagBody))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.SyncDir(dir)
+	}
+	if err != nil {
+		fsys.Remove(tag)
+	}
+	return err
 }
 
 // scanned is an entry file found by rebuild.
@@ -133,26 +177,34 @@ type scanned struct {
 
 func (d *Disk) rebuild() error {
 	tmp := filepath.Join(d.dir, tmpDir)
-	if err := os.RemoveAll(tmp); err != nil {
+	if err := d.fs.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("cache/tier: disk dir %s: removing temp files: %w", d.dir, err)
 	}
-	if err := os.Mkdir(tmp, 0o755); err != nil {
+	if err := d.fs.Mkdir(tmp, 0o755); err != nil {
 		return fmt.Errorf("cache/tier: disk dir %s: %w", d.dir, err)
 	}
 	var found [256][]scanned
 	var errs [256]error
+	var made atomic.Bool // a fan-out directory was made
 	var next atomic.Int32
 	var wg sync.WaitGroup
 	for range scanWorkers {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < 256; i = int(next.Add(1) - 1) {
-				found[i], errs[i] = d.scanDir(i)
+				found[i], errs[i] = d.scanDir(i, &made)
 			}
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs[:]...); err != nil {
 		return err
+	}
+	if made.Load() {
+		// The fan-out directories' names durable once, so that the
+		// entries renamed into them can survive a power cut.
+		if err := d.fs.SyncDir(d.dir); err != nil {
+			return fmt.Errorf("cache/tier: disk dir %s: %w", d.dir, err)
+		}
 	}
 
 	// Keep the newest file of each key (a crash between a replacing rename
@@ -165,7 +217,7 @@ func (d *Disk) rebuild() error {
 				if o.file.gen > s.file.gen {
 					o, s = s, o
 				}
-				os.Remove(d.path(o.file))
+				d.unlink(o.file)
 			}
 			newest[s.key] = s
 		}
@@ -184,21 +236,23 @@ func (d *Disk) rebuild() error {
 		p.addMain(s.key, s.file.size(s.key), s.file)
 	}
 	for _, e := range p.evict(nil) {
-		os.Remove(d.path(e.val.Load()))
+		d.unlink(e.val.Load())
 	}
 	return nil
 }
 
 // scanDir reads the headers of the files in fan-out directory i, deleting
-// the ones that are not intact entries.
-func (d *Disk) scanDir(i int) ([]scanned, error) {
+// the ones that are not intact entries. It makes the directory if
+// missing, and then sets made.
+func (d *Disk) scanDir(i int, made *atomic.Bool) ([]scanned, error) {
 	sub := filepath.Join(d.dir, fmt.Sprintf("%02x", i))
-	if err := os.Mkdir(sub, 0o755); err == nil {
+	if err := d.fs.Mkdir(sub, 0o755); err == nil {
+		made.Store(true)
 		return nil, nil
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("cache/tier: disk dir %s: %w", d.dir, err)
 	}
-	ents, err := os.ReadDir(sub)
+	ents, err := d.fs.ReadDir(sub)
 	if err != nil {
 		return nil, fmt.Errorf("cache/tier: disk dir %s: %w", d.dir, err)
 	}
@@ -208,7 +262,7 @@ func (d *Disk) scanDir(i int) ([]scanned, error) {
 		s, ok := d.scanFile(sub, de)
 		if !ok {
 			d.corrupt.Add(1)
-			os.RemoveAll(name)
+			d.fs.RemoveAll(name)
 			continue
 		}
 		out = append(out, s)
@@ -221,7 +275,7 @@ func (d *Disk) scanFile(sub string, de fs.DirEntry) (scanned, bool) {
 	if f == nil || !de.Type().IsRegular() || d.path(f) != d.dir+string(filepath.Separator)+filepath.Base(sub)+string(filepath.Separator)+de.Name() {
 		return scanned{}, false
 	}
-	file, err := os.Open(filepath.Join(sub, de.Name()))
+	file, err := d.fs.Open(filepath.Join(sub, de.Name()))
 	if err != nil {
 		return scanned{}, false
 	}
@@ -284,7 +338,7 @@ func (d *Disk) path(f *diskFile) string {
 type Object struct {
 	Meta    []byte // the entry's meta; owned by the caller
 	Size    int64  // body length in bytes
-	f       *os.File
+	f       file
 	off     int64
 	bodyCRC uint32
 }
@@ -309,8 +363,12 @@ func (o *Object) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // File returns the open file, for sendfile: the body is the Size bytes
-// at BodyOffset. The caller must not close it except through Close.
-func (o *Object) File() *os.File { return o.f }
+// at BodyOffset. The caller must not close it except through Close. It is
+// nil on a file system other than the machine's (OpenDiskFS).
+func (o *Object) File() *os.File {
+	f, _ := o.f.(*os.File)
+	return f
+}
 
 // BodyOffset returns the body's offset within File.
 func (o *Object) BodyOffset() int64 { return o.off }
@@ -354,7 +412,7 @@ func (d *Disk) Get(key string) (*Object, bool) {
 
 // open opens and validates f, checking the body's CRC if not yet verified.
 func (d *Disk) open(key string, f *diskFile) (*Object, error) {
-	file, err := os.Open(d.path(f))
+	file, err := d.fs.Open(d.path(f))
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +424,7 @@ func (d *Disk) open(key string, f *diskFile) (*Object, error) {
 	return o, nil
 }
 
-func (d *Disk) validate(key string, f *diskFile, file *os.File) (*Object, error) {
+func (d *Disk) validate(key string, f *diskFile, file file) (*Object, error) {
 	buf := make([]byte, headerSize+len(key)+f.metaLen)
 	if _, err := file.ReadAt(buf, 0); err != nil {
 		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
@@ -404,7 +462,7 @@ func (d *Disk) dropIfCurrent(key string, f *diskFile) {
 	}
 	d.mu.Unlock()
 	if current {
-		os.Remove(d.path(f))
+		d.unlink(f)
 	}
 }
 
@@ -415,7 +473,7 @@ type Writer struct {
 	d    *Disk
 	key  string
 	meta []byte
-	f    *os.File // the temp file; nil after Commit or Abort
+	f    file // the temp file; nil after Commit or Abort
 	crc  uint32
 	n    int64 // body bytes written
 	err  error // sticky
@@ -441,7 +499,7 @@ func (d *Disk) Create(key string, meta []byte) (*Writer, error) {
 		d.refused.Add(1)
 		return nil, tooLarge("disk", key, size, d.limit)
 	}
-	f, err := os.CreateTemp(filepath.Join(d.dir, tmpDir), "fill-*")
+	f, err := d.fs.CreateTemp(filepath.Join(d.dir, tmpDir), "fill-*")
 	if err != nil {
 		return nil, fmt.Errorf("cache/tier: disk dir %s: creating a fill for key %s: %w", d.dir, quoteKey(key), err)
 	}
@@ -449,7 +507,7 @@ func (d *Disk) Create(key string, meta []byte) (*Writer, error) {
 	buf = append(append(buf, key...), meta...)
 	if _, err := f.Write(buf); err != nil { // zero magic until Commit
 		f.Close()
-		os.Remove(f.Name())
+		d.fs.Remove(f.Name())
 		return nil, fmt.Errorf("cache/tier: disk fill %s: %w", f.Name(), err)
 	}
 	w.f = f
@@ -511,21 +569,24 @@ func (w *Writer) Commit() error {
 	w.f = nil
 	if err != nil {
 		w.forget()
-		os.Remove(tmp)
+		d.fs.Remove(tmp)
 		return fmt.Errorf("cache/tier: disk fill %s for key %s: %w", tmp, quoteKey(w.key), err)
 	}
 	if err := w.voided(); err != nil {
 		w.forget()
-		os.Remove(tmp)
+		d.fs.Remove(tmp)
 		return err
 	}
 	f := &diskFile{sum: sha256.Sum256([]byte(w.key)), gen: d.gen.Add(1), metaLen: len(w.meta), bodyLen: w.n}
 	f.verified.Store(true)
 	path := d.path(f)
-	if err := os.Rename(tmp, path); err != nil {
+	if err := d.fs.Rename(tmp, path); err != nil {
 		w.forget()
-		os.Remove(tmp)
+		d.fs.Remove(tmp)
 		return fmt.Errorf("cache/tier: disk fill %s for key %s: %w", tmp, quoteKey(w.key), err)
+	}
+	if d.testHookRenamed != nil {
+		d.testHookRenamed(w.key)
 	}
 
 	d.mu.Lock()
@@ -538,11 +599,14 @@ func (w *Writer) Commit() error {
 	}
 	d.mu.Unlock()
 	if err != nil {
-		os.Remove(path)
+		// Purged (or closed) after the rename: a Delete may have synced
+		// the directory with this file in it, so its removal is synced
+		// too, or the purged entry could come back after a power cut.
+		d.removeSynced(f)
 		return err
 	}
 	if old != nil {
-		os.Remove(d.path(old))
+		d.unlink(old)
 	}
 	d.removeFiles(evicted)
 	return nil
@@ -576,15 +640,34 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.f.Close()
-	os.Remove(w.f.Name())
+	w.d.fs.Remove(w.f.Name())
 	w.f = nil
 	w.forget()
 }
 
 func (d *Disk) removeFiles(es []*entry[diskFile]) {
 	for _, e := range es {
-		os.Remove(d.path(e.val.Load()))
+		d.unlink(e.val.Load())
 	}
+}
+
+// unlink removes f's file, not durably: its directory becomes dirty.
+func (d *Disk) unlink(f *diskFile) {
+	d.fs.Remove(d.path(f))
+	d.dirty[f.sum[0]].Store(true) // after the removal: see syncDir
+}
+
+// removeSynced removes f's file durably.
+func (d *Disk) removeSynced(f *diskFile) {
+	d.fs.Remove(d.path(f))
+	d.syncDir(f.sum[0])
+}
+
+// syncDir syncs fan-out directory i. The dirty flag is cleared first:
+// a removal that sets it later is synced by the next syncDir.
+func (d *Disk) syncDir(i byte) {
+	d.dirty[i].Store(false)
+	d.fs.SyncDir(filepath.Join(d.dir, fmt.Sprintf("%02x", i)))
 }
 
 // UpdateMeta replaces key's meta, keeping its body and its place in the
@@ -639,6 +722,9 @@ func (d *Disk) UpdateMeta(key string, meta []byte, is func(current []byte) bool)
 	if err := d.writeCopy(path, key, meta, o); err != nil {
 		return fmt.Errorf("cache/tier: disk: update meta of key %s: %w", quoteKey(key), err)
 	}
+	if d.testHookRenamed != nil {
+		d.testHookRenamed(key)
+	}
 
 	d.mu.Lock()
 	var evicted []*entry[diskFile]
@@ -650,13 +736,13 @@ func (d *Disk) UpdateMeta(key string, meta []byte, is func(current []byte) bool)
 	}
 	d.mu.Unlock()
 	if !current {
-		os.Remove(path)
+		d.removeSynced(nf) // as in Commit: a Delete may have synced it in
 		if e == nil {
 			return fmt.Errorf("%w: disk: update meta of key %s", ErrNotFound, quoteKey(key))
 		}
 		return nil
 	}
-	os.Remove(d.path(f))
+	d.unlink(f)
 	d.removeFiles(evicted)
 	return nil
 }
@@ -664,7 +750,7 @@ func (d *Disk) UpdateMeta(key string, meta []byte, is func(current []byte) bool)
 // writeCopy writes an entry file at path with key, meta and o's body,
 // through a temp file and a rename.
 func (d *Disk) writeCopy(path, key string, meta []byte, o *Object) error {
-	t, err := os.CreateTemp(filepath.Join(d.dir, tmpDir), "meta-*")
+	t, err := d.fs.CreateTemp(filepath.Join(d.dir, tmpDir), "meta-*")
 	if err != nil {
 		return err
 	}
@@ -672,13 +758,15 @@ func (d *Disk) writeCopy(path, key string, meta []byte, o *Object) error {
 	encodeHeader(buf, key, meta, o.Size, o.bodyCRC)
 	buf = append(append(buf, key...), meta...)
 	_, err = t.Write(buf)
-	if err == nil {
-		_, err = o.f.Seek(o.off, io.SeekStart)
+	var body io.Reader = io.NewSectionReader(o.f, o.off, o.Size)
+	if of, ok := o.f.(*os.File); ok && err == nil {
+		// *io.LimitedReader over *os.File lets ReadFrom use copy_file_range.
+		_, err = of.Seek(o.off, io.SeekStart)
+		body = &io.LimitedReader{R: of, N: o.Size}
 	}
 	if err == nil {
 		var n int64
-		// *io.LimitedReader over *os.File lets ReadFrom use copy_file_range.
-		n, err = io.Copy(t, &io.LimitedReader{R: o.f, N: o.Size})
+		n, err = io.Copy(t, body)
 		if err == nil && n != o.Size {
 			err = fmt.Errorf("body copy: %d of %d bytes", n, o.Size)
 		}
@@ -687,10 +775,10 @@ func (d *Disk) writeCopy(path, key string, meta []byte, o *Object) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(t.Name(), path)
+		err = d.fs.Rename(t.Name(), path)
 	}
 	if err != nil {
-		os.Remove(t.Name())
+		d.fs.Remove(t.Name())
 	}
 	return err
 }
@@ -713,6 +801,11 @@ func (d *Disk) Delete(key string) bool {
 	}
 	d.mu.Unlock()
 	if e == nil {
+		// An evicted or replaced file of key may be removed but not
+		// durably so.
+		if i := sha256.Sum256([]byte(key))[0]; d.dirty[i].Load() {
+			d.syncDir(i)
+		}
 		return false
 	}
 	d.removeAndSync([]*entry[diskFile]{e})
@@ -736,6 +829,13 @@ func (d *Disk) DeletePrefix(prefix string) int {
 	}
 	d.mu.Unlock()
 	d.removeAndSync(removed)
+	// Evicted or replaced files of keys with prefix may be removed but
+	// not durably so: where they were is not known any more.
+	for i := range d.dirty {
+		if d.dirty[i].Load() {
+			d.syncDir(byte(i))
+		}
+	}
 	return len(removed)
 }
 
@@ -743,12 +843,12 @@ func (d *Disk) removeAndSync(es []*entry[diskFile]) {
 	var dirs [256]bool
 	for _, e := range es {
 		f := e.val.Load()
-		os.Remove(d.path(f))
+		d.fs.Remove(d.path(f))
 		dirs[f.sum[0]] = true
 	}
 	for i, ok := range dirs {
 		if ok {
-			fsutil.SyncDir(filepath.Join(d.dir, fmt.Sprintf("%02x", i)))
+			d.syncDir(byte(i))
 		}
 	}
 }

@@ -45,5 +45,13 @@
 // reads headers only; a rebuilt entry's body CRC is checked at its first
 // Get. Rebuilt entries start in main with frequency 0, in modification-time
 // order, since S3-FIFO state is not persisted. Delete and DeletePrefix sync
-// the directories they touch, and discard fills of the keys in progress.
+// the directories they touch (and any whose files were evicted or replaced
+// since their last sync), and discard fills of the keys in progress: a
+// purged entry never comes back after a power cut, though an older version
+// of a key that was replaced may.
+//
+// All file access goes through a small file-system interface: the
+// machine's (OpenDisk), or any pebble vfs.FS (OpenDiskFS), on which the
+// tests crash the tier with vfs.NewCrashableMem and inject errors with
+// errorfs.
 package tier

@@ -85,8 +85,9 @@ func fenceCluster(t *testing.T) (*testCluster, *heldTransport) {
 // the file's old bytes; n1 holds new bytes over them, whose publish to n0
 // is still in flight. Whichever order the drains run in (n1's first, then
 // n0's; or n0's first, delayed by a hook inside its drain while n1's
-// tries), the backing file ends with the new bytes, and every node reads
-// them. Before the fence, n0's drain wrote the old bytes over the new ones
+// tries), the backing file ends with the new bytes (and the old ones
+// around them: n0's window keeps the landed bytes in its middle), and
+// every node reads them. Before the fence, n0's drain wrote the old bytes over the new ones
 // after n1 had dropped them everywhere: the acknowledged new write was
 // lost.
 func TestDrainFenceOlderDrainKeepsNewer(t *testing.T) {
@@ -96,8 +97,13 @@ func TestDrainFenceOlderDrainKeepsNewer(t *testing.T) {
 			n0, n1 := tc.svc("n0"), tc.svc("n1")
 			f, ref := tc.file("f")
 			ctx := context.Background()
-			old := bytes.Repeat([]byte("old!"), 40000) // 160000 bytes: three drain chunks
-			neu := bytes.Repeat([]byte("NEW."), 40000)
+			// One stripe each (2 x 4096 data bytes), so that exactly one
+			// publish is held: the new bytes lie inside the old ones.
+			old := bytes.Repeat([]byte("old!"), 2000)
+			neu := bytes.Repeat([]byte("NEW."), 1000)
+			const at = 2000
+			want := append([]byte(nil), old...)
+			copy(want[at:], neu)
 			if err := n0.WriteAt(ctx, ref, old, 0); err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +115,7 @@ func TestDrainFenceOlderDrainKeepsNewer(t *testing.T) {
 			tr.arm()
 			synced := make(chan error, 1)
 			go func() {
-				err := n1.WriteAt(ctx, ref, neu, 0)
+				err := n1.WriteAt(ctx, ref, neu, at)
 				if err == nil {
 					err = n1.Sync(ctx, ref)
 				}
@@ -163,12 +169,12 @@ func TestDrainFenceOlderDrainKeepsNewer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(got, neu) {
-				t.Fatalf("backing file after both drains: %d bytes starting %q; want the newer %q...", len(got), got[:min(len(got), 8)], neu[:8])
+			if !bytes.Equal(got, want) {
+				t.Fatalf("backing file after both drains: %d bytes, %q at %d; want the newer %q", len(got), got[at:min(len(got), at+8)], at, neu[:8])
 			}
 			for _, s := range []*Service{n0, n1} {
-				if b := readAll(t, s, ref, f); !bytes.Equal(b, neu) {
-					t.Fatalf("%s reads %d bytes starting %q; want the newer bytes", s.cfg.Node, len(b), b[:min(len(b), 8)])
+				if b := readAll(t, s, ref, f); !bytes.Equal(b, want) {
+					t.Fatalf("%s reads %d bytes, %q at %d; want the newer bytes", s.cfg.Node, len(b), b[at:min(len(b), at+8)], at)
 				}
 				if exts, _ := s.index.FileExtents(ref.ID); hasDirty(exts) {
 					t.Fatalf("%s still holds dirty extents of the drained file: %v", s.cfg.Node, exts)

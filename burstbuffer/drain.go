@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -92,6 +94,10 @@ func (s *Service) drainPass(ctx context.Context, all bool) {
 			if errors.Is(err, syscall.ENOSPC) {
 				return
 			}
+			if errors.Is(err, errDrainBusy) {
+				s.log.Info("burstbuffer: drain deferred", "file", fmt.Sprintf("%016x", f), "err", err)
+				continue
+			}
 			s.log.Warn("burstbuffer: drain failed; will retry", "file", fmt.Sprintf("%016x", f), "err", err)
 		}
 	}
@@ -105,23 +111,40 @@ func (s *Service) quiet(file uint64) bool {
 
 // drainFile writes file's dirty extents to its backing file as whole,
 // aligned chunks, fsyncs it, then drops the drained pieces everywhere.
+//
+// Drains are fenced. Drain ownership is owner(file, Live()) as each node
+// sees it, so during a join or leave two nodes can drain one file at once,
+// and a node's index can lag another's (a publish still in flight, or a
+// Drop that arrived before the publish it drops). Two things keep an older
+// drain from ever landing over a newer one:
+//
+//   - The whole drain of a file (the snapshot of its extents, the reads of
+//     the backing bytes its windows keep, the writes, the fence update and
+//     the fsync) runs under an exclusive flock of the backing file, which
+//     every node shares. Drains of one file never interleave, and each
+//     takes its snapshot after the last one has landed.
+//   - The backing file carries a drain fence (the xattr fenceXattr): for
+//     byte ranges of the file, a version that has already landed there. A
+//     drainer writes no byte of an extent older than the fence over that
+//     byte (the newer bytes there stay, read back from the backing file
+//     into its window), and drops that piece as drained: newer bytes are on
+//     the backing file, durable (fsynced by the drain that landed them, and
+//     again by this one before it drops anything).
+//
+// The fence only ever says less than what landed (a byte's fence version
+// is at most the highest version written there), never more: it is raised
+// only for bytes this drain writes, to the version it writes, and merged
+// down (the older of two neighbours) or forgotten when it grows too big.
+// So the fence can make a drain skip only bytes a newer version has
+// already replaced, the rule the index applies between buffered writes
+// (newest version wins byte by byte).
 func (s *Service) drainFile(ctx context.Context, file uint64) (err error) {
 	defer s.recovered(fmt.Sprintf("the drain of file %016x", file), &err)
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
-	exts, err := s.index.FileExtents(file)
-	if err != nil {
+	if n, err := s.index.FileExtents(file); err != nil {
 		return err
-	}
-	var dirty []Extent
-	var end uint64
-	for _, e := range exts {
-		end = max(end, e.FileOff+e.Length)
-		if !e.Clean {
-			dirty = append(dirty, e)
-		}
-	}
-	if len(dirty) == 0 {
+	} else if !hasDirty(n) {
 		return nil
 	}
 	s.mu.Lock()
@@ -134,6 +157,10 @@ func (s *Service) drainFile(ctx context.Context, file uint64) (err error) {
 	bf, err := openRef(s.backing, ref, os.O_RDWR)
 	if errors.Is(err, ErrStale) {
 		// The file was deleted: its buffered bytes have nowhere to go.
+		exts, err := s.index.FileExtents(file)
+		if err != nil {
+			return err
+		}
 		s.log.Info("burstbuffer: dropping the buffered bytes of a deleted file", "file", fmt.Sprintf("%016x", file))
 		return s.dropEverywhere(ctx, piecesOf(file, exts))
 	}
@@ -141,14 +168,44 @@ func (s *Service) drainFile(ctx context.Context, file uint64) (err error) {
 		return err
 	}
 	defer bf.Close()
+	unlock, err := s.lockDrain(ctx, bf, file)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// The snapshot the drain writes, taken under the lock.
+	exts, err := s.index.FileExtents(file)
+	if err != nil {
+		return err
+	}
+	var dirty []Extent
+	var end uint64
+	for _, e := range exts {
+		if !e.Clean {
+			dirty = append(dirty, e)
+		} else {
+			end = max(end, e.FileOff+e.Length)
+		}
+	}
+	if len(dirty) == 0 {
+		return nil
+	}
 	fi, err := bf.Stat()
 	if err != nil {
 		return err
 	}
+	fc := s.readFence(bf, file)
+	land, stale := fc.split(dirty)
+	for _, e := range land {
+		end = max(end, e.FileOff+e.Length)
+	}
+	if len(stale) > 0 {
+		s.log.Info("burstbuffer: a newer drain already landed over buffered bytes; dropping them", "file", fmt.Sprintf("%016x", file), "pieces", len(stale))
+	}
 	bsize := fi.Size()
 	size := max(uint64(bsize), end)
 	chunk := uint64(s.cfg.DrainChunk)
-	wins := planDrain(dirty, chunk, size)
+	wins := planDrain(land, chunk, size)
 	// drainWorkers goroutines each read a window from flash into their own
 	// page-aligned buffer (for O_DIRECT; Go's heap does not move objects)
 	// and write it: reads of one overlap writes of another, and the
@@ -203,6 +260,10 @@ func (s *Service) drainFile(ctx context.Context, file uint64) (err error) {
 				b := buf[:win.end-win.off]
 				err := s.readRange(ctx, file, bf, bsize, b, int64(win.off))
 				if err == nil {
+					// Where a newer drain landed, the backing bytes stay.
+					err = keepLanded(bf, bsize, b, win, stale)
+				}
+				if err == nil {
 					out := bf
 					if direct != nil && uint64(len(b))%chunk == 0 {
 						out = direct
@@ -235,9 +296,13 @@ func (s *Service) drainFile(ctx context.Context, file uint64) (err error) {
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", bf.Fd()), ts, 0); err != nil {
 		s.log.Debug("burstbuffer: keeping the mtime of a drained file failed", "err", err)
 	}
+	// The fence goes with the data: the fsync below makes both durable, and
+	// no other drain reads it before the lock is released after that.
+	s.writeFence(bf, file, fc.raise(land))
 	if err := bf.Sync(); err != nil {
 		return s.backingError(err)
 	}
+	unlock()
 	s.backFull.Store(nil)
 	var drained int64
 	for _, e := range dirty {
@@ -465,11 +530,27 @@ func (s *Service) truncatePeer(ctx context.Context, ref FileRef, size int64) err
 	return s.truncateOwned(ctx, known, nil, size)
 }
 
-// truncateOwned truncates with the drain lock held. backing nil: open the
-// file by its handle.
+// truncateOwned truncates with the drain lock held, and the backing
+// file's drain flock (so that no other node's drain lands bytes past the
+// new size after it). backing nil: open the file by its handle.
 func (s *Service) truncateOwned(ctx context.Context, ref FileRef, backing *os.File, size int64) error {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
+	if backing == nil {
+		f, err := openRef(s.backing, ref, os.O_WRONLY)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		backing = f
+	}
+	// The caller's descriptor: its flock is released below, before it
+	// goes back to the caller.
+	unlock, err := s.lockDrain(ctx, backing, ref.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	exts, err := s.index.Lookup(ref.ID, uint64(size), ^uint64(0)-uint64(size))
 	if err != nil {
 		return err
@@ -485,16 +566,331 @@ func (s *Service) truncateOwned(ctx context.Context, ref FileRef, backing *os.Fi
 			return err
 		}
 	}
-	if backing == nil {
-		f, err := openRef(s.backing, ref, os.O_WRONLY)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		backing = f
-	}
 	if err := backing.Truncate(size); err != nil {
 		return fmt.Errorf("burstbuffer: truncate backing file: %w", err)
+	}
+	return nil
+}
+
+func hasDirty(exts []Extent) bool {
+	for _, e := range exts {
+		if !e.Clean {
+			return true
+		}
+	}
+	return false
+}
+
+// errDrainBusy: another drain of the file holds its backing file's lock
+// longer than drainLockWait; the drain is retried on a later pass.
+var errDrainBusy = errors.New("burstbuffer: another drain of the file (on this node or another) holds its lock; the drain is retried later")
+
+// drainLockWait bounds how long a drain or a truncation waits for another
+// node's drain of the same file.
+const drainLockWait = 10 * time.Second
+
+// warnedNoLock: the backing file system refused flock once (logged once).
+var warnedNoLock atomic.Bool
+
+// lockDrain takes the exclusive flock of the backing file f that fences
+// drains and truncations of the file (see drainFile), waiting up to
+// drainLockWait for another holder. The lock belongs to f's open file
+// description: every drain opens the file anew, so drains on one machine
+// exclude each other as drains on several do. A file system with no
+// flock (ENOLCK, EOPNOTSUPP) leaves only the fence: logged once. The
+// returned unlock may be called more than once.
+func (s *Service) lockDrain(ctx context.Context, f *os.File, file uint64) (unlock func(), err error) {
+	fd := int(f.Fd())
+	deadline := time.Now().Add(drainLockWait)
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.ENOLCK), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS):
+			if !warnedNoLock.Swap(true) {
+				s.log.Warn("burstbuffer: the backing file system refuses flock: drains of one file by two nodes at once are fenced by version only", "dir", s.cfg.BackingDir, "err", err)
+			}
+			return func() {}, nil
+		case !errors.Is(err, unix.EWOULDBLOCK):
+			return nil, fmt.Errorf("burstbuffer: lock the backing file of %016x for a drain: %w", file, err)
+		}
+		if h := s.hooks.drainBusy; h != nil {
+			h(file)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w (file %016x)", errDrainBusy, file)
+		}
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-s.stop:
+			t.Stop()
+			return nil, fmt.Errorf("%w (file %016x): the node is stopping", errDrainBusy, file)
+		case <-t.C:
+		}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { unix.Flock(fd, unix.LOCK_UN) }) }, nil
+}
+
+// fenceXattr names the drain fence of a backing file (see drainFile).
+const fenceXattr = "user.engine.drained"
+
+// maxFenceRanges bounds the ranges a fence keeps (its xattr stays within
+// about 3.5 KiB, which every file system with user xattrs takes).
+const maxFenceRanges = 128
+
+// fenceRange says that version ver, or a newer one, has landed on every
+// byte of [off, end) of the backing file.
+type fenceRange struct{ off, end, ver uint64 }
+
+// drainFence is a file's fence: sorted, non-overlapping ranges.
+type drainFence []fenceRange
+
+// readFence reads f's fence. A missing, unreadable or malformed fence
+// reads as empty: it then fences nothing, which is what it was before
+// fences existed, never more than what landed.
+func (s *Service) readFence(f *os.File, file uint64) drainFence {
+	buf := make([]byte, 4096)
+	var n int
+	for {
+		var err error
+		n, err = unix.Fgetxattr(int(f.Fd()), fenceXattr, buf)
+		if errors.Is(err, unix.ERANGE) {
+			sz, err := unix.Fgetxattr(int(f.Fd()), fenceXattr, nil)
+			if err != nil {
+				return nil
+			}
+			buf = make([]byte, sz+64)
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+				s.log.Warn("burstbuffer: reading the drain fence failed; draining without it", "file", fmt.Sprintf("%016x", file), "err", err)
+			}
+			return nil
+		}
+		break
+	}
+	fc, err := decodeFence(buf[:n])
+	if err != nil {
+		s.log.Warn("burstbuffer: the drain fence is malformed; draining without it", "file", fmt.Sprintf("%016x", file), "err", err)
+		return nil
+	}
+	return fc
+}
+
+// writeFence stores fc as f's fence, made coarser until the file system
+// takes it. A fence that cannot be stored leaves the old one, which says
+// less than what has now landed: safe, only weaker. Logged.
+func (s *Service) writeFence(f *os.File, file uint64, fc drainFence) {
+	for limit := maxFenceRanges; ; limit /= 2 {
+		fc = fc.coarsen(limit)
+		err := unix.Fsetxattr(int(f.Fd()), fenceXattr, fc.encode(), 0)
+		if err == nil {
+			return
+		}
+		if (errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.ERANGE)) && limit > 4 {
+			continue
+		}
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			if !warnedNoLock.Swap(true) {
+				s.log.Warn("burstbuffer: the backing file system has no user xattrs: drains of one file by two nodes at once are fenced by the lock only", "dir", s.cfg.BackingDir, "err", err)
+			}
+			return
+		}
+		s.log.Warn("burstbuffer: storing the drain fence failed", "file", fmt.Sprintf("%016x", file), "err", err)
+		return
+	}
+}
+
+// encode: a format byte (1), the count, then per range the gap from the
+// previous range's end, the length and the version, as uvarints.
+func (fc drainFence) encode() []byte {
+	b := binary.AppendUvarint([]byte{1}, uint64(len(fc)))
+	var prev uint64
+	for _, r := range fc {
+		b = binary.AppendUvarint(b, r.off-prev)
+		b = binary.AppendUvarint(b, r.end-r.off)
+		b = binary.AppendUvarint(b, r.ver)
+		prev = r.end
+	}
+	return b
+}
+
+func decodeFence(b []byte) (drainFence, error) {
+	if len(b) == 0 || b[0] != 1 {
+		return nil, fmt.Errorf("burstbuffer: drain fence: unknown format")
+	}
+	b = b[1:]
+	next := func() (uint64, error) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, fmt.Errorf("burstbuffer: drain fence: truncated")
+		}
+		b = b[n:]
+		return v, nil
+	}
+	count, err := next()
+	if err != nil {
+		return nil, err
+	}
+	if count > 1<<16 {
+		return nil, fmt.Errorf("burstbuffer: drain fence: %d ranges", count)
+	}
+	fc := make(drainFence, 0, count)
+	var prev uint64
+	for i := uint64(0); i < count; i++ {
+		var v [3]uint64
+		for j := range v {
+			if v[j], err = next(); err != nil {
+				return nil, err
+			}
+		}
+		off := prev + v[0]
+		end := off + v[1]
+		if off < prev || end <= off || end > math.MaxInt64 || v[2] == 0 {
+			return nil, fmt.Errorf("burstbuffer: drain fence: range %d is malformed", i)
+		}
+		fc = append(fc, fenceRange{off, end, v[2]})
+		prev = end
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("burstbuffer: drain fence: %d trailing bytes", len(b))
+	}
+	return fc, nil
+}
+
+// subExtent is the part [off, end) of e.
+func subExtent(e Extent, off, end uint64) Extent {
+	e.Pos += uint32(off - e.FileOff)
+	e.FileOff, e.Length = off, end-off
+	return e
+}
+
+// split cuts the sorted extents exts into the parts to land and the parts
+// over which a newer version has already landed (stale), both sorted.
+func (fc drainFence) split(exts []Extent) (land, stale []Extent) {
+	for _, e := range exts {
+		off, end := e.FileOff, e.FileOff+e.Length
+		i := sort.Search(len(fc), func(i int) bool { return fc[i].end > off })
+		for off < end {
+			if i >= len(fc) || fc[i].off >= end {
+				land = append(land, subExtent(e, off, end))
+				break
+			}
+			r := fc[i]
+			if r.off > off {
+				land = append(land, subExtent(e, off, r.off))
+				off = r.off
+			}
+			hi := min(r.end, end)
+			if r.ver > e.Version {
+				stale = append(stale, subExtent(e, off, hi))
+			} else {
+				land = append(land, subExtent(e, off, hi))
+			}
+			off = hi
+			i++
+		}
+	}
+	return land, stale
+}
+
+// raise returns the fence after the extents land (sorted, not
+// overlapping): each of their bytes at the newer of its fence version and
+// the version landed.
+func (fc drainFence) raise(land []Extent) drainFence {
+	if len(land) == 0 {
+		return fc
+	}
+	add := make(drainFence, 0, len(land))
+	pts := make([]uint64, 0, 2*(len(fc)+len(land)))
+	for _, e := range land {
+		add = append(add, fenceRange{e.FileOff, e.FileOff + e.Length, e.Version})
+	}
+	for _, r := range append(append(drainFence(nil), fc...), add...) {
+		pts = append(pts, r.off, r.end)
+	}
+	slices.Sort(pts)
+	pts = slices.Compact(pts)
+	var out drainFence
+	i, j := 0, 0
+	for k := 0; k+1 < len(pts); k++ {
+		lo, hi := pts[k], pts[k+1]
+		for i < len(fc) && fc[i].end <= lo {
+			i++
+		}
+		for j < len(add) && add[j].end <= lo {
+			j++
+		}
+		var v uint64
+		if i < len(fc) && fc[i].off <= lo {
+			v = fc[i].ver
+		}
+		if j < len(add) && add[j].off <= lo {
+			v = max(v, add[j].ver)
+		}
+		if v == 0 {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].end == lo && out[n-1].ver == v {
+			out[n-1].end = hi
+			continue
+		}
+		out = append(out, fenceRange{lo, hi, v})
+	}
+	return out.coarsen(maxFenceRanges)
+}
+
+// coarsen returns fc in at most limit ranges, saying no more than fc
+// does: touching neighbours merge into one range at the older of their
+// versions; if that is not enough, the ranges of the oldest versions are
+// forgotten.
+func (fc drainFence) coarsen(limit int) drainFence {
+	for need := len(fc) - limit; need > 0; {
+		out := make(drainFence, 0, len(fc))
+		merged := 0
+		for i := 0; i < len(fc); i++ {
+			if merged < need && i+1 < len(fc) && fc[i].end == fc[i+1].off {
+				out = append(out, fenceRange{fc[i].off, fc[i+1].end, min(fc[i].ver, fc[i+1].ver)})
+				i++
+				merged++
+				continue
+			}
+			out = append(out, fc[i])
+		}
+		fc, need = out, need-merged
+		if merged == 0 {
+			break
+		}
+	}
+	if len(fc) > limit {
+		keep := slices.Clone(fc)
+		slices.SortFunc(keep, func(a, b fenceRange) int { return cmp.Compare(b.ver, a.ver) })
+		keep = keep[:limit]
+		slices.SortFunc(keep, func(a, b fenceRange) int { return cmp.Compare(a.off, b.off) })
+		fc = keep
+	}
+	return fc
+}
+
+// keepLanded puts back into b, the window win read for a drain, the
+// backing file's bytes where a newer drain landed (the sorted stale
+// parts), so that the window's write leaves them as they are.
+func keepLanded(bf *os.File, bsize int64, b []byte, win window, stale []Extent) error {
+	i := sort.Search(len(stale), func(i int) bool { return stale[i].FileOff+stale[i].Length > win.off })
+	for ; i < len(stale) && stale[i].FileOff < win.end; i++ {
+		lo, hi := max(stale[i].FileOff, win.off), min(stale[i].FileOff+stale[i].Length, win.end)
+		if err := readBacking(bf, bsize, b[lo-win.off:hi-win.off], int64(lo)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

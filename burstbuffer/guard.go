@@ -28,4 +28,7 @@ type hooks struct {
 	// drainWindow is called by a drain worker before it writes a window
 	// at off of a file.
 	drainWindow func(file, off uint64)
+	// drainBusy is called each time a drain or a truncation finds the
+	// backing file's drain lock held by another drain.
+	drainBusy func(file uint64)
 }

@@ -593,7 +593,9 @@ func (r *run) commit(rep *Report) error {
 // CommitOutput moves the part and summary files from the temporary
 // directory tmp into out, fsyncs out, writes _SUCCESS (the report) and
 // fsyncs again, then removes tmp. It can be repeated after a crash: files
-// already moved are skipped.
+// already moved are skipped. The part and summary files were fsynced when
+// written (RunReduce, ValidatePart): once _SUCCESS is durable, every file
+// it stands beside is too.
 func CommitOutput(tmp, out string, rep *Report) error {
 	for _, pat := range []string{"part-*", "summary-*"} {
 		names, err := filepath.Glob(filepath.Join(tmp, pat))
@@ -606,7 +608,7 @@ func CommitOutput(tmp, out string, rep *Report) error {
 			}
 		}
 	}
-	if err := fsutil.SyncDir(out); err != nil {
+	if err := syncDir(out); err != nil {
 		return fmt.Errorf("sort: commit: %w", err)
 	}
 	var sb strings.Builder
@@ -614,7 +616,7 @@ func CommitOutput(tmp, out string, rep *Report) error {
 	if err := writeFileSync(filepath.Join(out, SuccessName), []byte(sb.String())); err != nil {
 		return fmt.Errorf("sort: commit: %w", err)
 	}
-	if err := fsutil.SyncDir(out); err != nil {
+	if err := syncDir(out); err != nil {
 		return fmt.Errorf("sort: commit: %w", err)
 	}
 	return os.RemoveAll(tmp)
@@ -652,8 +654,26 @@ func writeFileSync(path string, b []byte) error {
 		f.Close()
 		return err
 	}
+	if syncHook != nil {
+		syncHook("file", path)
+	}
 	return f.Close()
 }
+
+// syncDir fsyncs the directory dir (its names).
+func syncDir(dir string) error {
+	if err := fsutil.SyncDir(dir); err != nil {
+		return err
+	}
+	if syncHook != nil {
+		syncHook("dir", dir)
+	}
+	return nil
+}
+
+// syncHook, set by tests, is told of each fsync of an output file or
+// directory once it has returned: a test seam for the commit order.
+var syncHook func(kind, path string)
 
 // cleanup removes everything the failed job wrote.
 func (r *run) cleanup() error {

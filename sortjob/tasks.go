@@ -99,14 +99,16 @@ func RunReduce(ctx context.Context, p *Plan, part int, inputs []shuffle.ReduceIn
 }
 
 // ValidatePart reads dir/PartName back from disk, computes its valsort
-// summary and writes it to dir/SummaryName. buf is the read buffer.
+// summary and writes it to dir/SummaryName, fsynced. buf is the read buffer.
 func ValidatePart(ctx context.Context, p *Plan, part int, dir string, buf []byte, progress func(int64)) (gensort.Summary, error) {
 	s, err := validateFile(ctx, filepath.Join(dir, PartName(part, p.Partitions)), buf, progress)
 	if err != nil {
 		return s, err
 	}
 	b, _ := s.MarshalBinary()
-	if err := os.WriteFile(filepath.Join(dir, SummaryName(part, p.Partitions)), b, 0o644); err != nil {
+	// Fsynced: CommitOutput renames it into the output directory, fsyncs
+	// that, and only then writes _SUCCESS, which vouches for it.
+	if err := writeFileSync(filepath.Join(dir, SummaryName(part, p.Partitions)), b); err != nil {
 		return s, fmt.Errorf("sort: %w", unwrap(err))
 	}
 	return s, nil

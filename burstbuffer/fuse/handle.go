@@ -148,7 +148,12 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 }
 
 // Fsync implements fs.FileFsyncer. After a truncation it also syncs the
-// backing file, which holds the new size.
+// backing file, which holds the new size. The first fsync of a file this
+// mount created (or linked or renamed) also makes its name durable on the
+// backing file system: the backing file itself and its parent directory,
+// and the parents this mount created, are fsynced once (see syncName).
+// Without it, a power cut could lose the name while the buffered data
+// survives, and the drain would then drop that data as a deleted file's.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	n := h.n
 	if err := n.s.data.Sync(context.WithoutCancel(ctx), h.ref); err != nil { // as in Flush
@@ -158,7 +163,17 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	n.mu.Lock()
 	truncated := n.mu.truncated
 	n.mu.truncated = false
+	named := len(n.mu.nameDirs) > 0
 	n.mu.Unlock()
+	if named {
+		// The new inode first, then the names that lead to it.
+		if err := unix.Fsync(h.fd); err != nil {
+			return toErrno(err)
+		}
+		if errno := n.syncName(); errno != 0 {
+			return errno
+		}
+	}
 	if truncated {
 		if err := unix.Fsync(h.fd); err != nil {
 			n.mu.Lock()

@@ -79,6 +79,17 @@ type Server struct {
 	rootDev uint64          // device of the backing directory, as stableAttr uses it
 	server  *gofuse.Server
 	closeNS sync.Once
+	// dirSync fsyncs a backing directory; nil: namespace.Dir.Sync. A
+	// test seam.
+	dirSync func(d *namespace.Dir) error
+}
+
+// syncDir fsyncs the backing directory d (its names).
+func (s *Server) syncDir(d *namespace.Dir) error {
+	if s.dirSync != nil {
+		return s.dirSync(d)
+	}
+	return d.Sync()
 }
 
 // Mount mounts backingDir at mountpoint, with file data going through

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -40,6 +41,11 @@ type node struct {
 		// truncated records a truncation since the last fsync, which
 		// then also syncs the backing file's size.
 		truncated bool
+		// nameDirs are the directories in which this mount gave the node
+		// a name (create, mkdir, mknod, symlink, link, rename) that is not
+		// yet durable on the backing file system: the next fsync of the
+		// node makes it so (see syncName).
+		nameDirs []*node
 	}
 }
 
@@ -270,7 +276,9 @@ func (n *node) adoptLocked(ctx context.Context, d *namespace.Dir, name string, m
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.addChild(ctx, n.s.newNode(), &x2, ref, out), 0
+	ch := n.addChild(ctx, n.s.newNode(), &x2, ref, out)
+	namedIn(ch, n)
+	return ch, 0
 }
 
 // adoptFile gives the file just created and open as f to the caller.
@@ -364,7 +372,9 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 		d.Unlink(name)
 		return nil, errno
 	}
-	return n.addChild(ctx, n.s.newNode(), &x, ref, out), 0
+	ch := n.addChild(ctx, n.s.newNode(), &x, ref, out)
+	namedIn(ch, n)
+	return ch, 0
 }
 
 // Unlink implements fs.NodeUnlinker.
@@ -403,7 +413,20 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		return errno
 	}
 	defer nd.Close()
-	return toErrno(d.Rename(name, nd, newName, uint(flags)))
+	if err := d.Rename(name, nd, newName, uint(flags)); err != nil {
+		return toErrno(err)
+	}
+	// The node keeps its identity under its new name (go-fuse moves it
+	// after this returns); with RENAME_EXCHANGE the other one moves too.
+	if ch := n.GetChild(name); ch != nil {
+		namedIn(ch, np)
+	}
+	if flags&unix.RENAME_EXCHANGE != 0 {
+		if ch := np.GetChild(newName); ch != nil {
+			namedIn(ch, n)
+		}
+	}
+	return 0
 }
 
 // Readlink implements fs.NodeReadlinker.
@@ -483,7 +506,11 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 			return nil, nil, 0, errno
 		}
 	}
-	return n.openedChild(ctx, f, flags, writable, !created, out)
+	ch, fh, fl, errno := n.openedChild(ctx, f, flags, writable, !created, out)
+	if errno == 0 && created {
+		namedIn(ch, n)
+	}
+	return ch, fh, fl, errno
 }
 
 // openedChild makes the node and handle for a file Create or Tmpfile
@@ -818,5 +845,55 @@ func mayOpen(ctx context.Context, f *os.File, flags uint32) syscall.Errno {
 	if perm&want != want {
 		return syscall.EACCES
 	}
+	return 0
+}
+
+// namedIn records that the mount just gave the node of ch a name in the
+// directory dir, not yet durable on the backing file system.
+func namedIn(ch *fs.Inode, dir *node) {
+	c, ok := ch.Operations().(*node)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !slices.Contains(c.mu.nameDirs, dir) {
+		c.mu.nameDirs = append(c.mu.nameDirs, dir)
+	}
+}
+
+// syncName makes durable the names the mount gave the node (see nameDirs)
+// by fsyncing, on the backing file system, each directory that holds one,
+// then the names of those directories the mount made, up the tree. Each
+// directory is synced once: later calls find nothing to do. A directory
+// no longer in the tree (removed) holds no name to keep and is skipped.
+func (n *node) syncName() syscall.Errno {
+	n.mu.Lock()
+	dirs := slices.Clone(n.mu.nameDirs)
+	n.mu.Unlock()
+	if len(dirs) == 0 {
+		return 0
+	}
+	for _, p := range dirs {
+		d, errno := p.dir()
+		if errno == syscall.ENOENT || errno == syscall.ESTALE {
+			continue // removed, or replaced by another: nothing of ours to sync
+		}
+		if errno != 0 {
+			return errno
+		}
+		err := n.s.syncDir(d)
+		d.Close()
+		if err != nil {
+			n.s.log.Warn("fsync of a backing directory failed", "dir", d.Name(), "err", err)
+			return toErrno(err)
+		}
+		if errno := p.syncName(); errno != 0 {
+			return errno
+		}
+	}
+	n.mu.Lock()
+	n.mu.nameDirs = slices.DeleteFunc(n.mu.nameDirs, func(p *node) bool { return slices.Contains(dirs, p) })
+	n.mu.Unlock()
 	return 0
 }

@@ -236,7 +236,7 @@ func Open(cfg Config) (*Service, error) {
 	s.mu.held = map[uint64]map[int]bool{}
 	s.mu.dirty = map[StoreRef]bool{}
 	s.mu.known = map[uint64]bool{}
-	if err := cfg.FS.MkdirAll(cfg.FlashDir, 0o700); err != nil {
+	if err := flash.MkdirAllDurable(cfg.FS, cfg.FlashDir, 0o700); err != nil {
 		return nil, fmt.Errorf("burstbuffer: flash directory: %w", err)
 	}
 	if s.backing, err = os.Open(cfg.BackingDir); err != nil {

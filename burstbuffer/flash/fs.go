@@ -216,3 +216,35 @@ func (g *guardedFile) Close() error {
 }
 
 var _ io.ReaderAt = (*guardedFile)(nil)
+
+// MkdirAllDurable creates dir and any missing parents with mode perm (as
+// os.MkdirAll), and makes their names durable: it fsyncs the parent of
+// every directory it created and always dir's own parent (which also
+// covers a dir made by a process killed before it synced it). Without
+// this, a power cut after the first acknowledged write could take the
+// whole new directory, synced files and all. (Pebble does the same for its
+// directories.)
+func MkdirAllDurable(fs vfs.FS, dir string, perm os.FileMode) error {
+	fs = fsOr(fs)
+	var parents []string
+	for p := fs.PathDir(dir); ; p = fs.PathDir(p) {
+		parents = append(parents, p)
+		if fs.PathDir(p) == p {
+			break
+		}
+		if _, err := fs.Stat(p); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := fs.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	for _, p := range parents {
+		if err := syncDir(fs, p); err != nil {
+			return fmt.Errorf("flash: sync directory %s: %w", p, err)
+		}
+	}
+	return nil
+}

@@ -200,7 +200,7 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 	}
 	fs := fsOr(opts.FS)
 	opts.FS = fs
-	if err := fs.MkdirAll(dir, dirMode); err != nil {
+	if err := MkdirAllDurable(fs, dir, dirMode); err != nil {
 		return nil, err
 	}
 	if fi, err := fs.Stat(dir); err != nil {

@@ -169,7 +169,7 @@ func (c *crashCluster) start(name string) error {
 		K: c.k, M: c.m, ShardSize: 4096, DrainChunk: 64 << 10, DrainDelay: time.Hour,
 		FlashLimit: 48 << 20, // 1 MiB segments
 		Cluster:    memCluster{c.net}, Transport: crashTransport{c: c, from: name, gen: gen, memTransport: memTransport{c.net}},
-		Log:        c.log.With("node", name)})
+		Log: c.log.With("node", name)})
 	if err != nil {
 		return fmt.Errorf("restart %s: %w", name, err)
 	}

@@ -117,7 +117,7 @@ func TestStoreCrashCloneKeepsPuts(t *testing.T) {
 		stripe uint64
 		idx    int
 	}
-	acked := map[key][]byte{}   // durable and not deleted
+	acked := map[key][]byte{}    // durable and not deleted
 	buffered := map[key][]byte{} // PutBuffered, not yet synced
 	ever := map[key][][]byte{}   // every payload ever put, for the unacknowledged
 	for i := 0; i < 300; i++ {

@@ -11,6 +11,7 @@ import (
 	randv2 "math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -591,10 +592,32 @@ func (run *crashRun) step(ctx context.Context, i int) {
 		pct := []int{0, 0, 30, 100}[run.cr.Intn(4)]
 		run.crashes++
 		run.note("crash %d after op %d: %v, keeping %d%% of unsynced data", run.crashes, i, who, pct)
+		lostBefore := map[string]int64{}
+		for _, name := range run.c.names {
+			lostBefore[name] = run.c.svc(name).stats.lostStripes.Load()
+		}
 		if err := run.c.crash(who, pct, uint64(run.seed)*1000+uint64(i)); err != nil {
 			run.fail("crash %d after op %d (%v): %v", run.crashes, i, who, err)
 		}
-		run.checkAfterCrash(ctx, fmt.Sprintf("crash %d after op %d (%v, %d%% unsynced kept)", run.crashes, i, who, pct), who)
+		when := fmt.Sprintf("crash %d after op %d (%v, %d%% unsynced kept)", run.crashes, i, who, pct)
+		if pct == 100 {
+			// Nothing was lost (as after SIGKILL: every write reached the
+			// file systems), so no node may declare a stripe lost.
+			for _, name := range run.c.names {
+				s := run.c.svc(name)
+				if s == nil {
+					continue
+				}
+				n := s.stats.lostStripes.Load() // a restarted node counts from 0
+				if !slices.Contains(who, name) {
+					n -= lostBefore[name]
+				}
+				if n > 0 {
+					run.fail("%s: %s declared %d stripe(s) lost though every byte written survived the crash", when, name, n)
+				}
+			}
+		}
+		run.checkAfterCrash(ctx, when, who)
 	}
 }
 

@@ -30,7 +30,9 @@ var (
 //     size and the end of the furthest unacknowledged write;
 //   - a writer that did not crash reads everything it wrote;
 //   - with no crash, and after the writer's next fsync, every node reads
-//     what the writer reads (close-to-open).
+//     what the writer reads (close-to-open);
+//   - after a crash that kept every byte written (as SIGKILL does), no node
+//     declares a stripe lost.
 //
 // A failure prints the seed, the crash, the last steps and the command
 // that replays it. ENGINE_LONG=1 (or -crash.seeds, -crash.ops, -crash.p)

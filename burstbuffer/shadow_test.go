@@ -54,3 +54,39 @@ func TestDrainedShadowedWriteStaysGone(t *testing.T) {
 		t.Fatalf("after a restart a reads %q..., not the newer bytes it was drained with: the shadowed older write came back", got[:8])
 	}
 }
+
+// TestTruncatedShadowedWriteStaysGone: the same through a truncate (the
+// harness's seeds 4 and 10 with -crash.ops=100): bytes truncated away come
+// back after a restart.
+func TestTruncatedShadowedWriteStaysGone(t *testing.T) {
+	tc := newTestCluster(t, 1, 4, 2)
+	ctx := context.Background()
+	fa, a := tc.file("a")
+	_, b := tc.file("b")
+	s := tc.svc("n0")
+	if err := s.WriteAt(ctx, a, bytes.Repeat([]byte{'o'}, 3000), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteAt(ctx, b, []byte("keeps the stripe live"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteAt(ctx, a, bytes.Repeat([]byte{'n'}, 3000), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Truncate(ctx, a, fa, 100); err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Repeat([]byte{'n'}, 100)
+	if got := readAll(t, s, a, fa); !bytes.Equal(got, want) {
+		t.Fatalf("before the restart a reads %d bytes, want the 100 left by the truncate", len(got))
+	}
+	tc.stop("n0")
+	s = tc.start("n0")
+	waitFor(t, s.Synced, "n0 resynced")
+	if got := readAll(t, s, a, fa); !bytes.Equal(got, want) {
+		t.Fatalf("after a restart a reads %d bytes (%q...), want the 100 left by the truncate: truncated bytes came back", len(got), got[:min(8, len(got))])
+	}
+}

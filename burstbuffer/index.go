@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/btree"
 )
 
@@ -86,9 +87,13 @@ func (quietLogger) Fatalf(format string, args ...interface{}) {
 }
 
 // OpenIndex opens (creating if needed) the Pebble store of tombstones and
-// dead stripes in dir, with no extents: the caller rebuilds them.
-func OpenIndex(dir string) (*Index, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+// dead stripes in dir on fs (nil: vfs.Default, the operating system's),
+// with no extents: the caller rebuilds them.
+func OpenIndex(dir string, fs vfs.FS) (*Index, error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}, FS: fs})
 	if err != nil {
 		return nil, fmt.Errorf("burstbuffer: open index %s: %w", dir, err)
 	}

@@ -20,7 +20,7 @@ func TestIndexMatchesModel(t *testing.T) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewSource(seed))
-	x, err := OpenIndex(t.TempDir())
+	x, err := OpenIndex(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"engine/burstbuffer/flash"
 	"engine/erasure"
 )
@@ -95,6 +97,10 @@ type Config struct {
 	Cluster   Cluster
 	Transport Transport
 	Log       *slog.Logger
+	// FS is the file system FlashDir is on (stores and index); nil means
+	// vfs.Default. Tests give a crashable vfs.MemFS. The backing directory
+	// is always the operating system's.
+	FS vfs.FS
 }
 
 func (c *Config) ensureDefaults() error {
@@ -124,6 +130,9 @@ func (c *Config) ensureDefaults() error {
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
 	}
 	switch {
 	case c.Node == "":
@@ -258,13 +267,13 @@ func Open(cfg Config) (*Service, error) {
 	s.mu.lost = map[uint64]*lostStripe{}
 	s.mu.wantResync = map[string]bool{}
 	s.mu.owed = map[string]bool{}
-	if err := os.MkdirAll(cfg.FlashDir, 0o700); err != nil {
+	if err := flash.MkdirAllDurable(cfg.FS, cfg.FlashDir, 0o700); err != nil {
 		return nil, fmt.Errorf("burstbuffer: flash directory: %w", err)
 	}
 	if s.backing, err = os.Open(cfg.BackingDir); err != nil {
 		return nil, fmt.Errorf("burstbuffer: backing directory: %w", err)
 	}
-	if s.index, err = OpenIndex(filepath.Join(cfg.FlashDir, "index")); err != nil {
+	if s.index, err = OpenIndex(filepath.Join(cfg.FlashDir, "index"), cfg.FS); err != nil {
 		s.backing.Close()
 		return nil, err
 	}
@@ -272,7 +281,7 @@ func Open(cfg Config) (*Service, error) {
 		// Space is freed in whole segments: keep them small against the
 		// limit, so that draining frees flash well before it is full.
 		seg := min(max(cfg.FlashLimit/int64(cfg.K+cfg.M)/8, 1<<20), 64<<20)
-		st, err := flash.OpenStore(filepath.Join(cfg.FlashDir, fmt.Sprintf("store-%d", i)), flash.StoreOptions{SegmentSize: seg, Preallocate: true, Logger: cfg.Log})
+		st, err := flash.OpenStore(filepath.Join(cfg.FlashDir, fmt.Sprintf("store-%d", i)), flash.StoreOptions{SegmentSize: seg, Preallocate: true, Logger: cfg.Log, FS: cfg.FS})
 		if err != nil {
 			s.closeStores()
 			return nil, fmt.Errorf("burstbuffer: %w", err)

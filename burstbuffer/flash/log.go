@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -14,9 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/sys/unix"
-
-	"engine/internal/fsutil"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // DefaultSegmentSize is the size at which a segment is rolled.
@@ -54,6 +51,10 @@ type LogOptions struct {
 	// records. Open takes zeros after the last record for the clean end
 	// they are, with or without this option.
 	Preallocate bool
+	// FS is the file system the log's directory is on; nil means
+	// vfs.Default (the operating system's). Tests give a vfs.MemFS made by
+	// vfs.NewCrashableMem, or an errorfs, to crash the log or fail its I/O.
+	FS vfs.FS
 }
 
 // spareName is the file a Log with Preallocate zero-fills for its next
@@ -100,7 +101,7 @@ type Stats struct {
 
 type segment struct {
 	id       uint64
-	f        *os.File
+	f        vfs.File
 	size     int64 // end of the last valid record: where appends go
 	tail     int64 // bytes after size that a lenient Open left unread
 	prealloc bool  // the file is zero-filled past size (Preallocate)
@@ -126,6 +127,7 @@ type syncReq struct {
 // Log is an append-only record log in a directory of segment files. It is
 // safe for concurrent use.
 type Log struct {
+	fs      vfs.FS
 	dir     string
 	opts    LogOptions
 	lenient bool // opened by OpenStore; see openMode
@@ -196,29 +198,34 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 	if opts.SegmentSize <= 0 {
 		opts.SegmentSize = DefaultSegmentSize
 	}
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	fs := fsOr(opts.FS)
+	opts.FS = fs
+	if err := MkdirAllDurable(fs, dir, dirMode); err != nil {
 		return nil, err
 	}
-	if fi, err := os.Stat(dir); err != nil {
+	if fi, err := fs.Stat(dir); err != nil {
 		return nil, err
 	} else if fi.Mode().Perm()&^dirMode != 0 {
-		if err := os.Chmod(dir, dirMode); err != nil {
+		if err := chmodDir(fs, dir, dirMode); err != nil {
 			return nil, err
 		}
 	}
-	ents, err := os.ReadDir(dir)
+	names, err := fs.List(dir)
 	if err != nil {
 		return nil, err
 	}
 	var ids []uint64
-	for _, e := range ents {
-		if id, ok := parseSegName(e.Name()); ok && e.Type().IsRegular() {
-			ids = append(ids, id)
+	for _, name := range names {
+		if id, ok := parseSegName(name); ok {
+			if fi, err := fs.Stat(fs.PathJoin(dir, name)); err == nil && fi.Mode().IsRegular() {
+				ids = append(ids, id)
+			}
 		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 
 	l := &Log{
+		fs:      fs,
 		dir:     dir,
 		opts:    opts,
 		lenient: mode.lenient,
@@ -239,7 +246,7 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 	info.Segments = len(ids)
 	var lastSeq uint64
 	for i, id := range ids {
-		f, err := os.OpenFile(filepath.Join(dir, segName(id)), os.O_RDWR, 0)
+		f, err := openSegmentFile(fs, fs.PathJoin(dir, segName(id)))
 		if err != nil {
 			return nil, err
 		}
@@ -250,7 +257,7 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 			return nil, err
 		}
 		if st.Mode().Perm()&^segmentMode != 0 { // made by an older version, 0644
-			if err := f.Chmod(segmentMode); err != nil {
+			if err := chmodFile(f, segmentMode); err != nil {
 				return nil, err
 			}
 		}
@@ -289,10 +296,10 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 				return nil, fmt.Errorf("%w: segment %s at offset %d (not the last segment): %s",
 					ErrCorrupt, segName(id), end, reason)
 			}
-			if err := f.Truncate(end); err != nil {
+			if err := truncateFile(f, end); err != nil {
 				return nil, err
 			}
-			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			if err := f.SyncData(); err != nil {
 				return nil, err
 			}
 			info.Truncated = true
@@ -312,7 +319,7 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 	} else {
 		last := l.segs[len(l.segs)-1]
 		if !info.Truncated && last.size+last.tail > 0 {
-			if err := unix.Fdatasync(int(last.f.Fd())); err != nil {
+			if err := last.f.SyncData(); err != nil {
 				return nil, fmt.Errorf("flash: fdatasync %s: %w", segName(last.id), err)
 			}
 		}
@@ -326,7 +333,7 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 	if opts.Preallocate {
 		// A spare from before is of unknown state: it is filled anew
 		// when one is wanted.
-		if err := os.Remove(filepath.Join(dir, spareName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := fs.Remove(fs.PathJoin(dir, spareName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
 	}
@@ -336,7 +343,7 @@ func open(dir string, opts LogOptions, mode openMode) (*Log, error) {
 }
 
 // zeroFrom reports whether f holds only zero bytes in [off, end).
-func zeroFrom(f *os.File, off, end int64) (bool, error) {
+func zeroFrom(f io.ReaderAt, off, end int64) (bool, error) {
 	buf := make([]byte, min(end-off, 1<<20))
 	for off < end {
 		n := min(int64(len(buf)), end-off)
@@ -370,14 +377,14 @@ func (l *Log) kickSpare() {
 // It gives up when the log closes.
 func (l *Log) fillSpare() {
 	defer l.spareWG.Done()
-	path := filepath.Join(l.dir, spareName)
+	path := l.fs.PathJoin(l.dir, spareName)
 	err := func() (err error) {
 		defer func() {
 			if r := recover(); r != nil {
 				err = fmt.Errorf("flash: %s: preparing a spare segment panicked: %v", l.dir, r)
 			}
 		}()
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, segmentMode)
+		f, err := createPrivate(l.fs, path)
 		if err != nil {
 			return err
 		}
@@ -396,7 +403,7 @@ func (l *Log) fillSpare() {
 		return f.Sync()
 	}()
 	if err != nil {
-		os.Remove(path)
+		l.fs.Remove(path)
 	}
 	l.spareMu.Lock()
 	l.spareBusy = false
@@ -406,23 +413,23 @@ func (l *Log) fillSpare() {
 
 // takeSpare renames the ready spare to segment id's name and opens it;
 // nil when no spare is ready.
-func (l *Log) takeSpare(id uint64) *os.File {
+func (l *Log) takeSpare(id uint64) vfs.File {
 	l.spareMu.Lock()
 	defer l.spareMu.Unlock()
 	if !l.spareReady {
 		return nil
 	}
 	l.spareReady = false
-	name := filepath.Join(l.dir, segName(id))
-	if _, err := os.Stat(name); err == nil {
+	name := l.fs.PathJoin(l.dir, segName(id))
+	if _, err := l.fs.Stat(name); err == nil {
 		return nil // never overwrite a segment
 	}
-	if err := os.Rename(filepath.Join(l.dir, spareName), name); err != nil {
+	if err := l.fs.Rename(l.fs.PathJoin(l.dir, spareName), name); err != nil {
 		return nil
 	}
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	f, err := openSegmentFile(l.fs, name)
 	if err != nil {
-		os.Remove(name)
+		l.fs.Remove(name)
 		return nil
 	}
 	return f
@@ -521,7 +528,7 @@ func (l *Log) fdatasync(s *segment) error {
 		l.opts.SyncHook(s.id)
 	}
 	l.nFdatasyncs.Add(1)
-	return unix.Fdatasync(int(s.f.Fd()))
+	return s.f.SyncData()
 }
 
 // newSegmentLocked creates segment id, makes its directory entry durable and
@@ -529,7 +536,7 @@ func (l *Log) fdatasync(s *segment) error {
 func (l *Log) newSegmentLocked(id uint64) error {
 	if l.opts.Preallocate {
 		if f := l.takeSpare(id); f != nil {
-			if err := fsutil.SyncDir(l.dir); err != nil {
+			if err := syncDir(l.fs, l.dir); err != nil {
 				f.Close()
 				return err
 			}
@@ -537,11 +544,11 @@ func (l *Log) newSegmentLocked(id uint64) error {
 			return nil
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(l.dir, segName(id)), os.O_RDWR|os.O_CREATE|os.O_EXCL, segmentMode)
+	f, err := createSegmentFile(l.fs, l.fs.PathJoin(l.dir, segName(id)))
 	if err != nil {
 		return err
 	}
-	if err := fsutil.SyncDir(l.dir); err != nil {
+	if err := syncDir(l.fs, l.dir); err != nil {
 		f.Close()
 		return err
 	}
@@ -601,10 +608,13 @@ func (l *Log) Append(ctx context.Context, recs ...Record) ([]Location, error) {
 				return nil, err
 			}
 			if cur.prealloc {
-				// Cut the zeros past the records.
-				if err := cur.f.Truncate(cur.size); err != nil {
-					l.writeErr = fmt.Errorf("flash: truncate %s: %w", segName(cur.id), err)
-					return nil, l.writeErr
+				// Cut the zeros past the records (a file system that
+				// cannot truncate keeps them: they read as a clean end).
+				if t, ok := truncaterOf(cur.f); ok {
+					if err := t.Truncate(cur.size); err != nil {
+						l.writeErr = fmt.Errorf("flash: truncate %s: %w", segName(cur.id), err)
+						return nil, l.writeErr
+					}
 				}
 				cur.prealloc = false
 			}
@@ -932,13 +942,14 @@ func (l *Log) RemoveSegment(id uint64) error {
 	seg.removed.Store(true)
 	l.mu.Unlock()
 
-	// Reads in progress hold a reference to the descriptor (os.File), so
-	// Close cannot pull it from under them; later reads fail.
+	// Reads in progress hold a reference to the descriptor (os.File, or a
+	// guardedFile), so Close cannot pull it from under them; later reads
+	// fail.
 	cerr := seg.f.Close()
-	if err := os.Remove(filepath.Join(l.dir, segName(id))); err != nil {
+	if err := l.fs.Remove(l.fs.PathJoin(l.dir, segName(id))); err != nil {
 		return fmt.Errorf("flash: remove segment: %w", err)
 	}
-	if err := fsutil.SyncDir(l.dir); err != nil {
+	if err := syncDir(l.fs, l.dir); err != nil {
 		return fmt.Errorf("flash: sync %s after removing %s: %w", l.dir, segName(id), err)
 	}
 	if cerr != nil {

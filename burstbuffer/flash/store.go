@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // StoreOptions configures a Store. Zero values mean defaults.
@@ -23,6 +25,8 @@ type StoreOptions struct {
 	SyncHook func(segment uint64)
 	// Preallocate is passed to the Log (LogOptions.Preallocate).
 	Preallocate bool
+	// FS is passed to the Log (LogOptions.FS): nil means vfs.Default.
+	FS vfs.FS
 	// Logger reports what the Store skips or fails to clean up (corrupt
 	// shards, segment files it could not remove). Nil discards.
 	Logger *slog.Logger
@@ -121,7 +125,7 @@ func OpenStore(dir string, opts StoreOptions) (*Store, error) {
 		s.setLocked(loc.File, int(loc.FileOff), loc)
 		return nil
 	}
-	l, err := open(dir, LogOptions{SegmentSize: opts.SegmentSize, SyncHook: opts.SyncHook, Preallocate: opts.Preallocate},
+	l, err := open(dir, LogOptions{SegmentSize: opts.SegmentSize, SyncHook: opts.SyncHook, Preallocate: opts.Preallocate, FS: opts.FS},
 		openMode{lenient: true, record: record})
 	if err != nil {
 		return nil, fmt.Errorf("flash: open store %s: %w", dir, err)

@@ -351,7 +351,7 @@ func planDrain(dirty []Extent, chunk, size uint64) []window {
 func piecesOf(file uint64, exts []Extent) []Piece {
 	ps := make([]Piece, 0, len(exts))
 	for _, e := range exts {
-		ps = append(ps, Piece{Stripe: e.Stripe, File: file, Off: e.FileOff, End: e.FileOff + e.Length})
+		ps = append(ps, Piece{Stripe: e.Stripe, File: file, Off: e.FileOff, End: e.FileOff + e.Length, Version: e.Version})
 	}
 	return ps
 }
@@ -426,6 +426,19 @@ func (s *Service) checkDrop(ps []Piece) error {
 		}
 		if !ws.covers(p.Off, p.End) {
 			return fmt.Errorf("burstbuffer: piece %d: bytes %d..%d of file %016x are not a write of stripe %016x here", i, p.Off, p.End, p.File, p.Stripe)
+		}
+		// A drained piece's version is the version of the write it
+		// drained: one newer would cut writes it never drained.
+		if p.Version != 0 {
+			newest := uint64(0)
+			for _, w := range m.Writes {
+				if w.File == p.File && w.Off < p.End && p.Off < w.Off+uint64(w.Len) {
+					newest = max(newest, w.Version)
+				}
+			}
+			if p.Version > newest {
+				return fmt.Errorf("burstbuffer: piece %d: version %d of bytes %d..%d of file %016x is newer than stripe %016x's writes there (%d)", i, p.Version, p.Off, p.End, p.File, p.Stripe, newest)
+			}
 		}
 	}
 	return nil
@@ -558,7 +571,7 @@ func (s *Service) truncateOwned(ctx context.Context, ref FileRef, backing *os.Fi
 	var ps []Piece
 	for _, e := range exts {
 		if !e.Hole {
-			ps = append(ps, Piece{Stripe: e.Stripe, File: ref.ID, Off: e.FileOff, End: e.FileOff + e.Length})
+			ps = append(ps, Piece{Stripe: e.Stripe, File: ref.ID, Off: e.FileOff, End: e.FileOff + e.Length, Version: e.Version})
 		}
 	}
 	if len(ps) > 0 {

@@ -24,6 +24,8 @@ import (
 //	'c' stripe(8)                  -> ""       a stripe this node stored completely (no fsync: a hint)
 const (
 	tombPrefix = 't'
+	// drainedPrefix keys a drainedRange: 'f', file, off, version -> end.
+	drainedPrefix = 'f'
 	deadPrefix = 'd'
 	donePrefix = 'c'
 )
@@ -57,6 +59,21 @@ type Piece struct {
 	File   uint64
 	Off    uint64
 	End    uint64
+	// Version, when not 0, is the version of the bytes dropped: every
+	// write of File in [Off, End) at that version or older is gone too,
+	// whatever its stripe (drainedRange).
+	Version uint64 `json:",omitempty"`
+}
+
+// drainedRange records that the bytes of a file in [off, end) at version
+// or older were drained (the backing file holds them or newer) or
+// truncated away. A drop tombstones only the stripe whose extent it
+// drained; the writes that extent had shadowed (older, in stripes kept
+// live by other bytes) would come back when the index is rebuilt after a
+// restart, with the newer stripe dead and unknown. These ranges cut them
+// at every Apply, here and on every node that merges them.
+type drainedRange struct {
+	off, end, version uint64
 }
 
 // Index maps (file, offset) ranges to stripe bytes, newest version wins,
@@ -73,6 +90,10 @@ type Index struct {
 	newest map[uint64]uint64 // file -> highest version applied
 	dirty  map[uint64]int64  // file -> bytes in extents not Clean
 	tombed map[uint64]int    // stripe -> Drops that gave it tombstones (0: none in Pebble)
+	// drained: file -> the ranges drained or truncated, by version
+	// (drainedRange); none of them is contained in another of a newer or
+	// equal version.
+	drained map[uint64][]drainedRange
 	broken error             // a Drop's commit failed: see Drop
 }
 
@@ -97,7 +118,7 @@ func OpenIndex(dir string, fs vfs.FS) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("burstbuffer: open index %s: %w", dir, err)
 	}
-	x := &Index{db: db, files: map[uint64]*btree.BTreeG[Extent]{}, live: map[uint64]int64{}, dead: map[uint64]bool{}, newest: map[uint64]uint64{}, dirty: map[uint64]int64{}, tombed: map[uint64]int{}}
+	x := &Index{db: db, files: map[uint64]*btree.BTreeG[Extent]{}, live: map[uint64]int64{}, dead: map[uint64]bool{}, newest: map[uint64]uint64{}, dirty: map[uint64]int64{}, tombed: map[uint64]int{}, drained: map[uint64][]drainedRange{}}
 	st, err := x.Durable()
 	if err != nil {
 		db.Close()
@@ -108,6 +129,9 @@ func OpenIndex(dir string, fs vfs.FS) (*Index, error) {
 	}
 	for _, t := range st.Tombs {
 		x.tombed[t.Stripe] = 1
+	}
+	for _, p := range st.Drained {
+		x.drained[p.File] = append(x.drained[p.File], drainedRange{p.Off, p.End, p.Version})
 	}
 	return x, nil
 }
@@ -266,11 +290,62 @@ func (x *Index) applyLocked(stripe uint64, ws []Write, tombs map[uint64][][2]uin
 			continue
 		}
 		for _, r := range subtract(w.Off, w.Off+uint64(w.Len), tombs[w.File]) {
-			x.applyRangeLocked(w, stripe, r[0], r[1], delta)
+			for _, r := range subtract(r[0], r[1], x.drainedCutLocked(w.File, w.Version)) {
+				x.applyRangeLocked(w, stripe, r[0], r[1], delta)
+			}
 		}
 	}
 	x.addLive(delta)
 	return x.deadLocked(delta)
+}
+
+// drainedCutLocked returns the ranges of file drained or truncated at
+// version or newer: a write of that version there is gone.
+func (x *Index) drainedCutLocked(file, version uint64) [][2]uint64 {
+	var cut [][2]uint64
+	for _, d := range x.drained[file] {
+		if d.version >= version {
+			cut = append(cut, [2]uint64{d.off, d.end})
+		}
+	}
+	return cut
+}
+
+func drainedKey(file, off, version uint64) []byte {
+	k := make([]byte, 25)
+	k[0] = drainedPrefix
+	binary.BigEndian.PutUint64(k[1:], file)
+	binary.BigEndian.PutUint64(k[9:], off)
+	binary.BigEndian.PutUint64(k[17:], version)
+	return k
+}
+
+// drainedToBatchLocked adds p's drainedRange to b and returns the file's
+// ranges after it (to install once b commits): ranges p covers at an older
+// or equal version are deleted; p is not added if a range covers it at a
+// newer or equal version.
+func (x *Index) drainedToBatchLocked(b *pebble.Batch, p Piece, cur []drainedRange) ([]drainedRange, error) {
+	for _, d := range cur {
+		if d.off <= p.Off && p.End <= d.end && d.version >= p.Version {
+			return cur, nil
+		}
+	}
+	next := make([]drainedRange, 0, len(cur)+1)
+	for _, d := range cur {
+		if p.Off <= d.off && d.end <= p.End && d.version <= p.Version {
+			if err := b.Delete(drainedKey(p.File, d.off, d.version), nil); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		next = append(next, d)
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], p.End)
+	if err := b.Set(drainedKey(p.File, p.Off, p.Version), v[:], nil); err != nil {
+		return nil, err
+	}
+	return append(next, drainedRange{p.Off, p.End, p.Version}), nil
 }
 
 func (x *Index) deadLocked(delta map[uint64]int64) []uint64 {
@@ -376,7 +451,9 @@ func (x *Index) Drop(ps []Piece) ([]uint64, error) {
 		if p.End <= p.Off {
 			continue
 		}
-		x.cutLocked(p.File, p.Off, p.End, func(e Extent) bool { return e.Stripe == p.Stripe }, delta)
+		x.cutLocked(p.File, p.Off, p.End, func(e Extent) bool {
+			return (p.Stripe != 0 && e.Stripe == p.Stripe) || (p.Version != 0 && e.Version <= p.Version)
+		}, delta)
 		if t := x.files[p.File]; t != nil && t.Len() == 0 {
 			delete(x.files, p.File)
 			delete(x.newest, p.File)
@@ -391,8 +468,23 @@ func (x *Index) Drop(ps []Piece) ([]uint64, error) {
 	b := x.db.NewBatch()
 	defer b.Close()
 	tombed := map[uint64]bool{}
+	drained := map[uint64][]drainedRange{}
 	for _, p := range ps {
-		if p.End <= p.Off || isDead[p.Stripe] || x.dead[p.Stripe] {
+		if p.End <= p.Off || p.Version == 0 {
+			continue
+		}
+		cur, ok := drained[p.File]
+		if !ok {
+			cur = x.drained[p.File]
+		}
+		next, err := x.drainedToBatchLocked(b, p, cur)
+		if err != nil {
+			return nil, err
+		}
+		drained[p.File] = next
+	}
+	for _, p := range ps {
+		if p.End <= p.Off || p.Stripe == 0 || isDead[p.Stripe] || x.dead[p.Stripe] {
 			continue
 		}
 		var v [8]byte
@@ -411,6 +503,9 @@ func (x *Index) Drop(ps []Piece) ([]uint64, error) {
 	}
 	for s := range tombed {
 		x.tombed[s]++
+	}
+	for f, ds := range drained {
+		x.drained[f] = ds
 	}
 	for _, s := range dead {
 		x.dead[s] = true
@@ -613,6 +708,8 @@ func (x *Index) Files() (map[uint64]int64, error) {
 type DurableState struct {
 	Tombs []Piece
 	Dead  []uint64
+	// Drained: the drainedRanges, as pieces with no stripe.
+	Drained []Piece `json:",omitempty"`
 }
 
 // Durable returns the tombstones and dead stripes.
@@ -627,6 +724,9 @@ func (x *Index) Durable() (DurableState, error) {
 		switch {
 		case k[0] == deadPrefix && len(k) == 9:
 			st.Dead = append(st.Dead, binary.BigEndian.Uint64(k[1:]))
+		case k[0] == drainedPrefix && len(k) == 25:
+			st.Drained = append(st.Drained, Piece{File: binary.BigEndian.Uint64(k[1:]), Off: binary.BigEndian.Uint64(k[9:]),
+				Version: binary.BigEndian.Uint64(k[17:]), End: binary.BigEndian.Uint64(it.Value())})
 		case k[0] == tombPrefix && len(k) == 25:
 			st.Tombs = append(st.Tombs, Piece{Stripe: binary.BigEndian.Uint64(k[1:]), File: binary.BigEndian.Uint64(k[9:]),
 				Off: binary.BigEndian.Uint64(k[17:]), End: binary.BigEndian.Uint64(it.Value())})

@@ -172,6 +172,14 @@ func checkDump(d *Dump) error {
 	if err := checkPieces(d.Tombs); err != nil {
 		return err
 	}
+	if err := checkPieces(d.Drained); err != nil {
+		return err
+	}
+	for _, p := range d.Drained {
+		if p.Stripe != 0 || p.Version == 0 {
+			return fmt.Errorf("burstbuffer: drained range %d..%d of file %016x: stripe %016x, version %d: want no stripe and a version", p.Off, p.End, p.File, p.Stripe, p.Version)
+		}
+	}
 	for _, ms := range [][]*Meta{d.Metas, d.Cands} {
 		for _, m := range ms {
 			if err := m.Validate(); err != nil {
@@ -194,8 +202,11 @@ func checkDump(d *Dump) error {
 
 // merge applies a peer's Dump (checked by checkDump).
 func (s *Service) merge(d *Dump) error {
-	if len(d.Tombs) > 0 {
-		dead, err := s.index.Drop(d.Tombs)
+	// The peer's drained ranges with its tombstones: they cut older
+	// writes this node may hold (from its own shards) that no live stripe
+	// shadows any more.
+	if ps := append(append([]Piece(nil), d.Tombs...), d.Drained...); len(ps) > 0 {
+		dead, err := s.index.Drop(ps)
 		if err != nil {
 			return err
 		}

@@ -26,8 +26,8 @@ const (
 	tombPrefix = 't'
 	// drainedPrefix keys a drainedRange: 'f', file, off, version -> end.
 	drainedPrefix = 'f'
-	deadPrefix = 'd'
-	donePrefix = 'c'
+	deadPrefix    = 'd'
+	donePrefix    = 'c'
 )
 
 // Extent is a piece of a file and where its newest bytes are: a range of a
@@ -94,7 +94,7 @@ type Index struct {
 	// (drainedRange); none of them is contained in another of a newer or
 	// equal version.
 	drained map[uint64][]drainedRange
-	broken error             // a Drop's commit failed: see Drop
+	broken  error // a Drop's commit failed: see Drop
 }
 
 type quietLogger struct{}

@@ -169,7 +169,7 @@ func (s *Service) readStripe(ctx context.Context, stripe uint64, pos int, dst []
 				}
 				shards, rerr := s.reconstruct(ctx, meta)
 				if rerr != nil {
-					if s.index.Dead(stripe) {
+					if s.index.Dead(stripe) || (errors.Is(rerr, flash.ErrNotFound) && s.recheckGone(ctx, meta)) {
 						return errGone
 					}
 					return fmt.Errorf("burstbuffer: stripe %016x: %v; %w", stripe, rerr, syscall.EIO)
@@ -507,3 +507,59 @@ func (s *Service) replacement(cur []StoreRef) StoreRef {
 		}
 	}
 }
+
+// recheckGone is for a stripe whose shards its live holders answer they do
+// not have: they buried it (drained, or overwritten by newer stripes)
+// while this node was away or busy, and a message saying so crossed its
+// restart. It asks them to resync this node (their dead stripes bury it
+// here, with its extents) and waits for that, at most recheckWait; it
+// reports whether the stripe is dead here now. A stripe is rechecked once
+// per recheckEvery: one really short of shards answers EIO at once after.
+func (s *Service) recheckGone(ctx context.Context, meta *Meta) bool {
+	now := time.Now()
+	s.mu.Lock()
+	if t, ok := s.mu.rechecked[meta.Stripe]; ok && now.Sub(t) < recheckEvery {
+		s.mu.Unlock()
+		return false
+	}
+	if len(s.mu.rechecked) > 4096 {
+		for id, t := range s.mu.rechecked {
+			if now.Sub(t) >= recheckEvery {
+				delete(s.mu.rechecked, id)
+			}
+		}
+	}
+	s.mu.rechecked[meta.Stripe] = now
+	s.mu.Unlock()
+	asked := map[string]bool{}
+	for _, r := range meta.Stores {
+		if r.Node != s.cfg.Node && !asked[r.Node] && s.nodeLive(r.Node) {
+			asked[r.Node] = true
+			s.RequestResync(r.Node)
+		}
+	}
+	if len(asked) == 0 {
+		return false
+	}
+	s.log.Info("burstbuffer: the holders of a stripe no longer have its shards; resyncing with them", "stripe", fmt.Sprintf("%016x", meta.Stripe), "nodes", len(asked))
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(recheckWait)
+	for !s.index.Dead(meta.Stripe) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-s.stop:
+			return false
+		case <-deadline:
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+const (
+	recheckEvery = 10 * time.Second
+	recheckWait  = 5 * time.Second
+)

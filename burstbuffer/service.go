@@ -196,6 +196,9 @@ type Service struct {
 		// (publish, drop); reads wait until it has resynced with them.
 		wantResync map[string]bool
 		owed       map[string]bool // nodes this node failed to tell something: asked to resync
+		// rechecked: when a read last asked the holders of a stripe whose
+		// shards they no longer have to resync (recheckGone).
+		rechecked map[uint64]time.Time
 		toMark     []uint64        // stored stripes to note in the index (MarkDone)
 		seq        uint64
 		warned     string
@@ -267,6 +270,7 @@ func Open(cfg Config) (*Service, error) {
 	s.mu.lost = map[uint64]*lostStripe{}
 	s.mu.wantResync = map[string]bool{}
 	s.mu.owed = map[string]bool{}
+	s.mu.rechecked = map[uint64]time.Time{}
 	if err := flash.MkdirAllDurable(cfg.FS, cfg.FlashDir, 0o700); err != nil {
 		return nil, fmt.Errorf("burstbuffer: flash directory: %w", err)
 	}

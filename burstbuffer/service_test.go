@@ -39,6 +39,24 @@ type memNet struct {
 	// fail: calls to fail, by "op:node" (op publish or drop): how many
 	// more times (-1: always).
 	fail map[string]int
+	// lose: calls answered as done but never carried out, by "op:node"
+	// (a drop that crossed the receiver's restart), as fail counts.
+	lose map[string]int
+}
+
+// losing reports whether the call op to node is lost now, counting it.
+func (n *memNet) losing(op, node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	k := op + ":" + node
+	switch c := n.lose[k]; {
+	case c < 0:
+		return true
+	case c > 0:
+		n.lose[k] = c - 1
+		return true
+	}
+	return false
 }
 
 // failing reports whether the call op to node fails now, counting it.
@@ -179,6 +197,9 @@ func (t memTransport) Drop(ctx context.Context, node string, ps []Piece) error {
 	if t.n.failing("drop", node) {
 		return fmt.Errorf("drop to %s: injected failure", node)
 	}
+	if t.n.losing("drop", node) {
+		return nil
+	}
 	if err := s.checkDrop(ps); err != nil {
 		return err
 	}
@@ -226,7 +247,7 @@ func newTestCluster(t *testing.T, nodes, k, m int) *testCluster {
 	}
 	root := t.TempDir()
 	tc := &testCluster{t: t, net: &memNet{svcs: map[string]*Service{}, live: map[string]bool{}, view: map[string][]string{},
-		unsettled: map[string]bool{}, removed: map[string]bool{}, fail: map[string]int{}}, root: root,
+		unsettled: map[string]bool{}, removed: map[string]bool{}, fail: map[string]int{}, lose: map[string]int{}}, root: root,
 		backing: filepath.Join(root, "backing"), k: k, m: m}
 	os.MkdirAll(tc.backing, 0o755)
 	for i := 0; i < nodes; i++ {

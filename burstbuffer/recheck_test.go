@@ -1,0 +1,64 @@
+package burstbuffer
+
+import (
+	"bytes"
+	"context"
+	"math/rand"
+	"testing"
+)
+
+// TestLostDropRecheckedWithHolders: a drop that never reached a node
+// (answered, then lost: it crossed the node's restart) leaves the node
+// with the drained stripes' metas and extents while their holders buried
+// them and deleted their shards. A read there finds the holders without
+// the shards; it must not answer EIO for good: the node asks the holders
+// to resync it, buries the stripes, and reads the drained bytes from the
+// backing file.
+func TestLostDropRecheckedWithHolders(t *testing.T) {
+	tc := newTestCluster(t, 3, 4, 2)
+	ctx := context.Background()
+	r := rand.New(rand.NewSource(21))
+	f, ref := tc.file("f")
+	want := writeSynced(t, tc.svc("n0"), ref, nil, r, 4)
+	exts, err := tc.svc("n0").index.FileExtents(ref.ID)
+	if err != nil || len(exts) == 0 {
+		t.Fatalf("extents: %v %v", exts, err)
+	}
+	own := owner(ref.ID, tc.names)
+	victim := ""
+	for _, n := range tc.names {
+		if n != own {
+			victim = n
+		}
+	}
+	tc.net.mu.Lock()
+	tc.net.lose["drop:"+victim] = -1
+	tc.net.mu.Unlock()
+	if err := tc.svc(own).drainFile(ctx, ref.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range tc.names {
+		if n == victim {
+			continue
+		}
+		s := tc.svc(n)
+		waitFor(t, func() bool {
+			for _, e := range exts {
+				for _, st := range s.stores {
+					for i := 0; i < 6; i++ {
+						if st.Has(e.Stripe, i) {
+							return false
+						}
+					}
+				}
+			}
+			return true
+		}, n+" reaped the drained stripes")
+	}
+	if tc.svc(victim).index.Dead(exts[0].Stripe) {
+		t.Fatalf("%s knows the drained stripe dead: the lost drop reached it, the test proves nothing", victim)
+	}
+	if got := readAll(t, tc.svc(victim), ref, f); !bytes.Equal(got, want) {
+		t.Fatalf("%s reads %d bytes that differ from the %d drained", victim, len(got), len(want))
+	}
+}

@@ -199,10 +199,10 @@ type Service struct {
 		// rechecked: when a read last asked the holders of a stripe whose
 		// shards they no longer have to resync (recheckGone).
 		rechecked map[uint64]time.Time
-		toMark     []uint64        // stored stripes to note in the index (MarkDone)
-		seq        uint64
-		warned     string
-		closed     bool
+		toMark    []uint64 // stored stripes to note in the index (MarkDone)
+		seq       uint64
+		warned    string
+		closed    bool
 	}
 	slots   chan struct{}
 	drainMu sync.Mutex   // one drain pass at a time

@@ -247,6 +247,11 @@ func (s *Service) merge(d *Dump) error {
 		if _, ok := s.mu.metas[m.Stripe]; ok {
 			continue
 		}
+		if s.index.Dead(m.Stripe) {
+			// Another peer's dump buried it (drained or overwritten) and
+			// this peer has not heard yet: it is no candidate here.
+			continue
+		}
 		c := s.mu.cands[m.Stripe]
 		if c == nil {
 			c = &candidate{meta: m, held: map[int]bool{}}
@@ -540,6 +545,10 @@ func (s *Service) resolveMissing(synced, members map[string]bool) {
 	var lost, unavail, revived []*lostStripe
 	s.mu.Lock()
 	for id, c := range s.mu.cands {
+		if s.index.Dead(id) {
+			delete(s.mu.cands, id) // buried meanwhile: nothing is missing
+			continue
+		}
 		if s.mu.known[id] && len(c.held) < c.meta.K {
 			l := &lostStripe{candidate: *c}
 			s.mu.lost[id] = l

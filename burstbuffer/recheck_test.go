@@ -62,3 +62,37 @@ func TestLostDropRecheckedWithHolders(t *testing.T) {
 		t.Fatalf("%s reads %d bytes that differ from the %d drained", victim, len(got), len(want))
 	}
 }
+
+// TestDeadStripeNoCandidateAgain: a peer's dump that still lists a stripe
+// as a candidate (it has not heard that the stripe died) does not make it
+// a candidate again on a node that buried it from another peer's dump: a
+// candidate short of shards would be declared lost, though it was only
+// drained or overwritten (the whole-cluster restart of TestDurabilityFsynced).
+func TestDeadStripeNoCandidateAgain(t *testing.T) {
+	tc := newTestCluster(t, 3, 4, 2)
+	r := rand.New(rand.NewSource(22))
+	_, ref := tc.file("f")
+	writeSynced(t, tc.svc("n0"), ref, nil, r, 1)
+	s := tc.svc("n1")
+	s.mu.Lock()
+	var m *Meta
+	for _, x := range s.mu.metas {
+		m = x
+	}
+	s.mu.Unlock()
+	if m == nil {
+		t.Fatal("n1 knows no stripe")
+	}
+	if err := s.merge(&Dump{DurableState: DurableState{Dead: []uint64{m.Stripe}}, Held: map[uint64][]int{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.merge(&Dump{Cands: []*Meta{m}, Held: map[uint64][]int{m.Stripe: {0}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	_, cand := s.mu.cands[m.Stripe]
+	s.mu.Unlock()
+	if cand {
+		t.Fatalf("stripe %016x, buried, is a candidate again after a dump that still lists it", m.Stripe)
+	}
+}

@@ -275,8 +275,8 @@ func durabilityRun(t *testing.T, variant string, seed uint64) {
 		}
 		m.kill(t)
 		for i, pid := range pids {
-			pollUntil(t, c.Nodes[i].Name+" gone after SIGKILL", 10*time.Second, func() (bool, string) {
-				return !procAlive(pid), fmt.Sprintf("pid %d", pid)
+			pollUntil(t, c.Nodes[i].Name+" gone after SIGKILL", 30*time.Second, func() (bool, string) {
+				return !procAlive(pid) && dataUnlocked(filepath.Join(c.NodeDir(i), "data")), fmt.Sprintf("pid %d", pid)
 			})
 			os.Remove(filepath.Join(c.NodeDir(i), "engined.pid"))
 		}
@@ -317,3 +317,18 @@ func logFiles(c *node.LocalCluster) []string {
 	return out
 }
 
+// dataUnlocked reports whether no process holds the data directory's
+// lock (a killed process blocked in an fsync under load keeps it until
+// the fsync returns).
+func dataUnlocked(data string) bool {
+	f, err := os.Open(filepath.Join(data, "LOCK"))
+	if err != nil {
+		return os.IsNotExist(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return false
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return true
+}

@@ -122,7 +122,7 @@ var Model = porcupine.Model{
 // Recorder records a concurrent history. Times are nanoseconds since the
 // recorder was made (monotonic clock).
 type Recorder struct {
-	start time.Time
+	start  time.Time
 	mu     sync.Mutex
 	ops    []porcupine.Operation
 	faults []Fault

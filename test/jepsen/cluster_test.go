@@ -1,0 +1,338 @@
+package jepsen
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"engine/node"
+)
+
+// cluster is n engined processes with the burst buffer and an S3 endpoint
+// each, sharing one backing directory. With network namespaces (root, the
+// ip command) every node lives in its own namespace on a bridge in the
+// test's namespace, and a partition cuts a node off from its peers (not
+// from the test's clients) with blackhole routes; without them the nodes
+// listen on 127.0.0.1 and a partition is replaced by a pause (SIGSTOP).
+type cluster struct {
+	t       *testing.T
+	dir     string
+	backing string
+	creds   string
+	netns   bool
+	prefix  string // namespace, link and bridge name prefix
+	subnet  string
+	bridge  string
+	nodes   []*enode
+}
+
+type enode struct {
+	i                           int
+	name, ns, hostIf, ip        string
+	api, raft, gossip, internal string
+	s3                          string // HOST:PORT
+	mu                          sync.Mutex
+	cmd                         *exec.Cmd
+	done                        chan struct{}
+	paused                      bool
+	cut                         bool // partitioned from its peers
+}
+
+func ipCmd(args ...string) error {
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// newCluster prepares n nodes (not started). The caller defers close.
+func newCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dir: t.TempDir()}
+	c.backing = filepath.Join(c.dir, "backing")
+	c.creds = filepath.Join(c.dir, "credentials")
+	os.MkdirAll(c.backing, 0o755)
+	if err := os.WriteFile(c.creds, []byte("# jepsen\n"+accessKey+" "+secretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.setupNetns(n); err != nil {
+		t.Logf("no network namespaces here (%v): nodes on 127.0.0.1, partitions replaced by pauses (SIGSTOP/SIGCONT)", err)
+		c.netns = false
+		used := map[int]bool{}
+		for i := 0; i < n; i++ {
+			nd := &enode{i: i, name: fmt.Sprintf("node-%d", i), ip: "127.0.0.1"}
+			addrs := []*string{&nd.api, &nd.raft, &nd.gossip, &nd.internal, &nd.s3}
+			for _, a := range addrs {
+				p, err := freePort(used)
+				if err != nil {
+					t.Fatal(err)
+				}
+				*a = "127.0.0.1:" + strconv.Itoa(p)
+			}
+			c.nodes = append(c.nodes, nd)
+		}
+	}
+	return c
+}
+
+func freePort(used map[int]bool) (int, error) {
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !used[p] {
+			used[p] = true
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("jepsen: no free port")
+}
+
+func (c *cluster) setupNetns(n int) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("not root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return fmt.Errorf("no ip command (iproute2)")
+	}
+	pid := os.Getpid()
+	c.prefix = fmt.Sprintf("jp%d", pid%100000)
+	c.subnet = fmt.Sprintf("10.214.%d", 10+pid%240)
+	c.bridge = c.prefix + "br"
+	probe := c.prefix + "n0"
+	if err := ipCmd("netns", "add", probe); err != nil {
+		return err
+	}
+	ipCmd("netns", "del", probe)
+	if err := ipCmd("link", "add", c.bridge, "type", "bridge"); err != nil {
+		return err
+	}
+	c.netns = true
+	steps := [][]string{
+		{"addr", "add", c.subnet + ".254/24", "dev", c.bridge},
+		{"link", "set", c.bridge, "up"},
+	}
+	for i := 0; i < n; i++ {
+		ip := fmt.Sprintf("%s.%d", c.subnet, i+1)
+		nd := &enode{i: i, name: fmt.Sprintf("node-%d", i), ns: fmt.Sprintf("%sn%d", c.prefix, i), hostIf: fmt.Sprintf("%sh%d", c.prefix, i),
+			ip: ip, api: ip + ":7070", raft: ip + ":7071", gossip: ip + ":7072", internal: ip + ":7073", s3: ip + ":9000"}
+		c.nodes = append(c.nodes, nd)
+		in := fmt.Sprintf("%sc%d", c.prefix, i)
+		steps = append(steps,
+			[]string{"netns", "add", nd.ns},
+			[]string{"link", "add", nd.hostIf, "type", "veth", "peer", "name", in, "netns", nd.ns},
+			[]string{"link", "set", nd.hostIf, "master", c.bridge, "up"},
+			[]string{"-n", nd.ns, "addr", "add", nd.ip + "/24", "dev", in},
+			[]string{"-n", nd.ns, "link", "set", in, "up"},
+			[]string{"-n", nd.ns, "link", "set", "lo", "up"},
+		)
+	}
+	for _, s := range steps {
+		if err := ipCmd(s...); err != nil {
+			c.closeNet()
+			c.nodes = nil
+			return err
+		}
+	}
+	return nil
+}
+
+// start starts node i (node 0 makes the cluster, the others join it).
+func (c *cluster) start(i int) {
+	t := c.t
+	t.Helper()
+	nd := c.nodes[i]
+	dir := filepath.Join(c.dir, nd.name)
+	os.MkdirAll(dir, 0o755)
+	args := []string{"--data", filepath.Join(dir, "data"), "--name", nd.name,
+		"--api", nd.api, "--raft", nd.raft, "--gossip", nd.gossip, "--internal", nd.internal, "--workers", "1",
+		"--flash", filepath.Join(dir, "flash"), "--flash-size", "512MiB", "--backing", c.backing,
+		"--s3", nd.s3, "--credentials", c.creds}
+	if i > 0 {
+		args = append(args, "--join", c.nodes[0].api, "--token", filepath.Join(c.dir, c.nodes[0].name, "data", "join-token"))
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "engined.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "=== jepsen: start %s\n", time.Now().Format(time.RFC3339Nano))
+	var cmd *exec.Cmd
+	if c.netns {
+		// ip netns exec executes engined in place: the pid is engined's.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", nd.ns, enginedBin()}, args...)...)
+	} else {
+		cmd = exec.Command(enginedBin(), args...)
+	}
+	cmd.Env = append(os.Environ(), "ENGINE_TOKEN="+testToken)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Killed with the test binary if it dies (a timeout), not left behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", nd.name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	nd.mu.Lock()
+	nd.cmd, nd.done, nd.paused = cmd, done, false
+	nd.mu.Unlock()
+}
+
+// kill SIGKILLs node i and waits for it to exit.
+func (c *cluster) kill(i int) {
+	nd := c.nodes[i]
+	nd.mu.Lock()
+	cmd, done := nd.cmd, nd.done
+	nd.mu.Unlock()
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+}
+
+func (c *cluster) pause(i int, stop bool) {
+	nd := c.nodes[i]
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	sig := syscall.SIGCONT
+	if stop {
+		sig = syscall.SIGSTOP
+	}
+	nd.cmd.Process.Signal(sig)
+	nd.paused = stop
+}
+
+// partition cuts node i off from every other node (both directions, by
+// blackhole routes in each namespace), or heals that cut. The test's
+// clients still reach every node through the bridge.
+func (c *cluster) partition(i int, cut bool) error {
+	verb := "add"
+	if !cut {
+		verb = "del"
+	}
+	a := c.nodes[i]
+	for j, b := range c.nodes {
+		if j == i {
+			continue
+		}
+		if err := ipCmd("-n", a.ns, "route", verb, "blackhole", b.ip+"/32"); err != nil {
+			return err
+		}
+		if err := ipCmd("-n", b.ns, "route", verb, "blackhole", a.ip+"/32"); err != nil {
+			return err
+		}
+	}
+	a.cut = cut
+	return nil
+}
+
+func (c *cluster) client(i int) *node.Client {
+	cl := node.NewClient(c.nodes[i].api)
+	cl.Token = testToken
+	return cl
+}
+
+// ready reports whether every node is ready, sees every node alive and
+// one leader.
+func (c *cluster) ready() (bool, string) {
+	leaders := map[string]bool{}
+	for i, nd := range c.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := c.client(i).Status(ctx)
+		cancel()
+		if err != nil {
+			return false, nd.name + ": " + err.Error()
+		}
+		live := 0
+		for _, m := range st.Members {
+			if m.Alive {
+				live++
+			}
+		}
+		if !st.Ready || st.Leader == "" || live != len(c.nodes) {
+			return false, fmt.Sprintf("%s: ready %v, leader %q, %d of %d members alive", nd.name, st.Ready, st.Leader, live, len(c.nodes))
+		}
+		leaders[st.Leader] = true
+	}
+	return len(leaders) == 1, fmt.Sprintf("leaders %v", leaders)
+}
+
+// waitReady polls ready (and probe, when given) until both hold or
+// timeout passes; it returns the last reason on timeout.
+func (c *cluster) waitReady(timeout time.Duration, probe func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, why := c.ready()
+		if ok && probe != nil {
+			if err := probe(); err != nil {
+				ok, why = false, err.Error()
+			}
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster not ready after %s: %s", timeout, why)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// close stops the processes and removes the namespaces; on failure it
+// logs the nodes' log tails first.
+func (c *cluster) close() {
+	for _, nd := range c.nodes {
+		nd.mu.Lock()
+		if nd.cmd != nil && nd.cmd.Process != nil {
+			if nd.paused {
+				nd.cmd.Process.Signal(syscall.SIGCONT)
+			}
+			nd.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		nd.mu.Unlock()
+	}
+	for _, nd := range c.nodes {
+		if nd.cmd == nil {
+			continue
+		}
+		select {
+		case <-nd.done:
+		case <-time.After(10 * time.Second):
+			nd.cmd.Process.Kill()
+			<-nd.done
+		}
+	}
+	if c.t.Failed() {
+		for _, nd := range c.nodes {
+			b, _ := os.ReadFile(filepath.Join(c.dir, nd.name, "engined.log"))
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			if len(lines) > 60 {
+				lines = lines[len(lines)-60:]
+			}
+			c.t.Logf("%s log (tail):\n%s", nd.name, strings.Join(lines, "\n"))
+		}
+	}
+	if c.netns {
+		c.closeNet()
+	}
+}
+
+func (c *cluster) closeNet() {
+	for _, nd := range c.nodes {
+		ipCmd("netns", "del", nd.ns) // removes the veth pair and routes too
+		ipCmd("link", "del", nd.hostIf)
+	}
+	ipCmd("link", "del", c.bridge)
+}

@@ -329,6 +329,31 @@ func (c *cluster) close() {
 	}
 }
 
+// keepLogs copies the nodes' logs to dir (kept after the test).
+func (c *cluster) keepLogs(dir string) []string {
+	os.MkdirAll(dir, 0o755)
+	var out []string
+	for _, nd := range c.nodes {
+		if b, err := os.ReadFile(filepath.Join(c.dir, nd.name, "engined.log")); err == nil {
+			p := filepath.Join(dir, nd.name+".log")
+			if os.WriteFile(p, b, 0o644) == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// artifactDir is where a failed run keeps what explains it:
+// $ENGINE_ARTIFACTS (CI keeps it) or the temporary directory.
+func artifactDir(name string) string {
+	base := os.Getenv("ENGINE_ARTIFACTS")
+	if base == "" {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, name)
+}
+
 func (c *cluster) closeNet() {
 	for _, nd := range c.nodes {
 		ipCmd("netns", "del", nd.ns) // removes the veth pair and routes too

@@ -72,7 +72,9 @@ type runConfig struct {
 // pauses (SIGSTOP), and partitions nodes from their peers, one fault at a
 // time, waiting for the cluster to be whole again after each. The history
 // must be linearizable for a register per key. ENGINE_LONG=1 runs at least
-// 10,000 operations under at least 20 faults; JEPSEN_SEED fixes the seed.
+// 10,000 operations under at least 20 faults; JEPSEN_SEED fixes the seed;
+// JEPSEN_FAULTS=kill,partition,pause chooses the faults (in turn), "none"
+// makes a control run without faults.
 func TestS3Linearizable(t *testing.T) {
 	cfg := runConfig{nodes: 3, workers: 6, keys: 5, ops: 800, faults: 4, maxRun: 70 * time.Second,
 		hold: [2]time.Duration{2 * time.Second, 4 * time.Second}, opTimeout: 4 * time.Second, checkTimeout: time.Minute}
@@ -183,7 +185,9 @@ func runJepsen(t *testing.T, cfg runConfig, seed int64) {
 		}
 		return nil
 	}
-	if err := c.waitReady(60*time.Second, nil); err != nil {
+	// BucketExists answers (false) before the bucket is made: it shows the
+	// endpoints are up and resynced.
+	if err := c.waitReady(60*time.Second, probe); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -261,6 +265,16 @@ func runJepsen(t *testing.T, cfg runConfig, seed int64) {
 	kinds := []string{"kill", "partition", "pause"}
 	if !c.netns {
 		kinds = []string{"kill", "pause"}
+	}
+	if f := os.Getenv("JEPSEN_FAULTS"); f == "none" {
+		kinds, cfg.faults = nil, 0 // the control run: no faults at all
+	} else if f != "" {
+		kinds = strings.Split(f, ",")
+		for _, k := range kinds {
+			if k != "kill" && k != "pause" && (k != "partition" || !c.netns) {
+				t.Fatalf("JEPSEN_FAULTS=%q: %q is not a fault here; use kill, pause and (with network namespaces) partition, comma-separated", f, k)
+			}
+		}
 	}
 	deadline := began.Add(cfg.maxRun)
 	faults := 0
@@ -352,11 +366,7 @@ func runJepsen(t *testing.T, cfg runConfig, seed int64) {
 		t.Errorf("the run ended after %s with %d of %d faults and %d of %d operations", ran.Round(time.Second), faults, cfg.faults, st.Ops, cfg.ops)
 	}
 
-	artifacts := os.Getenv("ENGINE_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = os.TempDir()
-	}
-	artifacts = filepath.Join(artifacts, fmt.Sprintf("jepsen-%d", seed))
+	artifacts := artifactDir(fmt.Sprintf("jepsen-%d", seed))
 	checkStart := time.Now()
 	res, files, err := Check(ops, rec.Faults(), cfg.checkTimeout, artifacts)
 	if err != nil {
@@ -367,12 +377,7 @@ func runJepsen(t *testing.T, cfg runConfig, seed int64) {
 		if b, err := json.MarshalIndent(rec.Faults(), "", " "); err == nil {
 			os.WriteFile(filepath.Join(artifacts, "faults.json"), b, 0o644)
 		}
-		for _, nd := range c.nodes {
-			if b, err := os.ReadFile(filepath.Join(c.dir, nd.name, "engined.log")); err == nil {
-				os.WriteFile(filepath.Join(artifacts, nd.name+".log"), b, 0o644)
-			}
-		}
-		files = append(files, filepath.Join(artifacts, "faults.json"), filepath.Join(artifacts, "node-*.log"))
+		files = append(append(files, filepath.Join(artifacts, "faults.json")), c.keepLogs(artifacts)...)
 	}
 	t.Logf("porcupine: %s in %s", res, time.Since(checkStart).Round(time.Millisecond))
 	switch res {

@@ -132,6 +132,7 @@ func TestS3ReadAfterRestart(t *testing.T) {
 		ex = append(ex, fmt.Sprintf("  put %s=%s through node-%d answered at %.3fs; get through node-%d at %.3fs: present=%v value=%q",
 			b.key, b.value, b.writer, b.done.Seconds(), b.reader, b.at.Seconds(), b.got.Present, b.got.Value))
 	}
-	t.Errorf("%d of %d reads after an acknowledged PUT did not return its value (from %.3fs to %.3fs); %d still wrong 8 s later:\n%s\nfirst ones:\n%s",
-		len(bads), reads.Load(), first.Seconds(), last.Seconds(), still, strings.Join(pairs, "\n"), strings.Join(ex, "\n"))
+	t.Errorf("%d of %d reads after an acknowledged PUT did not return its value (from %.3fs to %.3fs); %d still wrong 8 s later:\n%s\nfirst ones:\n%s\nnode logs (test start %s): %v",
+		len(bads), reads.Load(), first.Seconds(), last.Seconds(), still, strings.Join(pairs, "\n"), strings.Join(ex, "\n"),
+		start.UTC().Format(time.RFC3339Nano), c.keepLogs(artifactDir(fmt.Sprintf("jepsen-restart-%d", start.Unix()))))
 }

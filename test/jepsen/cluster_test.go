@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -34,6 +35,8 @@ type cluster struct {
 	subnet  string
 	bridge  string
 	nodes   []*enode
+
+	closed, tailsShown bool
 }
 
 type enode struct {
@@ -46,6 +49,31 @@ type enode struct {
 	done                        chan struct{}
 	paused                      bool
 	cut                         bool // partitioned from its peers
+	// mnt is where the node mounts the namespace (FUSE), "" for none. With
+	// network namespaces the mount lives in the node's mount namespace
+	// (ip netns exec makes one): the test reaches it through
+	// /proc/PID/root.
+	mnt string
+	// down is set while the nemesis has the node killed: clients of its
+	// mount issue nothing then.
+	down atomic.Bool
+}
+
+// mountPath is the node's mount as the test reaches it.
+func (nd *enode) mountPath() string {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.ns == "" || nd.cmd == nil {
+		return nd.mnt
+	}
+	return fmt.Sprintf("/proc/%d/root%s", nd.cmd.Process.Pid, nd.mnt)
+}
+
+// lazyUnmount detaches a mount left by a killed node (loopback mode).
+func lazyUnmount(dir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	exec.CommandContext(ctx, "umount", "-l", dir).Run()
 }
 
 func ipCmd(args ...string) error {
@@ -164,6 +192,13 @@ func (c *cluster) start(i int) {
 		"--s3", nd.s3, "--credentials", c.creds}
 	if i > 0 {
 		args = append(args, "--join", c.nodes[0].api, "--token", filepath.Join(c.dir, c.nodes[0].name, "data", "join-token"))
+	}
+	if nd.mnt != "" {
+		if !c.netns {
+			lazyUnmount(nd.mnt) // the killed process's mount
+		}
+		os.MkdirAll(nd.mnt, 0o755)
+		args = append(args, "--mount", nd.mnt)
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, "engined.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -290,9 +325,27 @@ func (c *cluster) waitReady(timeout time.Duration, probe func() error) error {
 	}
 }
 
-// close stops the processes and removes the namespaces; on failure it
-// logs the nodes' log tails first.
+// close stops the processes and removes the namespaces (once; it may be
+// called again); when the test has failed it logs the nodes' log tails.
 func (c *cluster) close() {
+	if !c.closed {
+		c.closed = true
+		c.stop()
+	}
+	if c.t.Failed() && !c.tailsShown {
+		c.tailsShown = true
+		for _, nd := range c.nodes {
+			b, _ := os.ReadFile(filepath.Join(c.dir, nd.name, "engined.log"))
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			if len(lines) > 20 {
+				lines = lines[len(lines)-20:]
+			}
+			c.t.Logf("%s log (tail):\n%s", nd.name, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+func (c *cluster) stop() {
 	for _, nd := range c.nodes {
 		nd.mu.Lock()
 		if nd.cmd != nil && nd.cmd.Process != nil {
@@ -314,18 +367,13 @@ func (c *cluster) close() {
 			<-nd.done
 		}
 	}
-	if c.t.Failed() {
-		for _, nd := range c.nodes {
-			b, _ := os.ReadFile(filepath.Join(c.dir, nd.name, "engined.log"))
-			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-			if len(lines) > 60 {
-				lines = lines[len(lines)-60:]
-			}
-			c.t.Logf("%s log (tail):\n%s", nd.name, strings.Join(lines, "\n"))
-		}
-	}
 	if c.netns {
 		c.closeNet()
+	}
+	for _, nd := range c.nodes {
+		if nd.mnt != "" && !c.netns {
+			lazyUnmount(nd.mnt)
+		}
 	}
 }
 

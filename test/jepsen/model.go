@@ -32,7 +32,8 @@ type Input struct {
 	Kind  Kind   `json:"kind"`
 	Key   string `json:"key"`
 	Value string `json:"value,omitempty"`
-	Node  int    `json:"node"` // the node whose endpoint served it
+	Node  int    `json:"node"`          // the node that served it
+	Via   string `json:"via,omitempty"` // "fuse" through the node's mount; else S3
 }
 
 // Output is what the operation returned. Unknown: it failed or timed out
@@ -103,11 +104,15 @@ var Model = porcupine.Model{
 		default:
 			res = "ok"
 		}
+		via := ""
+		if i.Via != "" {
+			via = "/" + i.Via
+		}
 		switch i.Kind {
 		case Put:
-			return fmt.Sprintf("n%d put(%s, %s) -> %s", i.Node, i.Key, i.Value, res)
+			return fmt.Sprintf("n%d%s put(%s, %s) -> %s", i.Node, via, i.Key, i.Value, res)
 		default:
-			return fmt.Sprintf("n%d %s(%s) -> %s", i.Node, i.Kind, i.Key, res)
+			return fmt.Sprintf("n%d%s %s(%s) -> %s", i.Node, via, i.Kind, i.Key, res)
 		}
 	},
 	DescribeState: func(s interface{}) string {
@@ -190,11 +195,12 @@ func (r *Recorder) Operations() []porcupine.Operation {
 // Stats counts a history's operations.
 type Stats struct {
 	Ops, Puts, Gets, Deletes, Unknown, GetsPresent int
+	Fuse                                           int // through a mount
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("%d operations (%d puts, %d gets of which %d found a value, %d deletes; %d with unknown outcome)",
-		s.Ops, s.Puts, s.Gets, s.GetsPresent, s.Deletes, s.Unknown)
+	return fmt.Sprintf("%d operations (%d puts, %d gets of which %d found a value, %d deletes; %d with unknown outcome; %d through FUSE mounts, the rest through S3)",
+		s.Ops, s.Puts, s.Gets, s.GetsPresent, s.Deletes, s.Unknown, s.Fuse)
 }
 
 // Count returns the statistics of ops.
@@ -202,6 +208,9 @@ func Count(ops []porcupine.Operation) Stats {
 	var s Stats
 	for _, op := range ops {
 		s.Ops++
+		if op.Input.(Input).Via == "fuse" {
+			s.Fuse++
+		}
 		switch op.Input.(Input).Kind {
 		case Put:
 			s.Puts++
@@ -220,32 +229,53 @@ func Count(ops []porcupine.Operation) Stats {
 	return s
 }
 
-// Check checks ops for linearizability within timeout. On a violation (or
-// a check that did not finish) it writes the porcupine visualization to
-// dir/linearizability.html and the history to dir/history.json, and
-// returns their paths.
-func Check(ops []porcupine.Operation, faults []Fault, timeout time.Duration, dir string) (porcupine.CheckResult, []string, error) {
-	res, info := porcupine.CheckOperationsVerbose(Model, ops, timeout)
-	if res == porcupine.Ok {
-		return res, nil, nil
+// Check checks ops for linearizability, key by key, each within timeout
+// (porcupine's search keeps a bitset of the operations per visited state:
+// checking keys one at a time bounds the memory by the largest key). It
+// returns the overall result and the keys that are not linearizable (or
+// whose check did not finish). On anything but Ok it writes the history to
+// dir/history.json and porcupine's visualization of the first bad key,
+// with the faults as annotations, to dir/linearizability.html.
+func Check(ops []porcupine.Operation, faults []Fault, timeout time.Duration, dir string) (porcupine.CheckResult, []string, []string, error) {
+	res := porcupine.Ok
+	var bad []string
+	var first []porcupine.Operation
+	for _, part := range Model.Partition(ops) {
+		r := porcupine.CheckOperationsTimeout(Model, part, timeout)
+		if r == porcupine.Ok {
+			continue
+		}
+		bad = append(bad, part[0].Input.(Input).Key+"("+string(r)+")")
+		if res != porcupine.Illegal {
+			res = r
+		}
+		if first == nil {
+			first = part
+		}
 	}
+	if res == porcupine.Ok {
+		return res, nil, nil, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return res, bad, nil, fmt.Errorf("jepsen: %w", err)
+	}
+	var files []string
+	hist := dir + "/history.json"
+	if err := WriteHistory(hist, ops); err != nil {
+		return res, bad, nil, err
+	}
+	files = append(files, hist)
+	_, info := porcupine.CheckOperationsVerbose(Model, first, timeout)
 	var ann []porcupine.Annotation
 	for _, f := range faults {
 		ann = append(ann, porcupine.Annotation{Tag: "nemesis", Start: f.Start, End: f.End, Description: f.What, BackgroundColor: "#f8d0d0"})
 	}
 	info.AddAnnotations(ann)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return res, nil, fmt.Errorf("jepsen: %w", err)
-	}
 	html := dir + "/linearizability.html"
 	if err := porcupine.VisualizePath(Model, info, html); err != nil {
-		return res, nil, fmt.Errorf("jepsen: write the visualization: %w", err)
+		return res, bad, files, fmt.Errorf("jepsen: write the visualization: %w", err)
 	}
-	hist := dir + "/history.json"
-	if err := WriteHistory(hist, ops); err != nil {
-		return res, []string{html}, err
-	}
-	return res, []string{html, hist}, nil
+	return res, bad, append(files, html), nil
 }
 
 // historyOp is one operation in history.json; return -1 is "unknown".

@@ -71,7 +71,7 @@ func TestModel(t *testing.T) {
 			hop{0, 1, put("a", "1"), Output{}}, hop{2, 3, get("b"), absent}, hop{4, 5, get("a"), val("1")}), true},
 	}
 	for _, c := range cases {
-		res, _, err := Check(c.ops, nil, 0, t.TempDir())
+		res, _, _, err := Check(c.ops, nil, 0, t.TempDir())
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}

@@ -29,6 +29,10 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("JEPSEN_FS_HELPER") == "1" {
+		fsHelperMain()
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "jepsen-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -171,6 +175,10 @@ func (t *tally) getError(nodeIdx int, err error) {
 
 func runJepsen(t *testing.T, cfg runConfig, seed int64) {
 	began := time.Now()
+	slowIP = func(args []string, took time.Duration) {
+		t.Logf("ip %s took %s", strings.Join(args, " "), took.Round(time.Millisecond))
+	}
+	defer func() { slowIP = nil }()
 	c := newCluster(t, cfg.nodes)
 	defer c.close()
 	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
@@ -250,7 +258,9 @@ func runJepsen(t *testing.T, cfg runConfig, seed int64) {
 			via := ""
 			if w >= cfg.workers {
 				nodeIdx = (w - cfg.workers) % cfg.fuseNodes
-				cl, via = &fsClient{nd: c.nodes[nodeIdx]}, "fuse"
+				fc := &fsClient{nd: c.nodes[nodeIdx]}
+				defer fc.close()
+				cl, via = fc, "fuse"
 			}
 			client := w // a new client id after an unknown outcome, as Jepsen does
 			for seq := 0; !stop.Load(); seq++ {
@@ -390,7 +400,9 @@ func runJepsen(t *testing.T, cfg runConfig, seed int64) {
 		fcs = append(fcs, finalClient{cl, i, ""})
 	}
 	for i := 0; i < cfg.fuseNodes; i++ {
-		fcs = append(fcs, finalClient{&fsClient{nd: c.nodes[i]}, i, "fuse"})
+		fc := &fsClient{nd: c.nodes[i]}
+		defer fc.close()
+		fcs = append(fcs, finalClient{fc, i, "fuse"})
 	}
 	for j, fc := range fcs {
 		for _, k := range keys {

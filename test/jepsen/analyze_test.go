@@ -93,6 +93,22 @@ func TestAnalyzeHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No put writes an empty value: a read of an empty body is the
+	// anomaly the runs so far found (a node that missed a publish). Is
+	// there anything else?
+	var rest []porcupine.Operation
+	empty := 0
+	for _, op := range ops {
+		if o := op.Output.(Output); op.Input.(Input).Kind == Get && o.Present && o.Value == "" {
+			empty++
+			continue
+		}
+		rest = append(rest, op)
+	}
+	for _, part := range Model.Partition(rest) {
+		r := porcupine.CheckOperationsTimeout(Model, part, time.Minute)
+		t.Logf("%s without the %d reads of an empty body (all keys): %s", part[0].Input.(Input).Key, empty, r)
+	}
 	for _, part := range Model.Partition(ops) {
 		key := part[0].Input.(Input).Key
 		p, bad := firstViolation(part)

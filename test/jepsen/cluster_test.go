@@ -23,8 +23,8 @@ import (
 // each, sharing one backing directory. With network namespaces (root, the
 // ip command) every node lives in its own namespace on a bridge in the
 // test's namespace, and a partition cuts a node off from its peers (not
-// from the test's clients) with blackhole routes; without them the nodes
-// listen on 127.0.0.1 and a partition is replaced by a pause (SIGSTOP).
+// from the test's clients) with tc filters; without them the nodes listen
+// on 127.0.0.1 and there are no partitions (kills and pauses only).
 type cluster struct {
 	t       *testing.T
 	dir     string
@@ -262,8 +262,8 @@ func (c *cluster) pause(i int, stop bool) {
 // veth pairs: each gets an htb root whose u32 filters send IP packets
 // between node i and a peer to a class whose queue (pfifo limit 0) drops
 // everything. (This machine has neither iptables nor nft, nor tc's drop
-// action or netem; blackhole routes inside the namespaces would do, but
-// "ip -n" there took up to 28 s while a node's FUSE mount was busy.)
+// action or netem. Blackhole routes inside the namespaces would do too;
+// tc works from the test's namespace alone.)
 func (c *cluster) partition(i int, cut bool) error {
 	a := c.nodes[i]
 	for j, nd := range c.nodes {

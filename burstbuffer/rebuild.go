@@ -120,8 +120,34 @@ func copySet(m map[int]bool) map[int]bool {
 
 // Synced reports whether this node has resynced with every node that is
 // live now. Until it has, its reads may miss stripes only peers know.
+//
+// It also waits for the members not live yet: a node that restarts sees
+// the cluster's members (Raft) before gossip shows them live, and until
+// it has heard from them it would serve and place shards as if alone
+// (all k+m on itself) and publish to no one. A member is waited for until
+// it is resynced with or has been down for DownGrace in a settled view;
+// once (a member that goes down later does not stop this node serving).
 func (s *Service) Synced() bool {
-	return s.settled.Load() && s.peersSynced()
+	if !s.settled.Load() || !s.peersSynced() {
+		return false
+	}
+	if s.heardAll.Load() {
+		return true
+	}
+	members, settled := s.members()
+	if !settled {
+		return false
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for m := range members {
+		if m != s.cfg.Node && !s.mu.synced[m] && !s.downLongLocked(m, now) {
+			return false
+		}
+	}
+	s.heardAll.Store(true)
+	return true
 }
 
 func (s *Service) peersSynced() bool {
@@ -437,6 +463,9 @@ func (s *Service) memberLoop() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := s.resync(ctx, n)
 			cancel()
+			if errors.Is(err, ErrNoService) {
+				err = nil // a member without a burst buffer holds nothing of it
+			}
 			if err != nil {
 				s.log.Debug("burstbuffer: resync failed; retrying", "node", n, "err", err)
 				continue

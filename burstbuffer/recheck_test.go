@@ -5,6 +5,7 @@ import (
 	"context"
 	"math/rand"
 	"testing"
+	"time"
 )
 
 // TestLostDropRecheckedWithHolders: a drop that never reached a node
@@ -95,4 +96,26 @@ func TestDeadStripeNoCandidateAgain(t *testing.T) {
 	if cand {
 		t.Fatalf("stripe %016x, buried, is a candidate again after a dump that still lists it", m.Stripe)
 	}
+}
+
+// TestRestartWaitsForMembersNotSeenYet: a node that restarts knows the
+// cluster's members (settled) before gossip shows them live. It must not
+// call itself synced (serve S3, mount, place all shards on itself) until
+// it has heard from them, or they have been down for DownGrace.
+func TestRestartWaitsForMembersNotSeenYet(t *testing.T) {
+	tc := newTestCluster(t, 3, 4, 2)
+	tc.tune = func(c *Config) { c.DownGrace = time.Hour }
+	tc.stop("n0")
+	tc.net.mu.Lock()
+	tc.net.view["n0"] = []string{"n0"}
+	tc.net.mu.Unlock()
+	s := tc.start("n0")
+	passes(t, s, 5)
+	if s.Synced() {
+		t.Fatal("n0 says it is synced with n1 and n2 live members it has not heard from yet")
+	}
+	tc.net.mu.Lock()
+	delete(tc.net.view, "n0")
+	tc.net.mu.Unlock()
+	waitFor(t, s.Synced, "n0 synced once it sees n1 and n2")
 }

@@ -221,6 +221,7 @@ type Service struct {
 	stats        Metrics
 	backFull     atomic.Pointer[error]
 	settled      atomic.Bool  // the first resync pass (and applyLost) is done
+	heardAll     atomic.Bool  // Synced has seen every member resynced with or long down, once
 	lastFull     atomic.Value // time.Time of the last ENOSPC from the backing file system
 	drainBufs    [][]byte     // drainFile's buffers (drainMu)
 	hooks        hooks

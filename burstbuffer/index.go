@@ -90,10 +90,10 @@ type Index struct {
 	newest map[uint64]uint64 // file -> highest version applied
 	dirty  map[uint64]int64  // file -> bytes in extents not Clean
 	tombed map[uint64]int    // stripe -> Drops that gave it tombstones (0: none in Pebble)
-	// drained: file -> the ranges drained or truncated, by version
-	// (drainedRange); none of them is contained in another of a newer or
-	// equal version.
-	drained map[uint64][]drainedRange
+	// drained: file -> the ranges drained or truncated (drainedRange),
+	// by offset, not overlapping: each byte has the newest version any
+	// drop gave it.
+	drained map[uint64]*btree.BTreeG[drainedRange]
 	broken  error // a Drop's commit failed: see Drop
 }
 
@@ -118,7 +118,7 @@ func OpenIndex(dir string, fs vfs.FS) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("burstbuffer: open index %s: %w", dir, err)
 	}
-	x := &Index{db: db, files: map[uint64]*btree.BTreeG[Extent]{}, live: map[uint64]int64{}, dead: map[uint64]bool{}, newest: map[uint64]uint64{}, dirty: map[uint64]int64{}, tombed: map[uint64]int{}, drained: map[uint64][]drainedRange{}}
+	x := &Index{db: db, files: map[uint64]*btree.BTreeG[Extent]{}, live: map[uint64]int64{}, dead: map[uint64]bool{}, newest: map[uint64]uint64{}, dirty: map[uint64]int64{}, tombed: map[uint64]int{}, drained: map[uint64]*btree.BTreeG[drainedRange]{}}
 	st, err := x.Durable()
 	if err != nil {
 		db.Close()
@@ -131,7 +131,12 @@ func OpenIndex(dir string, fs vfs.FS) (*Index, error) {
 		x.tombed[t.Stripe] = 1
 	}
 	for _, p := range st.Drained {
-		x.drained[p.File] = append(x.drained[p.File], drainedRange{p.Off, p.End, p.Version})
+		t := x.drained[p.File]
+		if t == nil {
+			t = btree.NewG(16, lessDrained)
+			x.drained[p.File] = t
+		}
+		t.ReplaceOrInsert(drainedRange{p.Off, p.End, p.Version})
 	}
 	return x, nil
 }
@@ -290,7 +295,7 @@ func (x *Index) applyLocked(stripe uint64, ws []Write, tombs map[uint64][][2]uin
 			continue
 		}
 		for _, r := range subtract(w.Off, w.Off+uint64(w.Len), tombs[w.File]) {
-			for _, r := range subtract(r[0], r[1], x.drainedCutLocked(w.File, w.Version)) {
+			for _, r := range subtract(r[0], r[1], x.drainedCutLocked(w.File, w.Version, r[0], r[1])) {
 				x.applyRangeLocked(w, stripe, r[0], r[1], delta)
 			}
 		}
@@ -299,11 +304,32 @@ func (x *Index) applyLocked(stripe uint64, ws []Write, tombs map[uint64][][2]uin
 	return x.deadLocked(delta)
 }
 
-// drainedCutLocked returns the ranges of file drained or truncated at
-// version or newer: a write of that version there is gone.
-func (x *Index) drainedCutLocked(file, version uint64) [][2]uint64 {
+func lessDrained(a, b drainedRange) bool { return a.off < b.off }
+
+// drainedOverlap returns the ranges of t that overlap [off, end), in order.
+func drainedOverlap(t *btree.BTreeG[drainedRange], off, end uint64) []drainedRange {
+	if t == nil {
+		return nil
+	}
+	var out []drainedRange
+	t.DescendLessOrEqual(drainedRange{off: off}, func(d drainedRange) bool {
+		if d.end > off {
+			out = append(out, d)
+		}
+		return false
+	})
+	t.AscendRange(drainedRange{off: off + 1}, drainedRange{off: end}, func(d drainedRange) bool {
+		out = append(out, d)
+		return true
+	})
+	return out
+}
+
+// drainedCutLocked returns the parts of [off, end) of file drained or
+// truncated at version or newer: a write of that version there is gone.
+func (x *Index) drainedCutLocked(file, version, off, end uint64) [][2]uint64 {
 	var cut [][2]uint64
-	for _, d := range x.drained[file] {
+	for _, d := range drainedOverlap(x.drained[file], off, end) {
 		if d.version >= version {
 			cut = append(cut, [2]uint64{d.off, d.end})
 		}
@@ -320,32 +346,46 @@ func drainedKey(file, off, version uint64) []byte {
 	return k
 }
 
-// drainedToBatchLocked adds p's drainedRange to b and returns the file's
-// ranges after it (to install once b commits): ranges p covers at an older
-// or equal version are deleted; p is not added if a range covers it at a
-// newer or equal version.
-func (x *Index) drainedToBatchLocked(b *pebble.Batch, p Piece, cur []drainedRange) ([]drainedRange, error) {
-	for _, d := range cur {
-		if d.off <= p.Off && p.End <= d.end && d.version >= p.Version {
-			return cur, nil
-		}
+// addDrained adds p's drained range to t (a file's ranges) and the same
+// changes to b: where a range of an older or equal version lies, p's
+// replaces it; where one of a newer version lies, that one stays.
+func addDrained(t *btree.BTreeG[drainedRange], b *pebble.Batch, p Piece) error {
+	put := func(d drainedRange) error {
+		t.ReplaceOrInsert(d)
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], d.end)
+		return b.Set(drainedKey(p.File, d.off, d.version), v[:], nil)
 	}
-	next := make([]drainedRange, 0, len(cur)+1)
-	for _, d := range cur {
-		if p.Off <= d.off && d.end <= p.End && d.version <= p.Version {
-			if err := b.Delete(drainedKey(p.File, d.off, d.version), nil); err != nil {
-				return nil, err
+	var newer [][2]uint64
+	for _, d := range drainedOverlap(t, p.Off, p.End) {
+		t.Delete(d)
+		if err := b.Delete(drainedKey(p.File, d.off, d.version), nil); err != nil {
+			return err
+		}
+		if d.off < p.Off {
+			if err := put(drainedRange{d.off, p.Off, d.version}); err != nil {
+				return err
 			}
-			continue
 		}
-		next = append(next, d)
+		if d.end > p.End {
+			if err := put(drainedRange{p.End, d.end, d.version}); err != nil {
+				return err
+			}
+		}
+		if d.version > p.Version {
+			lo, hi := max(d.off, p.Off), min(d.end, p.End)
+			if err := put(drainedRange{lo, hi, d.version}); err != nil {
+				return err
+			}
+			newer = append(newer, [2]uint64{lo, hi})
+		}
 	}
-	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], p.End)
-	if err := b.Set(drainedKey(p.File, p.Off, p.Version), v[:], nil); err != nil {
-		return nil, err
+	for _, r := range subtract(p.Off, p.End, newer) {
+		if err := put(drainedRange{r[0], r[1], p.Version}); err != nil {
+			return err
+		}
 	}
-	return append(next, drainedRange{p.Off, p.End, p.Version}), nil
+	return nil
 }
 
 func (x *Index) deadLocked(delta map[uint64]int64) []uint64 {
@@ -468,20 +508,25 @@ func (x *Index) Drop(ps []Piece) ([]uint64, error) {
 	b := x.db.NewBatch()
 	defer b.Close()
 	tombed := map[uint64]bool{}
-	drained := map[uint64][]drainedRange{}
+	// The files' drained ranges change on copies (a btree clone is copy
+	// on write), installed once the batch is committed.
+	drained := map[uint64]*btree.BTreeG[drainedRange]{}
 	for _, p := range ps {
 		if p.End <= p.Off || p.Version == 0 {
 			continue
 		}
-		cur, ok := drained[p.File]
+		t, ok := drained[p.File]
 		if !ok {
-			cur = x.drained[p.File]
+			if cur := x.drained[p.File]; cur != nil {
+				t = cur.Clone()
+			} else {
+				t = btree.NewG(16, lessDrained)
+			}
+			drained[p.File] = t
 		}
-		next, err := x.drainedToBatchLocked(b, p, cur)
-		if err != nil {
+		if err := addDrained(t, b, p); err != nil {
 			return nil, err
 		}
-		drained[p.File] = next
 	}
 	for _, p := range ps {
 		if p.End <= p.Off || p.Stripe == 0 || isDead[p.Stripe] || x.dead[p.Stripe] {

@@ -119,3 +119,59 @@ func TestRestartWaitsForMembersNotSeenYet(t *testing.T) {
 	tc.net.mu.Unlock()
 	waitFor(t, s.Synced, "n0 synced once it sees n1 and n2")
 }
+// TestDropWhileOutOfViewResyncs: a node that drops out of the drainer's
+// view of the live nodes (and comes back, before the drainer's member
+// loop noticed) misses the drop: it must be made to resync, not keep the
+// drained stripes for good (EIO once the others reaped their shards).
+func TestDropWhileOutOfViewResyncs(t *testing.T) {
+	tc := newTestCluster(t, 3, 4, 2) // 2 shards a node: no node reads a stripe alone
+	ctx := context.Background()
+	r := rand.New(rand.NewSource(17))
+	f, ref := tc.file("f")
+	want := writeSynced(t, tc.svc("n0"), ref, nil, r, 3)
+	own := owner(ref.ID, tc.names)
+	victim := "n0"
+	for _, n := range tc.names {
+		if n != own {
+			victim = n
+		}
+	}
+	passes(t, tc.svc(own), 2) // the drainer has seen the victim live
+	exts, err := tc.svc(victim).index.FileExtents(ref.ID)
+	if err != nil || len(exts) == 0 {
+		t.Fatalf("extents on %s: %v %v", victim, exts, err)
+	}
+	var view []string
+	for _, n := range tc.names {
+		if n != victim {
+			view = append(view, n)
+		}
+	}
+	tc.net.mu.Lock()
+	tc.net.view[own] = view
+	tc.net.mu.Unlock()
+	if err := tc.svc(own).drainFile(ctx, ref.ID); err != nil {
+		t.Fatal(err)
+	}
+	tc.net.mu.Lock()
+	delete(tc.net.view, own)
+	tc.net.mu.Unlock()
+	s := tc.svc(victim)
+	waitFor(t, func() bool {
+		for _, e := range exts {
+			if !s.index.Dead(e.Stripe) {
+				return false
+			}
+		}
+		return true
+	}, victim+" learned that the drained stripes are dead")
+	for _, n := range tc.names {
+		if got := readAll(t, tc.svc(n), ref, f); !bytes.Equal(got, want) {
+			t.Fatalf("%s reads %d bytes that differ from the %d drained", n, len(got), len(want))
+		}
+	}
+}
+
+// TestReadOfReapedStripeResyncs: the drainer does not see a node live
+// (views differ) when it drops, and goes on not seeing it, so it never
+// asks it to resync: the node, reading the drained stripes and finding

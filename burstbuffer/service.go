@@ -803,7 +803,9 @@ func (s *Service) publishPeers(meta *Meta) {
 // its reads until it has.
 func (s *Service) toPeers(what string, fn func(node string) error) {
 	var wg sync.WaitGroup
-	for _, n := range s.cfg.Cluster.Live() {
+	live := s.cfg.Cluster.Live()
+	s.oweAbsent(live)
+	for _, n := range live {
 		if n == s.cfg.Node {
 			continue
 		}
@@ -1375,4 +1377,24 @@ func readBacking(f *os.File, size int64, dst []byte, off int64) error {
 	}
 	clear(dst[n:])
 	return nil
+}
+
+// oweAbsent marks the nodes seen live before but not live now as owed a
+// resync (sendOwed asks them once they are live again): a publish or a
+// drop sent now does not reach them. Views of the cluster differ for a
+// while: a node that restarted may have resynced with this one already
+// while this one does not see it live yet, and it would keep for good the
+// stripes drained and reaped meanwhile, and miss the ones published.
+func (s *Service) oweAbsent(live []string) {
+	now := make(map[string]bool, len(live))
+	for _, n := range live {
+		now[n] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for n := range s.mu.view.lastLive {
+		if n != s.cfg.Node && !now[n] {
+			s.mu.owed[n] = true
+		}
+	}
 }

@@ -119,6 +119,7 @@ func TestRestartWaitsForMembersNotSeenYet(t *testing.T) {
 	tc.net.mu.Unlock()
 	waitFor(t, s.Synced, "n0 synced once it sees n1 and n2")
 }
+
 // TestDropWhileOutOfViewResyncs: a node that drops out of the drainer's
 // view of the live nodes (and comes back, before the drainer's member
 // loop noticed) misses the drop: it must be made to resync, not keep the

@@ -285,24 +285,7 @@ func TestFailedDropNeverAnswersEIO(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every other node reaps the drained stripes' shards.
-	for _, n := range tc.names {
-		if n == victim {
-			continue
-		}
-		s := tc.svc(n)
-		waitFor(t, func() bool {
-			for _, e := range exts {
-				for _, st := range s.stores {
-					for i := 0; i < 6; i++ {
-						if st.Has(e.Stripe, i) {
-							return false
-						}
-					}
-				}
-			}
-			return true
-		}, n+" reaped the drained stripes")
-	}
+	waitReaped(t, tc, exts, victim)
 	for _, n := range tc.names {
 		if got := readAll(t, tc.svc(n), ref, f); !bytes.Equal(got, want) {
 			t.Fatalf("%s reads %d bytes that differ from the %d drained", n, len(got), len(want))
@@ -415,5 +398,29 @@ func TestNoServiceIsNotAFailure(t *testing.T) {
 	s.publishPeers(&Meta{})
 	if calls.Load() != 1 || len(s.mu.owed) != 0 {
 		t.Fatalf("publish to a node without a burst buffer: %d calls, owed %v; want 1 call, nothing owed", calls.Load(), s.mu.owed)
+	}
+}
+
+// waitReaped waits until every node but except has deleted every shard of
+// the stripes of exts.
+func waitReaped(t *testing.T, tc *testCluster, exts []Extent, except string) {
+	t.Helper()
+	for _, n := range tc.names {
+		if n == except {
+			continue
+		}
+		s := tc.svc(n)
+		waitFor(t, func() bool {
+			for _, e := range exts {
+				for _, st := range s.stores {
+					for i := 0; i < tc.k+tc.m; i++ {
+						if st.Has(e.Stripe, i) {
+							return false
+						}
+					}
+				}
+			}
+			return true
+		}, n+" reaped the drained stripes")
 	}
 }

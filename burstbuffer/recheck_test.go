@@ -38,24 +38,7 @@ func TestLostDropRecheckedWithHolders(t *testing.T) {
 	if err := tc.svc(own).drainFile(ctx, ref.ID); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range tc.names {
-		if n == victim {
-			continue
-		}
-		s := tc.svc(n)
-		waitFor(t, func() bool {
-			for _, e := range exts {
-				for _, st := range s.stores {
-					for i := 0; i < 6; i++ {
-						if st.Has(e.Stripe, i) {
-							return false
-						}
-					}
-				}
-			}
-			return true
-		}, n+" reaped the drained stripes")
-	}
+	waitReaped(t, tc, exts, victim)
 	if tc.svc(victim).index.Dead(exts[0].Stripe) {
 		t.Fatalf("%s knows the drained stripe dead: the lost drop reached it, the test proves nothing", victim)
 	}

@@ -45,30 +45,22 @@ type memNet struct {
 }
 
 // losing reports whether the call op to node is lost now, counting it.
-func (n *memNet) losing(op, node string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	k := op + ":" + node
-	switch c := n.lose[k]; {
-	case c < 0:
-		return true
-	case c > 0:
-		n.lose[k] = c - 1
-		return true
-	}
-	return false
-}
+func (n *memNet) losing(op, node string) bool { return n.take(n.lose, op, node) }
 
 // failing reports whether the call op to node fails now, counting it.
-func (n *memNet) failing(op, node string) bool {
+func (n *memNet) failing(op, node string) bool { return n.take(n.fail, op, node) }
+
+// take counts one call op to node against m ("op:node": how many more
+// calls, -1 for all) and reports whether it is one of them.
+func (n *memNet) take(m map[string]int, op, node string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	k := op + ":" + node
-	switch c := n.fail[k]; {
+	switch c := m[k]; {
 	case c < 0:
 		return true
 	case c > 0:
-		n.fail[k] = c - 1
+		m[k] = c - 1
 		return true
 	}
 	return false

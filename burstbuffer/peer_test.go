@@ -354,6 +354,9 @@ func TestPeerArgumentsRefused(t *testing.T) {
 		{"truncate", `{"type":1,"handle":"AAAA","size":-1}`},
 		{"truncate", `{"type":1,"handle":"","size":0}`},
 		{"publish", `[null]`},
+		// A drained version newer than the write it drained would cut
+		// writes it never drained.
+		{"drop", fmt.Sprintf(`[{"Stripe":%d,"File":%d,"Off":0,"End":100,"Version":%d}]`, meta.Stripe, ref.ID, meta.Writes[0].Version+1)},
 	} {
 		if code, msg := postJSON(t, srv.URL+PathPrefix+c.op, []byte(c.body)); code != http.StatusBadRequest {
 			t.Errorf("POST %s %s: %d %q, want 400", c.op, c.body, code, msg)
@@ -361,6 +364,14 @@ func TestPeerArgumentsRefused(t *testing.T) {
 	}
 	if lb := s.index.LiveBytes(); lb != 6000 {
 		t.Fatalf("%d bytes buffered after refused drops, want 6000", lb)
+	}
+	// A resync asked for a node that is no member is refused, and holds
+	// no read.
+	if code, msg := postJSON(t, srv.URL+PathPrefix+"call?op=resync&path=nosuchnode", nil); code != http.StatusBadRequest {
+		t.Errorf("resync with a node that is no member: %d %q, want 400", code, msg)
+	}
+	if n := s.wantResync.Load(); n != 0 {
+		t.Errorf("%d resyncs wanted after a refused resync call", n)
 	}
 	// A drop of what the stripe holds is taken.
 	if code, msg := postJSON(t, srv.URL+PathPrefix+"drop", fmt.Appendf(nil, `[{"Stripe":%d,"File":%d,"Off":0,"End":100}]`, meta.Stripe, ref.ID)); code != http.StatusNoContent {

@@ -619,6 +619,20 @@ func (s *Service) resolveMissing(synced, members map[string]bool) {
 	}
 }
 
+// isMember reports whether node is a member of the cluster: in the
+// members when the view is settled, else live now.
+func (s *Service) isMember(node string) bool {
+	if members, settled := s.members(); settled && members != nil {
+		return members[node]
+	}
+	for _, n := range s.cfg.Cluster.Live() {
+		if n == node {
+			return true
+		}
+	}
+	return false
+}
+
 // RequestResync makes this node resync with node (which failed to tell it
 // something: a publish or a drop) and hold reads until it has. It is the
 // peer side of the "resync" call.

@@ -188,6 +188,10 @@ func (s *Service) Handler() http.Handler {
 				http.Error(w, "burstbuffer: resync: need the name of the node to resync with", http.StatusBadRequest)
 				return
 			}
+			if !s.isMember(path) {
+				http.Error(w, "burstbuffer: resync: "+strconv.Quote(path)+" is not a member of the cluster", http.StatusBadRequest)
+				return
+			}
 			s.RequestResync(path)
 		default:
 			http.Error(w, "burstbuffer: unknown operation "+strconv.Quote(op), http.StatusBadRequest)

@@ -263,34 +263,51 @@ func TestFailedPublishNeverServesOld(t *testing.T) {
 // still reads the drained bytes (from the backing file system), not EIO.
 func TestFailedDropNeverAnswersEIO(t *testing.T) {
 	tc := newTestCluster(t, 3, 4, 2)
-	ctx := context.Background()
-	r := rand.New(rand.NewSource(16))
-	f, ref := tc.file("f")
-	want := writeSynced(t, tc.svc("n0"), ref, nil, r, 4)
-	exts, err := tc.svc("n0").index.FileExtents(ref.ID)
-	if err != nil || len(exts) == 0 {
-		t.Fatalf("extents: %v %v", exts, err)
+	d := drainAroundVictim(t, tc, 16, func(victim string) { tc.net.fail["drop:"+victim] = 1 })
+	for _, n := range tc.names {
+		if got := readAll(t, tc.svc(n), d.ref, d.f); !bytes.Equal(got, d.want) {
+			t.Fatalf("%s reads %d bytes that differ from the %d drained", n, len(got), len(d.want))
+		}
 	}
-	own := owner(ref.ID, tc.names)
-	victim := "n0"
+}
+
+// drained is a file drainAroundVictim wrote, fsynced and drained.
+type drained struct {
+	f      *os.File
+	ref    FileRef
+	want   []byte
+	exts   []Extent // its extents before the drain
+	victim string   // a node that does not own the file
+}
+
+// drainAroundVictim writes a file from n0 (seed), picks a node that does
+// not own it, lets inject (called with tc.net locked) arrange what the
+// owner's drop does to that node, drains the file on its owner and waits
+// until every other node has reaped the drained stripes.
+func drainAroundVictim(t *testing.T, tc *testCluster, seed int64, inject func(victim string)) drained {
+	t.Helper()
+	r := rand.New(rand.NewSource(seed))
+	var d drained
+	d.f, d.ref = tc.file("f")
+	d.want = writeSynced(t, tc.svc("n0"), d.ref, nil, r, 4)
+	var err error
+	if d.exts, err = tc.svc("n0").index.FileExtents(d.ref.ID); err != nil || len(d.exts) == 0 {
+		t.Fatalf("extents: %v %v", d.exts, err)
+	}
+	own := owner(d.ref.ID, tc.names)
 	for _, n := range tc.names {
 		if n != own {
-			victim = n
+			d.victim = n
 		}
 	}
 	tc.net.mu.Lock()
-	tc.net.fail["drop:"+victim] = 1
+	inject(d.victim)
 	tc.net.mu.Unlock()
-	if err := tc.svc(own).drainFile(ctx, ref.ID); err != nil {
+	if err := tc.svc(own).drainFile(context.Background(), d.ref.ID); err != nil {
 		t.Fatal(err)
 	}
-	// Every other node reaps the drained stripes' shards.
-	waitReaped(t, tc, exts, victim)
-	for _, n := range tc.names {
-		if got := readAll(t, tc.svc(n), ref, f); !bytes.Equal(got, want) {
-			t.Fatalf("%s reads %d bytes that differ from the %d drained", n, len(got), len(want))
-		}
-	}
+	waitReaped(t, tc, d.exts, d.victim)
+	return d
 }
 
 // TestTolerance: how many node losses a stripe survives, from where its

@@ -17,33 +17,12 @@ import (
 // backing file.
 func TestLostDropRecheckedWithHolders(t *testing.T) {
 	tc := newTestCluster(t, 3, 4, 2)
-	ctx := context.Background()
-	r := rand.New(rand.NewSource(21))
-	f, ref := tc.file("f")
-	want := writeSynced(t, tc.svc("n0"), ref, nil, r, 4)
-	exts, err := tc.svc("n0").index.FileExtents(ref.ID)
-	if err != nil || len(exts) == 0 {
-		t.Fatalf("extents: %v %v", exts, err)
+	d := drainAroundVictim(t, tc, 21, func(victim string) { tc.net.lose["drop:"+victim] = -1 })
+	if tc.svc(d.victim).index.Dead(d.exts[0].Stripe) {
+		t.Fatalf("%s knows the drained stripe dead: the lost drop reached it, the test proves nothing", d.victim)
 	}
-	own := owner(ref.ID, tc.names)
-	victim := ""
-	for _, n := range tc.names {
-		if n != own {
-			victim = n
-		}
-	}
-	tc.net.mu.Lock()
-	tc.net.lose["drop:"+victim] = -1
-	tc.net.mu.Unlock()
-	if err := tc.svc(own).drainFile(ctx, ref.ID); err != nil {
-		t.Fatal(err)
-	}
-	waitReaped(t, tc, exts, victim)
-	if tc.svc(victim).index.Dead(exts[0].Stripe) {
-		t.Fatalf("%s knows the drained stripe dead: the lost drop reached it, the test proves nothing", victim)
-	}
-	if got := readAll(t, tc.svc(victim), ref, f); !bytes.Equal(got, want) {
-		t.Fatalf("%s reads %d bytes that differ from the %d drained", victim, len(got), len(want))
+	if got := readAll(t, tc.svc(d.victim), d.ref, d.f); !bytes.Equal(got, d.want) {
+		t.Fatalf("%s reads %d bytes that differ from the %d drained", d.victim, len(got), len(d.want))
 	}
 }
 

@@ -1108,8 +1108,10 @@ func TestEdgeRing(t *testing.T) {
 	t.Logf("owners: %v; %d keys asked first of a non-owner", owned, nonOwnerFirst)
 	st := statsAll([]int{0, 1, 2})
 	for i := range st {
-		if st[i].PeerFills == 0 {
-			t.Errorf("edge %d made no peer fill: %+v", i, st[i])
+		// An edge that owns every key (the ring's hash of random ports
+		// can give it all six) fills nothing from a peer.
+		if st[i].PeerFills == 0 && len(owned[i]) < len(first) {
+			t.Errorf("edge %d made no peer fill though it owns %d of the %d keys: %+v", i, len(owned[i]), len(first), st[i])
 		}
 	}
 

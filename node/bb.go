@@ -14,7 +14,7 @@ import (
 	"engine/burstbuffer"
 	bbfuse "engine/burstbuffer/fuse"
 	"engine/coordinator"
-	"engine/sortjob"
+	"engine/internal/units"
 )
 
 // BurstBuffer configures the node's part of the burst buffer. A node
@@ -346,10 +346,10 @@ func BBFlags(fs *flag.FlagSet) func(defFlash, defBacking string) (*BurstBuffer, 
 		if c.K, c.M, err = ParseEC(*ec); err != nil {
 			return nil, fmt.Errorf("--ec: %w", err)
 		}
-		if c.FlashLimit, err = sortjob.ParseBytes(*flashSize); err != nil {
+		if c.FlashLimit, err = units.ParseBytes(*flashSize); err != nil {
 			return nil, fmt.Errorf("--flash-size: %w", err)
 		}
-		n, err := sortjob.ParseBytes(*chunk)
+		n, err := units.ParseBytes(*chunk)
 		if err != nil || n < 4096 || n%4096 != 0 || n > 64<<20 {
 			return nil, fmt.Errorf("--drain-chunk %q: give a multiple of 4KiB up to 64MiB, such as 1MiB", *chunk)
 		}

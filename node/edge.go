@@ -14,7 +14,7 @@ import (
 
 	"engine/cache"
 	"engine/coordinator"
-	"engine/sortjob"
+	"engine/internal/units"
 )
 
 // Edge configures the node's edge cache: a CDN node in front of origins
@@ -60,10 +60,10 @@ func EdgeFlags(fs *flag.FlagSet) func() (*Edge, error) {
 		}
 		e := &Edge{Addr: *addr, Origins: origins, CacheDir: *dir, TLSCert: *cert, TLSKey: *key, AccessLog: *alog, HealthInterval: *health}
 		var err error
-		if e.MemoryLimit, err = sortjob.ParseBytes(*mem); err != nil {
+		if e.MemoryLimit, err = units.ParseBytes(*mem); err != nil {
 			return nil, fmt.Errorf("--cache-memory: %w", err)
 		}
-		if e.DiskLimit, err = sortjob.ParseBytes(*disk); err != nil {
+		if e.DiskLimit, err = units.ParseBytes(*disk); err != nil {
 			return nil, fmt.Errorf("--cache-disk: %w", err)
 		}
 		if (*cert == "") != (*key == "") {

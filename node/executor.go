@@ -369,7 +369,7 @@ func (e *executor) runMap(ctx context.Context, j *coordinator.Job, i int, cmd *c
 // directory inside the shared output, or this node's scratch.
 func (n *Node) outputDir(j *coordinator.Job) string {
 	if j.Spec.Output != "" {
-		return filepath.Join(j.Spec.Output, ".engine-"+j.ID)
+		return sortjob.TempDir(j.Spec.Output, j.ID)
 	}
 	return filepath.Join(n.jobDir(j.ID), "output")
 }

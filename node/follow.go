@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"engine/internal/units"
 	"engine/sortjob"
 )
 
@@ -99,8 +100,8 @@ func progressBar(p sortjob.Progress, width int) string {
 	}
 	rate, eta := rateETA(p)
 	return fmt.Sprintf("[%d/%d] %-8s [%s] %3.0f%% %s / %s  %s/s  ETA %s  tasks %d/%d",
-		p.Step, p.Steps, p.Phase, bar, 100*frac, sortjob.FormatBytes(p.Done), sortjob.FormatBytes(p.Total),
-		sortjob.FormatBytes(int64(rate)), eta, p.TasksDone, p.Tasks)
+		p.Step, p.Steps, p.Phase, bar, 100*frac, units.Format(p.Done), units.Format(p.Total),
+		units.Format(int64(rate)), eta, p.TasksDone, p.Tasks)
 }
 
 // progressLine renders a plain log line.
@@ -111,6 +112,6 @@ func progressLine(p sortjob.Progress) string {
 		pct = 100 * float64(p.Done) / float64(p.Total)
 	}
 	return fmt.Sprintf("[%7.1fs] %s (%d/%d): %.0f%%, %s of %s, %s/s, ETA %s, tasks %d/%d",
-		p.Elapsed.Seconds(), p.Phase, p.Step, p.Steps, pct, sortjob.FormatBytes(p.Done), sortjob.FormatBytes(p.Total),
-		sortjob.FormatBytes(int64(rate)), eta, p.TasksDone, p.Tasks)
+		p.Elapsed.Seconds(), p.Phase, p.Step, p.Steps, pct, units.Format(p.Done), units.Format(p.Total),
+		units.Format(int64(rate)), eta, p.TasksDone, p.Tasks)
 }

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"engine/bench/gensort"
 	"engine/coordinator"
+	"engine/gensort"
 	"engine/sortjob"
 )
 
@@ -101,7 +101,7 @@ func (n *Node) Submit(ctx context.Context, spec sortjob.Spec) (JobStatus, error)
 		// for the daemon alone.
 		err := os.MkdirAll(out, 0o755)
 		if err == nil {
-			err = os.Mkdir(filepath.Join(out, ".engine-"+id), 0o700)
+			err = os.Mkdir(sortjob.TempDir(out, id), 0o700)
 		}
 		if err != nil {
 			return JobStatus{}, fmt.Errorf("sort: output %w", err)
@@ -118,7 +118,7 @@ func (n *Node) Submit(ctx context.Context, spec sortjob.Spec) (JobStatus, error)
 	}
 	if err != nil {
 		if out := plan.Spec.Output; out != "" {
-			os.RemoveAll(filepath.Join(out, ".engine-"+id))
+			os.RemoveAll(sortjob.TempDir(out, id))
 			if created {
 				os.Remove(out)
 			}

@@ -244,7 +244,7 @@ func (n *Node) finishJobs() {
 	}
 	for _, j := range ended {
 		if out := j.Spec.Output; out != "" {
-			os.RemoveAll(filepath.Join(out, ".engine-"+j.ID))
+			os.RemoveAll(sortjob.TempDir(out, j.ID))
 			// Parts a failed commit may have moved, and the directory the
 			// job made, go only while no other job writes there: a user
 			// often resubmits to the same --output.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"engine/bench/gensort"
+	"engine/gensort"
 	"engine/sortjob"
 )
 

@@ -16,8 +16,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"engine/bench/gensort"
 	"engine/coordinator"
+	"engine/gensort"
 	"engine/internal/pki"
 	"engine/sortjob"
 )

@@ -5,6 +5,8 @@ import (
 	"math"
 	"path/filepath"
 	"strings"
+
+	"engine/internal/units"
 )
 
 // Limits of one job. MakePlan refuses a spec beyond them with an error that
@@ -66,7 +68,7 @@ func (s *Spec) Validate() error {
 	case s.Memory < 0:
 		return fmt.Errorf("sortjob: memory budget of %d bytes is negative", s.Memory)
 	case s.Memory > MaxMemory:
-		return fmt.Errorf("sortjob: memory budget of %d bytes is more than the limit of %d (%s); give a smaller --memory", s.Memory, int64(MaxMemory), FormatBytes(MaxMemory))
+		return fmt.Errorf("sortjob: memory budget of %d bytes is more than the limit of %d (%s); give a smaller --memory", s.Memory, int64(MaxMemory), units.Format(MaxMemory))
 	case s.Partitions < 0:
 		return fmt.Errorf("sortjob: %d partitions is negative: give a positive number, or 0 to let the planner choose", s.Partitions)
 	case s.Partitions > MaxPartitions:
@@ -74,7 +76,7 @@ func (s *Spec) Validate() error {
 	case s.MapSplit < 0:
 		return fmt.Errorf("sortjob: map split of %d bytes is negative", s.MapSplit)
 	case s.MapSplit > MaxBytes:
-		return fmt.Errorf("sortjob: map split of %d bytes is more than the limit of %d (%s)", s.MapSplit, int64(MaxBytes), FormatBytes(MaxBytes))
+		return fmt.Errorf("sortjob: map split of %d bytes is more than the limit of %d (%s)", s.MapSplit, int64(MaxBytes), units.Format(MaxBytes))
 	}
 	if s.Input != "" {
 		if err := ValidPath("input", s.Input); err != nil {
@@ -103,7 +105,7 @@ func (c Cluster) Validate() error {
 
 func errRecords(n int64) error {
 	return fmt.Errorf("sortjob: %d records is more than the limit of %d (%s); sort at most %s in one job",
-		n, int64(MaxRecords), FormatBytes(MaxBytes), FormatBytes(MaxBytes))
+		n, int64(MaxRecords), units.Format(MaxBytes), units.Format(MaxBytes))
 }
 
 func errPartitions(n int) error {
@@ -244,7 +246,7 @@ func ceilDiv(a, b int64) int64 {
 // past MaxRecords (and so never converting a float past math.MaxInt64).
 func recordsOf(s string, v float64) (int64, error) {
 	if v > MaxRecords || math.IsNaN(v) {
-		return 0, fmt.Errorf("size %q is %.4g records, more than the limit of %d (%s) for one job", s, v, int64(MaxRecords), FormatBytes(MaxBytes))
+		return 0, fmt.Errorf("size %q is %.4g records, more than the limit of %d (%s) for one job", s, v, int64(MaxRecords), units.Format(MaxBytes))
 	}
 	return int64(math.Round(v)), nil
 }

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"engine/internal/units"
 )
 
 // Spec is what a user asks for.
@@ -177,7 +179,7 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 		for _, f := range files {
 			var ok bool
 			if p.Bytes, ok = addBytes(p.Bytes, f.Size); !ok {
-				return nil, fmt.Errorf("sortjob: input %s holds more than the limit of %d bytes (%s) at %s", spec.Input, int64(MaxBytes), FormatBytes(MaxBytes), f.Path)
+				return nil, fmt.Errorf("sortjob: input %s holds more than the limit of %d bytes (%s) at %s", spec.Input, int64(MaxBytes), units.Format(MaxBytes), f.Path)
 			}
 		}
 		p.Records = p.Bytes / RecordSize
@@ -199,7 +201,7 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	sortBuf = min(sortBuf, maxSortBuffer)
 	sortBuf -= sortBuf % RecordSize
 	if sortBuf < 1000*RecordSize {
-		return nil, fmt.Errorf("sort: memory budget %s is too small for %d workers: give at least 16MB (--memory)", FormatBytes(spec.Memory), workers)
+		return nil, fmt.Errorf("sort: memory budget %s is too small for %d workers: give at least 16MB (--memory)", units.Format(spec.Memory), workers)
 	}
 	split := sortBuf
 	if spec.MapSplit > 0 {
@@ -245,7 +247,7 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 		parts = ceilDiv(parts, slots) * slots
 		if parts > MaxPartitions {
 			return nil, fmt.Errorf("sortjob: the plan needs %d partitions of about %s, more than the limit of %d; give --partitions of at most %d (larger partitions)",
-				parts, FormatBytes(partitionTarget), MaxPartitions, MaxPartitions)
+				parts, units.Format(partitionTarget), MaxPartitions, MaxPartitions)
 		}
 		p.Partitions = int(parts)
 	}
@@ -379,36 +381,36 @@ func (p *Plan) WriteText(w io.Writer, r Rate) {
 	if p.Spec.Input != "" {
 		src = fmt.Sprintf("%d files in %s", len(p.Inputs), p.Spec.Input)
 	}
-	fmt.Fprintf(w, "Plan: sort %s (%d records) on %d node(s) × %d cores\n", FormatBytes(p.Bytes), p.Records, p.Cluster.Nodes, p.Cluster.CoresPerNode)
+	fmt.Fprintf(w, "Plan: sort %s (%d records) on %d node(s) × %d cores\n", units.Format(p.Bytes), p.Records, p.Cluster.Nodes, p.Cluster.CoresPerNode)
 	fmt.Fprintf(w, "  input            %s\n", src)
-	fmt.Fprintf(w, "  memory           %s per node; sort buffer %s per worker; reduce read-ahead %s per segment\n", FormatBytes(p.Memory), FormatBytes(int64(p.SortBuffer)), FormatBytes(int64(p.BlockSize)))
+	fmt.Fprintf(w, "  memory           %s per node; sort buffer %s per worker; reduce read-ahead %s per segment\n", units.Format(p.Memory), units.Format(int64(p.SortBuffer)), units.Format(int64(p.BlockSize)))
 	per := ceilDiv(int64(p.MapCount), int64(p.Cluster.Nodes))
-	fmt.Fprintf(w, "  map tasks        %d (%d per node, %s each)", p.MapCount, per, FormatBytes(ceilDiv(p.Bytes, int64(p.MapCount))))
+	fmt.Fprintf(w, "  map tasks        %d (%d per node, %s each)", p.MapCount, per, units.Format(ceilDiv(p.Bytes, int64(p.MapCount))))
 	if p.MapSpills {
 		fmt.Fprintf(w, ", splits exceed the sort buffer: sorted runs spill and merge")
 	}
 	fmt.Fprintln(w)
 	seg := p.Bytes / int64(p.MapCount) / int64(p.Partitions)
 	fmt.Fprintf(w, "  reduce tasks     %d (%d per node, %s each; %d segments of ~%s per reduce, %d merge pass(es))\n",
-		p.Partitions, ceilDiv(int64(p.Partitions), int64(p.Cluster.Nodes)), FormatBytes(p.Bytes/int64(p.Partitions)), p.MapCount, FormatBytes(seg), p.ReducePasses)
-	fmt.Fprintf(w, "  bytes per node   %s in, %s of map output, %s out\n", FormatBytes(ceilDiv(p.Bytes, int64(p.Cluster.Nodes))), FormatBytes(p.MapOutputPerNode), FormatBytes(p.OutputPerNode))
-	fmt.Fprintf(w, "  disk needed      %s per node (map output + output", FormatBytes(p.MapOutputPerNode+p.OutputPerNode))
+		p.Partitions, ceilDiv(int64(p.Partitions), int64(p.Cluster.Nodes)), units.Format(p.Bytes/int64(p.Partitions)), p.MapCount, units.Format(seg), p.ReducePasses)
+	fmt.Fprintf(w, "  bytes per node   %s in, %s of map output, %s out\n", units.Format(ceilDiv(p.Bytes, int64(p.Cluster.Nodes))), units.Format(p.MapOutputPerNode), units.Format(p.OutputPerNode))
+	fmt.Fprintf(w, "  disk needed      %s per node (map output + output", units.Format(p.MapOutputPerNode+p.OutputPerNode))
 	if p.Spec.Input == "" {
 		fmt.Fprintf(w, "; input is generated in memory")
 	}
 	fmt.Fprintln(w, ")")
 	if p.ShuffleNetworkBytes > 0 {
-		fmt.Fprintf(w, "  network shuffle  %s in all, %s per node\n", FormatBytes(p.ShuffleNetworkBytes), FormatBytes(p.ShuffleNetworkBytes/int64(p.Cluster.Nodes)))
+		fmt.Fprintf(w, "  network shuffle  %s in all, %s per node\n", units.Format(p.ShuffleNetworkBytes), units.Format(p.ShuffleNetworkBytes/int64(p.Cluster.Nodes)))
 	}
 	if seg > 0 && seg < 256<<10 {
-		fmt.Fprintf(w, "  warning          segments of %s are small: the shuffle will be seek-bound; use fewer --partitions or more memory\n", FormatBytes(seg))
+		fmt.Fprintf(w, "  warning          segments of %s are small: the shuffle will be seek-bound; use fewer --partitions or more memory\n", units.Format(seg))
 	}
 	if d := p.Estimate(r); d > 0 {
 		round := time.Second
 		if d < 10*time.Second {
 			round = 10 * time.Millisecond
 		}
-		fmt.Fprintf(w, "  estimated time   %s at %s/s per core (%s, %s)\n", d.Round(round), FormatBytes(int64(r.BytesPerSecondPerCore)), r.Source, r.Measured.Format("2006-01-02"))
+		fmt.Fprintf(w, "  estimated time   %s at %s/s per core (%s, %s)\n", d.Round(round), units.Format(int64(r.BytesPerSecondPerCore)), r.Source, r.Measured.Format("2006-01-02"))
 		if p.Cluster.Nodes > 1 {
 			fmt.Fprintf(w, "                   single-node rate; network and stragglers are not modelled\n")
 		}

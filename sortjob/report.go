@@ -3,7 +3,8 @@ package sortjob
 import (
 	"fmt"
 
-	"engine/bench/gensort"
+	"engine/gensort"
+	"engine/internal/units"
 	"io"
 	"time"
 )
@@ -150,13 +151,13 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "Sort job %s\n", r.Job)
 	fmt.Fprintf(w, "  input        %s\n", src)
-	fmt.Fprintf(w, "  size         %s, %d records\n", FormatBytes(r.Bytes), r.Records)
+	fmt.Fprintf(w, "  size         %s, %d records\n", units.Format(r.Bytes), r.Records)
 	workers := fmt.Sprintf("%d workers", r.Workers)
 	if len(r.Nodes) > 0 {
 		workers = fmt.Sprintf("%d workers on %d node(s)", r.Workers, len(r.Nodes))
 	}
 	fmt.Fprintf(w, "  tasks        %d map, %d reduce, %s; memory budget %s per node, sort buffer %s",
-		r.Maps, r.Partitions, workers, FormatBytes(r.Memory), FormatBytes(int64(r.SortBuffer)))
+		r.Maps, r.Partitions, workers, units.Format(r.Memory), units.Format(int64(r.SortBuffer)))
 	if r.Spills > 0 {
 		fmt.Fprintf(w, ", %d runs spilled", r.Spills)
 	}
@@ -176,7 +177,7 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  total        %8.2fs\n", r.Total.Seconds())
 	fmt.Fprintf(w, "  sort rate    %.1f MB/s, %.4f TB/min, %.1f MB/s per core (map+reduce: input read to output fsynced)\n", r.MBps, r.TBPerMin, r.MBpsPerCore)
-	fmt.Fprintf(w, "  peak RSS     %s", FormatBytes(r.PeakRSS))
+	fmt.Fprintf(w, "  peak RSS     %s", units.Format(r.PeakRSS))
 	if r.Memory > 0 {
 		fmt.Fprintf(w, " (%.0f%% of the budget)", 100*float64(r.PeakRSS)/float64(r.Memory))
 	}
@@ -198,10 +199,10 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	if len(r.Nodes) > 1 {
 		fmt.Fprintf(w, "  shuffle      %s fetched across the network, %.1f MB/s over the reduce stage; %d re-run attempts\n",
-			FormatBytes(r.ShuffleBytes), r.ShuffleMBps, r.Retries)
+			units.Format(r.ShuffleBytes), r.ShuffleMBps, r.Retries)
 		for _, n := range r.Nodes {
 			fmt.Fprintf(w, "  node %-12s %d maps (%s), %d reduces (%s out, %s fetched), %.1fs of tasks, peak RSS %s\n",
-				n.Node, n.Maps, FormatBytes(n.MapBytes), n.Reduces, FormatBytes(n.ReduceBytes), FormatBytes(n.FetchedBytes), n.TaskSeconds, FormatBytes(n.PeakRSS))
+				n.Node, n.Maps, units.Format(n.MapBytes), n.Reduces, units.Format(n.ReduceBytes), units.Format(n.FetchedBytes), n.TaskSeconds, units.Format(n.PeakRSS))
 		}
 	}
 	if r.Output != "" {

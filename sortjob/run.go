@@ -18,8 +18,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"engine/bench/gensort"
+	"engine/gensort"
 	"engine/internal/fsutil"
+	"engine/internal/units"
 	"engine/shuffle"
 )
 
@@ -242,7 +243,7 @@ func (r *run) prepareDirs() error {
 		if _, err := os.Stat(out); os.IsNotExist(err) {
 			r.createdOutput = true
 		}
-		r.tmpOut = filepath.Join(out, ".engine-"+r.id)
+		r.tmpOut = TempDir(out, r.id)
 	}
 	if err := os.MkdirAll(r.tmpOut, 0o755); err != nil {
 		return fmt.Errorf("sort: output %w", unwrap(err))
@@ -272,7 +273,7 @@ func checkSpace(dataDir, out string, p *Plan) error {
 					needs = append(needs, n)
 				}
 				n.bytes += bytes
-				n.what = append(n.what, fmt.Sprintf("%s %s", what, FormatBytes(bytes)))
+				n.what = append(n.what, fmt.Sprintf("%s %s", what, units.Format(bytes)))
 				return nil
 			}
 			parent := filepath.Dir(probe)
@@ -300,7 +301,7 @@ func checkSpace(dataDir, out string, p *Plan) error {
 		free := int64(fs.Bavail) * int64(fs.Bsize)
 		if n.bytes > free {
 			return fmt.Errorf("sort: not enough free disk: %s needs %s (%s) and has %s free; free some space, sort less, or point --data/--output elsewhere",
-				n.dir, FormatBytes(n.bytes), strings.Join(n.what, " + "), FormatBytes(free))
+				n.dir, units.Format(n.bytes), strings.Join(n.what, " + "), units.Format(free))
 		}
 	}
 	return nil
@@ -622,6 +623,14 @@ func CommitOutput(tmp, out string, rep *Report) error {
 	return os.RemoveAll(tmp)
 }
 
+// TempPrefix begins the name of a job's temporary directory inside its
+// output directory: TempDir(out, job) holds the parts until the commit moves
+// them out. Nothing else in an output directory starts with it.
+const TempPrefix = ".engine-"
+
+// TempDir is job's temporary directory inside the output directory out.
+func TempDir(out, job string) string { return filepath.Join(out, TempPrefix+job) }
+
 // RemoveUncommitted removes what an unfinished job left in its output
 // directory: its temporary directory, and part and summary files that have
 // no _SUCCESS beside them (the job required the directory to be empty, so
@@ -630,7 +639,7 @@ func RemoveUncommitted(out string) {
 	if _, err := os.Stat(filepath.Join(out, SuccessName)); err == nil {
 		return
 	}
-	for _, pat := range []string{".engine-*", "part-*", "summary-*"} {
+	for _, pat := range []string{TempPrefix + "*", "part-*", "summary-*"} {
 		matches, _ := filepath.Glob(filepath.Join(out, pat))
 		for _, m := range matches {
 			os.RemoveAll(m)
@@ -713,7 +722,7 @@ func SaveRate(dataDir string, rep *Report) {
 	rate := Rate{
 		BytesPerSecondPerCore: float64(rep.Bytes) / sortTime / float64(max(rep.Workers, 1)),
 		Bytes:                 rep.Bytes, Measured: time.Now(),
-		Source: fmt.Sprintf("measured by a %s sort on %s", FormatBytes(rep.Bytes), where),
+		Source: fmt.Sprintf("measured by a %s sort on %s", units.Format(rep.Bytes), where),
 	}
 	if old, err := LoadRate(dataDir); err == nil && old.Bytes > rep.Bytes*10 {
 		return // keep the measurement from a much larger run

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"engine/bench/gensort"
+	"engine/gensort"
 )
 
 func TestRunGeneratedMatchesGensortChecksum(t *testing.T) {

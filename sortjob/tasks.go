@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"engine/bench/gensort"
+	"engine/gensort"
 	"engine/shuffle"
 )
 

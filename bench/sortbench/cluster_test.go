@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"engine/bench/gensort"
+	"engine/gensort"
 )
 
 // buildBinaries builds the real enginectl and engined side by side (as

@@ -21,7 +21,8 @@ import (
 	"syscall"
 	"time"
 
-	"engine/bench/gensort"
+	"engine/gensort"
+	"engine/internal/units"
 	"engine/sortjob"
 )
 
@@ -130,7 +131,7 @@ func (h *harness) checkFreeSpace(need int64, what string, free, needed *int64) e
 	*free, *needed = int64(fs.Bavail)*fs.Bsize, need
 	if need > *free {
 		return fmt.Errorf("%s: not enough free disk in %s: needs %s = %d bytes (%s) and has %s = %d bytes free; sort less (--size) or use --dir on a bigger file system",
-			h.name, h.dir, sortjob.FormatBytes(need), need, what, sortjob.FormatBytes(*free), *free)
+			h.name, h.dir, units.Format(need), need, what, units.Format(*free), *free)
 	}
 	return nil
 }
@@ -178,7 +179,7 @@ func (h *harness) dropBeforeRun(round int, sys string) bool {
 // writeDiskAndCaches prints the header's lines on the work directory and
 // the page cache.
 func (h *harness) writeDiskAndCaches(free, needed int64, cachesNote string) {
-	fmt.Fprintf(h.w, "disk      work dir %s: %s free, %s needed\n", h.dir, sortjob.FormatBytes(free), sortjob.FormatBytes(needed))
+	fmt.Fprintf(h.w, "disk      work dir %s: %s free, %s needed\n", h.dir, units.Format(free), units.Format(needed))
 	fmt.Fprintf(h.w, "caches    page cache dropped before each run: %s\n", cachesNote)
 }
 

@@ -31,7 +31,8 @@ import (
 	"strings"
 	"time"
 
-	"engine/bench/gensort"
+	"engine/gensort"
+	"engine/internal/units"
 	"engine/sortjob"
 )
 
@@ -294,7 +295,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (res *Result, err error) {
 	b.writeHeader()
 
 	// Input.
-	fmt.Fprintf(b.log, "bench sort: generating %s of %s gensort records into %s...\n", sortjob.FormatBytes(res.Bytes), recordKind(o.ASCII), b.inFile())
+	fmt.Fprintf(b.log, "bench sort: generating %s of %s gensort records into %s...\n", units.Format(res.Bytes), recordKind(o.ASCII), b.inFile())
 	if err := os.MkdirAll(b.inDir(), 0o755); err != nil {
 		return res, fmt.Errorf("bench sort: %w", err)
 	}
@@ -380,17 +381,17 @@ func (b *bench) removeOutputs(sys string) {
 func (b *bench) checkSpace() error {
 	size := b.res.Bytes
 	need := size
-	what := []string{"input " + sortjob.FormatBytes(size)}
+	what := []string{"input " + units.Format(size)}
 	if b.run[Engine] || b.run[GNU] {
 		need += 2 * size
-		what = append(what, "2 outputs "+sortjob.FormatBytes(2*size))
+		what = append(what, "2 outputs "+units.Format(2*size))
 	} else {
 		need += size
-		what = append(what, "copy "+sortjob.FormatBytes(size))
+		what = append(what, "copy "+units.Format(size))
 	}
 	if b.run[GNU] {
 		need += size
-		what = append(what, "GNU sort temporary files "+sortjob.FormatBytes(size))
+		what = append(what, "GNU sort temporary files "+units.Format(size))
 	}
 	return b.checkFreeSpace(need, strings.Join(what, " + "), &b.res.DiskFree, &b.res.DiskNeeded)
 }
@@ -398,7 +399,7 @@ func (b *bench) checkSpace() error {
 func (b *bench) engineArgs() []string {
 	args := []string{"submit", "sort", "--input", b.inDir(), "--output", b.engineOut()}
 	if b.o.Memory > 0 {
-		args = append(args, "--memory", formatExact(b.o.Memory))
+		args = append(args, "--memory", units.FormatExact(b.o.Memory))
 	}
 	return append(args, "--json", "--progress", "none", "--data", b.engineData())
 }
@@ -430,7 +431,7 @@ func (b *bench) writeHeader() {
 	for _, s := range r.Systems {
 		names = append(names, sysName(s))
 	}
-	fmt.Fprintf(w, "bench sort: %s (%d %s gensort records), %d round(s) of %s", sortjob.FormatBytes(r.Bytes), r.Records, recordKind(r.ASCII), r.Rounds, strings.Join(names, ", "))
+	fmt.Fprintf(w, "bench sort: %s (%d %s gensort records), %d round(s) of %s", units.Format(r.Bytes), r.Records, recordKind(r.ASCII), r.Rounds, strings.Join(names, ", "))
 	if b.run[Engine] {
 		fmt.Fprintf(w, "; engine --memory %s", memText(r.Memory))
 	}
@@ -439,7 +440,7 @@ func (b *bench) writeHeader() {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "machine   nproc %d; load average before %s; memory total %s, free %s, available %s\n",
-		r.Nproc, r.LoadBefore, sortjob.FormatBytes(r.MemTotal), sortjob.FormatBytes(r.MemFree), sortjob.FormatBytes(r.MemAvailable))
+		r.Nproc, r.LoadBefore, units.Format(r.MemTotal), units.Format(r.MemFree), units.Format(r.MemAvailable))
 	b.writeDiskAndCaches(r.DiskFree, r.DiskNeeded, r.DropCachesNote)
 	b.writeNotesAndCommands(r.Notes, r.Commands)
 }
@@ -630,7 +631,7 @@ func (b *bench) summarize() {
 		budget = b.o.Memory
 	}
 
-	size := fmt.Sprintf("this run is %s, --memory %s, --gnu-mem %s", sortjob.FormatBytes(r.Bytes), memText(r.Memory), r.GNUMem)
+	size := fmt.Sprintf("this run is %s, --memory %s, --gnu-mem %s", units.Format(r.Bytes), memText(r.Memory), r.GNUMem)
 	t1 := Target{Name: "engine ≥ 2.0× GNU sort on 1 GB", Want: 2.0, Got: r.Median.EngineOverGNU, Unit: "×",
 		Known: len(ovG) > 0, Applies: r.Records == 10_000_000}
 	t2 := Target{Name: "engine ≥ 1.5× GNU sort on 10 GB, --memory 2GB, --gnu-mem 2G", Want: 1.5, Got: r.Median.EngineOverGNU, Unit: "×",
@@ -645,7 +646,7 @@ func (b *bench) summarize() {
 		Known: len(engRSS) > 0 && budget > 0, Applies: true}
 	t3.Pass = t3.Known && t3.Got <= t3.Want
 	if t3.Known {
-		t3.Note = fmt.Sprintf("largest of %d round(s); budget %s", len(engRSS), sortjob.FormatBytes(budget))
+		t3.Note = fmt.Sprintf("largest of %d round(s); budget %s", len(engRSS), units.Format(budget))
 	}
 	r.Targets = []Target{t1, t2, t3}
 }
@@ -660,22 +661,9 @@ func (b *bench) get(round int, sys string) *Measurement {
 	return nil
 }
 
-// formatExact prints n bytes so that sortjob.ParseBytes reads back n.
-func formatExact(n int64) string {
-	for _, u := range []struct {
-		s string
-		m int64
-	}{{"TB", 1e12}, {"GB", 1e9}, {"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MB", 1e6}, {"MiB", 1 << 20}, {"kB", 1e3}, {"KiB", 1 << 10}} {
-		if n >= u.m && n%u.m == 0 {
-			return strconv.FormatInt(n/u.m, 10) + u.s
-		}
-	}
-	return strconv.FormatInt(n, 10) + "B"
-}
-
 func memText(n int64) string {
 	if n == 0 {
 		return "(engine default)"
 	}
-	return formatExact(n)
+	return units.FormatExact(n)
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"engine/sortjob"
+	"engine/internal/units"
 )
 
 // buildEnginectl builds the real enginectl binary for the test.
@@ -246,10 +246,10 @@ func TestRefusals(t *testing.T) {
 
 func TestFormatExact(t *testing.T) {
 	for _, n := range []int64{4e9, 2e9, 256e6, 256 << 20, 1 << 30, 12345, 1500e6, 1} {
-		s := formatExact(n)
-		back, err := sortjob.ParseBytes(s)
+		s := units.FormatExact(n)
+		back, err := units.ParseBytes(s)
 		if err != nil || back != n {
-			t.Errorf("formatExact(%d) = %q, parses back as %d, %v", n, s, back, err)
+			t.Errorf("units.FormatExact(%d) = %q, parses back as %d, %v", n, s, back, err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"engine/internal/units"
 	"engine/sortjob"
 
 	"engine/bench/internal/benchfmt"
@@ -193,7 +194,7 @@ func verdict(t Target) (got, pass string) {
 		return "not measured", "n/a"
 	}
 	if t.Unit == "B" {
-		got = sortjob.FormatBytes(int64(t.Got))
+		got = units.Format(int64(t.Got))
 	} else {
 		got = fmt.Sprintf("%.2f%s", t.Got, t.Unit)
 	}
@@ -231,7 +232,7 @@ func (b *bench) writeTable() {
 		if v <= 0 {
 			return "-"
 		}
-		return sortjob.FormatBytes(v)
+		return units.Format(v)
 	}
 	ratios := func(f func(Ratios) float64) []string {
 		cells := make([]string, r.Rounds)
@@ -285,7 +286,7 @@ func (b *bench) writeTable() {
 		got, pass := verdict(tg)
 		name := tg.Name
 		if tg.Unit == "B" && tg.Known {
-			name += fmt.Sprintf(" (%s)", sortjob.FormatBytes(int64(tg.Want)))
+			name += fmt.Sprintf(" (%s)", units.Format(int64(tg.Want)))
 		}
 		line := fmt.Sprintf("  %-62s %10s  %s", name, got, pass)
 		if tg.Note != "" {

@@ -17,8 +17,8 @@ import (
 
 	"engine/burstbuffer"
 	bbfuse "engine/burstbuffer/fuse"
+	"engine/internal/units"
 	"engine/node"
-	"engine/sortjob"
 )
 
 const mountUsage = `Usage: enginectl mount MOUNTPOINT [flags]
@@ -288,7 +288,7 @@ func toleranceLine(s burstbuffer.Status) string {
 
 // bucketBytes is the size a write-size label ("≤4KiB", ">32MiB") names.
 func bucketBytes(label string) int64 {
-	n, _ := sortjob.ParseBytes(strings.TrimLeft(label, "≤>"))
+	n, _ := units.ParseBytes(strings.TrimLeft(label, "≤>"))
 	if strings.HasPrefix(label, ">") {
 		n++
 	}

@@ -27,7 +27,7 @@ import (
 	"testing"
 	"time"
 
-	"engine/bench/gensort"
+	"engine/gensort"
 	"engine/node"
 	"engine/sortjob"
 )

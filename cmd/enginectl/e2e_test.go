@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"engine/bench/gensort"
+	"engine/gensort"
 	"engine/node"
 )
 
@@ -201,7 +201,7 @@ func TestGensortReferenceCommandLine(t *testing.T) {
 	r := ctl(t, nil, "gensort", "-c", "-b500000", "1000", f)
 	mustOK(t, r, "gensort -b500000")
 	got, _ := os.ReadFile(f)
-	want, err := os.ReadFile("../../bench/gensort/testdata/bin-500000-1000.dat")
+	want, err := os.ReadFile("../../gensort/testdata/bin-500000-1000.dat")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"engine/bench/gensort"
+	"engine/gensort"
 )
 
 const usage = `enginectl: the engine's command-line client

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"engine/internal/units"
 	"engine/node"
 	"engine/sortjob"
 )
@@ -221,7 +222,7 @@ func describe(s sortjob.Spec) string {
 	if s.Skew {
 		kind += " skewed"
 	}
-	return fmt.Sprintf("%s of generated %s records (%d)", sortjob.FormatBytes(s.Records*sortjob.RecordSize), kind, s.Records)
+	return fmt.Sprintf("%s of generated %s records (%d)", units.Format(s.Records*sortjob.RecordSize), kind, s.Records)
 }
 
 // dryRun prints the plan. With a node address the node plans with its own
@@ -307,7 +308,7 @@ func bytesFlag(name, s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	n, err := sortjob.ParseBytes(s)
+	n, err := units.ParseBytes(s)
 	if err != nil {
 		return 0, usageError{name + ": " + err.Error()}
 	}

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"engine/internal/units"
 	"engine/sortjob"
 )
 
@@ -64,7 +65,7 @@ func status(args []string, addr string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "Node %s at %s (pid %d): data %s, %d workers on %d cores, memory budget %s\n",
-		st.ID, st.API, st.PID, st.DataDir, st.Workers, st.Cores, sortjob.FormatBytes(st.Memory))
+		st.ID, st.API, st.PID, st.DataDir, st.Workers, st.Cores, units.Format(st.Memory))
 	fmt.Fprintf(stdout, "Raft: this node is %s, term %s, applied index %d; leader %s\n\n", st.RaftState, st.Term, st.Applied, orNone(st.Leader))
 	mw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(mw, "MEMBER\tALIVE\tROLE\tAPI\tRAFT\tINTERNAL\tCORES")
@@ -82,7 +83,7 @@ func status(args []string, addr string, stdout, stderr io.Writer) error {
 	for _, j := range jobs {
 		size := "-"
 		if j.Spec.Records > 0 {
-			size = sortjob.FormatBytes(j.Spec.Records * sortjob.RecordSize)
+			size = units.Format(j.Spec.Records * sortjob.RecordSize)
 		} else if j.Spec.Input != "" {
 			size = j.Spec.Input
 		}

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	bbfuse "engine/burstbuffer/fuse"
+	"engine/internal/units"
 	"engine/node"
-	"engine/sortjob"
 )
 
 const usage = `Usage: engined [flags]
@@ -120,7 +120,7 @@ func run(args []string, stderr io.Writer) int {
 		cfg.ClientToken = t
 	}
 	if *memory != "" {
-		m, err := sortjob.ParseBytes(*memory)
+		m, err := units.ParseBytes(*memory)
 		if err != nil {
 			fmt.Fprintln(stderr, "engined: --memory:", err)
 			return 2

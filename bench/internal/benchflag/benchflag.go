@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"engine/bench/internal/benchfmt"
-	"engine/sortjob"
+	"engine/internal/units"
 )
 
 // Sizes parses comma-separated object sizes such as "64KiB,1MiB" (KiB
@@ -28,7 +28,7 @@ func Sizes(s string, max int64, examples [2]string, why string) ([]int64, error)
 		if f == "" {
 			continue
 		}
-		n, err := sortjob.ParseBytes(f)
+		n, err := units.ParseBytes(f)
 		if err != nil {
 			if _, nerr := strconv.ParseInt(f, 10, 64); nerr == nil {
 				return nil, fmt.Errorf("%q has no unit: give sizes such as %s or %s (or 512B)", f, eg1, eg2)

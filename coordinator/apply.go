@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"engine/shuffle"
@@ -22,13 +23,20 @@ const (
 	CmdMapLost      = "map_lost"
 	CmdJobCancel    = "job_cancel"
 	CmdJobFinish    = "job_finish"
+	// CmdBatch applies its Batch of task and liveness commands in order,
+	// each on its own: the scheduler assigns a wave in one entry, and a
+	// node reports the tasks it finished together.
+	CmdBatch = "batch"
 )
+
+// MaxBatch bounds the commands of one batch.
+const MaxBatch = 20_000
 
 // Command is one state change. Type says which fields matter; Time is set
 // by the proposer so that applying is deterministic.
 type Command struct {
 	Type string    `json:"type"`
-	Time time.Time `json:"time"`
+	Time time.Time `json:"time,omitzero"`
 
 	Member *Member `json:"member,omitempty"`
 	ID     string  `json:"id,omitempty"` // member id
@@ -39,10 +47,14 @@ type Command struct {
 	Plan   *sortjob.Plan `json:"plan,omitempty"`
 	Splits []byte        `json:"splits,omitempty"`
 
-	Kind    string `json:"kind,omitempty"`
+	Kind    Kind   `json:"kind,omitempty"`
 	Index   int    `json:"index,omitempty"`
 	Node    string `json:"node,omitempty"`
 	Attempt int    `json:"attempt,omitempty"`
+	// TaskAssign: Speculative starts a twin of a running task; Maps are
+	// the finished maps (on Node) that a new merge task consolidates.
+	Speculative bool  `json:"speculative,omitempty"`
+	Maps        []int `json:"maps,omitempty"`
 
 	// TaskDone: the attempt's result.
 	TaskResult
@@ -59,6 +71,10 @@ type Command struct {
 	// JobFinish.
 	State  string          `json:"state,omitempty"`
 	Report *sortjob.Report `json:"report,omitempty"`
+
+	// Batch: the commands of a CmdBatch; one without a Time takes the
+	// batch's.
+	Batch []Command `json:"batch,omitempty"`
 }
 
 // Encode serialises a command for the Raft log.
@@ -84,6 +100,38 @@ func reject(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrRejected}, args...)...)
 }
 
+// BatchError is the outcome of a batch some of whose commands were
+// rejected: Errs[i] is command i's error, nil where it applied. It wraps
+// every error, so errors.Is(err, ErrRejected) holds.
+type BatchError struct{ Errs []error }
+
+func (e *BatchError) Error() string {
+	var msgs []string
+	n := 0
+	for i, err := range e.Errs {
+		if err == nil {
+			continue
+		}
+		if n++; n <= 3 {
+			msgs = append(msgs, fmt.Sprintf("command %d: %v", i, err))
+		}
+	}
+	if n > 3 {
+		msgs = append(msgs, fmt.Sprintf("and %d more", n-3))
+	}
+	return fmt.Sprintf("coordinator: %d of %d batched commands rejected: %s", n, len(e.Errs), strings.Join(msgs, "; "))
+}
+
+func (e *BatchError) Unwrap() []error {
+	var out []error
+	for _, err := range e.Errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
 // Apply applies one command to s in place. It does no I/O and reads no
 // clock: the same commands give the same state on every node. A command
 // that is invalid on its own (Validate) or does not fit the state (a report
@@ -101,6 +149,26 @@ func Apply(s *State, c Command) error {
 
 // apply is Apply for a command that passed Validate.
 func apply(s *State, c Command) error {
+	if c.Type == CmdBatch {
+		errs := make([]error, len(c.Batch))
+		failed := false
+		for i, e := range c.Batch {
+			if e.Time.IsZero() {
+				e.Time = c.Time
+			}
+			if errs[i] = applyOne(s, e); errs[i] != nil {
+				failed = true
+			}
+		}
+		if failed {
+			return &BatchError{Errs: errs}
+		}
+		return nil
+	}
+	return applyOne(s, c)
+}
+
+func applyOne(s *State, c Command) error {
 	switch c.Type {
 	case CmdMemberUpsert:
 		m := *c.Member
@@ -134,72 +202,71 @@ func apply(s *State, c Command) error {
 	if j.Done() {
 		return reject("job %s has ended (%s)", j.ID, j.State)
 	}
+	err := applyJob(s, j, c)
+	if j.Done() && !j.Compacted {
+		compact(j)
+	}
+	return err
+}
+
+func applyJob(s *State, j *Job, c Command) error {
 	switch c.Type {
 	case CmdTaskAssign:
-		t := j.task(c.Kind, c.Index)
-		if t == nil {
-			return reject("job %s has no %s task %d", j.ID, c.Kind, c.Index)
-		}
 		m, ok := s.Members[c.Node]
 		if !ok || !m.Alive {
 			return reject("node %q is not a live member", c.Node)
 		}
-		if t.State != TaskPending || c.Attempt != t.Attempt+1 {
-			return reject("%s task %d of job %s is %s at attempt %d, not pending for attempt %d", c.Kind, c.Index, j.ID, t.State, t.Attempt, c.Attempt)
+		switch {
+		case c.Kind == KindMerge:
+			return assignMerge(s, j, c, m)
+		case c.Speculative:
+			return assignTwin(s, j, c, m)
 		}
-		if c.Kind == KindReduce && j.Stage != StageReduce {
-			return reject("job %s is in stage %s: reduces wait for every map", j.ID, j.Stage)
+		t := j.task(c.Kind, c.Index)
+		if t == nil {
+			return reject("job %s has no %s task %d", j.ID, c.Kind, c.Index)
 		}
-		t.State, t.Node, t.Attempt, t.NodeIncarnation = TaskRunning, c.Node, c.Attempt, m.Incarnation
+		if t.State != TaskPending || c.Attempt != t.Attempts+1 {
+			return reject("%s task %d of job %s is %s after %d attempts, not pending for attempt %d", c.Kind, c.Index, j.ID, t.State, t.Attempts, c.Attempt)
+		}
+		if want := stageOf(c.Kind); j.Stage != want {
+			return reject("job %s is in stage %s: %s tasks run in stage %s", j.ID, j.Stage, c.Kind, want)
+		}
+		t.Node, t.Attempt, t.Attempts, t.NodeIncarnation, t.Started = s.intern(c.Node), c.Attempt, c.Attempt, m.Incarnation, c.Time.UnixNano()
+		j.setState(c.Kind, c.Index, TaskRunning)
 		if c.Kind == KindMap && j.MapStarted.IsZero() {
 			j.MapStarted = c.Time
 		}
 		return nil
 	case CmdTaskDone:
-		t, err := runningAttempt(j, c)
+		t, twin, err := runningAttempt(j, c)
 		if err != nil {
 			return err
 		}
-		if c.Kind == KindMap && len(c.Segments) != len(j.Reduces) {
-			return reject("map %d of job %s reported %d segments for %d partitions", c.Index, j.ID, len(c.Segments), len(j.Reduces))
+		if twin {
+			tw := t.Twin
+			t.Node, t.Attempt, t.NodeIncarnation, t.Started = tw.Node, tw.Attempt, tw.NodeIncarnation, tw.Started
+			j.SpeculativeWins++
 		}
-		t.State, t.LastError = TaskDone, ""
+		j.setTwin(c.Kind, c.Index, nil)
+		t.LastError = ""
 		t.TaskResult = c.TaskResult
+		j.setState(c.Kind, c.Index, TaskDone)
 		advance(j, c.Time)
 		return nil
 	case CmdTaskFailed:
-		t, err := runningAttempt(j, c)
-		if err != nil {
-			return err
-		}
-		for _, m := range c.LostMaps {
-			if m >= len(j.Maps) {
-				return reject("job %s has no map %d to lose (it has %d)", j.ID, m, len(j.Maps))
-			}
-		}
-		t.State, t.Node, t.LastError, t.FailedOn = TaskPending, "", c.Error, c.Node
-		j.Retries++
-		for _, m := range c.LostMaps {
-			loseMap(j, m)
-		}
-		if !c.NotOurFault && len(c.LostMaps) == 0 {
-			t.Failures++
-		}
-		switch {
-		case t.Failures >= MaxAttempts:
-			finish(j, JobFailed, fmt.Sprintf("%s task %d failed %d times; last error: %s", c.Kind, c.Index, t.Failures, c.Error), c.Time)
-		case t.Attempt >= maxTotalAttempts:
-			finish(j, JobFailed, fmt.Sprintf("%s task %d was attempted %d times without finishing; last error: %s", c.Kind, c.Index, t.Attempt, c.Error), c.Time)
-		}
-		for _, m := range c.LostMaps {
-			if mt := j.task(KindMap, m); mt != nil && mt.Lost >= MaxAttempts && !j.Done() {
-				finish(j, JobFailed, fmt.Sprintf("map %d's output was lost %d times (last: %s); the node holding it cannot serve it", m, mt.Lost, c.Error), c.Time)
-			}
-		}
-		return nil
+		return applyFailed(s, j, c)
 	case CmdMapLost:
 		if j.Stage == StageCommit {
 			return reject("job %s is committing: its map outputs are no longer needed", j.ID)
+		}
+		if c.Kind == KindMerge {
+			t := j.task(KindMerge, c.Index)
+			if t == nil || t.State != TaskDone || t.Node != c.Node {
+				return reject("merge %d of job %s is not a finished output on %q", c.Index, j.ID, c.Node)
+			}
+			loseMap(j, j.MergeMaps[c.Index][0])
+			return nil
 		}
 		t := j.task(KindMap, c.Index)
 		if t == nil || t.State != TaskDone || t.Node != c.Node {
@@ -230,6 +297,129 @@ func apply(s *State, c Command) error {
 	return reject("unknown command type %q", c.Type)
 }
 
+// stageOf is the stage in which tasks of a kind are assigned.
+func stageOf(k Kind) string {
+	if k == KindReduce {
+		return StageReduce
+	}
+	return StageMap
+}
+
+// assignMerge creates merge task c.Index (the next one) on c.Node over the
+// finished, unclaimed maps c.Maps held there.
+func assignMerge(s *State, j *Job, c Command, m *Member) error {
+	if j.Plan.MergeGroup <= 0 {
+		return reject("job %s does not merge map outputs (its plan has no merge group)", j.ID)
+	}
+	if j.Stage != StageMap {
+		return reject("job %s is in stage %s: merges run in stage %s", j.ID, j.Stage, StageMap)
+	}
+	if c.Index != len(j.Merges) || c.Attempt != 1 {
+		return reject("merge %d attempt %d of job %s: the next merge is %d, attempt 1", c.Index, c.Attempt, j.ID, len(j.Merges))
+	}
+	if len(c.Maps) < 2 || len(c.Maps) > max(j.Plan.MergeGroup, 2) {
+		return reject("merge %d of job %s over %d maps: want 2 to %d", c.Index, j.ID, len(c.Maps), max(j.Plan.MergeGroup, 2))
+	}
+	seen := make(map[int]bool, len(c.Maps))
+	for _, i := range c.Maps {
+		t := j.task(KindMap, i)
+		if t == nil || t.State != TaskDone || t.Node != c.Node || t.Merge != 0 || seen[i] {
+			return reject("merge %d of job %s: map %d is not a finished, unmerged output on %q (or is named twice)", c.Index, j.ID, i, c.Node)
+		}
+		seen[i] = true
+	}
+	node := s.intern(c.Node)
+	j.Merges = append(j.Merges, Task{Kind: KindMerge, Index: c.Index, State: TaskPending})
+	j.MergeMaps = append(j.MergeMaps, append([]int(nil), c.Maps...))
+	x := j.index()
+	x.count[KindMerge][TaskPending]++
+	t := &j.Merges[c.Index]
+	t.Node, t.Attempt, t.Attempts, t.NodeIncarnation, t.Started = node, 1, 1, m.Incarnation, c.Time.UnixNano()
+	j.setState(KindMerge, c.Index, TaskRunning)
+	for _, i := range c.Maps {
+		j.Maps[i].Merge = c.Index + 1
+		x.dropUnmerged(node, i)
+	}
+	return nil
+}
+
+// assignTwin starts a speculative second attempt of a running task.
+func assignTwin(s *State, j *Job, c Command, m *Member) error {
+	if c.Kind != KindMap && c.Kind != KindReduce {
+		return reject("only map and reduce tasks run speculatively, not %s tasks", c.Kind)
+	}
+	t := j.task(c.Kind, c.Index)
+	if t == nil {
+		return reject("job %s has no %s task %d", j.ID, c.Kind, c.Index)
+	}
+	if t.State != TaskRunning || t.Twin != nil || t.Node == c.Node || c.Attempt != t.Attempts+1 || j.Stage != stageOf(c.Kind) {
+		return reject("%s task %d of job %s cannot take a speculative attempt %d on %q: it is %s on %q after %d attempts (twin: %v) in stage %s",
+			c.Kind, c.Index, j.ID, c.Attempt, c.Node, t.State, t.Node, t.Attempts, t.Twin != nil, j.Stage)
+	}
+	t.Attempts = c.Attempt
+	j.setTwin(c.Kind, c.Index, &Twin{Node: s.intern(c.Node), Attempt: c.Attempt, NodeIncarnation: m.Incarnation, Started: c.Time.UnixNano()})
+	j.Speculative++
+	return nil
+}
+
+func applyFailed(s *State, j *Job, c Command) error {
+	t, twin, err := runningAttempt(j, c)
+	if err != nil {
+		return err
+	}
+	for _, m := range c.LostMaps {
+		if m >= len(j.Maps) {
+			return reject("job %s has no map %d to lose (it has %d)", j.ID, m, len(j.Maps))
+		}
+	}
+	t.LastError = c.Error
+	j.Retries++
+	switch {
+	case twin:
+		j.setTwin(c.Kind, c.Index, nil)
+	case t.Twin != nil:
+		// The twin carries on as the task's attempt.
+		tw := t.Twin
+		j.setTwin(c.Kind, c.Index, nil)
+		t.Node, t.Attempt, t.NodeIncarnation, t.Started = tw.Node, tw.Attempt, tw.NodeIncarnation, tw.Started
+	case c.Kind == KindMerge:
+		dropMerge(j, c.Index)
+		j.Retries-- // the maps merge again, in a new merge task
+	default:
+		t.Node, t.FailedOn = "", c.Node
+		j.setState(c.Kind, c.Index, TaskPending)
+	}
+	for _, m := range c.LostMaps {
+		loseMap(j, m)
+	}
+	if !c.NotOurFault && len(c.LostMaps) == 0 && t.Failures < 255 {
+		t.Failures++
+	}
+	switch {
+	case c.Kind == KindMerge && mergeFailures(j) >= MaxAttempts*2:
+		finish(j, JobFailed, fmt.Sprintf("merges of job %s failed %d times; last error: %s", j.ID, mergeFailures(j), c.Error), c.Time)
+	case t.Failures >= MaxAttempts:
+		finish(j, JobFailed, fmt.Sprintf("%s task %d failed %d times; last error: %s", c.Kind, c.Index, t.Failures, c.Error), c.Time)
+	case t.Attempts >= maxTotalAttempts && t.State == TaskPending:
+		finish(j, JobFailed, fmt.Sprintf("%s task %d was attempted %d times without finishing; last error: %s", c.Kind, c.Index, t.Attempts, c.Error), c.Time)
+	}
+	for _, m := range c.LostMaps {
+		if mt := j.task(KindMap, m); mt != nil && mt.Lost >= MaxAttempts && !j.Done() {
+			finish(j, JobFailed, fmt.Sprintf("map %d's output was lost %d times (last: %s); the node holding it cannot serve it", m, mt.Lost, c.Error), c.Time)
+		}
+	}
+	return nil
+}
+
+// mergeFailures counts the job's merges that failed by their own fault.
+func mergeFailures(j *Job) int {
+	n := 0
+	for _, t := range j.Merges {
+		n += int(t.Failures)
+	}
+	return n
+}
+
 func applySubmit(s *State, c Command) error {
 	if _, ok := s.Jobs[c.Job]; ok {
 		return reject("job %s exists", c.Job)
@@ -249,67 +439,139 @@ func applySubmit(s *State, c Command) error {
 	for i := range j.Reduces {
 		j.Reduces[i] = Task{Kind: KindReduce, Index: i, State: TaskPending}
 	}
+	j.reindex()
 	s.Jobs[c.Job] = j
 	return nil
 }
 
 // runningAttempt returns the task a done/failed report is for, if the
-// report comes from the attempt that is running now.
-func runningAttempt(j *Job, c Command) (*Task, error) {
+// report comes from an attempt that is running now, and whether that
+// attempt is the task's twin.
+func runningAttempt(j *Job, c Command) (*Task, bool, error) {
 	t := j.task(c.Kind, c.Index)
 	if t == nil {
-		return nil, reject("job %s has no %s task %d", j.ID, c.Kind, c.Index)
+		return nil, false, reject("job %s has no %s task %d", j.ID, c.Kind, c.Index)
 	}
-	if t.State != TaskRunning || t.Node != c.Node || t.Attempt != c.Attempt {
-		return nil, reject("stale report for %s task %d of job %s: attempt %d on %q, the task is %s at attempt %d on %q",
-			c.Kind, c.Index, j.ID, c.Attempt, c.Node, t.State, t.Attempt, t.Node)
+	if t.State == TaskRunning && t.Node == c.Node && t.Attempt == c.Attempt {
+		return t, false, nil
 	}
-	return t, nil
+	if tw := t.Twin; t.State == TaskRunning && tw != nil && tw.Node == c.Node && tw.Attempt == c.Attempt {
+		return t, true, nil
+	}
+	return nil, false, reject("stale report for %s task %d of job %s: attempt %d on %q, the task is %s at attempt %d on %q",
+		c.Kind, c.Index, j.ID, c.Attempt, c.Node, t.State, t.Attempt, t.Node)
 }
 
-// loseMap sends a finished map back to pending: its output is gone. Reduces
-// that were waiting for it, or running with it, go back to pending too.
+// dropMerge gives up merge i: running, its attempt is abandoned and its maps
+// are unclaimed again (their own outputs are still there); finished, its
+// maps' outputs are gone with it and they run again.
+func dropMerge(j *Job, i int) {
+	t := &j.Merges[i]
+	wasDone := t.State == TaskDone
+	j.setState(KindMerge, i, TaskDropped)
+	x := j.index()
+	for _, m := range j.MergeMaps[i] {
+		mt := &j.Maps[m]
+		if mt.Merge != i+1 {
+			continue
+		}
+		mt.Merge = 0
+		if mt.State != TaskDone {
+			continue
+		}
+		if wasDone {
+			loseOne(j, m)
+		} else {
+			x.addUnmerged(mt.Node, m)
+		}
+	}
+}
+
+// loseMap sends a finished map back to pending: its output is gone. A map
+// whose output a merge holds loses it with the merge's other maps (the
+// merge replaced their files). Reduces that were waiting for it, or running
+// with it, go back to pending too.
 func loseMap(j *Job, i int) {
 	t := j.task(KindMap, i)
 	if t == nil || t.State != TaskDone {
 		return
 	}
+	if t.Merge > 0 && j.Merges[t.Merge-1].State == TaskDone {
+		dropMerge(j, t.Merge-1)
+		return
+	}
+	if t.Merge > 0 {
+		dropMerge(j, t.Merge-1) // running: its other maps keep their outputs
+	}
+	loseOne(j, i)
+}
+
+func loseOne(j *Job, i int) {
+	t := &j.Maps[i]
+	if t.State != TaskDone {
+		return
+	}
 	j.Retries++ // the map runs again
-	t.Lost++
-	t.State, t.Node, t.Segments = TaskPending, "", nil
+	if t.Lost < 255 {
+		t.Lost++
+	}
+	t.Merge = 0
+	j.setState(KindMap, i, TaskPending)
+	t.Node, t.TaskResult = "", TaskResult{}
 	if j.Stage == StageReduce {
 		j.Stage = StageMap
 		for k := range j.Reduces {
 			if r := &j.Reduces[k]; r.State == TaskRunning {
-				// The running attempt is abandoned; its report will be stale.
-				r.State, r.Node = TaskPending, ""
+				// The running attempts are abandoned; their reports
+				// will be stale.
+				j.setTwin(KindReduce, k, nil)
+				j.setState(KindReduce, k, TaskPending)
+				r.Node = ""
 			}
 		}
 	}
 }
 
-// advance moves a job to its next stage when the current one is complete.
+// advance moves a job to its next stage when the current one is complete:
+// the map stage when every map is done, no merge runs, and (when the plan
+// merges) no node holds two or more unmerged outputs.
 func advance(j *Job, now time.Time) {
-	if j.Stage == StageMap && j.Count(KindMap, TaskDone) == len(j.Maps) {
+	x := j.index()
+	if j.Stage == StageMap && x.count[KindMap][TaskDone] == len(j.Maps) && x.count[KindMerge][TaskRunning] == 0 && !mergesLeft(j) {
 		j.Stage = StageReduce
 		if j.ReduceStarted.IsZero() {
 			j.ReduceStarted = now
 		}
 	}
-	if j.Stage == StageReduce && j.Count(KindReduce, TaskDone) == len(j.Reduces) {
+	if j.Stage == StageReduce && x.count[KindReduce][TaskDone] == len(j.Reduces) {
 		j.Stage = StageCommit
 		j.CommitStarted = now
 	}
 }
 
+// mergesLeft reports whether a node still holds unmerged map outputs that
+// the plan wants merged.
+func mergesLeft(j *Job) bool {
+	if j.Plan.MergeGroup <= 0 {
+		return false
+	}
+	for _, u := range j.index().unmerged {
+		if len(u) >= 2 {
+			return true
+		}
+	}
+	return false
+}
+
 func finish(j *Job, state, msg string, now time.Time) {
 	j.State, j.Error, j.Finished = state, msg, now
 	j.Stage = StageDone
-	for _, ts := range [][]Task{j.Maps, j.Reduces} {
-		for i := range ts {
-			if ts[i].State == TaskRunning {
-				ts[i].State, ts[i].Node = TaskPending, ""
-			}
-		}
-	}
+}
+
+// compact drops an ended job's task tables: what is left of it is its
+// header, its report and its error, whatever its size was.
+func compact(j *Job) {
+	j.Maps, j.Reduces, j.Merges, j.MergeMaps = nil, nil, nil, nil
+	j.Compacted = true
+	j.x = nil
 }

@@ -1,12 +1,13 @@
 package coordinator
 
 import (
-	"encoding/json"
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -19,6 +20,8 @@ import (
 type FSM struct {
 	mu      sync.RWMutex
 	state   *State
+	statsMu sync.Mutex
+	stats   SnapshotStats
 	OnApply func()
 	Logger  *slog.Logger
 }
@@ -92,41 +95,54 @@ func (f *FSM) Read(fn func(s *State)) {
 	fn(f.state)
 }
 
-// Snapshot implements raft.FSM: the state as JSON.
+// SnapshotStats describes the last snapshot this FSM took.
+type SnapshotStats struct {
+	Bytes int64         `json:"bytes"`
+	Took  time.Duration `json:"took"`
+	At    time.Time     `json:"at,omitzero"`
+	Index uint64        `json:"index"`
+}
+
+// LastSnapshot returns what the last snapshot took (zero before the first).
+func (f *FSM) LastSnapshot() SnapshotStats {
+	f.statsMu.Lock()
+	defer f.statsMu.Unlock()
+	return f.stats
+}
+
+// Snapshot implements raft.FSM: the state in the compact snapshot encoding
+// (snapshot.go), encoded under the read lock so that it is consistent;
+// Persist only writes the bytes out.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	start := time.Now()
+	var buf bytes.Buffer
 	f.mu.RLock()
-	defer f.mu.RUnlock()
-	b, err := json.Marshal(f.state)
+	n, err := encodeState(&buf, f.state)
+	index := f.state.Index
+	f.mu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: snapshot: %w", err)
 	}
-	return snapshot(b), nil
+	f.statsMu.Lock()
+	f.stats = SnapshotStats{Bytes: n, Took: time.Since(start), At: time.Now(), Index: index}
+	f.statsMu.Unlock()
+	return snapshot(buf.Bytes()), nil
 }
 
-// Restore implements raft.FSM.
+// Restore implements raft.FSM. A snapshot that does not decode, or whose
+// counts are beyond the limits of a job, is refused and the state is kept.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	s := NewState()
-	if err := json.NewDecoder(rc).Decode(s); err != nil {
+	s, err := decodeState(rc)
+	if err != nil {
+		f.logger().Error("coordinator: snapshot refused", "err", err)
 		return fmt.Errorf("coordinator: restore snapshot: %w", err)
-	}
-	if s.Members == nil {
-		s.Members = map[string]*Member{}
-	}
-	if s.Jobs == nil {
-		s.Jobs = map[string]*Job{}
 	}
 	// A null entry would panic every reader; drop it.
 	for id, m := range s.Members {
 		if m == nil {
 			f.logger().Error("coordinator: snapshot holds a null member; dropped", "member", id)
 			delete(s.Members, id)
-		}
-	}
-	for id, j := range s.Jobs {
-		if j == nil {
-			f.logger().Error("coordinator: snapshot holds a null job; dropped", "job", id)
-			delete(s.Jobs, id)
 		}
 	}
 	f.mu.Lock()

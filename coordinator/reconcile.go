@@ -2,7 +2,18 @@ package coordinator
 
 import (
 	"fmt"
+	"sort"
 	"time"
+)
+
+// Speculation: a running map or reduce that has run SpeculateAfter times
+// the median of its stage's finished tasks (and at least speculateMin)
+// gets a twin on another node once the stage has no pending tasks left to
+// give a free slot to, and at least half of the stage (or 10 tasks) has
+// finished, so that the median means something.
+const (
+	SpeculateAfter = 1.5
+	speculateMin   = time.Second
 )
 
 // Reconcile is the scheduler: it compares the jobs' desired state with the
@@ -10,20 +21,18 @@ import (
 // pure function of s; the leader proposes what it returns and calls it again
 // after they are applied.
 //
-// A round first repairs: a running task whose node is dead (or came back
-// without its data) fails its attempt, and a finished map whose output was on
-// such a node is lost (to be re-run). Only a round with nothing to repair
-// assigns: pending tasks of each running job's current stage go to the live
-// node with the most free slots (a member's Cores, less its running tasks),
-// jobs in submission order.
+// A round first repairs: a running attempt whose node is dead (or came back
+// without its data) fails, and a finished map whose output was on such a
+// node is lost (to be re-run). Only a round with nothing to repair assigns,
+// in one batch: merges of the outputs a node has collected, pending tasks of
+// each running job's current stage on the live nodes with free slots
+// (a member's Cores, less its running attempts), round-robin, jobs in
+// submission order, and then twins of stragglers.
+//
+// Its cost grows with the running attempts and the live members, not with
+// the job's size: the job index (counts, running set, pending cursor,
+// finished outputs per node) spares it a pass over every task.
 func Reconcile(s *State, now time.Time) []Command {
-	var repairs []Command
-	free := map[string]int{}
-	for id, m := range s.Members {
-		if m.Alive {
-			free[id] = max(m.Cores, 1)
-		}
-	}
 	gone := func(node string, incarnation int) (bool, string) {
 		m, ok := s.Members[node]
 		switch {
@@ -36,81 +45,243 @@ func Reconcile(s *State, now time.Time) []Command {
 		}
 		return false, ""
 	}
+	free := map[string]int{}
+	for id, m := range s.Members {
+		if m.Alive {
+			free[id] = max(m.Cores, 1)
+		}
+	}
+	var repairs []Command
 	jobs := s.JobIDs()
 	for _, id := range jobs {
 		j := s.Jobs[id]
 		if j.Done() {
 			continue
 		}
-		for _, ts := range [][]Task{j.Maps, j.Reduces} {
-			for _, t := range ts {
-				switch t.State {
-				case TaskRunning:
-					if lost, why := gone(t.Node, t.NodeIncarnation); lost {
-						repairs = append(repairs, Command{Type: CmdTaskFailed, Time: now, Job: j.ID, Kind: t.Kind, Index: t.Index, Node: t.Node, Attempt: t.Attempt,
-							Error: why + " while running the task", NotOurFault: true})
-					} else {
-						free[t.Node]--
+		for _, r := range j.running() {
+			t := j.task(r.kind, r.index)
+			node, attempt, inc := t.Node, t.Attempt, t.NodeIncarnation
+			if r.twin {
+				node, attempt, inc = t.Twin.Node, t.Twin.Attempt, t.Twin.NodeIncarnation
+			}
+			if lost, why := gone(node, inc); lost {
+				repairs = append(repairs, Command{Type: CmdTaskFailed, Job: j.ID, Kind: r.kind, Index: r.index, Node: node, Attempt: attempt,
+					Error: why + " while running the task", NotOurFault: true})
+			} else {
+				free[node]--
+			}
+		}
+		if j.Stage == StageCommit {
+			continue
+		}
+		var stale []nodeInc
+		for key := range j.index().doneOn {
+			if lost, _ := gone(key.node, key.inc); lost {
+				stale = append(stale, key)
+			}
+		}
+		sort.Slice(stale, func(a, b int) bool {
+			return stale[a].node < stale[b].node || stale[a].node == stale[b].node && stale[a].inc < stale[b].inc
+		})
+		for _, key := range stale {
+			_, why := gone(key.node, key.inc)
+			merges := map[int]bool{}
+			for i := range j.Maps {
+				t := &j.Maps[i]
+				if t.State != TaskDone || t.Node != key.node || t.NodeIncarnation != key.inc {
+					continue
+				}
+				switch {
+				case t.Merge > 0 && j.Merges[t.Merge-1].State == TaskDone:
+					// One command loses the merge's output and with it
+					// every map it holds.
+					if !merges[t.Merge] {
+						merges[t.Merge] = true
+						repairs = append(repairs, Command{Type: CmdMapLost, Job: j.ID, Kind: KindMerge, Index: t.Merge - 1, Node: key.node, Error: why})
 					}
-				case TaskDone:
-					if t.Kind != KindMap || j.Stage == StageCommit {
-						continue
-					}
-					if lost, why := gone(t.Node, t.NodeIncarnation); lost {
-						repairs = append(repairs, Command{Type: CmdMapLost, Time: now, Job: j.ID, Index: t.Index, Node: t.Node, Error: why})
-					}
+				default:
+					repairs = append(repairs, Command{Type: CmdMapLost, Job: j.ID, Kind: KindMap, Index: i, Node: key.node, Error: why})
 				}
 			}
 		}
 	}
 	if len(repairs) > 0 {
-		return repairs
+		return batch(repairs, now)
 	}
+	nodes := make([]string, 0, len(free))
+	for id, f := range free {
+		if f > 0 {
+			nodes = append(nodes, id)
+		}
+	}
+	sort.Strings(nodes)
+	sl := &slots{free: free, nodes: nodes}
 	var cmds []Command
 	for _, id := range jobs {
 		j := s.Jobs[id]
-		if j.Done() {
+		if j.Done() || sl.empty() {
 			continue
 		}
-		var ts []Task
 		switch j.Stage {
 		case StageMap:
-			ts = j.Maps
+			cmds = assignMerges(j, sl, cmds)
+			cmds = assignPending(j, KindMap, sl, cmds)
+			cmds = speculate(j, KindMap, sl, now, cmds)
 		case StageReduce:
-			ts = j.Reduces
-		default:
-			continue
+			cmds = assignPending(j, KindReduce, sl, cmds)
+			cmds = speculate(j, KindReduce, sl, now, cmds)
 		}
-		for _, t := range ts {
-			if t.State != TaskPending {
-				continue
+	}
+	return batch(cmds, now)
+}
+
+// batch wraps commands in batches of at most MaxBatch.
+func batch(cmds []Command, now time.Time) []Command {
+	if len(cmds) == 0 {
+		return nil
+	}
+	var out []Command
+	for len(cmds) > 0 {
+		n := min(len(cmds), MaxBatch)
+		out = append(out, Command{Type: CmdBatch, Time: now, Batch: cmds[:n:n]})
+		cmds = cmds[n:]
+	}
+	return out
+}
+
+// slots hands out the free task slots of the live members round-robin, so
+// that a wave spreads over every node.
+type slots struct {
+	free  map[string]int
+	nodes []string // members with a free slot, by id
+	next  int
+}
+
+func (s *slots) empty() bool { return len(s.nodes) == 0 }
+
+// take returns a node with a free slot and uses the slot: the next one in
+// turn that is not avoid, or avoid when it is the only one. "" when none.
+func (s *slots) take(avoid string) string {
+	if node := s.takeOther(avoid); node != "" {
+		return node
+	}
+	if s.takeOn(avoid) {
+		return avoid
+	}
+	return ""
+}
+
+// takeOther is take without falling back to avoid.
+func (s *slots) takeOther(avoid string) string {
+	for k := 0; k < len(s.nodes); k++ {
+		i := (s.next + k) % len(s.nodes)
+		if s.nodes[i] != avoid {
+			node := s.nodes[i]
+			s.use(i)
+			return node
+		}
+	}
+	return ""
+}
+
+// takeOn uses a slot of node, if it has one.
+func (s *slots) takeOn(node string) bool {
+	i := sort.SearchStrings(s.nodes, node)
+	if i == len(s.nodes) || s.nodes[i] != node {
+		return false
+	}
+	s.use(i)
+	return true
+}
+
+func (s *slots) use(i int) {
+	node := s.nodes[i]
+	s.free[node]--
+	if s.free[node] > 0 {
+		s.next = i + 1
+		return
+	}
+	s.nodes = append(s.nodes[:i], s.nodes[i+1:]...)
+	s.next = i
+}
+
+// assignMerges starts a merge on every node with a free slot that holds
+// MergeGroup unclaimed map outputs, or, once every map is done, two or more.
+func assignMerges(j *Job, sl *slots, cmds []Command) []Command {
+	g := j.Plan.MergeGroup
+	if g <= 0 {
+		return cmds
+	}
+	x := j.index()
+	allDone := x.count[KindMap][TaskDone] == len(j.Maps)
+	next := len(j.Merges)
+	for _, node := range sortedKeys(x.unmerged) {
+		maps := j.Unmerged(node)
+		for len(maps) >= g || (allDone && len(maps) >= 2) {
+			if !sl.takeOn(node) {
+				break
 			}
-			node := mostFree(free, t.FailedOn)
-			if node == "" {
-				return cmds
-			}
-			free[node]--
-			cmds = append(cmds, Command{Type: CmdTaskAssign, Time: now, Job: j.ID, Kind: t.Kind, Index: t.Index, Node: node, Attempt: t.Attempt + 1})
+			n := min(len(maps), g)
+			cmds = append(cmds, Command{Type: CmdTaskAssign, Job: j.ID, Kind: KindMerge, Index: next, Node: node, Attempt: 1, Maps: maps[:n:n]})
+			next++
+			maps = maps[n:]
 		}
 	}
 	return cmds
 }
 
-// mostFree returns the node with the most free slots (ties to the smallest
-// id), avoiding the node named avoid unless it is the only one with a free
-// slot; "" when no node has a free slot.
-func mostFree(free map[string]int, avoid string) string {
-	best, n := "", 0
-	for id, f := range free {
-		if id == avoid {
+// assignPending gives the pending tasks of a kind to free slots, from the
+// lowest index up.
+func assignPending(j *Job, kind Kind, sl *slots, cmds []Command) []Command {
+	x := j.index()
+	ts := j.Tasks(kind)
+	left := x.count[kind][TaskPending]
+	for i := x.low[kind]; i < len(ts) && left > 0 && !sl.empty(); i++ {
+		t := &ts[i]
+		if t.State != TaskPending {
 			continue
 		}
-		if f > n || (f == n && f > 0 && id < best) {
-			best, n = id, f
+		left--
+		node := sl.take(t.FailedOn)
+		cmds = append(cmds, Command{Type: CmdTaskAssign, Job: j.ID, Kind: kind, Index: i, Node: node, Attempt: t.Attempts + 1})
+	}
+	return cmds
+}
+
+// speculate starts twins of the stage's stragglers on other nodes' free
+// slots (see SpeculateAfter).
+func speculate(j *Job, kind Kind, sl *slots, now time.Time, cmds []Command) []Command {
+	x := j.index()
+	ts := j.Tasks(kind)
+	if sl.empty() || x.count[kind][TaskPending] > 0 || x.took[kind].n < max(1, min(10, len(ts)/2)) {
+		return cmds
+	}
+	limit := max(time.Duration(float64(x.took[kind].median())*SpeculateAfter), speculateMin)
+	for _, r := range j.running() {
+		if sl.empty() {
+			break
 		}
+		if r.kind != kind || r.twin {
+			continue
+		}
+		t := &ts[r.index]
+		if t.Twin != nil || t.Attempts >= maxTotalAttempts || now.Sub(time.Unix(0, t.Started)) < limit {
+			continue
+		}
+		node := sl.takeOther(t.Node)
+		if node == "" {
+			break // the only free slots are on the straggler's own node
+		}
+		cmds = append(cmds, Command{Type: CmdTaskAssign, Job: j.ID, Kind: kind, Index: r.index, Node: node, Attempt: t.Attempts + 1, Speculative: true})
 	}
-	if best == "" && free[avoid] > 0 {
-		return avoid
+	return cmds
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	return best
+	sort.Strings(out)
+	return out
 }

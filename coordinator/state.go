@@ -1,10 +1,11 @@
 package coordinator
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
-	"engine/shuffle"
+	"engine/gensort"
 	"engine/sortjob"
 )
 
@@ -37,7 +38,8 @@ const (
 	JobCancelled = "cancelled"
 )
 
-// Job stages, in order.
+// Job stages, in order. Merges run during the map stage: it ends when every
+// map is done and its output is consolidated as far as the plan asks.
 const (
 	StageMap    = "map"
 	StageReduce = "reduce"
@@ -45,62 +47,143 @@ const (
 	StageDone   = "done"
 )
 
-// Task kinds and states.
-const (
-	KindMap    = "map"
-	KindReduce = "reduce"
+// Kind is a task's kind: a map, a merge (the per-node consolidation of
+// finished map outputs) or a reduce. It is one byte in the state and a word
+// in commands and the API.
+type Kind uint8
 
-	TaskPending = "pending"
-	TaskRunning = "running"
-	TaskDone    = "done"
+// Task kinds.
+const (
+	KindMap Kind = iota + 1
+	KindReduce
+	KindMerge
 )
+
+var kindNames = [...]string{KindMap: "map", KindReduce: "reduce", KindMerge: "merge"}
+
+func (k Kind) String() string {
+	if k >= KindMap && int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool { return k >= KindMap && k <= KindMerge }
+
+// MarshalText implements encoding.TextMarshaler.
+func (k Kind) MarshalText() ([]byte, error) {
+	if !k.Valid() {
+		return nil, fmt.Errorf("coordinator: unknown task kind %d", uint8(k))
+	}
+	return []byte(k.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler; an unknown word is an
+// error (the command is then undecodable, and rejected).
+func (k *Kind) UnmarshalText(b []byte) error {
+	for i, n := range kindNames {
+		if n != "" && n == string(b) {
+			*k = Kind(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("task kind %q: want map, reduce or merge", b)
+}
+
+// TaskState is where a task is.
+type TaskState uint8
+
+// Task states. A merge that failed or whose node died is Dropped: its maps
+// go back to the node's unmerged outputs (or are re-run), and a new merge
+// consolidates them.
+const (
+	TaskPending TaskState = iota
+	TaskRunning
+	TaskDone
+	TaskDropped
+)
+
+var stateNames = [...]string{TaskPending: "pending", TaskRunning: "running", TaskDone: "done", TaskDropped: "dropped"}
+
+func (s TaskState) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
 
 // MaxAttempts bounds the failed attempts of one task (its Failures); after
 // that the job fails.
 const MaxAttempts = 4
 
 // maxTotalAttempts bounds all attempts of one task, whoever's fault their
-// failures were, so that no job retries forever.
+// failures were, so that no job retries forever. Speculative attempts count.
 const maxTotalAttempts = 4 * MaxAttempts
 
 // TaskResult is what a finished attempt reports: a TaskDone command carries
-// it and the task keeps it.
+// it and the task keeps it. It is small and the same size for any number of
+// partitions: a map's per-partition offsets stay in its index file on its
+// node, where reduces ask the shuffle service for them.
 type TaskResult struct {
-	// Map output: one segment per partition, in the data file on Node.
-	Segments []shuffle.SegmentInfo `json:"segments,omitempty"`
-	Records  int64                 `json:"records,omitempty"`
-	// InputSum is the map's input checksum (gensort.Sum as hex).
-	InputSum string `json:"input_sum,omitempty"`
+	Records int64 `json:"records,omitempty"`
+	// InputSum is a map's input checksum.
+	InputSum gensort.Sum `json:"input_sum,omitzero"`
 	// Summary is a reduce output's valsort summary (binary encoding).
 	Summary []byte `json:"summary,omitempty"`
 	Bytes   int64  `json:"bytes,omitempty"`
 	// Remote is the bytes a reduce fetched from other nodes.
 	Remote int64 `json:"remote,omitempty"`
-	// Seconds the attempt that finished took.
+	// Seconds the attempt that finished took, as its node measured.
 	Seconds float64 `json:"seconds,omitempty"`
 	// RSS is the node's peak resident set size when it finished, in bytes.
 	RSS int64 `json:"rss,omitempty"`
 }
 
-// Task is one map or reduce task of a job.
-type Task struct {
-	Kind    string `json:"kind"`
-	Index   int    `json:"index"`
-	State   string `json:"state"`
-	Node    string `json:"node,omitempty"` // assigned (running) or holding the output (done)
-	Attempt int    `json:"attempt"`        // attempts started so far
-	// NodeIncarnation is the assigned node's incarnation when assigned.
+// Twin is a speculative second attempt of a running task, on another node:
+// the first of the two to finish is the task's result, the other is
+// cancelled.
+type Twin struct {
+	Node            string `json:"node"`
+	Attempt         int    `json:"attempt"`
 	NodeIncarnation int    `json:"node_incarnation,omitempty"`
-	LastError       string `json:"last_error,omitempty"`
-	// FailedOn is the node of the last failed attempt: a retry goes
-	// elsewhere when another node has a free slot.
-	FailedOn string `json:"failed_on,omitempty"`
+	// Started is when the twin was assigned (Unix nanoseconds of the
+	// command's time).
+	Started int64 `json:"started"`
+}
+
+// Task is one map, merge or reduce task of a job. It is kept small: a 100 TB
+// job holds about 850,000 of them.
+type Task struct {
+	Kind  Kind      `json:"kind"`
+	State TaskState `json:"state"`
 	// Failures counts attempts that failed through the task's own fault;
 	// attempts lost with a node, abandoned because an input was lost, or
 	// failed fetching another node's output do not count.
-	Failures int `json:"failures,omitempty"`
+	Failures uint8 `json:"failures,omitempty"`
 	// Lost counts how often this map's finished output was lost.
-	Lost int `json:"lost,omitempty"`
+	Lost uint8 `json:"lost,omitempty"`
+	// Attempt is the running (primary) attempt's number, or the finished
+	// one's: it names the task's output files. Attempts counts the attempts
+	// started so far, twins included; a new attempt is Attempts+1.
+	Attempt  int    `json:"attempt"`
+	Attempts int    `json:"attempts"`
+	Index    int    `json:"index"`
+	Node     string `json:"node,omitempty"` // assigned (running) or holding the output (done)
+	// NodeIncarnation is the assigned node's incarnation when assigned.
+	NodeIncarnation int `json:"node_incarnation,omitempty"`
+	// Started is when the running attempt was assigned (Unix nanoseconds
+	// of the command's time).
+	Started int64 `json:"started,omitempty"`
+	// Twin is a speculative second attempt, while both run.
+	Twin *Twin `json:"twin,omitempty"`
+	// FailedOn is the node of the last failed attempt: a retry goes
+	// elsewhere when another node has a free slot.
+	FailedOn  string `json:"failed_on,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// Merge is, for a finished map, 1 + the index of the finished merge
+	// that holds its output now (0: the map's own output files).
+	Merge int `json:"merge,omitempty"`
 	// The finished attempt's result.
 	TaskResult
 }
@@ -121,28 +204,49 @@ type Job struct {
 	Maps          []Task    `json:"maps"`
 	Reduces       []Task    `json:"reduces"`
 	Submitted     time.Time `json:"submitted"`
+	// Merges are the job's merge tasks, created as nodes collect finished
+	// map outputs; MergeMaps[i] lists the maps merge i consolidates.
+	Merges    []Task  `json:"merges,omitempty"`
+	MergeMaps [][]int `json:"merge_maps,omitempty"`
 	// Stage start times, for the report.
 	MapStarted    time.Time `json:"map_started,omitzero"`
 	ReduceStarted time.Time `json:"reduce_started,omitzero"`
 	CommitStarted time.Time `json:"commit_started,omitzero"`
 	Finished      time.Time `json:"finished,omitzero"`
 	// Retries counts re-run attempts (failed tasks, lost map outputs).
-	Retries int             `json:"retries"`
-	Report  *sortjob.Report `json:"report,omitempty"`
+	Retries int `json:"retries"`
+	// Speculative counts speculative attempts started; SpeculativeWins
+	// those that finished first.
+	Speculative     int `json:"speculative,omitempty"`
+	SpeculativeWins int `json:"speculative_wins,omitempty"`
+	// Compacted: the job has ended and its task tables are gone; its
+	// Report (if it succeeded) and Error say how it went.
+	Compacted bool            `json:"compacted,omitempty"`
+	Report    *sortjob.Report `json:"report,omitempty"`
+
+	// x is derived from the fields above (never serialised): rebuilt by
+	// reindex after a restore, kept up to date by apply.
+	x *jobIndex
 }
 
 // Done reports whether the job has ended.
 func (j *Job) Done() bool { return j.State != JobRunning }
 
-// Tasks returns the job's tasks of a kind.
-func (j *Job) Tasks(kind string) []Task {
-	if kind == KindMap {
+// Tasks returns the job's tasks of a kind (nil once an ended job is
+// compacted).
+func (j *Job) Tasks(kind Kind) []Task {
+	switch kind {
+	case KindMap:
 		return j.Maps
+	case KindReduce:
+		return j.Reduces
+	case KindMerge:
+		return j.Merges
 	}
-	return j.Reduces
+	return nil
 }
 
-func (j *Job) task(kind string, i int) *Task {
+func (j *Job) task(kind Kind, i int) *Task {
 	ts := j.Tasks(kind)
 	if i < 0 || i >= len(ts) {
 		return nil
@@ -151,7 +255,10 @@ func (j *Job) task(kind string, i int) *Task {
 }
 
 // Count returns how many of the job's tasks of a kind are in a state.
-func (j *Job) Count(kind, state string) int {
+func (j *Job) Count(kind Kind, state TaskState) int {
+	if x := j.index(); x != nil && state != TaskDropped {
+		return x.count[kind][state]
+	}
 	n := 0
 	for _, t := range j.Tasks(kind) {
 		if t.State == state {
@@ -198,4 +305,13 @@ func (s *State) JobIDs() []string {
 		return ids[a] < ids[b]
 	})
 	return ids
+}
+
+// intern returns the member id equal to id, so that the tasks of a job
+// share the member's string instead of holding copies.
+func (s *State) intern(id string) string {
+	if m, ok := s.Members[id]; ok {
+		return m.ID
+	}
+	return id
 }

@@ -26,9 +26,9 @@ const (
 	maxAttempt = 1 << 20
 	// maxIncarnation bounds a member's incarnation (its re-joins).
 	maxIncarnation = 1 << 40
-	// maxSumLen and maxSummaryLen bound a task's checksum (hex) and valsort
-	// summary (binary) in bytes.
-	maxSumLen     = 64
+	// maxMergeMaps bounds the maps one merge task consolidates.
+	maxMergeMaps = 1 << 16
+	// maxSummaryLen bounds a task's valsort summary (binary) in bytes.
 	maxSummaryLen = 1024
 	// maxReportList bounds a report's per-phase and per-node lists.
 	maxReportList = sortjob.MaxNodes
@@ -140,7 +140,32 @@ func (c *Command) Validate() error {
 }
 
 func (c *Command) validate() error {
+	return c.validateIn(false)
+}
+
+// validateIn checks a command; inBatch is set for the commands of a batch,
+// which may only be task and liveness commands.
+func (c *Command) validateIn(inBatch bool) error {
 	switch c.Type {
+	case CmdBatch:
+		if inBatch {
+			return fmt.Errorf("a batch inside a batch")
+		}
+		if len(c.Batch) == 0 || len(c.Batch) > MaxBatch {
+			return fmt.Errorf("a batch of %d commands: want 1 to %d", len(c.Batch), MaxBatch)
+		}
+		for i := range c.Batch {
+			e := &c.Batch[i]
+			switch e.Type {
+			case CmdTaskAssign, CmdTaskDone, CmdTaskFailed, CmdMapLost, CmdMemberAlive:
+			default:
+				return fmt.Errorf("batched command %d is a %q command: a batch holds only %s, %s, %s, %s and %s commands", i, e.Type, CmdTaskAssign, CmdTaskDone, CmdTaskFailed, CmdMapLost, CmdMemberAlive)
+			}
+			if err := e.validateIn(true); err != nil {
+				return fmt.Errorf("batched command %d (%s): %w", i, e.Type, err)
+			}
+		}
+		return nil
 	case CmdMemberUpsert:
 		if c.Member == nil {
 			return fmt.Errorf("no member")
@@ -150,8 +175,11 @@ func (c *Command) validate() error {
 		return checkID("member", c.ID)
 	case CmdJobSubmit, CmdTaskAssign, CmdTaskDone, CmdTaskFailed, CmdMapLost, CmdJobCancel, CmdJobFinish:
 	default:
-		return fmt.Errorf("unknown command type: want one of %s, %s, %s, %s, %s, %s, %s, %s, %s or %s",
-			CmdMemberUpsert, CmdMemberAlive, CmdMemberRemove, CmdJobSubmit, CmdTaskAssign, CmdTaskDone, CmdTaskFailed, CmdMapLost, CmdJobCancel, CmdJobFinish)
+		return fmt.Errorf("unknown command type: want one of %s, %s, %s, %s, %s, %s, %s, %s, %s, %s or %s",
+			CmdMemberUpsert, CmdMemberAlive, CmdMemberRemove, CmdJobSubmit, CmdTaskAssign, CmdTaskDone, CmdTaskFailed, CmdMapLost, CmdJobCancel, CmdJobFinish, CmdBatch)
+	}
+	if len(c.Batch) != 0 {
+		return fmt.Errorf("%d batched commands outside %s", len(c.Batch), CmdBatch)
 	}
 	if err := checkID("job", c.Job); err != nil {
 		return err
@@ -159,25 +187,31 @@ func (c *Command) validate() error {
 	if len(c.Error) > MaxErrorLen {
 		return fmt.Errorf("error message of %d bytes is longer than %d", len(c.Error), MaxErrorLen)
 	}
-	if c.Type != CmdTaskDone && (len(c.Segments) != 0 || len(c.Summary) != 0) {
-		return fmt.Errorf("a task result (%d segments, %d bytes of summary) outside %s", len(c.Segments), len(c.Summary), CmdTaskDone)
+	if c.Type != CmdTaskDone && len(c.Summary) != 0 {
+		return fmt.Errorf("a task result (%d bytes of summary) outside %s", len(c.Summary), CmdTaskDone)
 	}
 	if c.Type != CmdTaskFailed && len(c.LostMaps) != 0 {
 		return fmt.Errorf("%d lost maps outside %s", len(c.LostMaps), CmdTaskFailed)
+	}
+	if (c.Type != CmdTaskAssign || c.Kind != KindMerge) && len(c.Maps) != 0 {
+		return fmt.Errorf("%d maps outside the assignment of a merge", len(c.Maps))
+	}
+	if c.Speculative && (c.Type != CmdTaskAssign || c.Kind == KindMerge) {
+		return fmt.Errorf("a speculative %s %s command: only map and reduce assignments are speculative", c.Kind, c.Type)
 	}
 	switch c.Type {
 	case CmdJobSubmit:
 		return c.validateSubmit()
 	case CmdTaskAssign, CmdTaskDone, CmdTaskFailed:
-		if c.Kind != KindMap && c.Kind != KindReduce {
-			return fmt.Errorf("task kind %q: want %q or %q", c.Kind, KindMap, KindReduce)
+		if !c.Kind.Valid() {
+			return fmt.Errorf("task kind %d: want map, merge or reduce", uint8(c.Kind))
 		}
 		if err := c.validateTask(); err != nil {
 			return err
 		}
 	case CmdMapLost:
-		if c.Kind != "" && c.Kind != KindMap {
-			return fmt.Errorf("task kind %q: a lost output is a %q task's", c.Kind, KindMap)
+		if c.Kind != 0 && c.Kind != KindMap && c.Kind != KindMerge {
+			return fmt.Errorf("task kind %s: a lost output is a map's or a merge's", c.Kind)
 		}
 		if err := c.validateTask(); err != nil {
 			return err
@@ -223,15 +257,12 @@ func (c *Command) validateTask() error {
 		return fmt.Errorf("attempt %d: want 0 to %d", c.Attempt, maxAttempt)
 	}
 	r := &c.TaskResult
-	if c.Kind == KindReduce && len(r.Segments) != 0 {
-		return fmt.Errorf("a reduce reported %d map output segments", len(r.Segments))
+	if len(c.Maps) > maxMergeMaps {
+		return fmt.Errorf("a merge of %d maps: want at most %d", len(c.Maps), maxMergeMaps)
 	}
-	if len(r.Segments) > sortjob.MaxPartitions {
-		return fmt.Errorf("%d segments: want at most %d", len(r.Segments), sortjob.MaxPartitions)
-	}
-	for i, s := range r.Segments {
-		if s.Offset < 0 || s.Length < 0 || s.Offset > math.MaxInt64-s.Length {
-			return fmt.Errorf("segment %d at offset %d of %d bytes", i, s.Offset, s.Length)
+	for _, m := range c.Maps {
+		if m < 0 || m >= sortjob.MaxMapTasks {
+			return fmt.Errorf("merged map %d is out of range", m)
 		}
 	}
 	switch {
@@ -241,8 +272,6 @@ func (c *Command) validateTask() error {
 		return fmt.Errorf("negative figures: %d bytes, %d remote bytes, RSS %d", r.Bytes, r.Remote, r.RSS)
 	case r.Seconds < 0 || math.IsNaN(r.Seconds) || math.IsInf(r.Seconds, 0):
 		return fmt.Errorf("%g seconds", r.Seconds)
-	case len(r.InputSum) > maxSumLen:
-		return fmt.Errorf("input checksum of %d bytes: want at most %d", len(r.InputSum), maxSumLen)
 	case len(r.Summary) > maxSummaryLen:
 		return fmt.Errorf("summary of %d bytes: want at most %d", len(r.Summary), maxSummaryLen)
 	case len(c.LostMaps) > sortjob.MaxMapTasks:

@@ -1,9 +1,12 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"engine/gensort"
 	"engine/shuffle"
 	"engine/sortjob"
 )
@@ -224,11 +228,11 @@ func validCommands(t testing.TB) []Command {
 		{Type: CmdTaskAssign, Time: t0, Job: "20261207-101010-abcdef", Kind: KindMap, Index: 0, Node: "a", Attempt: 1},
 		{Type: CmdTaskAssign, Time: t0, Job: "20261207-101010-abcdef", Kind: KindMap, Index: 1, Node: "b_2", Attempt: 1},
 		{Type: CmdTaskDone, Time: t0, Job: "20261207-101010-abcdef", Kind: KindMap, Index: 0, Node: "a", Attempt: 1,
-			TaskResult: TaskResult{Segments: []shuffle.SegmentInfo{{Offset: 0, Length: 500, CRC: 7}, {Offset: 500, Length: 500}}, Records: 10, InputSum: "4f2a", Bytes: 1000, Seconds: 0.5, RSS: 1 << 20}},
+			TaskResult: TaskResult{Records: 10, InputSum: gensort.Sum{Lo: 0x4f2a}, Bytes: 1000, Seconds: 0.5, RSS: 1 << 20}},
 		{Type: CmdTaskFailed, Time: t0, Job: "20261207-101010-abcdef", Kind: KindMap, Index: 1, Node: "b_2", Attempt: 1, Error: "fetch failed", LostMaps: []int{0}, NotOurFault: true},
 		{Type: CmdTaskAssign, Time: t0, Job: "20261207-101010-abcdef", Kind: KindMap, Index: 0, Node: "b_2", Attempt: 2},
 		{Type: CmdTaskDone, Time: t0, Job: "20261207-101010-abcdef", Kind: KindMap, Index: 0, Node: "b_2", Attempt: 2,
-			TaskResult: TaskResult{Segments: make([]shuffle.SegmentInfo, 2), Records: 10}},
+			TaskResult: TaskResult{Records: 10}},
 		{Type: CmdMapLost, Time: t0, Job: "20261207-101010-abcdef", Index: 0, Node: "b_2", Error: "node b_2 died"},
 		{Type: CmdJobCancel, Time: t0, Job: "20261207-101010-abcdef", Error: "cancelled by the user"},
 		{Type: CmdTaskAssign, Time: t0, Job: "file-job", Kind: KindMap, Index: 1, Node: "a", Attempt: 1},
@@ -274,14 +278,20 @@ func TestBadCountsRejected(t *testing.T) {
 		cmd  Command
 	}{
 		{"negative index", Command{Type: CmdTaskAssign, Job: "j", Kind: KindMap, Index: -1, Node: "a", Attempt: 1}},
-		{"unknown kind", Command{Type: CmdTaskAssign, Job: "j", Kind: "shuffle", Index: 0, Node: "a", Attempt: 1}},
+		{"unknown kind", Command{Type: CmdTaskAssign, Job: "j", Kind: Kind(9), Index: 0, Node: "a", Attempt: 1}},
+		{"no kind", Command{Type: CmdTaskDone, Job: "j", Index: 0, Node: "a", Attempt: 1}},
 		{"negative attempt", Command{Type: CmdTaskDone, Job: "j", Kind: KindMap, Index: 0, Node: "a", Attempt: -1}},
 		{"lost map out of range", Command{Type: CmdTaskFailed, Job: "j", Kind: KindMap, Index: 0, Node: "a", Attempt: 1, LostMaps: []int{5}}},
 		{"negative lost map", Command{Type: CmdTaskFailed, Job: "j", Kind: KindMap, Index: 0, Node: "a", Attempt: 1, LostMaps: []int{-1}}},
-		{"negative segment", Command{Type: CmdTaskDone, Job: "j", Kind: KindMap, Index: 0, Node: "a", Attempt: 1,
-			TaskResult: TaskResult{Segments: []shuffle.SegmentInfo{{Offset: -1}, {}}}}},
-		{"segment overflow", Command{Type: CmdTaskDone, Job: "j", Kind: KindMap, Index: 0, Node: "a", Attempt: 1,
-			TaskResult: TaskResult{Segments: []shuffle.SegmentInfo{{Offset: 1 << 62, Length: 1 << 62}, {}}}}},
+		{"merge in a plan without merging", Command{Type: CmdTaskAssign, Job: "j", Kind: KindMerge, Index: 0, Node: "a", Attempt: 1, Maps: []int{0, 1}}},
+		{"maps outside a merge", Command{Type: CmdTaskAssign, Job: "j", Kind: KindMap, Index: 0, Node: "a", Attempt: 2, Maps: []int{0, 1}}},
+		{"negative merged map", Command{Type: CmdTaskAssign, Job: "j", Kind: KindMerge, Index: 0, Node: "a", Attempt: 1, Maps: []int{-1, 1}}},
+		{"speculative merge", Command{Type: CmdTaskAssign, Job: "j", Kind: KindMerge, Index: 0, Node: "a", Attempt: 1, Speculative: true}},
+		{"speculative report", Command{Type: CmdTaskDone, Job: "j", Kind: KindMap, Index: 0, Node: "a", Attempt: 1, Speculative: true}},
+		{"empty batch", Command{Type: CmdBatch}},
+		{"batch in a batch", Command{Type: CmdBatch, Batch: []Command{{Type: CmdBatch, Batch: []Command{{Type: CmdJobCancel, Job: "j"}}}}}},
+		{"cancel in a batch", Command{Type: CmdBatch, Batch: []Command{{Type: CmdJobCancel, Job: "j"}}}},
+		{"batch outside a batch", Command{Type: CmdJobCancel, Job: "j", Batch: []Command{{Type: CmdJobCancel, Job: "j"}}}},
 		{"negative records", Command{Type: CmdTaskDone, Job: "j", Kind: KindReduce, Index: 0, Node: "a", Attempt: 1, TaskResult: TaskResult{Records: -1}}},
 		{"long error", Command{Type: CmdJobCancel, Job: "j", Error: strings.Repeat("e", MaxErrorLen+1)}},
 		{"bad address", Command{Type: CmdMemberUpsert, Member: &Member{ID: "d", APIAddr: "evil.example/x?:80"}}},
@@ -348,12 +358,20 @@ func FuzzCommand(f *testing.F) {
 	})
 }
 
-// A snapshot with null entries is restored without them, so no reader or
-// later entry dereferences nil.
+// rawSnapshot frames a snapshot header (JSON) with no task tables.
+func rawSnapshot(header string) []byte {
+	b := append([]byte(snapMagic), binary.AppendUvarint(nil, uint64(len(header)))...)
+	b = append(b, header...)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+// A snapshot with null members is restored without them, so no reader or
+// later entry dereferences nil; one with a null job is refused and the state
+// kept.
 func TestRestoreDropsNullEntries(t *testing.T) {
 	f := NewFSM()
-	snap := `{"index":5,"members":{"a":null,"b":{"id":"b","alive":true}},"jobs":{"x":null}}`
-	if err := f.Restore(io.NopCloser(strings.NewReader(snap))); err != nil {
+	snap := rawSnapshot(`{"index":5,"members":{"a":null,"b":{"id":"b","alive":true}},"jobs":{}}`)
+	if err := f.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
 		t.Fatal(err)
 	}
 	res := f.Apply(&raft.Log{Index: 6, Type: raft.LogCommand, Data: Command{Type: CmdMemberAlive, ID: "a"}.Encode()})
@@ -365,5 +383,13 @@ func TestRestoreDropsNullEntries(t *testing.T) {
 			t.Fatalf("restored state: %d members, %d jobs, index %d", len(s.Members), len(s.Jobs), s.Index)
 		}
 		Reconcile(s, t0)
+	})
+	if err := f.Restore(io.NopCloser(bytes.NewReader(rawSnapshot(`{"index":9,"members":{},"jobs":{"x":null}}`)))); err == nil {
+		t.Fatal("a snapshot with a null job was restored")
+	}
+	f.Read(func(s *State) {
+		if len(s.Members) != 1 || s.Index != 6 {
+			t.Fatalf("a refused snapshot changed the state: %d members, index %d", len(s.Members), s.Index)
+		}
 	})
 }

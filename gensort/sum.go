@@ -89,3 +89,16 @@ func SumRecords(p []byte) Sum {
 	}
 	return s
 }
+
+// MarshalText prints s as String does.
+func (s Sum) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses s as ParseSum does.
+func (s *Sum) UnmarshalText(b []byte) error {
+	v, err := ParseSum(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}

@@ -100,6 +100,9 @@ type Plan struct {
 	OutputPerNode    int64 `json:"output_per_node"`
 	// ShuffleNetworkBytes is what crosses the network (0 on one node).
 	ShuffleNetworkBytes int64 `json:"shuffle_network_bytes"`
+	// MergeGroup is how many finished map outputs on one node a merge task
+	// consolidates; 0 means no merging.
+	MergeGroup int `json:"merge_group,omitempty"`
 }
 
 const (

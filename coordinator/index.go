@@ -1,0 +1,254 @@
+package coordinator
+
+import (
+	"math"
+	"sort"
+)
+
+// jobIndex is what the scheduler needs of a job without a pass over its
+// tasks: counts by kind and state, the running attempts, where pending tasks
+// may be, the finished map outputs per node, and how long finished tasks
+// took. It is derived from the job (reindex builds it; apply keeps it up to
+// date through the Job methods below) and never serialised, so a restored
+// state and a replayed one agree.
+type jobIndex struct {
+	count [KindMerge + 1][TaskDropped]int
+	// running holds the running attempts: primaries and twins.
+	running map[taskRef]struct{}
+	// low[k] is at most the lowest index of a pending task of kind k.
+	low [KindMerge + 1]int
+	// doneOn counts the finished maps (merged or not) by the node, and its
+	// incarnation, that holds them.
+	doneOn map[nodeInc]int
+	// unmerged holds each node's finished maps that no merge has claimed.
+	unmerged map[string]map[int]struct{}
+	// took[k] is a histogram of how long finished tasks of kind k ran,
+	// from assignment to report (command times).
+	took [KindMerge + 1]durations
+}
+
+// nodeInc is a node in one of its incarnations.
+type nodeInc struct {
+	node string
+	inc  int
+}
+
+// taskRef names a running attempt: a task, and whether it is its twin.
+type taskRef struct {
+	kind  Kind
+	index int
+	twin  bool
+}
+
+func (j *Job) index() *jobIndex {
+	if j.x == nil && !j.Compacted {
+		j.reindex()
+	}
+	return j.x
+}
+
+// reindex builds the job's index from its tasks.
+func (j *Job) reindex() {
+	x := &jobIndex{running: map[taskRef]struct{}{}, doneOn: map[nodeInc]int{}, unmerged: map[string]map[int]struct{}{}}
+	for _, k := range []Kind{KindMap, KindReduce, KindMerge} {
+		x.low[k] = -1
+		for i := range j.Tasks(k) {
+			t := &j.Tasks(k)[i]
+			if t.State < TaskDropped {
+				x.count[k][t.State]++
+			}
+			switch t.State {
+			case TaskPending:
+				if x.low[k] < 0 {
+					x.low[k] = i
+				}
+			case TaskRunning:
+				x.running[taskRef{k, i, false}] = struct{}{}
+				if t.Twin != nil {
+					x.running[taskRef{k, i, true}] = struct{}{}
+				}
+			case TaskDone:
+				x.took[k].add(int64(t.Seconds * 1e9))
+				if k == KindMap {
+					x.doneOn[nodeInc{t.Node, t.NodeIncarnation}]++
+					if t.Merge == 0 {
+						x.addUnmerged(t.Node, i)
+					}
+				}
+			}
+		}
+		if x.low[k] < 0 {
+			x.low[k] = len(j.Tasks(k))
+		}
+	}
+	j.x = x
+}
+
+func (x *jobIndex) addUnmerged(node string, i int) {
+	u := x.unmerged[node]
+	if u == nil {
+		u = map[int]struct{}{}
+		x.unmerged[node] = u
+	}
+	u[i] = struct{}{}
+}
+
+func (x *jobIndex) dropUnmerged(node string, i int) {
+	if u := x.unmerged[node]; u != nil {
+		delete(u, i)
+		if len(u) == 0 {
+			delete(x.unmerged, node)
+		}
+	}
+}
+
+// Unmerged returns the finished maps on node that no merge has claimed, in
+// index order.
+func (j *Job) Unmerged(node string) []int {
+	x := j.index()
+	if x == nil {
+		return nil
+	}
+	out := make([]int, 0, len(x.unmerged[node]))
+	for i := range x.unmerged[node] {
+		out = append(out, i)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// setState moves t (of kind k, index i) to state st, keeping the index.
+func (j *Job) setState(k Kind, i int, st TaskState) {
+	t := &j.Tasks(k)[i]
+	x := j.index()
+	if t.State == st {
+		return
+	}
+	if t.State < TaskDropped {
+		x.count[k][t.State]--
+	}
+	switch t.State {
+	case TaskRunning:
+		delete(x.running, taskRef{k, i, false})
+		delete(x.running, taskRef{k, i, true})
+	case TaskDone:
+		x.took[k].remove(int64(t.Seconds * 1e9))
+		if k == KindMap {
+			key := nodeInc{t.Node, t.NodeIncarnation}
+			if x.doneOn[key]--; x.doneOn[key] <= 0 {
+				delete(x.doneOn, key)
+			}
+			x.dropUnmerged(t.Node, i)
+		}
+	}
+	t.State = st
+	if st < TaskDropped {
+		x.count[k][st]++
+	}
+	switch st {
+	case TaskPending:
+		x.low[k] = min(x.low[k], i)
+	case TaskRunning:
+		x.running[taskRef{k, i, false}] = struct{}{}
+		if t.Twin != nil {
+			x.running[taskRef{k, i, true}] = struct{}{}
+		}
+		if i == x.low[k] {
+			ts := j.Tasks(k)
+			for x.low[k] < len(ts) && ts[x.low[k]].State != TaskPending {
+				x.low[k]++
+			}
+		}
+	case TaskDone:
+		x.took[k].add(int64(t.Seconds * 1e9))
+		if k == KindMap {
+			x.doneOn[nodeInc{t.Node, t.NodeIncarnation}]++
+			if t.Merge == 0 {
+				x.addUnmerged(t.Node, i)
+			}
+		}
+	}
+}
+
+// setTwin gives a running task a twin, or takes it away (tw nil).
+func (j *Job) setTwin(k Kind, i int, tw *Twin) {
+	t := &j.Tasks(k)[i]
+	t.Twin = tw
+	if x := j.index(); tw != nil {
+		x.running[taskRef{k, i, true}] = struct{}{}
+	} else {
+		delete(x.running, taskRef{k, i, true})
+	}
+}
+
+// Running returns the running attempts of the job's tasks, sorted.
+func (j *Job) running() []taskRef {
+	x := j.index()
+	if x == nil {
+		return nil
+	}
+	out := make([]taskRef, 0, len(x.running))
+	for r := range x.running {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(a, b int) bool {
+		ra, rb := out[a], out[b]
+		if ra.kind != rb.kind {
+			return ra.kind < rb.kind
+		}
+		if ra.index != rb.index {
+			return ra.index < rb.index
+		}
+		return !ra.twin && rb.twin
+	})
+	return out
+}
+
+// durations is a histogram of task run times: 16 buckets per doubling from
+// one millisecond, enough to tell a straggler from the median within 5%.
+type durations struct {
+	n       int
+	buckets [durBuckets]int32
+}
+
+const (
+	durPerDoubling = 16
+	durBuckets     = 40 * durPerDoubling // up to 2^40 ms
+)
+
+func durBucket(ns int64) int {
+	ms := float64(ns) / 1e6
+	if ms <= 1 {
+		return 0
+	}
+	b := int(math.Log2(ms) * durPerDoubling)
+	return min(max(b, 0), durBuckets-1)
+}
+
+func (d *durations) add(ns int64) {
+	d.n++
+	d.buckets[durBucket(ns)]++
+}
+
+func (d *durations) remove(ns int64) {
+	if b := durBucket(ns); d.buckets[b] > 0 {
+		d.n--
+		d.buckets[b]--
+	}
+}
+
+// median returns the upper bound of the bucket holding the median, in
+// nanoseconds; 0 when empty.
+func (d *durations) median() int64 {
+	if d.n == 0 {
+		return 0
+	}
+	half := (d.n + 1) / 2
+	seen := 0
+	for b, c := range d.buckets {
+		if seen += int(c); seen >= half {
+			return int64(math.Exp2(float64(b+1)/durPerDoubling) * 1e6)
+		}
+	}
+	return 0
+}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -251,4 +252,38 @@ func (d *durations) median() int64 {
 		}
 	}
 	return 0
+}
+
+// Attempt is one running attempt of a task.
+type Attempt struct {
+	Kind    Kind
+	Index   int
+	Attempt int
+}
+
+// RunningOn returns the job's attempts (primaries and twins) running on
+// node, in task order. It costs the running attempts, not the job's tasks.
+func (j *Job) RunningOn(node string) []Attempt {
+	var out []Attempt
+	for _, r := range j.running() {
+		t := j.task(r.kind, r.index)
+		switch {
+		case r.twin && t.Twin.Node == node:
+			out = append(out, Attempt{r.kind, r.index, t.Twin.Attempt})
+		case !r.twin && t.Node == node:
+			out = append(out, Attempt{r.kind, r.index, t.Attempt})
+		}
+	}
+	return out
+}
+
+// Clone copies the job: its task tables are copied, what they point to
+// (twins, summaries) is shared, since apply replaces it and never changes
+// it in place.
+func (j *Job) Clone() *Job {
+	c := *j
+	c.Maps, c.Reduces, c.Merges = slices.Clone(j.Maps), slices.Clone(j.Reduces), slices.Clone(j.Merges)
+	c.MergeMaps = slices.Clone(j.MergeMaps)
+	c.x = nil
+	return &c
 }

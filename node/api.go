@@ -243,6 +243,18 @@ func mayPropose(peer string, c *coordinator.Command) error {
 			return nil
 		}
 		return fmt.Errorf("node %q may not report the results of node %q's tasks", peer, c.Node)
+	case coordinator.CmdBatch:
+		// A node's batch: the results of its own tasks only.
+		for i := range c.Batch {
+			e := &c.Batch[i]
+			if e.Type != coordinator.CmdTaskDone && e.Type != coordinator.CmdTaskFailed {
+				return fmt.Errorf("node %q may not propose %s (command %d of its batch): only the leader does", peer, e.Type, i)
+			}
+			if err := mayPropose(peer, e); err != nil {
+				return fmt.Errorf("command %d of its batch: %w", i, err)
+			}
+		}
+		return nil
 	case coordinator.CmdMemberUpsert:
 		if c.Member != nil && c.Member.ID == peer {
 			return nil

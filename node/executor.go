@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 // taskKey names one attempt of one task.
 type taskKey struct {
 	job     string
-	kind    string
+	kind    coordinator.Kind
 	index   int
 	attempt int
 }
@@ -36,6 +37,9 @@ type executor struct {
 		// not start again (a second run would replace the first's output).
 		finished map[taskKey]bool
 		mappers  []idleMapper    // idle, for reuse
+		// indexes holds the parsed index files of local outputs that
+		// reduces read, by path, while their job runs.
+		indexes map[string]cachedIndex
 		cleaned  map[string]bool // ended jobs whose local scratch is gone
 		lastBusy time.Time       // when a task last ran
 	}
@@ -109,7 +113,7 @@ func (e *executor) reconcile() {
 	type start struct {
 		key  taskKey
 		job  *coordinator.Job
-		task coordinator.Task
+		maps []mergeInput // a merge's maps
 	}
 	var starts []start
 	var ended []string
@@ -119,22 +123,23 @@ func (e *executor) reconcile() {
 				ended = append(ended, id)
 				continue
 			}
-			for _, ts := range [][]coordinator.Task{j.Maps, j.Reduces} {
-				for _, t := range ts {
-					if t.State != coordinator.TaskRunning || t.Node != n.id {
-						continue
-					}
-					k := taskKey{id, t.Kind, t.Index, t.Attempt}
-					want[k] = true
-					starts = append(starts, start{k, nil, t})
-				}
+			// The attempts running here, from the job's index: the
+			// task tables hold up to millions of tasks.
+			for _, a := range j.RunningOn(n.id) {
+				k := taskKey{id, a.Kind, a.Index, a.Attempt}
+				want[k] = true
+				starts = append(starts, start{key: k})
 			}
 		}
 		// What the new attempts need of their job, under the read lock:
-		// its plan and splits (never changed after submission), not its
-		// task tables, which grow with maps × partitions.
+		// its plan and splits (never changed after submission), and a
+		// merge its maps; not the task tables.
 		for i := range starts {
-			starts[i].job = jobHeader(s.Jobs[starts[i].key.job])
+			j := s.Jobs[starts[i].key.job]
+			starts[i].job = jobHeader(j)
+			if k := starts[i].key; k.kind == coordinator.KindMerge {
+				starts[i].maps = mergeInputs(j, k.index)
+			}
 		}
 	})
 	e.mu.Lock()
@@ -150,7 +155,7 @@ func (e *executor) reconcile() {
 		ctx, cancel := context.WithCancel(n.ctx)
 		e.mu.running[st.key] = cancel
 		e.wg.Add(1)
-		go e.runTask(ctx, st.key, st.job, st.task)
+		go e.runTask(ctx, st.key, st.job, st.maps)
 	}
 	e.mu.Unlock()
 	e.removeScratch(ended)
@@ -177,6 +182,18 @@ func (e *executor) removeScratch(ended []string) {
 	e.mu.Unlock()
 	for _, id := range clean {
 		os.RemoveAll(e.n.jobDir(id))
+	}
+	if len(clean) > 0 {
+		e.mu.Lock()
+		for _, id := range clean {
+			prefix := e.n.jobDir(id) + string(filepath.Separator)
+			for path := range e.mu.indexes {
+				if strings.HasPrefix(path, prefix) {
+					delete(e.mu.indexes, path)
+				}
+			}
+		}
+		e.mu.Unlock()
 	}
 }
 
@@ -258,7 +275,7 @@ func (e *executor) putMapper(cfg shuffle.MapperConfig, m *shuffle.Mapper) {
 	m.Close()
 }
 
-func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t coordinator.Task) {
+func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, maps []mergeInput) {
 	defer e.wg.Done()
 	start := time.Now()
 	cmd := coordinator.Command{Job: k.job, Kind: k.kind, Index: k.index, Node: e.n.id, Attempt: k.attempt}
@@ -267,8 +284,10 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t
 	case err != nil:
 	case k.kind == coordinator.KindMap:
 		err = e.runMap(ctx, j, k.index, &cmd)
+	case k.kind == coordinator.KindMerge:
+		err = e.runMerge(ctx, j, k.index, maps, &cmd)
 	case k.kind == coordinator.KindReduce:
-		err = e.runReduce(ctx, j, k.index, &cmd)
+		err = e.runReduce(ctx, j, k.index, k.attempt, &cmd)
 	}
 	cancelled := ctx.Err() != nil
 	// The attempt has run: it must not start again here, and reconcile
@@ -335,7 +354,8 @@ func (e *executor) mapsAt(job, addr string) []int {
 		if j == nil {
 			return
 		}
-		for _, m := range j.Maps {
+		for i := range j.Maps {
+			m := &j.Maps[i]
 			if mem := s.Members[m.Node]; m.State == coordinator.TaskDone && mem != nil && mem.ShuffleAddr == addr {
 				out = append(out, m.Index)
 			}
@@ -360,8 +380,7 @@ func (e *executor) runMap(ctx context.Context, j *coordinator.Job, i int, cmd *c
 	if err != nil {
 		return err
 	}
-	cmd.Segments = res.Output.Index.Segments
-	cmd.Records, cmd.InputSum, cmd.Bytes = res.Records, res.Sum.String(), res.Records*sortjob.RecordSize
+	cmd.Records, cmd.InputSum, cmd.Bytes = res.Records, res.Sum, res.Records*sortjob.RecordSize
 	return nil
 }
 
@@ -374,44 +393,48 @@ func (n *Node) outputDir(j *coordinator.Job) string {
 	return filepath.Join(n.jobDir(j.ID), "output")
 }
 
-func (e *executor) runReduce(ctx context.Context, j *coordinator.Job, part int, cmd *coordinator.Command) error {
+func (e *executor) runReduce(ctx context.Context, j *coordinator.Job, part, attempt int, cmd *coordinator.Command) error {
 	n := e.n
 	var ins []shuffle.ReduceInput
-	var remote int64
 	var missing error
 	n.fsm.Read(func(s *coordinator.State) {
 		cur := s.Jobs[j.ID]
-		if cur == nil {
+		if cur == nil || cur.Compacted {
 			missing = fmt.Errorf("reduce %d: job %s is gone", part, j.ID)
 			return
 		}
-		for _, m := range cur.Maps {
-			if m.State != coordinator.TaskDone || part >= len(m.Segments) {
-				missing = fmt.Errorf("reduce %d: map %d has no output", part, m.Index)
-				return
-			}
-			in := shuffle.ReduceInput{Map: m.Index, Job: j.ID, Segment: m.Segments[part]}
-			if in.Segment.Length == 0 {
-				continue // known empty: nothing to fetch
-			}
-			if m.Node == n.id {
-				in.Path = filepath.Join(n.mapDir(j.ID), shuffle.DataName(m.Index))
-			} else {
-				mem := s.Members[m.Node]
-				if mem == nil {
-					missing = fmt.Errorf("reduce %d: map %d's node %s is not a member", part, m.Index, m.Node)
-					return
-				}
-				in.Addr = mem.ShuffleAddr
-				remote += in.Segment.Length
-			}
-			ins = append(ins, in)
-		}
+		ins, missing = e.reduceInputs(s, cur)
 	})
 	if missing != nil {
-		return missing
+		return fmt.Errorf("reduce %d: %w", part, missing)
 	}
-	dir := n.outputDir(j)
+	// Local inputs are read straight from their files: their segment
+	// comes from the index file beside them. Remote ones are served by
+	// their node's shuffle service, whose index is authoritative.
+	kept := ins[:0]
+	for _, in := range ins {
+		if in.Path == "" {
+			kept = append(kept, in)
+			continue
+		}
+		seg, err := e.localSegment(j.ID, in, part)
+		if err != nil {
+			return fmt.Errorf("reduce %d: %w", part, err)
+		}
+		if seg.Length == 0 {
+			continue // nothing to read
+		}
+		in.Segment = seg
+		kept = append(kept, in)
+	}
+	ins = kept
+	var local int64
+	for _, in := range ins {
+		if in.Addr == "" {
+			local += in.Segment.Length
+		}
+	}
+	dir := sortjob.AttemptDir(n.outputDir(j), attempt)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("reduce %d: %w", part, err)
 	}
@@ -424,8 +447,117 @@ func (e *executor) runReduce(ctx context.Context, j *coordinator.Job, part int, 
 		return err
 	}
 	cmd.Summary, _ = sum.MarshalBinary()
-	cmd.Records, cmd.Bytes, cmd.Remote = records, records*sortjob.RecordSize, remote
+	// What was not read here came through the shuffle service.
+	cmd.Records, cmd.Bytes, cmd.Remote = records, records*sortjob.RecordSize, max(records*sortjob.RecordSize-local, 0)
 	return nil
+}
+
+// reduceInputs lists what a reduce of job j reads: the outputs of its
+// finished maps that no finished merge holds, and its finished merges,
+// each local (a path on this node) or remote (a shuffle address).
+func (e *executor) reduceInputs(s *coordinator.State, j *coordinator.Job) ([]shuffle.ReduceInput, error) {
+	n := e.n
+	var ins []shuffle.ReduceInput
+	add := func(id outputRef, node string) error {
+		in := shuffle.ReduceInput{Map: id.index, Job: j.ID}
+		if node == n.id {
+			in.Path = filepath.Join(n.mapDir(j.ID), shuffle.DataName(id.index))
+		} else {
+			mem := s.Members[node]
+			if mem == nil {
+				return fmt.Errorf("%s %d's node %s is not a member", id.kind, id.index, node)
+			}
+			in.Addr = mem.ShuffleAddr
+		}
+		ins = append(ins, in)
+		return nil
+	}
+	for i := range j.Maps {
+		m := &j.Maps[i]
+		if m.State != coordinator.TaskDone {
+			return nil, fmt.Errorf("map %d has no output", i)
+		}
+		if m.Merge > 0 && j.Merges[m.Merge-1].State == coordinator.TaskDone {
+			continue // read through its merge
+		}
+		if err := add(outputRef{coordinator.KindMap, i, m.Attempt}, m.Node); err != nil {
+			return nil, err
+		}
+	}
+	for i := range j.Merges {
+		if m := &j.Merges[i]; m.State == coordinator.TaskDone {
+			if err := add(outputRef{coordinator.KindMerge, i, m.Attempt}, m.Node); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ins, nil
+}
+
+// outputRef names a map's or a merge's output.
+type outputRef struct {
+	kind    coordinator.Kind
+	index   int
+	attempt int
+}
+
+// localSegment returns partition part's segment of a local output, from its
+// index file (parsed once per output and kept while the job runs).
+func (e *executor) localSegment(job string, in shuffle.ReduceInput, part int) (shuffle.SegmentInfo, error) {
+	idxPath := strings.TrimSuffix(in.Path, ".data") + ".index"
+	fi, err := os.Stat(idxPath)
+	if err != nil {
+		return shuffle.SegmentInfo{}, &shuffle.FetchError{Job: job, Map: in.Map, Addr: "local", Err: err}
+	}
+	e.mu.Lock()
+	c, ok := e.mu.indexes[idxPath]
+	e.mu.Unlock()
+	// A map re-run here replaces its index: the cached copy is good only
+	// for the file it was read from.
+	if !ok || !os.SameFile(c.fi, fi) || !c.fi.ModTime().Equal(fi.ModTime()) {
+		x, err := shuffle.ReadIndex(idxPath)
+		if err != nil {
+			return shuffle.SegmentInfo{}, &shuffle.FetchError{Job: job, Map: in.Map, Addr: "local", Err: err}
+		}
+		c = cachedIndex{x, fi}
+		e.mu.Lock()
+		if e.mu.indexes == nil {
+			e.mu.indexes = map[string]cachedIndex{}
+		}
+		e.mu.indexes[idxPath] = c
+		e.mu.Unlock()
+	}
+	x := c.x
+	if part >= len(x.Segments) {
+		return shuffle.SegmentInfo{}, &shuffle.FetchError{Job: job, Map: in.Map, Addr: "local", Err: fmt.Errorf("index %s has %d partitions, not %d", idxPath, len(x.Segments), part+1)}
+	}
+	return x.Segments[part], nil
+}
+
+type cachedIndex struct {
+	x  *shuffle.Index
+	fi os.FileInfo
+}
+
+// mergeInput is one map output a merge task consolidates.
+type mergeInput struct {
+	index, attempt int
+}
+
+// mergeInputs lists merge i's maps with the attempts that made them.
+func mergeInputs(j *coordinator.Job, i int) []mergeInput {
+	if i >= len(j.MergeMaps) {
+		return nil
+	}
+	out := make([]mergeInput, 0, len(j.MergeMaps[i]))
+	for _, m := range j.MergeMaps[i] {
+		out = append(out, mergeInput{m, j.Maps[m].Attempt})
+	}
+	return out
+}
+
+func (e *executor) runMerge(ctx context.Context, j *coordinator.Job, i int, maps []mergeInput, cmd *coordinator.Command) error {
+	return fmt.Errorf("merge %d of job %s: merging map outputs is not built yet", i, j.ID)
 }
 
 // clip cuts s to at most n bytes (a replicated error message is bounded).

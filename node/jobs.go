@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -48,12 +47,7 @@ func (s JobStatus) Done() bool {
 // ErrNoJob reports an unknown job id.
 var ErrNoJob = errors.New("node: no such job")
 
-func cloneJob(j *coordinator.Job) *coordinator.Job {
-	b, _ := json.Marshal(j)
-	var c coordinator.Job
-	json.Unmarshal(b, &c)
-	return &c
-}
+func cloneJob(j *coordinator.Job) *coordinator.Job { return j.Clone() }
 
 func newJobID() string {
 	var b [3]byte
@@ -231,8 +225,8 @@ func status(j *coordinator.Job) JobStatus {
 	default:
 		p.Step, started = 5, j.CommitStarted
 	}
-	for _, t := range ts {
-		if t.State == coordinator.TaskDone {
+	for i := range ts {
+		if t := &ts[i]; t.State == coordinator.TaskDone {
 			p.TasksDone++
 			p.Done += t.Bytes
 		}
@@ -252,14 +246,9 @@ func status(j *coordinator.Job) JobStatus {
 func (n *Node) commitJob(j *coordinator.Job) {
 	var inSum gensort.Sum
 	var inRecords int64
-	for _, m := range j.Maps {
-		s, err := gensort.ParseSum(m.InputSum)
-		if err != nil {
-			n.finishJob(j, coordinator.JobFailed, fmt.Sprintf("sort: map %d reported a bad checksum %q", m.Index, m.InputSum), nil)
-			return
-		}
-		inSum.Add(s)
-		inRecords += m.Records
+	for i := range j.Maps {
+		inSum.Add(j.Maps[i].InputSum)
+		inRecords += j.Maps[i].Records
 	}
 	sums := make([]gensort.Summary, len(j.Reduces))
 	for i, r := range j.Reduces {
@@ -280,14 +269,20 @@ func (n *Node) commitJob(j *coordinator.Job) {
 			return
 		}
 		rep.Output = out
-		// Every reduce wrote into the shared output directory; a part
-		// missing here means the directory is not shared by all nodes.
+		// Every reduce wrote into the shared output directory, its
+		// finished attempt's subdirectory; a part missing here means the
+		// directory is not shared by all nodes. The winning attempts'
+		// parts move up to where the commit takes them from; a losing
+		// twin's are removed with the temporary directory.
+		tmp := n.outputDir(j)
 		for i := range j.Reduces {
 			name := sortjob.PartName(i, len(j.Reduces))
-			_, errTmp := os.Stat(filepath.Join(n.outputDir(j), name))
 			_, errOut := os.Stat(filepath.Join(out, name))
-			if errTmp != nil && errOut != nil {
-				n.finishJob(j, coordinator.JobFailed, fmt.Sprintf("sort: output partition %s, written by node %s, is not in %s as seen from node %s: --output must be a directory every node shares", name, j.Reduces[i].Node, out, n.id), nil)
+			if errOut == nil {
+				continue // moved by an earlier commit
+			}
+			if err := sortjob.PromoteAttempt(tmp, i, len(j.Reduces), j.Reduces[i].Attempt); err != nil {
+				n.finishJob(j, coordinator.JobFailed, fmt.Sprintf("sort: output partition %s, written by node %s, is not in %s as seen from node %s (%v): --output must be a directory every node shares", name, j.Reduces[i].Node, out, n.id, err), nil)
 				return
 			}
 		}
@@ -329,14 +324,23 @@ func (n *Node) report(j *coordinator.Job) *sortjob.Report {
 		}
 		return per[id]
 	}
-	for _, m := range j.Maps {
+	for i := range j.Maps {
+		m := &j.Maps[i]
 		f := fig(m.Node)
 		f.Maps++
 		f.MapBytes += m.Bytes
 		f.TaskSeconds += m.Seconds
 		f.PeakRSS = max(f.PeakRSS, m.RSS)
 	}
-	for _, r := range j.Reduces {
+	for i := range j.Merges {
+		if m := &j.Merges[i]; m.State == coordinator.TaskDone {
+			f := fig(m.Node)
+			f.TaskSeconds += m.Seconds
+			f.PeakRSS = max(f.PeakRSS, m.RSS)
+		}
+	}
+	for i := range j.Reduces {
+		r := &j.Reduces[i]
 		f := fig(r.Node)
 		f.Reduces++
 		f.ReduceBytes += r.Bytes

@@ -210,15 +210,19 @@ func (n *Node) schedule() {
 	var cmds []coordinator.Command
 	n.fsm.Read(func(s *coordinator.State) { cmds = coordinator.Reconcile(s, time.Now()) })
 	for _, c := range cmds {
+		// A batch is applied command by command: a rejected one (the
+		// state moved on since Reconcile read it) leaves the others in.
 		err := n.raft.Propose(n.ctx, c)
-		if errors.Is(err, coordinator.ErrRejected) {
-			continue
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, coordinator.ErrRejected) {
 			return
 		}
-		if c.Type != coordinator.CmdTaskAssign {
-			n.log.Info("repair", "type", c.Type, "job", c.Job, "kind", c.Kind, "index", c.Index, "node", c.Node, "why", c.Error)
+		for _, c := range append(c.Batch, c) {
+			if c.Type != coordinator.CmdTaskAssign && c.Type != coordinator.CmdBatch {
+				n.log.Info("repair", "type", c.Type, "job", c.Job, "kind", c.Kind, "index", c.Index, "node", c.Node, "why", c.Error)
+			}
+			if c.Speculative {
+				n.log.Info("speculative attempt", "job", c.Job, "kind", c.Kind, "index", c.Index, "node", c.Node, "attempt", c.Attempt)
+			}
 		}
 	}
 }

@@ -37,7 +37,9 @@ func WriteSchedule(w io.Writer, p *sortjob.Plan) {
 	}
 	per := map[string]int{}
 	for _, c := range coordinator.Reconcile(s, time.Now()) {
-		per[c.Node]++
+		for _, a := range c.Batch {
+			per[a.Node]++
+		}
 	}
 	lo, hi := -1, 0
 	for i := 0; i < nodes; i++ {

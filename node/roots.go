@@ -76,7 +76,7 @@ func (n *Node) checkSpec(spec sortjob.Spec) error {
 // own input split. The replicated state is validated for shape, but only
 // this node knows its roots. (One task's paths, not every map's: a job
 // has up to millions of them.)
-func (n *Node) checkTaskPaths(j *coordinator.Job, kind string, index int) error {
+func (n *Node) checkTaskPaths(j *coordinator.Job, kind coordinator.Kind, index int) error {
 	if err := n.checkSpec(j.Spec); err != nil {
 		return err
 	}

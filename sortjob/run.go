@@ -631,6 +631,27 @@ const TempPrefix = ".engine-"
 // TempDir is job's temporary directory inside the output directory out.
 func TempDir(out, job string) string { return filepath.Join(out, TempPrefix+job) }
 
+// AttemptDir is where attempt a of a reduce writes its part and summary
+// inside the temporary directory tmp: two attempts of one reduce (a
+// speculative twin) never write the same file.
+func AttemptDir(tmp string, a int) string { return filepath.Join(tmp, fmt.Sprintf("attempt-%d", a)) }
+
+// PromoteAttempt moves partition part's files (of n partitions) written by
+// attempt a into tmp itself, where CommitOutput finds them. Files already
+// moved (a commit repeated after a crash) are left as they are.
+func PromoteAttempt(tmp string, part, n, a int) error {
+	for _, name := range []string{PartName(part, n), SummaryName(part, n)} {
+		from, to := filepath.Join(AttemptDir(tmp, a), name), filepath.Join(tmp, name)
+		if _, err := os.Stat(to); err == nil {
+			continue
+		}
+		if err := os.Rename(from, to); err != nil {
+			return fmt.Errorf("sort: commit: %w", unwrap(err))
+		}
+	}
+	return nil
+}
+
 // RemoveUncommitted removes what an unfinished job left in its output
 // directory: its temporary directory, and part and summary files that have
 // no _SUCCESS beside them (the job required the directory to be empty, so

@@ -36,10 +36,10 @@ type executor struct {
 		// one as running until this node applies its report, and it must
 		// not start again (a second run would replace the first's output).
 		finished map[taskKey]bool
-		mappers  []idleMapper    // idle, for reuse
+		mappers  []idleMapper // idle, for reuse
 		// indexes holds the parsed index files of local outputs that
 		// reduces read, by path, while their job runs.
-		indexes map[string]cachedIndex
+		indexes  map[string]cachedIndex
 		cleaned  map[string]bool // ended jobs whose local scratch is gone
 		lastBusy time.Time       // when a task last ran
 	}

@@ -2,9 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,7 +9,6 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"engine/coordinator"
-	"engine/sortjob"
 )
 
 // leaderState is what only the leader loop uses.
@@ -21,10 +17,9 @@ type leaderState struct {
 		sync.Mutex
 		joinedAt map[string]time.Time
 	}
-	cleaned    map[string]bool // jobs whose ended-job cleanup ran
-	since      time.Time       // when this node became leader
-	lastRejoin time.Time       // last gossip re-join attempt
-	rejoining  atomic.Bool     // a gossip re-join is in flight
+	since      time.Time   // when this node became leader
+	lastRejoin time.Time   // last gossip re-join attempt
+	rejoining  atomic.Bool // a gossip re-join is in flight
 }
 
 func (l *leaderState) joined(id string) {
@@ -66,15 +61,14 @@ func (n *Node) leaderLoop() {
 				continue
 			}
 			leading = true
-			n.leader.cleaned = map[string]bool{}
+			n.jobs.NewTerm()
 			n.leader.since = time.Now()
 			n.log.Info("leading the cluster")
 		}
 		n.syncLiveness()
 		n.rejoinGossip()
 		n.maintainVoters()
-		n.schedule()
-		n.finishJobs()
+		n.jobs.Lead(n.ctx)
 	}
 }
 
@@ -203,82 +197,6 @@ func (n *Node) rejoinGossip() {
 		defer n.leader.rejoining.Store(false)
 		n.ml.Join(addrs)
 	})
-}
-
-// schedule proposes what Reconcile returns.
-func (n *Node) schedule() {
-	var cmds []coordinator.Command
-	n.fsm.Read(func(s *coordinator.State) { cmds = coordinator.Reconcile(s, time.Now()) })
-	for _, c := range cmds {
-		// A batch is applied command by command: a rejected one (the
-		// state moved on since Reconcile read it) leaves the others in.
-		err := n.raft.Propose(n.ctx, c)
-		if err != nil && !errors.Is(err, coordinator.ErrRejected) {
-			return
-		}
-		for _, c := range append(c.Batch, c) {
-			if c.Type != coordinator.CmdTaskAssign && c.Type != coordinator.CmdBatch {
-				n.log.Info("repair", "type", c.Type, "job", c.Job, "kind", c.Kind, "index", c.Index, "node", c.Node, "why", c.Error)
-			}
-			if c.Speculative {
-				n.log.Info("speculative attempt", "job", c.Job, "kind", c.Kind, "index", c.Index, "node", c.Node, "attempt", c.Attempt)
-			}
-		}
-	}
-}
-
-// finishJobs commits jobs whose reduces are all done, and cleans up after
-// jobs that failed or were cancelled.
-func (n *Node) finishJobs() {
-	var commit []*coordinator.Job
-	var ended []*coordinator.Job
-	n.fsm.Read(func(s *coordinator.State) {
-		for _, id := range s.JobIDs() {
-			j := s.Jobs[id]
-			switch {
-			case j.State == coordinator.JobRunning && j.Stage == coordinator.StageCommit:
-				commit = append(commit, cloneJob(j))
-			case (j.State == coordinator.JobFailed || j.State == coordinator.JobCancelled) && !n.leader.cleaned[id]:
-				ended = append(ended, cloneJob(j))
-			}
-		}
-	})
-	for _, j := range commit {
-		n.commitJob(j)
-	}
-	for _, j := range ended {
-		if out := j.Spec.Output; out != "" {
-			os.RemoveAll(sortjob.TempDir(out, j.ID))
-			// Parts a failed commit may have moved, and the directory the
-			// job made, go only while no other job writes there: a user
-			// often resubmits to the same --output.
-			if !n.outputInUse(out, j.ID) {
-				sortjob.RemoveUncommitted(out)
-				if j.OutputCreated {
-					os.Remove(out) // only if empty
-				}
-			}
-		}
-		n.leader.cleaned[j.ID] = true
-	}
-}
-
-// outputInUse reports whether a job other than except that is running, or
-// was submitted later, writes to out.
-func (n *Node) outputInUse(out, except string) bool {
-	used := false
-	n.fsm.Read(func(s *coordinator.State) {
-		mine := s.Jobs[except]
-		for id, j := range s.Jobs {
-			if id == except || filepath.Clean(j.Spec.Output) != filepath.Clean(out) {
-				continue
-			}
-			if !j.Done() || mine == nil || j.Submitted.After(mine.Submitted) {
-				used = true
-			}
-		}
-	})
-	return used
 }
 
 func withTimeout(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {

@@ -27,6 +27,7 @@ import (
 	"engine/cache"
 	"engine/coordinator"
 	"engine/internal/pki"
+	"engine/jobs"
 	"engine/s3"
 	"engine/shuffle"
 	"engine/sortjob"
@@ -174,16 +175,15 @@ type Node struct {
 	fsm        *coordinator.FSM
 	raft       *coordinator.Raft
 	ml         *memberlist.Memberlist
-	exec       *executor
+	jobs       *jobs.Manager
 	leader     leaderState // used by the leader loop (and joins on the leader)
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	kick     chan struct{} // the FSM changed: wake the leader loop and the executor
-	execKick chan struct{}
-	changed  struct {
+	kick    chan struct{} // the FSM changed: wake the leader loop and the executor
+	changed struct {
 		sync.Mutex
 		ch chan struct{} // closed and replaced at every change
 	}
@@ -232,7 +232,7 @@ func start(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger, lock: lock, kick: make(chan struct{}, 1), execKick: make(chan struct{}, 1), registered: make(chan struct{})}
+	n = &Node{cfg: cfg, log: cfg.Logger, lock: lock, kick: make(chan struct{}, 1), registered: make(chan struct{})}
 	n.changed.ch = make(chan struct{})
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.loadID(); err != nil {
@@ -326,8 +326,10 @@ func start(cfg Config) (n *Node, err error) {
 	}
 	n.publishMeta()
 
-	n.exec = newExecutor(n)
-	n.goFunc(n.exec.run)
+	n.jobs = jobs.New(jobs.Config{Node: n.id, DataDir: cfg.DataDir, Workers: cfg.Workers, Memory: cfg.Memory,
+		State: n.fsm, Propose: jobs.ProposerFunc(n.propose), Fetcher: n.fetcher,
+		Ready: n.caughtUp, Changes: n.changes, CheckPath: n.checkPath, Log: n.log})
+	n.goFunc(func() { n.jobs.Run(n.ctx) })
 	n.goFunc(n.leaderLoop)
 	n.goFunc(n.registerLoop)
 	if os.Getenv("ENGINE_DEBUG_NODE") != "" {
@@ -421,11 +423,12 @@ func (n *Node) Addr() string { return n.apiLn.Addr().String() }
 
 // onApply runs after every FSM change.
 func (n *Node) onApply() {
-	for _, ch := range []chan struct{}{n.kick, n.execKick} {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+	if n.jobs != nil {
+		n.jobs.Kick()
 	}
 	n.changed.Lock()
 	close(n.changed.ch)
@@ -525,8 +528,8 @@ func (n *Node) Close() error {
 		n.peerMux.close()
 	}
 	n.wg.Wait()
-	if n.exec != nil {
-		n.exec.close()
+	if n.jobs != nil {
+		n.jobs.Close()
 	}
 	if n.raft != nil {
 		errs = append(errs, n.raft.Close())
@@ -541,5 +544,4 @@ func (n *Node) locateMapOutput(job string, mapID int) (string, string, error) {
 	return filepath.Join(dir, shuffle.DataName(mapID)), filepath.Join(dir, shuffle.IndexName(mapID)), nil
 }
 
-func (n *Node) jobDir(job string) string { return filepath.Join(n.cfg.DataDir, "jobs", job) }
-func (n *Node) mapDir(job string) string { return filepath.Join(n.jobDir(job), "map") }
+func (n *Node) mapDir(job string) string { return n.jobs.MapDir(job) }

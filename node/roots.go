@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-
-	"engine/coordinator"
-	"engine/sortjob"
 )
 
 // checkPath refuses a job path that is not absolute and clean, or (with
@@ -61,27 +58,4 @@ func evalExisting(p string) (string, error) {
 		rest = filepath.Join(filepath.Base(cur), rest)
 		cur = parent
 	}
-}
-
-// checkSpec checks a submitted job's paths.
-func (n *Node) checkSpec(spec sortjob.Spec) error {
-	if err := n.checkPath("--input", spec.Input); err != nil {
-		return err
-	}
-	return n.checkPath("--output", spec.Output)
-}
-
-// checkTaskPaths checks, before this node runs a task of a replicated
-// job, the paths that task uses: the job's input and output, and a map's
-// own input split. The replicated state is validated for shape, but only
-// this node knows its roots. (One task's paths, not every map's: a job
-// has up to millions of them.)
-func (n *Node) checkTaskPaths(j *coordinator.Job, kind coordinator.Kind, index int) error {
-	if err := n.checkSpec(j.Spec); err != nil {
-		return err
-	}
-	if kind == coordinator.KindMap && index >= 0 && index < len(j.Plan.Maps) {
-		return n.checkPath(fmt.Sprintf("map %d's input", index), j.Plan.Maps[index].Path)
-	}
-	return nil
 }

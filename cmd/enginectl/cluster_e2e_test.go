@@ -698,16 +698,22 @@ func TestClusterKillLeaderDuringReduce(t *testing.T) {
 	t.Logf("retries %d; repairs:\n%s", st.Retries, strings.Join(grepLogs(c.Dir, "msg=repair"), "\n"))
 	validateOutput(t, out, faultRecords)
 	waitNoScratch(t, c, id, via, other)
-	// The members as the new leader sees them: the old one dead.
-	ls, err := nodeStatus(c.Nodes[via].API)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ls.Members {
-		if m.ID == oldLeader && m.Alive {
-			t.Errorf("the killed leader %s is still shown alive: %s", oldLeader, describeStatus(ls))
+	// The members as the new leader sees them: the old one dead. The job
+	// may end before the new leader calls anyone dead (its gossip settles
+	// first, and speculative twins can finish the dead node's tasks), so
+	// this is a wait, not a check of the moment.
+	pollUntil(t, "the killed leader shown dead", 20*time.Second, func() (bool, string) {
+		ls, err := nodeStatus(c.Nodes[via].API)
+		if err != nil {
+			return false, err.Error()
 		}
-	}
+		for _, m := range ls.Members {
+			if m.ID == oldLeader && m.Alive {
+				return false, describeStatus(ls)
+			}
+		}
+		return true, ""
+	})
 }
 
 // 3. The whole cluster stopped with "cluster down" and restarted with

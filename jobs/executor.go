@@ -1,4 +1,4 @@
-package node
+package jobs
 
 import (
 	"context"
@@ -28,7 +28,7 @@ type taskKey struct {
 // results through the leader. A task whose assignment goes away (re-run
 // elsewhere, job cancelled) is cancelled.
 type executor struct {
-	n  *Node
+	n  *Manager
 	mu struct {
 		sync.Mutex
 		running map[taskKey]context.CancelFunc
@@ -46,7 +46,7 @@ type executor struct {
 	wg sync.WaitGroup
 }
 
-func newExecutor(n *Node) *executor {
+func newExecutor(n *Manager) *executor {
 	e := &executor{n: n}
 	e.mu.running = map[taskKey]context.CancelFunc{}
 	e.mu.finished = map[taskKey]bool{}
@@ -75,7 +75,7 @@ func (e *executor) run() {
 			})
 			e.removeScratch(ended)
 			return
-		case <-e.n.execKick:
+		case <-e.n.kick:
 		case <-tick.C:
 			e.releaseIdle()
 		}
@@ -106,7 +106,7 @@ func (e *executor) releaseIdle() {
 // ended jobs.
 func (e *executor) reconcile() {
 	n := e.n
-	if !n.caughtUp() {
+	if !n.cfg.Ready() {
 		return // still replaying old states: their assignments are history
 	}
 	want := map[taskKey]bool{}
@@ -303,7 +303,7 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, m
 		// The attempt is no longer ours to report; its job's scratch
 		// may wait for it to end (reconcile).
 		select {
-		case e.n.execKick <- struct{}{}:
+		case e.n.kick <- struct{}{}:
 		default:
 		}
 		return
@@ -382,15 +382,6 @@ func (e *executor) runMap(ctx context.Context, j *coordinator.Job, i int, cmd *c
 	}
 	cmd.Records, cmd.InputSum, cmd.Bytes = res.Records, res.Sum, res.Records*sortjob.RecordSize
 	return nil
-}
-
-// outputDir is where reduces of job j write before the commit: a temporary
-// directory inside the shared output, or this node's scratch.
-func (n *Node) outputDir(j *coordinator.Job) string {
-	if j.Spec.Output != "" {
-		return sortjob.TempDir(j.Spec.Output, j.ID)
-	}
-	return filepath.Join(n.jobDir(j.ID), "output")
 }
 
 func (e *executor) runReduce(ctx context.Context, j *coordinator.Job, part, attempt int, cmd *coordinator.Command) error {

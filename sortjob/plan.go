@@ -541,8 +541,13 @@ func (p *Plan) WriteText(w io.Writer, r Rate) {
 			round = 10 * time.Millisecond
 		}
 		fmt.Fprintf(w, "  estimated time   %s at %s/s per core (%s, %s)\n", d.Round(round), units.Format(int64(r.BytesPerSecondPerCore)), r.Source, r.Measured.Format("2006-01-02"))
-		if p.Cluster.Nodes > 1 {
+		switch {
+		case p.Cluster.Nodes > 1 && p.MergeGroup > 0:
+			fmt.Fprintf(w, "                   single-node rate; network, stragglers and the merge pass are not modelled\n")
+		case p.Cluster.Nodes > 1:
 			fmt.Fprintf(w, "                   single-node rate; network and stragglers are not modelled\n")
+		case p.MergeGroup > 0:
+			fmt.Fprintf(w, "                   the merge pass is not modelled\n")
 		}
 	} else {
 		fmt.Fprintf(w, "  estimated time   unknown: no measured rate on this machine yet\n")

@@ -195,7 +195,7 @@ func (p *Plan) Validate() error {
 	for _, v := range []struct {
 		name string
 		n    int64
-	}{{"map output per node", p.MapOutputPerNode}, {"output per node", p.OutputPerNode}, {"shuffle network bytes", p.ShuffleNetworkBytes}} {
+	}{{"map output per node", p.MapOutputPerNode}, {"output per node", p.OutputPerNode}, {"merge output per node", p.MergeOutputPerNode}, {"shuffle network bytes", p.ShuffleNetworkBytes}} {
 		if v.n < 0 || v.n > MaxBytes {
 			return fmt.Errorf("sortjob: plan %s of %d bytes is outside the limits of 0 to %d", v.name, v.n, int64(MaxBytes))
 		}

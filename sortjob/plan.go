@@ -108,6 +108,11 @@ type Plan struct {
 	// Disk needs per node in bytes.
 	MapOutputPerNode int64 `json:"map_output_per_node"`
 	OutputPerNode    int64 `json:"output_per_node"`
+	// MergeOutputPerNode is the most merged output a node writes at once
+	// on top of MapOutputPerNode: one merge per worker at a time, each of
+	// MergeGroup map outputs, whose inputs are removed once its output is
+	// committed. 0 without merging.
+	MergeOutputPerNode int64 `json:"merge_output_per_node,omitempty"`
 	// ShuffleNetworkBytes is what crosses the network (0 on one node).
 	ShuffleNetworkBytes int64 `json:"shuffle_network_bytes"`
 }
@@ -290,6 +295,12 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	p.ReducePasses = reducePasses(fanIn)
 	p.MapOutputPerNode = ceilDiv(p.Bytes, int64(cluster.Nodes))
 	p.OutputPerNode = p.MapOutputPerNode
+	if p.MergeGroup > 0 {
+		// At most MergesPerNode × MergeGroup < m + MergeGroup map outputs
+		// of at most ceil(Bytes/MapCount) each: within int64.
+		running := int64(min(workers, p.MergesPerNode())) * int64(p.MergeGroup)
+		p.MergeOutputPerNode = min(running*ceilDiv(p.Bytes, int64(p.MapCount)), p.MapOutputPerNode)
+	}
 	if cluster.Nodes > 1 {
 		p.ShuffleNetworkBytes = p.Bytes / int64(cluster.Nodes) * int64(cluster.Nodes-1)
 	}
@@ -524,7 +535,11 @@ func (p *Plan) WriteText(w io.Writer, r Rate) {
 	if p.Spec.Input == "" {
 		fmt.Fprintf(w, "; input is generated in memory")
 	}
-	fmt.Fprintln(w, ")")
+	fmt.Fprint(w, ")")
+	if p.MergeOutputPerNode > 0 {
+		fmt.Fprintf(w, ", and up to %s more while merges run", units.Format(p.MergeOutputPerNode))
+	}
+	fmt.Fprintln(w)
 	if p.ShuffleNetworkBytes > 0 {
 		fmt.Fprintf(w, "  network shuffle  %s in all, %s per node\n", units.Format(p.ShuffleNetworkBytes), units.Format(p.ShuffleNetworkBytes/int64(p.Cluster.Nodes)))
 	}

@@ -83,6 +83,9 @@ func checkPlan(t *testing.T, spec Spec, p *Plan) {
 	if p.MergeGroup == 0 && (segs != int64(p.MapCount) || p.MergesPerNode() != 0) {
 		fail("no merging, yet %d segments per reduce and %d merges per node for %d maps", segs, p.MergesPerNode(), p.MapCount)
 	}
+	if p.MergeOutputPerNode < 0 || p.MergeOutputPerNode > p.MapOutputPerNode || p.MergeGroup == 0 && p.MergeOutputPerNode != 0 {
+		fail("merge output per node %d, map output per node %d, merge group %d", p.MergeOutputPerNode, p.MapOutputPerNode, p.MergeGroup)
+	}
 	blocks := map[string]int{"block size": p.BlockSize}
 	if p.MergeGroup > 0 {
 		blocks["merge block"] = p.MergeBlock

@@ -42,6 +42,10 @@ func TestPlanMerge100TB(t *testing.T) {
 	if p.MergeBlock%RecordSize != 0 || p.MergeBlock < minBlock || p.MergeBlock > maxBlock {
 		t.Fatalf("merge block of %d bytes", p.MergeBlock)
 	}
+	// Two merges of 932 map outputs of 134 MB run at once on a node.
+	if want := int64(2 * 932 * 134_192_164); p.MergeOutputPerNode != want {
+		t.Fatalf("merge output per node %d, want %d", p.MergeOutputPerNode, want)
+	}
 	def, err := MakePlan(Spec{Records: 1e12}, c)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +70,7 @@ func TestPlanNoMergeWhenSegmentsAreLarge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := figures(p); got != c.want || p.MergeBlock != 0 {
+		if got := figures(p); got != c.want || p.MergeBlock != 0 || p.MergeOutputPerNode != 0 {
 			t.Fatalf("1 GB on %+v: %+v, merge block %d; want %+v and no merge", c.cluster, got, p.MergeBlock, c.want)
 		}
 	}
@@ -93,6 +97,10 @@ func TestPlanMergeManyTasks(t *testing.T) {
 		segments: 3, maxSegments: 5, segmentBytes: 3_333_333, passes: 1}
 	if got := figures(p); got != want {
 		t.Fatalf("10 GB in 2000 maps × 1000 partitions on 3 nodes: %+v, want %+v", got, want)
+	}
+	// The one merge of a node writes all of its map output once more.
+	if p.MergeOutputPerNode != p.MapOutputPerNode || p.MapOutputPerNode != 3_333_333_334 {
+		t.Fatalf("merge output per node %d, map output per node %d", p.MergeOutputPerNode, p.MapOutputPerNode)
 	}
 	if s := p.Split(1999); s.Start+s.Records != p.Records || p.Split(0).Records != 50_000 {
 		t.Fatalf("splits: first %+v, last %+v", p.Split(0), s)
@@ -167,6 +175,7 @@ func TestPlanTextMerge(t *testing.T) {
 		"every 932 map outputs on a node merge into one: 4 merge(s) per node, 800 in all, fan-in 932",
 		"instead of 745200 of ~1.34 kB (up to 999",
 		"map tasks        745200 (3726 per node",
+		"disk needed      1.00 TB per node (map output + output; input is generated in memory), and up to 250 GB more while merges run",
 	} {
 		if !strings.Contains(big, want) {
 			t.Errorf("100 TB plan does not say %q:\n%s", want, big)

@@ -166,8 +166,8 @@ func totalMemory() int64 {
 // directory it lists and checks the files (readable, whole records); it
 // writes nothing. Input and Output must be absolute paths (they are
 // cleaned); a spec or a plan beyond the limits of a job (MaxRecords,
-// MaxMapTasks, MaxPartitions, MaxNodes, ...) is refused with an error that
-// names the limit, and every size is computed without overflow.
+// MaxMapTasks, MaxPartitions, MaxTasks, MaxNodes, ...) is refused with an
+// error that names the limit, and every size is computed without overflow.
 func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	if cluster.Nodes <= 0 {
 		cluster.Nodes = 1
@@ -214,8 +214,7 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	// budget, up to maxSortBuffer: smaller buffers reused task after task
 	// cost fewer fresh pages and let tasks overlap better than a few huge
 	// ones.
-	res := min(reserve, spec.Memory/4)
-	perWorker := (spec.Memory - res) / int64(workers)
+	perWorker := workerBudget(spec.Memory, workers)
 	p.WriteBuffer = int(min(max(perWorker/16, 256<<10), maxWriteBuffer))
 	p.ReduceWriteBuffer = int(min(max(perWorker/8, 1<<20), maxReduceWriteBuf))
 	sortBuf := (perWorker - 2*int64(p.WriteBuffer) - (1<<16+1)*8) * 100 / 116
@@ -284,7 +283,7 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	}
 	// Consolidation: a merge task, like a reduce, holds two read-ahead
 	// blocks per input and its output's write buffers.
-	budget := perWorker - 3*int64(p.ReduceWriteBuffer)
+	budget := p.mergeBudget()
 	p.MergeGroup = mergeGroup(p.Bytes, int64(p.MapCount), int64(p.Partitions), int64(cluster.Nodes), budget)
 	if p.MergeGroup > 0 {
 		p.MergeBlock = blockFor(budget, p.MergeGroup)
@@ -309,6 +308,28 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// workerBudget returns one worker's share of a node's memory budget.
+func workerBudget(memory int64, workers int) int64 {
+	return (memory - min(reserve, memory/4)) / int64(max(workers, 1))
+}
+
+// mergeBudget is what a worker holds for the read-ahead blocks of a merge
+// (a reduce's or a merge task's): its share of the budget less three
+// reduce write buffers.
+func (p *Plan) mergeBudget() int64 {
+	return workerBudget(p.Memory, p.Cluster.CoresPerNode) - 3*int64(p.ReduceWriteBuffer)
+}
+
+// BlockFor returns the read-ahead block for a merge of inputs segments (a
+// reduce, or a merge task) within a worker's share of the plan's budget:
+// BlockSize when inputs is MaxSegmentsPerReduce. A reduce that finds more
+// segments than the plan expected (maps re-run after a node loss and read
+// unmerged) sizes its blocks with it. At most MaxFanIn inputs are open at
+// once, so larger counts take the block of MaxFanIn.
+func (p *Plan) BlockFor(inputs int) int {
+	return blockFor(p.mergeBudget(), min(max(inputs, 1), MaxFanIn))
 }
 
 // mergeGroup returns how many map outputs of a node one merge task

@@ -97,6 +97,18 @@ func checkPlan(t *testing.T, spec Spec, p *Plan) {
 			fail("%s of %d bytes", name, b)
 		}
 	}
+	// The blocks are sized for the inputs a reduce (BlockFor) and a merge
+	// task open at once, and two per input fit a worker's budget
+	// whenever it can hold two of the smallest.
+	budget := p.mergeBudget()
+	if p.BlockFor(int(most)) != p.BlockSize || p.MergeGroup > 0 && blockFor(budget, p.MergeGroup) != p.MergeBlock {
+		fail("block %d, merge block %d; want %d and %d", p.BlockSize, p.MergeBlock, p.BlockFor(int(most)), blockFor(budget, p.MergeGroup))
+	}
+	for _, in := range []struct{ inputs, block int64 }{{min(most, MaxFanIn), int64(p.BlockSize)}, {int64(p.MergeGroup), int64(p.MergeBlock)}} {
+		if in.inputs > 0 && budget/(2*in.inputs) >= minBlock+RecordSize && 2*in.inputs*in.block > budget {
+			fail("%d inputs of two %d-byte blocks need more than the budget of %d", in.inputs, in.block, budget)
+		}
+	}
 	// The generated splits cover records 0..Records-1 in order, each at
 	// most ceil(Records/MapCount) records (checked at the ends and the
 	// middle: a plan may have millions).

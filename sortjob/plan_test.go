@@ -98,6 +98,11 @@ func TestPlanMergeManyTasks(t *testing.T) {
 	if got := figures(p); got != want {
 		t.Fatalf("10 GB in 2000 maps × 1000 partitions on 3 nodes: %+v, want %+v", got, want)
 	}
+	// A reduce that reads the 2000 map outputs unmerged opens 512 at once
+	// with smaller blocks.
+	if b := p.BlockFor(p.MapCount); b != 1_048_500 || p.BlockFor(1) != 1_048_500 {
+		t.Fatalf("BlockFor(2000) = %d, BlockFor(1) = %d", b, p.BlockFor(1))
+	}
 	// The one merge of a node writes all of its map output once more.
 	if p.MergeOutputPerNode != p.MapOutputPerNode || p.MapOutputPerNode != 3_333_333_334 {
 		t.Fatalf("merge output per node %d, map output per node %d", p.MergeOutputPerNode, p.MapOutputPerNode)

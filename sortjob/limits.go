@@ -26,6 +26,10 @@ const (
 	MaxMapTasks = 8_000_000
 	// MaxPartitions bounds a plan's reduce partitions.
 	MaxPartitions = 1_000_000
+	// MaxTasks bounds a plan's map tasks plus partitions: what the
+	// coordinator holds in its replicated state for one job (a record per
+	// task). The 100 TB plan on 200 nodes × 2 cores has 845,200.
+	MaxTasks = 2_000_000
 	// MaxNodes and MaxCoresPerNode bound the cluster a plan is made for.
 	MaxNodes        = 10_000
 	MaxCoresPerNode = 4096
@@ -77,6 +81,16 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("sortjob: map split of %d bytes is negative", s.MapSplit)
 	case s.MapSplit > MaxBytes:
 		return fmt.Errorf("sortjob: map split of %d bytes is more than the limit of %d (%s)", s.MapSplit, int64(MaxBytes), units.Format(MaxBytes))
+	case s.Maps < 0:
+		return fmt.Errorf("sortjob: %d map tasks is negative: give a positive number, or 0 to let the planner choose", s.Maps)
+	case s.Maps > MaxMapTasks:
+		return fmt.Errorf("sortjob: %d map tasks asked is more than the limit of %d; give fewer --maps", s.Maps, MaxMapTasks)
+	case s.Maps > 0 && s.Input != "":
+		return fmt.Errorf("sortjob: %d map tasks asked for input %s: --maps applies to generated input; size the splits of files with --map-split", s.Maps, s.Input)
+	case s.Maps > 0 && s.MapSplit > 0:
+		return fmt.Errorf("sortjob: %d map tasks and a map split of %d bytes asked: give --maps or --map-split, not both", s.Maps, s.MapSplit)
+	case s.Maps > 0 && s.Records > 0 && int64(s.Maps) > s.Records:
+		return fmt.Errorf("sortjob: %d map tasks asked for %d records: each map needs at least one record; give at most %d --maps", s.Maps, s.Records, s.Records)
 	}
 	if s.Input != "" {
 		if err := ValidPath("input", s.Input); err != nil {
@@ -110,6 +124,11 @@ func errRecords(n int64) error {
 
 func errPartitions(n int) error {
 	return fmt.Errorf("sortjob: %d partitions is more than the limit of %d; give fewer --partitions (each reduce then writes more)", n, MaxPartitions)
+}
+
+func errTasks(records int64, maps, parts int) error {
+	return fmt.Errorf("sortjob: a plan of %d records (%s) in %d map tasks and %d partitions has %d tasks, more than the limit of %d tasks per job that the coordinator holds; give more --memory per node (larger map splits, so fewer maps), a larger --map-split or fewer --maps, or fewer --partitions",
+		records, units.Format(records*RecordSize), maps, parts, int64(maps)+int64(parts), MaxTasks)
 }
 
 func errMaps(n int64) error {
@@ -150,8 +169,12 @@ func (p *Plan) Validate() error {
 			return fmt.Errorf("sortjob: plan of %d partitions: want at least 1", p.Partitions)
 		}
 		return errPartitions(p.Partitions)
+	case int64(p.MapCount)+int64(p.Partitions) > MaxTasks:
+		return errTasks(p.Records, p.MapCount, p.Partitions)
 	case p.ReducePasses < 0 || p.ReducePasses > maxReducePasses:
 		return fmt.Errorf("sortjob: plan of %d reduce passes is outside the limits of 0 to %d", p.ReducePasses, maxReducePasses)
+	case p.MergeGroup != 0 && (p.MergeGroup < 2 || p.MergeGroup > MaxMergeFanIn):
+		return fmt.Errorf("sortjob: plan merge group of %d map outputs: want 0 (no merging) or 2 to %d", p.MergeGroup, MaxMergeFanIn)
 	}
 	// Buffer sizes become allocations on every node: 0 takes the shuffle
 	// package's default.
@@ -163,6 +186,7 @@ func (p *Plan) Validate() error {
 		{"block size", p.BlockSize, maxBlock},
 		{"write buffer", p.WriteBuffer, maxWriteBuffer},
 		{"reduce write buffer", p.ReduceWriteBuffer, maxReduceWriteBuf},
+		{"merge block", p.MergeBlock, maxBlock},
 	} {
 		if b.n < 0 || b.n > b.max {
 			return fmt.Errorf("sortjob: plan %s of %d bytes is outside the limits of 0 to %d", b.name, b.n, b.max)
@@ -171,7 +195,7 @@ func (p *Plan) Validate() error {
 	for _, v := range []struct {
 		name string
 		n    int64
-	}{{"map output per node", p.MapOutputPerNode}, {"output per node", p.OutputPerNode}, {"shuffle network bytes", p.ShuffleNetworkBytes}} {
+	}{{"map output per node", p.MapOutputPerNode}, {"output per node", p.OutputPerNode}, {"merge output per node", p.MergeOutputPerNode}, {"shuffle network bytes", p.ShuffleNetworkBytes}} {
 		if v.n < 0 || v.n > MaxBytes {
 			return fmt.Errorf("sortjob: plan %s of %d bytes is outside the limits of 0 to %d", v.name, v.n, int64(MaxBytes))
 		}

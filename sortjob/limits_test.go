@@ -34,6 +34,15 @@ func TestPlanLimits(t *testing.T) {
 		{"relative output", Spec{Records: 1e6, Output: "out"}, c200, []string{`output path "out" is not absolute`}},
 		{"relative input", Spec{Input: "in/../x"}, c200, []string{"input path", "not absolute"}},
 		{"NUL in output", Spec{Records: 1e6, Output: "/tmp/a\x00b"}, c200, []string{"NUL"}},
+		{"too many tasks", Spec{Records: 1e12, Memory: 4 << 30}, Cluster{Nodes: 200, CoresPerNode: 128},
+			[]string{"1000000000000 records", "4070400 map tasks", "102400 partitions", "4172800 tasks", "limit of 2000000", "more --memory", "fewer --partitions"}},
+		{"too many tasks asked", Spec{Records: 1e9, Maps: 1_500_000, Partitions: 600_000}, c200,
+			[]string{"1500000 map tasks", "600000 partitions", "limit of 2000000"}},
+		{"negative maps", Spec{Records: 1e9, Maps: -1}, c200, []string{"-1 map tasks is negative"}},
+		{"huge maps", Spec{Records: 1e12, Maps: 1 << 40}, c200, []string{"1099511627776 map tasks", "limit of 8000000", "fewer --maps"}},
+		{"maps past records", Spec{Records: 10, Maps: 11}, c200, []string{"11 map tasks asked for 10 records", "at most 10 --maps"}},
+		{"maps with a map split", Spec{Records: 1e9, Maps: 100, MapSplit: 1e6}, c200, []string{"--maps or --map-split"}},
+		{"maps with input", Spec{Input: "/tmp/in", Maps: 100}, c200, []string{"--maps applies to generated input"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p, err := MakePlan(c.spec, c.cluster)
@@ -49,7 +58,8 @@ func TestPlanLimits(t *testing.T) {
 	}
 }
 
-// The limits leave room for the documented 100 TB dry run, and what
+// The limits leave room for the documented 100 TB dry run (on 128 cores a
+// node needs a budget that keeps the maps under MaxTasks), and what
 // MakePlan makes passes the Validate every node applies to it.
 func TestPlanWithinLimits(t *testing.T) {
 	for _, c := range []struct {
@@ -58,7 +68,7 @@ func TestPlanWithinLimits(t *testing.T) {
 		maps, partitions int
 	}{
 		{Spec{Records: 1e12, Memory: 4 << 30}, Cluster{Nodes: 200, CoresPerNode: 2}, 745_200, 100_000},
-		{Spec{Records: 1e12, Memory: 4 << 30}, Cluster{Nodes: 200, CoresPerNode: 128}, 4_070_400, 102_400},
+		{Spec{Records: 1e12, Memory: 64 << 30}, Cluster{Nodes: 200, CoresPerNode: 128}, 768_000, 102_400},
 		{Spec{Records: 1e14, Memory: 4 << 30, MapSplit: 20e9, Partitions: 1_000_000}, Cluster{Nodes: 200, CoresPerNode: 2}, 500_000, 1_000_000},
 	} {
 		p, err := MakePlan(c.spec, c.cluster)
@@ -130,6 +140,13 @@ func TestPlanValidateRefusesForgedPlans(t *testing.T) {
 		{"split ids out of order", func(p *Plan) { p.Maps[2].ID = 7 }, "has id 7"},
 		{"negative maps", func(p *Plan) { p.MapCount = -1 }, "-1 map tasks"},
 		{"huge maps", func(p *Plan) { p.MapCount = 745_000_000 }, "limit of 8000000"},
+		{"too many tasks", func(p *Plan) { p.MapCount, p.Partitions = 1_500_000, 600_000 }, "2100000 tasks, more than the limit of 2000000"},
+		{"merge group of one", func(p *Plan) { p.MergeGroup = 1 }, "merge group of 1"},
+		{"negative merge group", func(p *Plan) { p.MergeGroup = -1 }, "merge group of -1"},
+		{"huge merge group", func(p *Plan) { p.MergeGroup = MaxMergeFanIn + 1 }, "merge group of 1025"},
+		{"negative merge block", func(p *Plan) { p.MergeBlock = -1 }, "merge block"},
+		{"huge merge block", func(p *Plan) { p.MergeBlock = 1 << 30 }, "merge block"},
+		{"negative spec maps", func(p *Plan) { p.Spec.Maps = -3 }, "-3 map tasks"},
 		{"no partitions", func(p *Plan) { p.Partitions = 0 }, "0 partitions"},
 		{"bytes overflow", func(p *Plan) { p.Records = 9e18 }, "limit of"},
 		{"bytes mismatch", func(p *Plan) { p.Bytes = -1 }, "bytes, want"},

@@ -36,6 +36,9 @@ type Spec struct {
 	// MapSplit caps the bytes per map task; 0 sizes splits to fit the sort
 	// buffer (no map-side spill). A larger split is sorted in spilled runs.
 	MapSplit int64 `json:"map_split,omitempty"`
+	// Maps is the exact number of map tasks for generated input; 0 lets
+	// the planner choose. It excludes MapSplit and Input.
+	Maps int `json:"maps,omitempty"`
 	// SkipSpaceCheck skips the free-disk check before the job starts (for
 	// file systems whose free space statfs misreports).
 	SkipSpaceCheck bool `json:"skip_space_check,omitempty"`
@@ -93,11 +96,23 @@ type Plan struct {
 	Partitions int        `json:"partitions"`
 	// MapSpills is true when a split is larger than the sort buffer.
 	MapSpills bool `json:"map_spills"`
-	// ReducePasses is 1, or more when a reduce's fan-in exceeds MaxFanIn.
+	// ReducePasses is 1, or more when a reduce's fan-in
+	// (MaxSegmentsPerReduce) exceeds MaxFanIn.
 	ReducePasses int `json:"reduce_passes"`
+	// MergeGroup is how many finished map outputs on one node a merge task
+	// consolidates into one output (the shuffle's consolidation); 0 means
+	// no merging: every reduce reads one segment from every map output.
+	MergeGroup int `json:"merge_group,omitempty"`
+	// MergeBlock is a merge task's read-ahead block per input in bytes.
+	MergeBlock int `json:"merge_block,omitempty"`
 	// Disk needs per node in bytes.
 	MapOutputPerNode int64 `json:"map_output_per_node"`
 	OutputPerNode    int64 `json:"output_per_node"`
+	// MergeOutputPerNode is the most merged output a node writes at once
+	// on top of MapOutputPerNode: one merge per worker at a time, each of
+	// MergeGroup map outputs, whose inputs are removed once its output is
+	// committed. 0 without merging.
+	MergeOutputPerNode int64 `json:"merge_output_per_node,omitempty"`
 	// ShuffleNetworkBytes is what crosses the network (0 on one node).
 	ShuffleNetworkBytes int64 `json:"shuffle_network_bytes"`
 	// MergeGroup is how many finished map outputs on one node a merge task
@@ -118,6 +133,12 @@ const (
 	// reserve is the budget share kept for the runtime and small buffers
 	// (at most a quarter of the budget).
 	reserve = 32 << 20
+	// MaxMergeFanIn is the most map outputs one merge task consolidates.
+	MaxMergeFanIn = 1024
+	// MergeBelow is the map segment size (bytes / maps / partitions) under
+	// which the planner consolidates a node's map outputs: reading larger
+	// segments is not seek-bound, so merging them would only cost a pass.
+	MergeBelow = 4_000_000
 )
 
 // DefaultMemory is the memory budget when none is given: a quarter of the
@@ -148,8 +169,8 @@ func totalMemory() int64 {
 // directory it lists and checks the files (readable, whole records); it
 // writes nothing. Input and Output must be absolute paths (they are
 // cleaned); a spec or a plan beyond the limits of a job (MaxRecords,
-// MaxMapTasks, MaxPartitions, MaxNodes, ...) is refused with an error that
-// names the limit, and every size is computed without overflow.
+// MaxMapTasks, MaxPartitions, MaxTasks, MaxNodes, ...) is refused with an
+// error that names the limit, and every size is computed without overflow.
 func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	if cluster.Nodes <= 0 {
 		cluster.Nodes = 1
@@ -196,8 +217,7 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	// budget, up to maxSortBuffer: smaller buffers reused task after task
 	// cost fewer fresh pages and let tasks overlap better than a few huge
 	// ones.
-	res := min(reserve, spec.Memory/4)
-	perWorker := (spec.Memory - res) / int64(workers)
+	perWorker := workerBudget(spec.Memory, workers)
 	p.WriteBuffer = int(min(max(perWorker/16, 256<<10), maxWriteBuffer))
 	p.ReduceWriteBuffer = int(min(max(perWorker/8, 1<<20), maxReduceWriteBuf))
 	sortBuf := (perWorker - 2*int64(p.WriteBuffer) - (1<<16+1)*8) * 100 / 116
@@ -214,9 +234,16 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 		}
 	}
 	slots := int64(workers) * int64(cluster.Nodes)
-	maps := max(ceilDiv(p.Bytes, split), 2*slots)
-	maps = ceilDiv(maps, slots) * slots // whole waves
-	maps = min(maps, max(p.Records, 1))
+	var maps int64
+	if spec.Maps > 0 {
+		// Spec.Validate checked it: generated input, at most MaxMapTasks
+		// and at most one map per record.
+		maps = int64(spec.Maps)
+	} else {
+		maps = max(ceilDiv(p.Bytes, split), 2*slots)
+		maps = ceilDiv(maps, slots) * slots // whole waves
+		maps = min(maps, max(p.Records, 1))
+	}
 	if maps > MaxMapTasks {
 		return nil, errMaps(maps)
 	}
@@ -254,16 +281,28 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 		}
 		p.Partitions = int(parts)
 	}
-	fanIn := min(p.MapCount, MaxFanIn)
-	block := (perWorker - 3*int64(p.ReduceWriteBuffer)) / int64(2*max(fanIn, 1))
-	block = min(max(block, minBlock), maxBlock)
-	p.BlockSize = int(block - block%RecordSize)
-	p.ReducePasses = 1
-	for n := p.MapCount; n > MaxFanIn; n = int(ceilDiv(int64(n), MaxFanIn)) {
-		p.ReducePasses++
+	if int64(p.MapCount)+int64(p.Partitions) > MaxTasks {
+		return nil, errTasks(p.Records, p.MapCount, p.Partitions)
 	}
+	// Consolidation: a merge task, like a reduce, holds two read-ahead
+	// blocks per input and its output's write buffers.
+	budget := p.mergeBudget()
+	p.MergeGroup = mergeGroup(p.Bytes, int64(p.MapCount), int64(p.Partitions), int64(cluster.Nodes), budget)
+	if p.MergeGroup > 0 {
+		p.MergeBlock = blockFor(budget, p.MergeGroup)
+	}
+	// A reduce's fan-in is what it reads after consolidation.
+	fanIn := p.MaxSegmentsPerReduce()
+	p.BlockSize = blockFor(budget, int(min(fanIn, MaxFanIn)))
+	p.ReducePasses = reducePasses(fanIn)
 	p.MapOutputPerNode = ceilDiv(p.Bytes, int64(cluster.Nodes))
 	p.OutputPerNode = p.MapOutputPerNode
+	if p.MergeGroup > 0 {
+		// At most MergesPerNode × MergeGroup < m + MergeGroup map outputs
+		// of at most ceil(Bytes/MapCount) each: within int64.
+		running := int64(min(workers, p.MergesPerNode())) * int64(p.MergeGroup)
+		p.MergeOutputPerNode = min(running*ceilDiv(p.Bytes, int64(p.MapCount)), p.MapOutputPerNode)
+	}
 	if cluster.Nodes > 1 {
 		p.ShuffleNetworkBytes = p.Bytes / int64(cluster.Nodes) * int64(cluster.Nodes-1)
 	}
@@ -272,6 +311,109 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// workerBudget returns one worker's share of a node's memory budget.
+func workerBudget(memory int64, workers int) int64 {
+	return (memory - min(reserve, memory/4)) / int64(max(workers, 1))
+}
+
+// mergeBudget is what a worker holds for the read-ahead blocks of a merge
+// (a reduce's or a merge task's): its share of the budget less three
+// reduce write buffers.
+func (p *Plan) mergeBudget() int64 {
+	return workerBudget(p.Memory, p.Cluster.CoresPerNode) - 3*int64(p.ReduceWriteBuffer)
+}
+
+// BlockFor returns the read-ahead block for a merge of inputs segments (a
+// reduce, or a merge task) within a worker's share of the plan's budget:
+// BlockSize when inputs is MaxSegmentsPerReduce. A reduce that finds more
+// segments than the plan expected (maps re-run after a node loss and read
+// unmerged) sizes its blocks with it. At most MaxFanIn inputs are open at
+// once, so larger counts take the block of MaxFanIn.
+func (p *Plan) BlockFor(inputs int) int {
+	return blockFor(p.mergeBudget(), min(max(inputs, 1), MaxFanIn))
+}
+
+// mergeGroup returns how many map outputs of a node one merge task
+// consolidates, or 0 for no merging: when a map's segment for one reduce
+// (bytes/maps/parts) is at least MergeBelow, or when no node runs more than
+// one map. Otherwise a node's m = ceil(maps/nodes) outputs are merged in
+// k = ceil(m/fan-in) groups of ceil(m/k), the fan-in being MaxMergeFanIn
+// or less when the budget cannot hold two minimum blocks per input.
+func mergeGroup(bytes, maps, parts, nodes, budget int64) int {
+	if maps <= nodes || bytes/maps/parts >= MergeBelow {
+		return 0
+	}
+	fanIn := min(MaxMergeFanIn, max(2, budget/(2*minBlock)))
+	m := ceilDiv(maps, nodes)
+	k := ceilDiv(m, fanIn)
+	return int(ceilDiv(m, k))
+}
+
+// blockFor returns a read-ahead block for inputs inputs that each hold two
+// blocks in budget bytes: a multiple of RecordSize within minBlock and
+// maxBlock.
+func blockFor(budget int64, inputs int) int {
+	b := budget / (2 * int64(max(inputs, 1)))
+	b = min(max(b, minBlock), maxBlock)
+	b -= b % RecordSize
+	if b < minBlock {
+		b += RecordSize
+	}
+	return int(b)
+}
+
+// reducePasses returns the merge passes of a reduce over fanIn segments,
+// merging at most MaxFanIn at once.
+func reducePasses(fanIn int64) int {
+	n := 1
+	for ; fanIn > MaxFanIn; fanIn = ceilDiv(fanIn, MaxFanIn) {
+		n++
+	}
+	return n
+}
+
+// MergesPerNode returns the merge tasks a node runs when the maps are
+// spread evenly (ceil(MapCount/Nodes) maps on each), 0 without merging.
+func (p *Plan) MergesPerNode() int {
+	if p.MergeGroup <= 0 {
+		return 0
+	}
+	m := ceilDiv(int64(max(p.MapCount, 1)), int64(max(p.Cluster.Nodes, 1)))
+	return int(ceilDiv(m, int64(p.MergeGroup)))
+}
+
+// SegmentsPerReduce returns the segments one reduce reads after
+// consolidation when the maps are spread evenly: one per merge output
+// (Nodes × MergesPerNode), or one per map without merging. A node that ran
+// a number of maps that is not a multiple of MergeGroup merges its
+// remainder in one more, smaller merge: MaxSegmentsPerReduce bounds that.
+func (p *Plan) SegmentsPerReduce() int64 {
+	maps := int64(max(p.MapCount, 1))
+	if p.MergeGroup <= 0 {
+		return maps
+	}
+	return min(maps, int64(max(p.Cluster.Nodes, 1))*int64(p.MergesPerNode()))
+}
+
+// MaxSegmentsPerReduce returns the most segments one reduce reads however
+// the maps are spread over the nodes: each node's merges hold MergeGroup
+// outputs except at most one remainder merge per node, so
+// MapCount/MergeGroup + Nodes (never more than MapCount). BlockSize and
+// ReducePasses are sized for it.
+func (p *Plan) MaxSegmentsPerReduce() int64 {
+	maps := int64(max(p.MapCount, 1))
+	if p.MergeGroup <= 0 {
+		return maps
+	}
+	return min(maps, maps/int64(p.MergeGroup)+int64(max(p.Cluster.Nodes, 1)))
+}
+
+// SegmentBytes returns the average size of one segment a reduce reads:
+// bytes / partitions / SegmentsPerReduce.
+func (p *Plan) SegmentBytes() int64 {
+	return p.Bytes / int64(max(p.Partitions, 1)) / p.SegmentsPerReduce()
 }
 
 // Split returns map task i's input.
@@ -393,20 +535,44 @@ func (p *Plan) WriteText(w io.Writer, r Rate) {
 		fmt.Fprintf(w, ", splits exceed the sort buffer: sorted runs spill and merge")
 	}
 	fmt.Fprintln(w)
-	seg := p.Bytes / int64(p.MapCount) / int64(p.Partitions)
+	mapSeg := p.Bytes / int64(p.MapCount) / int64(p.Partitions)
+	seg := p.SegmentBytes()
 	fmt.Fprintf(w, "  reduce tasks     %d (%d per node, %s each; %d segments of ~%s per reduce, %d merge pass(es))\n",
-		p.Partitions, ceilDiv(int64(p.Partitions), int64(p.Cluster.Nodes)), units.Format(p.Bytes/int64(p.Partitions)), p.MapCount, units.Format(seg), p.ReducePasses)
+		p.Partitions, ceilDiv(int64(p.Partitions), int64(p.Cluster.Nodes)), units.Format(p.Bytes/int64(p.Partitions)), p.SegmentsPerReduce(), units.Format(seg), p.ReducePasses)
+	if p.MergeGroup > 0 {
+		merges := int64(p.Cluster.Nodes) * int64(p.MergesPerNode())
+		fmt.Fprintf(w, "  shuffle merge    every %d map outputs on a node merge into one: %d merge(s) per node, %d in all, fan-in %d, read-ahead %s per input;\n",
+			p.MergeGroup, p.MergesPerNode(), merges, p.MergeGroup, units.Format(int64(p.MergeBlock)))
+		fmt.Fprintf(w, "                   a reduce reads %d segments of ~%s instead of %d of ~%s (up to %d when a node's maps leave a remainder merge)\n",
+			p.SegmentsPerReduce(), units.Format(seg), p.MapCount, units.Format(mapSeg), p.MaxSegmentsPerReduce())
+	} else {
+		fmt.Fprintf(w, "  shuffle merge    none (map segments of ~%s", units.Format(mapSeg))
+		if int64(p.MapCount) <= int64(p.Cluster.Nodes) {
+			fmt.Fprintf(w, "; at most one map per node")
+		} else {
+			fmt.Fprintf(w, " are at least %s", units.Format(MergeBelow))
+		}
+		fmt.Fprintln(w, ")")
+	}
 	fmt.Fprintf(w, "  bytes per node   %s in, %s of map output, %s out\n", units.Format(ceilDiv(p.Bytes, int64(p.Cluster.Nodes))), units.Format(p.MapOutputPerNode), units.Format(p.OutputPerNode))
 	fmt.Fprintf(w, "  disk needed      %s per node (map output + output", units.Format(p.MapOutputPerNode+p.OutputPerNode))
 	if p.Spec.Input == "" {
 		fmt.Fprintf(w, "; input is generated in memory")
 	}
-	fmt.Fprintln(w, ")")
+	fmt.Fprint(w, ")")
+	if p.MergeOutputPerNode > 0 {
+		fmt.Fprintf(w, ", and up to %s more while merges run", units.Format(p.MergeOutputPerNode))
+	}
+	fmt.Fprintln(w)
 	if p.ShuffleNetworkBytes > 0 {
 		fmt.Fprintf(w, "  network shuffle  %s in all, %s per node\n", units.Format(p.ShuffleNetworkBytes), units.Format(p.ShuffleNetworkBytes/int64(p.Cluster.Nodes)))
 	}
 	if seg > 0 && seg < 256<<10 {
-		fmt.Fprintf(w, "  warning          segments of %s are small: the shuffle will be seek-bound; use fewer --partitions or more memory\n", units.Format(seg))
+		after := ""
+		if p.MergeGroup > 0 {
+			after = " (after consolidation)"
+		}
+		fmt.Fprintf(w, "  warning          segments of %s%s are small: the shuffle will be seek-bound; use fewer --partitions or more memory\n", units.Format(seg), after)
 	}
 	if d := p.Estimate(r); d > 0 {
 		round := time.Second
@@ -414,8 +580,13 @@ func (p *Plan) WriteText(w io.Writer, r Rate) {
 			round = 10 * time.Millisecond
 		}
 		fmt.Fprintf(w, "  estimated time   %s at %s/s per core (%s, %s)\n", d.Round(round), units.Format(int64(r.BytesPerSecondPerCore)), r.Source, r.Measured.Format("2006-01-02"))
-		if p.Cluster.Nodes > 1 {
+		switch {
+		case p.Cluster.Nodes > 1 && p.MergeGroup > 0:
+			fmt.Fprintf(w, "                   single-node rate; network, stragglers and the merge pass are not modelled\n")
+		case p.Cluster.Nodes > 1:
 			fmt.Fprintf(w, "                   single-node rate; network and stragglers are not modelled\n")
+		case p.MergeGroup > 0:
+			fmt.Fprintf(w, "                   the merge pass is not modelled\n")
 		}
 	} else {
 		fmt.Fprintf(w, "  estimated time   unknown: no measured rate on this machine yet\n")

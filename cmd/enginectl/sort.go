@@ -21,7 +21,7 @@ import (
 type sortOptions struct {
 	size, input, output, memory, records, mapSplit, data, progress string
 	skew, dryRun, json, skipSpace                                  bool
-	partitions, nodes, cores, workers                              int
+	partitions, maps, nodes, cores, workers                        int
 }
 
 func sortFlags(o *sortOptions, out io.Writer) *flag.FlagSet {
@@ -34,6 +34,7 @@ func sortFlags(o *sortOptions, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.records, "records", "binary", "generated record format: binary or ascii")
 	fs.BoolVar(&o.skew, "skew", false, "generate skewed keys (gensort -s)")
 	fs.IntVar(&o.partitions, "partitions", 0, "reduce partitions (output files); 0 picks about 1 GB each")
+	fs.IntVar(&o.maps, "maps", 0, "exact number of map tasks for generated input; 0 lets the planner choose (excludes --map-split and --input)")
 	fs.StringVar(&o.mapSplit, "map-split", "", "cap the input bytes per map task, e.g. 256MB (default: what fits the sort buffer; larger splits spill sorted runs)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and estimated time without running")
 	fs.IntVar(&o.nodes, "nodes", 1, "with --dry-run: number of nodes to plan for")
@@ -58,6 +59,7 @@ Examples:
   enginectl submit sort --size=10GB --records ascii --memory=2GB --output /data/sorted
   enginectl submit sort --input /data/in --output /data/out
   enginectl submit sort --size=100TB --nodes=200 --dry-run
+  enginectl submit sort --size=10GB --maps 2000 --partitions 1000 --nodes 3 --dry-run
 
 Flags:
 `)
@@ -108,6 +110,10 @@ func (o *sortOptions) spec() (sortjob.Spec, error) {
 		return spec, usageError{"--partitions must be positive"}
 	}
 	spec.Partitions = o.partitions
+	if o.maps < 0 {
+		return spec, usageError{"--maps must be positive (or 0 to let the planner choose)"}
+	}
+	spec.Maps = o.maps
 	spec.SkipSpaceCheck = o.skipSpace
 	return spec, nil
 }

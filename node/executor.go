@@ -295,8 +295,8 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, t
 	if err != nil {
 		cmd.Type, cmd.Error = coordinator.CmdTaskFailed, clip(err.Error(), coordinator.MaxErrorLen)
 		var fe *shuffle.FetchError
-		if errors.As(err, &fe) && fe.Map >= 0 {
-			cmd.LostMaps = []int{fe.Map}
+		if errors.As(err, &fe) && fe.Output.Kind == shuffle.KindMap {
+			cmd.LostMaps = []int{fe.Output.Index}
 			var oe *net.OpError
 			if errors.As(err, &oe) && oe.Op == "dial" {
 				// The node is unreachable: every output it holds is as
@@ -390,12 +390,12 @@ func (e *executor) runReduce(ctx context.Context, j *coordinator.Job, part int, 
 				missing = fmt.Errorf("reduce %d: map %d has no output", part, m.Index)
 				return
 			}
-			in := shuffle.ReduceInput{Map: m.Index, Job: j.ID, Segment: m.Segments[part]}
+			in := shuffle.ReduceInput{Output: shuffle.MapOutputID(m.Index, sortjob.MapAttempt), Job: j.ID, Segment: m.Segments[part]}
 			if in.Segment.Length == 0 {
 				continue // known empty: nothing to fetch
 			}
 			if m.Node == n.id {
-				in.Path = filepath.Join(n.mapDir(j.ID), shuffle.DataName(m.Index))
+				in.Path = filepath.Join(n.mapDir(j.ID), shuffle.OutputDataName(in.Output))
 			} else {
 				mem := s.Members[m.Node]
 				if mem == nil {

@@ -536,9 +536,9 @@ func (n *Node) Close() error {
 }
 
 // locateMapOutput is the shuffle service's view of this node's map outputs.
-func (n *Node) locateMapOutput(job string, mapID int) (string, string, error) {
+func (n *Node) locateMapOutput(job string, id shuffle.OutputID) (string, string, error) {
 	dir := n.mapDir(job)
-	return filepath.Join(dir, shuffle.DataName(mapID)), filepath.Join(dir, shuffle.IndexName(mapID)), nil
+	return filepath.Join(dir, shuffle.OutputDataName(id)), filepath.Join(dir, shuffle.OutputIndexName(id)), nil
 }
 
 func (n *Node) jobDir(job string) string { return filepath.Join(n.cfg.DataDir, "jobs", job) }

@@ -14,20 +14,20 @@ import (
 	"time"
 )
 
-// FetchError reports a map output segment that could not be fetched from a
+// FetchError reports an output segment that could not be fetched from a
 // shuffle service after retries: the node is gone, the output is missing,
 // or its bytes are corrupt (Err then wraps ErrCorruptSegment; a missing
-// output wraps ErrMapOutputNotFound). The coordinator should mark that map
-// output lost and run the map task again.
+// output wraps ErrMapOutputNotFound). The coordinator should mark that
+// output lost and run the task that wrote it (Output) again.
 type FetchError struct {
-	Job  string
-	Map  int
-	Addr string
-	Err  error
+	Job    string
+	Output OutputID
+	Addr   string
+	Err    error
 }
 
 func (e *FetchError) Error() string {
-	return fmt.Sprintf("fetch map %d of job %s from %s: %v", e.Map, e.Job, e.Addr, e.Err)
+	return fmt.Sprintf("fetch %s of job %s from %s: %v", e.Output, e.Job, e.Addr, e.Err)
 }
 
 func (e *FetchError) Unwrap() error { return e.Err }
@@ -291,7 +291,7 @@ var errChecksum = errors.New("checksum mismatch")
 type netSegmentReader struct {
 	f         *Fetcher
 	addr, job string
-	mapID     int
+	id        OutputID
 	partition int
 	want      SegmentInfo // from the caller; Length 0 means unknown
 	name      string      // "partition 7", in errors inside a FetchError
@@ -312,7 +312,7 @@ type netSegmentReader struct {
 	delivered bool   // a block went to the merge
 }
 
-// openRemoteSegment starts fetching partition of in's map output.
+// openRemoteSegment starts fetching partition of in's output.
 func openRemoteSegment(ctx context.Context, f *Fetcher, in ReduceInput, partition, blockSize int) *netSegmentReader {
 	if f == nil {
 		f = DefaultFetcher
@@ -326,7 +326,7 @@ func openRemoteSegment(ctx context.Context, f *Fetcher, in ReduceInput, partitio
 		f:          f,
 		addr:       in.Addr,
 		job:        in.Job,
-		mapID:      in.Map,
+		id:         in.Output,
 		partition:  partition,
 		want:       in.Segment,
 		name:       fmt.Sprintf("partition %d", partition),
@@ -352,16 +352,19 @@ func (r *netSegmentReader) run(ctx context.Context) {
 }
 
 func (r *netSegmentReader) canceled(ctx context.Context) error {
-	return fmt.Errorf("fetch map %d of job %s from %s: %w", r.mapID, r.job, r.addr, ctx.Err())
+	return fmt.Errorf("fetch %s of job %s from %s: %w", r.id, r.job, r.addr, ctx.Err())
 }
 
 func (r *netSegmentReader) fail(err error) error {
-	return &FetchError{Job: r.job, Map: r.mapID, Addr: r.addr, Err: err}
+	return &FetchError{Job: r.job, Output: r.id, Addr: r.addr, Err: err}
 }
 
 // fetch runs attempts until the segment is in or the fetch has failed.
 func (r *netSegmentReader) fetch(ctx context.Context) error {
 	if err := ValidJobID(r.job); err != nil {
+		return r.fail(err)
+	}
+	if err := r.id.Validate(); err != nil {
 		return r.fail(err)
 	}
 	failures, wholeAgain := 0, false
@@ -404,7 +407,7 @@ func (r *netSegmentReader) fetch(ctx context.Context) error {
 
 // attempt requests the segment from r.off and receives it to the end.
 func (r *netSegmentReader) attempt(ctx context.Context) error {
-	req := request{job: r.job, mapID: r.mapID, partition: r.partition, offset: r.off}
+	req := request{op: opSegment, job: r.job, id: r.id, partition: r.partition, offset: r.off}
 	fc, seg, err := r.f.roundTrip(ctx, r.addr, req)
 	if err != nil {
 		return err

@@ -19,19 +19,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Locator maps a job id and map task id to the map output's data and index
+// Locator maps a job id and an output id to the output's data and index
 // files. The ids it receives have been validated: the job id passes
-// ValidJobID and the map id is in 0..2^31-1. An error that wraps
-// fs.ErrNotExist or ErrMapOutputNotFound is reported to the client as "not
-// found".
-type Locator func(job string, mapID int) (dataPath, indexPath string, err error)
+// ValidJobID and the output id Validate. An error that wraps fs.ErrNotExist
+// or ErrMapOutputNotFound is reported to the client as "not found".
+type Locator func(job string, id OutputID) (dataPath, indexPath string, err error)
 
-// DirLocator locates map outputs under root/<job>/, with the file names
-// Mapper.Map gives them (DataName, IndexName).
+// DirLocator locates outputs under root/<job>/, with the file names
+// Mapper.Map and MergeOutputs are given (OutputDataName, OutputIndexName).
 func DirLocator(root string) Locator {
-	return func(job string, mapID int) (string, string, error) {
+	return func(job string, id OutputID) (string, string, error) {
 		dir := filepath.Join(root, job)
-		return filepath.Join(dir, DataName(mapID)), filepath.Join(dir, IndexName(mapID)), nil
+		return filepath.Join(dir, OutputDataName(id)), filepath.Join(dir, OutputIndexName(id)), nil
 	}
 }
 
@@ -201,11 +200,10 @@ func (s *Server) serveConn(c net.Conn) {
 		c.Close()
 	}()
 	br := bufio.NewReaderSize(c, 512)
-	buf := make([]byte, reqFixedSize+MaxJobIDLen)
-	var out []byte
+	var buf, out []byte
 	for {
 		c.SetReadDeadline(time.Now().Add(serverIdleTimeout))
-		req, err := readRequest(br, buf)
+		req, err := readRequest(br, &buf)
 		var rerr *requestError
 		switch {
 		case errors.As(err, &rerr):
@@ -220,6 +218,13 @@ func (s *Server) serveConn(c net.Conn) {
 			return // the client left, or the server is closing
 		}
 		s.requests.Add(1)
+		if req.op == opSegmentInfos {
+			out = s.segmentInfos(req, out[:0])
+			if s.write(c, out) != nil {
+				return
+			}
+			continue
+		}
 		if !s.serveRequest(c, req, &out) {
 			return
 		}
@@ -239,32 +244,16 @@ func (s *Server) serveRequest(c net.Conn, req request, out *[]byte) bool {
 	fail := func(status byte, format string, args ...any) bool {
 		msg := fmt.Sprintf(format, args...)
 		if status != statusNotFound {
-			s.log.Warn("shuffle: request failed", "remote", c.RemoteAddr().String(), "job", req.job, "map", req.mapID, "partition", req.partition, "err", msg)
+			s.log.Warn("shuffle: request failed", "remote", c.RemoteAddr().String(), "job", req.job, "output", req.id.String(), "partition", req.partition, "err", msg)
 		}
 		*out = appendError((*out)[:0], status, msg)
 		return s.write(c, *out) == nil
 	}
-	what := fmt.Sprintf("job %s map %d", req.job, req.mapID)
-	dataPath, indexPath, err := s.locate(req.job, req.mapID)
+	what := fmt.Sprintf("job %s %s", req.job, req.id)
+	dataPath, seg, status, err := s.segment(req.job, req.id, req.partition)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrMapOutputNotFound) {
-			return fail(statusNotFound, "%s: %v", what, err)
-		}
-		return fail(statusFailed, "%s: %v", what, err)
+		return fail(status, "%s: %v", what, err)
 	}
-	idx, err := s.indexes.get(indexPath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fail(statusNotFound, "%s: no map output: %v", what, unwrapPath(err))
-	case errors.Is(err, ErrCorruptIndex):
-		return fail(statusCorrupt, "%s: index %s: %v", what, indexPath, err)
-	case err != nil:
-		return fail(statusFailed, "%s: index %s: %v", what, indexPath, err)
-	}
-	if req.partition >= len(idx.Segments) {
-		return fail(statusBadRequest, "%s: partition %d out of range: the map output has %d partitions", what, req.partition, len(idx.Segments))
-	}
-	seg := idx.Segments[req.partition]
 	if req.offset > seg.Length {
 		return fail(statusBadRequest, "%s partition %d: offset %d is past the segment's end at %d", what, req.partition, req.offset, seg.Length)
 	}
@@ -293,11 +282,51 @@ func (s *Server) serveRequest(c net.Conn, req request, out *[]byte) bool {
 	_ = unix.Fadvise(int(f.Fd()), start, n, unix.FADV_SEQUENTIAL)
 	if err := sendRange(c, f, start, n); err != nil {
 		if !s.isClosed() {
-			s.log.Info("shuffle: sending a segment failed", "remote", c.RemoteAddr().String(), "job", req.job, "map", req.mapID, "partition", req.partition, "err", err)
+			s.log.Info("shuffle: sending a segment failed", "remote", c.RemoteAddr().String(), "job", req.job, "output", req.id.String(), "partition", req.partition, "err", err)
 		}
 		return false
 	}
 	return true
+}
+
+// segment locates one output's segment of a partition through the index
+// cache. On error it gives the response status and what went wrong.
+func (s *Server) segment(job string, id OutputID, partition int) (string, SegmentInfo, byte, error) {
+	dataPath, indexPath, err := s.locate(job, id)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrMapOutputNotFound) {
+			return "", SegmentInfo{}, statusNotFound, err
+		}
+		return "", SegmentInfo{}, statusFailed, err
+	}
+	idx, err := s.indexes.get(indexPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", SegmentInfo{}, statusNotFound, fmt.Errorf("no such output: %v", unwrapPath(err))
+	case errors.Is(err, ErrCorruptIndex):
+		return "", SegmentInfo{}, statusCorrupt, fmt.Errorf("index %s: %v", indexPath, err)
+	case err != nil:
+		return "", SegmentInfo{}, statusFailed, fmt.Errorf("index %s: %v", indexPath, err)
+	}
+	if partition >= len(idx.Segments) {
+		return "", SegmentInfo{}, statusBadRequest, fmt.Errorf("partition %d out of range: the output has %d partitions", partition, len(idx.Segments))
+	}
+	return dataPath, idx.Segments[partition], statusOK, nil
+}
+
+// segmentInfos answers a segment-info request from the index cache: one
+// entry per output, with its own status. It appends the response to out.
+func (s *Server) segmentInfos(req request, out []byte) []byte {
+	infos := make([]SegmentInfo, len(req.ids))
+	statuses := make([]byte, len(req.ids))
+	for i, id := range req.ids {
+		_, seg, status, err := s.segment(req.job, id, req.partition)
+		if err != nil && status != statusNotFound {
+			s.log.Warn("shuffle: segment info failed", "job", req.job, "output", id.String(), "partition", req.partition, "err", err)
+		}
+		infos[i], statuses[i] = seg, status
+	}
+	return appendInfos(out, infos, statuses)
 }
 
 // errNoSendfile reports that sendfile is refused for this file or socket

@@ -112,7 +112,7 @@ func writeMaps(t testing.TB, root, job string, data []byte, maps, parts int) []*
 	var outs []*MapOutput
 	for i := range maps {
 		lo, hi := n*i/maps, n*(i+1)/maps
-		out, err := m.Map(context.Background(), MapTask{ID: i, Input: bytes.NewReader(data[lo*RecordSize : hi*RecordSize]), Partitioner: p, Dir: dir})
+		out, err := m.Map(context.Background(), MapTask{ID: i, Attempt: 1, Input: bytes.NewReader(data[lo*RecordSize : hi*RecordSize]), Partitioner: p, Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +138,7 @@ func readSource(src blockSource) ([]byte, error) {
 }
 
 func fetchSegment(ctx context.Context, f *Fetcher, addr, job string, mapID, part int, want SegmentInfo, block int) ([]byte, error) {
-	return readSource(openRemoteSegment(ctx, f, ReduceInput{Map: mapID, Addr: addr, Job: job, Segment: want}, part, block))
+	return readSource(openRemoteSegment(ctx, f, ReduceInput{Output: MapOutputID(mapID, 1), Addr: addr, Job: job, Segment: want}, part, block))
 }
 
 func fileBytes(t testing.TB, path string, seg SegmentInfo) []byte {
@@ -168,12 +168,12 @@ func TestServeSegmentsOverLoopback(t *testing.T) {
 				want  SegmentInfo
 				block int
 			}{{seg, 7 * RecordSize}, {SegmentInfo{}, 1 << 20}} {
-				got, err := fetchSegment(context.Background(), f, ts.addr, "job-1", o.Map, part, c.want, c.block)
+				got, err := fetchSegment(context.Background(), f, ts.addr, "job-1", o.ID.Index, part, c.want, c.block)
 				if err != nil {
-					t.Fatalf("map %d partition %d: %v", o.Map, part, err)
+					t.Fatalf("map %d partition %d: %v", o.ID.Index, part, err)
 				}
 				if want := fileBytes(t, o.DataPath, seg); !bytes.Equal(got, want) {
-					t.Fatalf("map %d partition %d: fetched %d bytes that differ from the %d local ones", o.Map, part, len(got), len(want))
+					t.Fatalf("map %d partition %d: fetched %d bytes that differ from the %d local ones", o.ID.Index, part, len(got), len(want))
 				}
 				total += seg.Length
 			}
@@ -220,12 +220,12 @@ func TestReduceLocalAndRemote(t *testing.T) {
 			fetcher: f,
 		}
 		cfg.input = func(o *MapOutput, part int) ReduceInput {
-			in := ReduceInput{Map: o.Map, Path: o.DataPath, Segment: o.Index.Segments[part]}
-			switch (o.Map + part) % 3 {
+			in := ReduceInput{Output: o.ID, Path: o.DataPath, Segment: o.Index.Segments[part]}
+			switch (o.ID.Index + part) % 3 {
 			case 1:
-				in = ReduceInput{Map: o.Map, Addr: ts.addr, Job: job, Segment: in.Segment}
+				in = ReduceInput{Output: o.ID, Addr: ts.addr, Job: job, Segment: in.Segment}
 			case 2:
-				in = ReduceInput{Map: o.Map, Addr: ts.addr, Job: job}
+				in = ReduceInput{Output: o.ID, Addr: ts.addr, Job: job}
 			}
 			return in
 		}
@@ -321,9 +321,9 @@ func (p *cutProxy) forward(c net.Conn, i int) {
 		defer c.Close()
 		defer s.Close()
 		br := bufio.NewReader(c)
-		buf := make([]byte, reqFixedSize+MaxJobIDLen)
+		var buf []byte
 		for {
-			req, err := readRequest(br, buf)
+			req, err := readRequest(br, &buf)
 			if err != nil {
 				return
 			}
@@ -374,7 +374,7 @@ func TestFetchResumesAfterCuts(t *testing.T) {
 			}
 			cfg := shuffleConfig{maps: 3, parts: 2, sortBuf: 300 * RecordSize, fanIn: 512, block: 9 * RecordSize, fetcher: testFetcher(t)}
 			cfg.input = func(o *MapOutput, part int) ReduceInput {
-				return ReduceInput{Map: o.Map, Addr: px.addr(), Job: "job-r", Segment: o.Index.Segments[part]}
+				return ReduceInput{Output: o.ID, Addr: px.addr(), Job: "job-r", Segment: o.Index.Segments[part]}
 			}
 			dir := filepath.Join(root, "job-r")
 			os.MkdirAll(dir, 0o755)
@@ -406,12 +406,12 @@ func TestFetchGivesUpWithoutProgress(t *testing.T) {
 	px := startProxy(t, ts.addr, func(int) int64 { return 5 }) // inside the response head
 	out := filepath.Join(root, "part-0")
 	_, err := Reduce(context.Background(), ReduceTask{
-		Inputs:  []ReduceInput{{Map: 0, Addr: px.addr(), Job: "job-g", Segment: outs[0].Index.Segments[0]}},
+		Inputs:  []ReduceInput{{Output: MapOutputID(0, 1), Addr: px.addr(), Job: "job-g", Segment: outs[0].Index.Segments[0]}},
 		Output:  out,
 		Fetcher: testFetcher(t),
 	})
 	var fe *FetchError
-	if !errors.As(err, &fe) || fe.Map != 0 || fe.Job != "job-g" || fe.Addr != px.addr() {
+	if !errors.As(err, &fe) || fe.Output != MapOutputID(0, 1) || fe.Job != "job-g" || fe.Addr != px.addr() {
 		t.Fatalf("err = %v, want a *FetchError for map 0 of job-g at %s", err, px.addr())
 	}
 	if n := len(px.requests()); n != fetchAttempts {
@@ -443,7 +443,7 @@ func TestFetchCorruptSegment(t *testing.T) {
 	out := filepath.Join(root, "part-0")
 	reduce := func(block int, want SegmentInfo) error {
 		_, err := Reduce(context.Background(), ReduceTask{
-			Inputs:    []ReduceInput{{Map: 0, Addr: ts.addr, Job: "job-c", Segment: want}},
+			Inputs:    []ReduceInput{{Output: MapOutputID(0, 1), Addr: ts.addr, Job: "job-c", Segment: want}},
 			Output:    out,
 			BlockSize: block,
 			Fetcher:   f,
@@ -456,7 +456,7 @@ func TestFetchCorruptSegment(t *testing.T) {
 	check := func(err error, contains string) {
 		t.Helper()
 		var fe *FetchError
-		if !errors.As(err, &fe) || !errors.Is(err, ErrCorruptSegment) || fe.Map != 0 || fe.Job != "job-c" || fe.Addr != ts.addr {
+		if !errors.As(err, &fe) || !errors.Is(err, ErrCorruptSegment) || fe.Output != MapOutputID(0, 1) || fe.Job != "job-c" || fe.Addr != ts.addr {
 			t.Fatalf("err = %v, want a *FetchError wrapping ErrCorruptSegment", err)
 		}
 		if !strings.Contains(err.Error(), contains) {
@@ -498,9 +498,9 @@ func TestFetchMissingMapOutput(t *testing.T) {
 	ts := startServer(t, DirLocator(root))
 	f := testFetcher(t)
 	out := filepath.Join(root, "part-0")
-	_, err := Reduce(context.Background(), ReduceTask{Inputs: []ReduceInput{{Map: 0, Addr: ts.addr, Job: "nosuch"}}, Output: out, Fetcher: f})
+	_, err := Reduce(context.Background(), ReduceTask{Inputs: []ReduceInput{{Output: MapOutputID(0, 1), Addr: ts.addr, Job: "nosuch"}}, Output: out, Fetcher: f})
 	var fe *FetchError
-	if !errors.As(err, &fe) || !errors.Is(err, ErrMapOutputNotFound) || !strings.Contains(err.Error(), "server: job nosuch map 0") {
+	if !errors.As(err, &fe) || !errors.Is(err, ErrMapOutputNotFound) || !strings.Contains(err.Error(), "server: job nosuch map 0 attempt 1") {
 		t.Fatalf("unknown job: err = %v, want a *FetchError wrapping ErrMapOutputNotFound with the server's message", err)
 	}
 	for _, c := range []struct {
@@ -510,8 +510,8 @@ func TestFetchMissingMapOutput(t *testing.T) {
 		notFound bool
 		msg      string
 	}{
-		{"job-m", 99, 0, true, "job job-m map 99: no map output"},
-		{"job-m", 0, 2, false, "partition 2 out of range: the map output has 2 partitions"},
+		{"job-m", 99, 0, true, "job job-m map 99 attempt 1: no such output"},
+		{"job-m", 0, 2, false, "partition 2 out of range: the output has 2 partitions"},
 		{"../job-m", 0, 0, false, "job id \"../job-m\" starts with '.'"},
 		{"job/m", 0, 0, false, "character '/'"},
 	} {
@@ -561,26 +561,38 @@ func TestServerRejectsBadRequests(t *testing.T) {
 	}
 	defer c.Close()
 	br := bufio.NewReader(c)
-	good := request{job: "job-b", mapID: 0, partition: 1, offset: 100}
+	m0 := MapOutputID(0, 1)
+	good := request{op: opSegment, job: "job-b", id: m0, partition: 1, offset: 100}
 	for _, tc := range []struct {
 		req request
 		msg string
 	}{
-		{request{job: "a/b"}, "character '/'"},
-		{request{job: ".."}, "starts with '.'"},
-		{request{job: "a\x00b"}, "character '\\x00'"},
-		{request{job: "a\\b"}, "character '\\\\'"},
-		{request{job: "job-b", mapID: -1}, "map id -1 out of range"},
-		{request{job: "job-b", mapID: 1 << 40}, "map id 1099511627776 out of range"},
-		{request{job: "job-b", partition: -5}, "partition -5 out of range"},
-		{request{job: "job-b", partition: 1 << 30}, "partition 1073741824 out of range"},
-		{request{job: "job-b", offset: -1}, "negative offset -1"},
-		{request{job: "job-b", partition: 1, offset: seg.Length + 1}, "past the segment's end"},
-		{request{job: "job-b", partition: 2}, "partition 2 out of range: the map output has 2 partitions"},
+		{request{op: opSegment, job: "a/b", id: m0}, "character '/'"},
+		{request{op: opSegment, job: "..", id: m0}, "starts with '.'"},
+		{request{op: opSegment, job: "a\x00b", id: m0}, "character '\\x00'"},
+		{request{op: opSegment, job: "a\\b", id: m0}, "character '\\\\'"},
+		{request{op: opSegment, job: "job-b", id: MapOutputID(-1, 1)}, "index 4294967295 out of range 0..2147483647"},
+		{request{op: opSegment, job: "job-b", id: MapOutputID(1<<31, 1)}, "index 2147483648 out of range"},
+		{request{op: opSegment, job: "job-b", id: MapOutputID(0, 0)}, "attempt 0 out of range 1..65535"},
+		{request{op: opSegment, job: "job-b", id: OutputID{Kind: 0, Attempt: 1}}, "unknown output kind 0"},
+		{request{op: opSegment, job: "job-b", id: OutputID{Kind: 7, Attempt: 1}}, "unknown output kind 7"},
+		{request{op: opSegment, job: "job-b", id: MapOutputID(1, 1)}, "job job-b map 1 attempt 1: no such output"},
+		{request{op: opSegment, job: "job-b", id: MapOutputID(0, 2)}, "job job-b map 0 attempt 2: no such output"},
+		{request{op: opSegment, job: "job-b", id: MergeOutputID(0, 1)}, "job job-b merge 0 attempt 1: no such output"},
+		{request{op: opSegment, job: "job-b", id: m0, partition: 1 << 24}, "partition 16777216 out of range"},
+		{request{op: opSegment, job: "job-b", id: m0, partition: 1 << 30}, "partition 1073741824 out of range"},
+		{request{op: opSegment, job: "job-b", id: m0, offset: -1}, "negative offset -1"},
+		{request{op: opSegment, job: "job-b", id: m0, partition: 1, offset: seg.Length + 1}, "past the segment's end"},
+		{request{op: opSegment, job: "job-b", id: m0, partition: 2}, "partition 2 out of range: the output has 2 partitions"},
+		{request{op: opSegmentInfos, job: "job-b", ids: []OutputID{m0, MapOutputID(0, 0)}}, "output 1 of 2 (map 0 attempt 0): attempt 0 out of range"},
 	} {
+		wantStatus := statusBadRequest
+		if strings.Contains(tc.msg, "no such output") {
+			wantStatus = statusNotFound
+		}
 		c.Write(appendRequest(nil, tc.req))
-		if st, msg, _ := rawResponse(t, br); st != statusBadRequest || !strings.Contains(msg, tc.msg) {
-			t.Errorf("request %+v: status %d %q, want %d with %q", tc.req, st, msg, statusBadRequest, tc.msg)
+		if st, msg, _ := rawResponse(t, br); st != wantStatus || !strings.Contains(msg, tc.msg) {
+			t.Errorf("request %+v: status %d %q, want %d with %q", tc.req, st, msg, wantStatus, tc.msg)
 		}
 		// The same connection still serves a good request.
 		c.Write(appendRequest(nil, good))
@@ -599,12 +611,20 @@ func TestServerRejectsBadRequests(t *testing.T) {
 			t.Fatal("body differs from the file from the offset on")
 		}
 	}
-	long := appendRequest(nil, request{job: strings.Repeat("j", 200)})
-	long[4] = 200
+	long := appendRequest(nil, request{op: opSegment, job: strings.Repeat("j", 200), id: m0})
+	long[5] = 200
+	badOp := appendRequest(nil, good)
+	badOp[4] = 3
+	noIDs := appendRequest(nil, request{op: opSegmentInfos, job: "job-b"})
+	tooMany := appendRequest(nil, request{op: opSegmentInfos, job: "job-b", ids: make([]OutputID, MaxSegmentInfos+1)})
 	for _, frame := range [][]byte{
 		[]byte("GET / HTTP/1.1\r\n\r\n"),
-		append([]byte(protoMagic), 0, 1, 2, 3),
+		append([]byte("SHF1"), 1, 1, 2, 3),
+		append([]byte(protoMagic), opSegment, 0, 1, 2, 3),
 		long,
+		badOp,
+		noIDs,
+		tooMany,
 	} {
 		c, err := net.Dial("tcp", ts.addr)
 		if err != nil {
@@ -613,11 +633,11 @@ func TestServerRejectsBadRequests(t *testing.T) {
 		c.Write(frame)
 		br := bufio.NewReader(c)
 		if st, msg, _ := rawResponse(t, br); st != statusBadRequest || !strings.Contains(msg, "bad request") {
-			t.Errorf("frame %q: status %d %q, want a bad request", frame, st, msg)
+			t.Errorf("frame %.40q: status %d %q, want a bad request", frame, st, msg)
 		}
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := br.ReadByte(); err != io.EOF {
-			t.Errorf("frame %q: the connection stays open (%v), want it closed", frame, err)
+			t.Errorf("frame %.40q: the connection stays open (%v), want it closed", frame, err)
 		}
 		c.Close()
 	}
@@ -627,13 +647,15 @@ func TestServerRejectsBadRequests(t *testing.T) {
 }
 
 func FuzzReadRequest(f *testing.F) {
-	f.Add(appendRequest(nil, request{job: "20240101-120000-abcdef", mapID: 3, partition: 7, offset: 1234}))
-	f.Add(appendRequest(nil, request{job: "../etc", mapID: -1}))
-	f.Add([]byte(protoMagic + "\x00"))
-	f.Add([]byte(protoMagic + "\xff"))
+	f.Add(appendRequest(nil, request{op: opSegment, job: "20240101-120000-abcdef", id: MapOutputID(3, 2), partition: 7, offset: 1234}))
+	f.Add(appendRequest(nil, request{op: opSegment, job: "../etc", id: MapOutputID(-1, 0)}))
+	f.Add(appendRequest(nil, request{op: opSegmentInfos, job: "j", partition: 3, ids: []OutputID{MapOutputID(1, 1), MergeOutputID(2, 3)}}))
+	f.Add(appendRequest(nil, request{op: opSegmentInfos, job: "j", ids: []OutputID{{Kind: 9}}}))
+	f.Add([]byte(protoMagic + "\x01\x00"))
+	f.Add([]byte(protoMagic + "\x02\xff"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		buf := make([]byte, reqFixedSize+MaxJobIDLen)
-		req, err := readRequest(bytes.NewReader(b), buf)
+		var buf []byte
+		req, err := readRequest(bytes.NewReader(b), &buf)
 		if err != nil {
 			var rerr *requestError
 			if !errors.As(err, &rerr) && err != io.EOF && err != io.ErrUnexpectedEOF {
@@ -641,8 +663,25 @@ func FuzzReadRequest(f *testing.F) {
 			}
 			return
 		}
-		if ValidJobID(req.job) != nil || req.mapID < 0 || req.mapID > maxMapID || req.partition < 0 || req.partition >= maxPartitions || req.offset < 0 {
+		if ValidJobID(req.job) != nil || req.partition < 0 || req.partition >= maxPartitions || req.offset < 0 {
 			t.Fatalf("accepted invalid request %+v", req)
+		}
+		switch req.op {
+		case opSegment:
+			if req.id.Validate() != nil || req.ids != nil {
+				t.Fatalf("accepted invalid request %+v", req)
+			}
+		case opSegmentInfos:
+			if len(req.ids) == 0 || len(req.ids) > MaxSegmentInfos || req.offset != 0 {
+				t.Fatalf("accepted invalid request %+v", req)
+			}
+			for _, id := range req.ids {
+				if id.Validate() != nil {
+					t.Fatalf("accepted invalid output id %+v in %+v", id, req)
+				}
+			}
+		default:
+			t.Fatalf("accepted op %d", req.op)
 		}
 		if strings.ContainsAny(req.job, "/\\\x00") || req.job == "." || req.job == ".." {
 			t.Fatalf("accepted a job id with path characters: %q", req.job)
@@ -664,7 +703,7 @@ func writeRawOutput(t testing.TB, dir string, id int, size int64) SegmentInfo {
 	for i := range chunk {
 		chunk[i] = byte(rng.Uint32())
 	}
-	f, err := os.Create(filepath.Join(dir, DataName(id)))
+	f, err := os.Create(filepath.Join(dir, OutputDataName(MapOutputID(id, 1))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -680,7 +719,7 @@ func writeRawOutput(t testing.TB, dir string, id int, size int64) SegmentInfo {
 		t.Fatal(err)
 	}
 	seg := SegmentInfo{Length: size, CRC: crc}
-	if err := writeIndex(filepath.Join(dir, IndexName(id)), &Index{Segments: []SegmentInfo{seg}}); err != nil {
+	if err := writeIndex(filepath.Join(dir, OutputIndexName(MapOutputID(id, 1))), &Index{Segments: []SegmentInfo{seg}}); err != nil {
 		t.Fatal(err)
 	}
 	return seg
@@ -709,7 +748,7 @@ func TestServerCloseWithClientsConnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stalled.Close()
-	stalled.Write(appendRequest(nil, request{job: "job-x"}))
+	stalled.Write(appendRequest(nil, request{op: opSegment, job: "job-x", id: MapOutputID(0, 1)}))
 	// Connected, silent.
 	silent, err := net.Dial("tcp", ts.addr)
 	if err != nil {
@@ -717,7 +756,7 @@ func TestServerCloseWithClientsConnected(t *testing.T) {
 	}
 	defer silent.Close()
 	// A fetch whose merge takes one block and then nothing.
-	r := openRemoteSegment(context.Background(), f, ReduceInput{Map: 0, Addr: ts.addr, Job: "job-x", Segment: big}, 0, 1<<20)
+	r := openRemoteSegment(context.Background(), f, ReduceInput{Output: MapOutputID(0, 1), Addr: ts.addr, Job: "job-x", Segment: big}, 0, 1<<20)
 	if _, err := r.next(); err != nil {
 		t.Fatal(err)
 	}
@@ -777,7 +816,7 @@ func TestFetchCancel(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
 	out := filepath.Join(t.TempDir(), "part-0")
-	_, err = Reduce(ctx, ReduceTask{Inputs: []ReduceInput{{Map: 0, Addr: ln.Addr().String(), Job: "j"}, {Map: 1, Addr: ln.Addr().String(), Job: "j"}}, Output: out, Fetcher: testFetcher(t)})
+	_, err = Reduce(ctx, ReduceTask{Inputs: []ReduceInput{{Output: MapOutputID(0, 1), Addr: ln.Addr().String(), Job: "j"}, {Output: MapOutputID(1, 1), Addr: ln.Addr().String(), Job: "j"}}, Output: out, Fetcher: testFetcher(t)})
 	var fe *FetchError
 	if !errors.Is(err, context.Canceled) || errors.As(err, &fe) {
 		t.Fatalf("err = %v, want context.Canceled and no *FetchError", err)
@@ -832,7 +871,7 @@ func TestFetcherPool(t *testing.T) {
 	// records, of which the reader holds two.
 	var rs []*netSegmentReader
 	for range 4 {
-		r := openRemoteSegment(context.Background(), f, ReduceInput{Map: 0, Addr: ts.addr, Job: "job-p", Segment: seg}, 0, 10*RecordSize)
+		r := openRemoteSegment(context.Background(), f, ReduceInput{Output: MapOutputID(0, 1), Addr: ts.addr, Job: "job-p", Segment: seg}, 0, 10*RecordSize)
 		if _, err := r.next(); err != nil {
 			t.Fatal(err)
 		}

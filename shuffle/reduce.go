@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 )
 
 // ReduceInput is one output's segment for a reduce partition: a local file,
@@ -23,7 +25,9 @@ type ReduceInput struct {
 	// Segment is the partition's segment in the output. For a local
 	// input it is read as given, and a zero Length means an empty segment.
 	// For a remote input the server's index is authoritative: a non-zero
-	// Length and its CRC must match it, and a zero Length means unknown.
+	// Length and its CRC must match it, and a zero Length means unknown:
+	// Reduce then asks the server for it (Fetcher.Segments, one round trip
+	// for all such inputs on one server) and skips the input if it is empty.
 	Segment SegmentInfo
 }
 
@@ -77,9 +81,13 @@ func ReduceMemory(n, blockSize, writeBuffer int) int64 {
 // *FetchError naming the output.
 func Reduce(ctx context.Context, t ReduceTask) (int64, error) {
 	t.ensureDefaults()
-	inputs := make([]ReduceInput, 0, len(t.Inputs))
-	for _, in := range t.Inputs {
-		if in.Segment.Length > 0 || in.Addr != "" {
+	all, err := lookupSegments(ctx, t)
+	if err != nil {
+		return 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
+	}
+	inputs := make([]ReduceInput, 0, len(all))
+	for _, in := range all {
+		if in.Segment.Length > 0 {
 			inputs = append(inputs, in)
 		}
 	}
@@ -158,4 +166,54 @@ func mergeToFile(ctx context.Context, t ReduceTask, inputs []ReduceInput, path s
 		return SegmentInfo{}, 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
 	}
 	return sw.segs[0], n, nil
+}
+
+// lookupSegments returns t's inputs with the segments of the remote ones
+// whose segment is unknown filled in from their servers: one
+// Fetcher.Segments call per server and job, all at once.
+func lookupSegments(ctx context.Context, t ReduceTask) ([]ReduceInput, error) {
+	type server struct{ addr, job string }
+	groups := map[server][]int{}
+	for i, in := range t.Inputs {
+		if in.Addr != "" && in.Segment.Length == 0 {
+			k := server{in.Addr, in.Job}
+			groups[k] = append(groups[k], i)
+		}
+	}
+	if len(groups) == 0 {
+		return t.Inputs, nil
+	}
+	f := t.Fetcher
+	if f == nil {
+		f = DefaultFetcher
+	}
+	inputs := slices.Clone(t.Inputs)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for k, idx := range groups {
+		wg.Go(func() {
+			ids := make([]OutputID, len(idx))
+			for j, i := range idx {
+				ids[j] = inputs[i].Output
+			}
+			segs, err := f.Segments(ctx, k.addr, k.job, t.Partition, ids)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if first == nil {
+					first = err
+					cancel()
+				}
+				return
+			}
+			for j, i := range idx {
+				inputs[i].Segment = segs[j]
+			}
+		})
+	}
+	wg.Wait()
+	return inputs, first
 }

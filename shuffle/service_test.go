@@ -475,11 +475,17 @@ func TestFetchCorruptSegment(t *testing.T) {
 	if n := ts.requests.Load() - n0; n != 2 {
 		t.Errorf("%d requests for a corrupt one-block segment, want 2", n)
 	}
-	// In blocks of 10 records, blocks reached the merge: no retry.
+	// In blocks of 10 records, blocks reached the merge: no retry. With
+	// the segment unknown, the reduce asks for it first.
 	n0 = ts.requests.Load()
-	check(reduce(10*RecordSize, SegmentInfo{}), "CRC32C")
+	check(reduce(10*RecordSize, seg), "CRC32C")
 	if n := ts.requests.Load() - n0; n != 1 {
 		t.Errorf("%d requests for a corrupt segment partly merged, want 1", n)
+	}
+	n0 = ts.requests.Load()
+	check(reduce(10*RecordSize, SegmentInfo{}), "CRC32C")
+	if n := ts.requests.Load() - n0; n != 2 {
+		t.Errorf("%d requests for a corrupt segment partly merged, want a segment-info request and one fetch", n)
 	}
 	// The coordinator's segment differs from the server's index.
 	bad := seg
@@ -500,8 +506,8 @@ func TestFetchMissingMapOutput(t *testing.T) {
 	out := filepath.Join(root, "part-0")
 	_, err := Reduce(context.Background(), ReduceTask{Inputs: []ReduceInput{{Output: MapOutputID(0, 1), Addr: ts.addr, Job: "nosuch"}}, Output: out, Fetcher: f})
 	var fe *FetchError
-	if !errors.As(err, &fe) || !errors.Is(err, ErrMapOutputNotFound) || !strings.Contains(err.Error(), "server: job nosuch map 0 attempt 1") {
-		t.Fatalf("unknown job: err = %v, want a *FetchError wrapping ErrMapOutputNotFound with the server's message", err)
+	if !errors.As(err, &fe) || !errors.Is(err, ErrMapOutputNotFound) || fe.Output != MapOutputID(0, 1) || !strings.Contains(err.Error(), "fetch map 0 attempt 1 of job nosuch") {
+		t.Fatalf("unknown job: err = %v, want a *FetchError for map 0 attempt 1 wrapping ErrMapOutputNotFound", err)
 	}
 	for _, c := range []struct {
 		job      string
@@ -905,4 +911,141 @@ func TestFetcherPool(t *testing.T) {
 	if n := ts.accepted.Load(); n != 6 {
 		t.Errorf("%d connections, want 6: an expired idle connection is not reused", n)
 	}
+}
+
+// Segments returns the servers' index entries for many outputs in one
+// request (batches of MaxSegmentInfos), and names the output it cannot
+// find.
+func TestFetcherSegments(t *testing.T) {
+	root := t.TempDir()
+	outs := writeMaps(t, root, "job-s", randomRecords(rand.New(rand.NewPCG(3, 33)), 2000, true), 5, 4)
+	ts := startServer(t, DirLocator(root))
+	f := testFetcher(t)
+	var ids []OutputID
+	for _, o := range outs {
+		ids = append(ids, o.ID)
+	}
+	for p := range 4 {
+		n0 := ts.requests.Load()
+		segs, err := f.Segments(context.Background(), ts.addr, "job-s", p, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range outs {
+			if segs[i] != o.Index.Segments[p] {
+				t.Fatalf("partition %d %s: %+v, the index says %+v", p, o.ID, segs[i], o.Index.Segments[p])
+			}
+		}
+		if n := ts.requests.Load() - n0; n != 1 {
+			t.Errorf("%d requests for %d outputs, want 1", n, len(ids))
+		}
+	}
+	// More than MaxSegmentInfos: in batches.
+	many := make([]OutputID, MaxSegmentInfos+1)
+	for i := range many {
+		many[i] = ids[i%len(ids)]
+	}
+	n0 := ts.requests.Load()
+	segs, err := f.Segments(context.Background(), ts.addr, "job-s", 1, many)
+	if err != nil || len(segs) != len(many) {
+		t.Fatalf("%d outputs: %d infos, %v", len(many), len(segs), err)
+	}
+	for i := range many {
+		if segs[i] != outs[i%len(outs)].Index.Segments[1] {
+			t.Fatalf("output %d of %d: %+v, want %+v", i, len(many), segs[i], outs[i%len(outs)].Index.Segments[1])
+		}
+	}
+	if n := ts.requests.Load() - n0; n != 2 {
+		t.Errorf("%d requests for %d outputs, want 2", n, len(many))
+	}
+	for _, c := range []struct {
+		ids      []OutputID
+		part     int
+		bad      OutputID
+		notFound bool
+		msg      string
+		requests int64
+	}{
+		{[]OutputID{ids[0], MapOutputID(9, 1), ids[1]}, 0, MapOutputID(9, 1), true, "no such output", 1},
+		{[]OutputID{ids[0], MapOutputID(1, 2)}, 0, MapOutputID(1, 2), true, "no such output", 1},
+		{[]OutputID{ids[0], ids[1]}, 4, ids[0], false, "out of the output's range", 1},
+		{[]OutputID{ids[0], MapOutputID(1, 0)}, 0, MapOutputID(1, 0), false, "attempt 0 out of range", 0},
+		{[]OutputID{ids[0]}, 1 << 24, ids[0], false, "partition 16777216 out of range", 0},
+	} {
+		n0 := ts.requests.Load()
+		_, err := f.Segments(context.Background(), ts.addr, "job-s", c.part, c.ids)
+		var fe *FetchError
+		if !errors.As(err, &fe) || fe.Output != c.bad || errors.Is(err, ErrMapOutputNotFound) != c.notFound || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%v partition %d: err = %v, want a *FetchError for %s with %q", c.ids, c.part, err, c.bad, c.msg)
+		}
+		if n := ts.requests.Load() - n0; n != c.requests {
+			t.Errorf("%v partition %d: %d requests, want %d", c.ids, c.part, n, c.requests)
+		}
+	}
+	if n := ts.accepted.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 kept alive through errors", n)
+	}
+}
+
+// A reduce whose remote segments are unknown asks each server once for
+// them and fetches only the non-empty ones.
+func TestReduceSkipsEmptyRemoteSegments(t *testing.T) {
+	root := t.TempDir()
+	data := randomRecords(rand.New(rand.NewPCG(4, 44)), 600, true) // 7 distinct keys
+	const maps, parts = 6, 12
+	outs := writeMaps(t, root, "job-e", data, maps, parts)
+	ts := startServer(t, DirLocator(root))
+	f := testFetcher(t)
+	var all []byte
+	emptyTotal := 0
+	for p := range parts {
+		var ins []ReduceInput
+		nonEmpty := 0
+		for _, o := range outs {
+			ins = append(ins, ReduceInput{Output: o.ID, Addr: ts.addr, Job: "job-e"})
+			if o.Index.Segments[p].Length > 0 {
+				nonEmpty++
+			}
+		}
+		emptyTotal += maps - nonEmpty
+		n0 := ts.requests.Load()
+		out := filepath.Join(root, fmt.Sprintf("part-%d", p))
+		if _, err := Reduce(context.Background(), ReduceTask{Partition: p, Inputs: ins, Output: out, Fetcher: f}); err != nil {
+			t.Fatal(err)
+		}
+		if n := ts.requests.Load() - n0; n != int64(1+nonEmpty) {
+			t.Errorf("partition %d: %d requests, want 1 segment-info request and %d fetches", p, n, nonEmpty)
+		}
+		b, _ := os.ReadFile(out)
+		all = append(all, b...)
+	}
+	if emptyTotal == 0 {
+		t.Fatal("no empty segment: the test checks nothing")
+	}
+	if !bytes.Equal(all, reference(data)) {
+		t.Fatal("the partitions are not the stable sort of the input")
+	}
+}
+
+// FuzzReadInfos feeds arbitrary bytes as a segment-info response: nothing
+// panics, and what is accepted is whole records with a sane offset.
+func FuzzReadInfos(f *testing.F) {
+	ok := appendInfos(nil, []SegmentInfo{{0, 300, 5}, {300, 0, 0}}, []byte{statusOK, statusNotFound})
+	f.Add(ok, uint8(2))
+	f.Add(appendError(nil, statusCorrupt, "bad"), uint8(1))
+	f.Add([]byte{0, 0, 1}, uint8(1))
+	f.Fuzz(func(t *testing.T, b []byte, n uint8) {
+		infos, statuses, _, err := readInfos(bufio.NewReader(bytes.NewReader(b)), int(n))
+		if err != nil {
+			return
+		}
+		if len(infos) != int(n) || len(statuses) != int(n) {
+			t.Fatalf("%d infos and %d statuses for %d outputs", len(infos), len(statuses), n)
+		}
+		for _, s := range infos {
+			if s.Offset < 0 || s.Length < 0 || s.Length%RecordSize != 0 || (s.Length == 0 && s.CRC != 0) {
+				t.Fatalf("accepted %+v", s)
+			}
+		}
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,8 +46,14 @@ const (
 	serverWriteTimeout = 2 * time.Minute
 	// sendChunk is the most bytes handed to one sendfile call.
 	sendChunk = 4 << 20
-	// indexCacheSize is the number of parsed index files kept.
-	indexCacheSize = 64
+	// indexCacheBytes bounds the memory of the parsed index files kept: an
+	// index costs 24 bytes per partition (2.4 MB at 100,000 partitions),
+	// and a reduce's segment-info request reads one entry of every output
+	// on the node, so the cache should hold all of a job's outputs there.
+	indexCacheBytes = 256 << 20
+	// indexEntryOverhead is what one cached index costs besides its
+	// segments.
+	indexEntryOverhead = 256
 )
 
 // Bytes of segment data the server has sent with sendfile (zero-copy) and
@@ -88,7 +95,7 @@ func NewServer(locate Locator, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{locate: locate, log: log, done: make(chan struct{})}
-	s.indexes.init(indexCacheSize)
+	s.indexes.init(indexCacheBytes)
 	s.mu.listeners = map[net.Listener]struct{}{}
 	s.mu.conns = map[net.Conn]struct{}{}
 	return s
@@ -408,14 +415,15 @@ func copyRange(c net.Conn, f *os.File, off, n int64) error {
 	return nil
 }
 
-// indexCache keeps the most recently used parsed index files, keyed by path
-// and checked against the file's inode, size and modification time, so a
-// map output written again (a re-run map task) is read again.
+// indexCache keeps the most recently used parsed index files, up to a
+// memory budget, keyed by path and checked against the file's inode, size
+// and modification time, so an output written again is read again.
 type indexCache struct {
-	mu      sync.Mutex
-	max     int
-	lru     *list.List // of *cachedIndex, most recent first
-	entries map[string]*list.Element
+	mu       sync.Mutex
+	maxBytes int64
+	bytes    int64      // cost of the entries held
+	lru      *list.List // of *cachedIndex, most recent first
+	entries  map[string]*list.Element
 }
 
 type cachedIndex struct {
@@ -426,8 +434,13 @@ type cachedIndex struct {
 	idx   *Index
 }
 
-func (c *indexCache) init(max int) {
-	c.max = max
+// cost is the memory a cached index is counted for.
+func (ci *cachedIndex) cost() int64 {
+	return indexEntryOverhead + int64(len(ci.path)) + int64(len(ci.idx.Segments))*int64(unsafe.Sizeof(SegmentInfo{}))
+}
+
+func (c *indexCache) init(maxBytes int64) {
+	c.maxBytes = maxBytes
 	c.lru = list.New()
 	c.entries = map[string]*list.Element{}
 }
@@ -471,13 +484,19 @@ func (c *indexCache) get(path string) (*Index, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[path]; ok {
-		c.lru.Remove(e)
+		c.remove(e)
 	}
 	c.entries[path] = c.lru.PushFront(&key)
-	for c.lru.Len() > c.max {
-		e := c.lru.Back()
-		c.lru.Remove(e)
-		delete(c.entries, e.Value.(*cachedIndex).path)
+	c.bytes += key.cost()
+	for c.bytes > c.maxBytes && c.lru.Len() > 1 {
+		c.remove(c.lru.Back())
 	}
 	return &x, nil
+}
+
+func (c *indexCache) remove(e *list.Element) {
+	ci := e.Value.(*cachedIndex)
+	c.lru.Remove(e)
+	delete(c.entries, ci.path)
+	c.bytes -= ci.cost()
 }

@@ -838,7 +838,7 @@ func TestFetchCancel(t *testing.T) {
 }
 
 // A map output written again (a re-run map task) is served from its new
-// index, and the index cache stays bounded.
+// index, and the index cache stays within its memory budget.
 func TestServerIndexCache(t *testing.T) {
 	root := t.TempDir()
 	ts := startServer(t, DirLocator(root))
@@ -853,17 +853,22 @@ func TestServerIndexCache(t *testing.T) {
 			t.Fatalf("round %d: fetched bytes differ from the map output on disk", round)
 		}
 	}
-	for i := range indexCacheSize + 10 {
+	// Room for 10 one-partition indexes.
+	one := (&cachedIndex{path: filepath.Join(root, "job-i", OutputIndexName(MapOutputID(10, 1))), idx: &Index{Segments: make([]SegmentInfo, 1)}}).cost()
+	ts.indexes.mu.Lock()
+	ts.indexes.maxBytes = 10 * one
+	ts.indexes.mu.Unlock()
+	for i := range 20 {
 		seg := writeRawOutput(t, filepath.Join(root, "job-i"), i+1, RecordSize)
 		if _, err := fetchSegment(context.Background(), f, ts.addr, "job-i", i+1, 0, seg, 1<<20); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ts.indexes.mu.Lock()
-	n, m := ts.indexes.lru.Len(), len(ts.indexes.entries)
+	n, m, b := ts.indexes.lru.Len(), len(ts.indexes.entries), ts.indexes.bytes
 	ts.indexes.mu.Unlock()
-	if n != indexCacheSize || m != indexCacheSize {
-		t.Errorf("index cache holds %d (%d in the map), want %d", n, m, indexCacheSize)
+	if n != 10 || m != 10 || b != 10*one {
+		t.Errorf("index cache holds %d (%d in the map) of %d bytes, want 10 of %d", n, m, b, 10*one)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -116,4 +117,42 @@ func BenchmarkFetch(b *testing.B) {
 	b.Run("local", func(b *testing.B) {
 		run(b, func() (blockSource, error) { return openSegment(dataPath, seg, 1<<20, "bench") })
 	})
+}
+
+// BenchmarkMergeOutputs merges 16 map outputs of 6.25 MB each (100 MB in
+// all, in the page cache) over 1,000 partitions into one output.
+func BenchmarkMergeOutputs(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	const n, maps, parts = 1_000_000, 16, 1000
+	data := randomRecords(rng, n, false)
+	var samples [][]byte
+	for i := 0; i < n; i += 100 {
+		samples = append(samples, data[i*RecordSize:])
+	}
+	p, _ := NewPartitioner(samples, parts)
+	m := NewMapper(MapperConfig{SortBuffer: 8 << 20})
+	defer m.Close()
+	dir := b.TempDir()
+	var ins []MergeInput
+	for i := range maps {
+		out, err := m.Map(context.Background(), MapTask{ID: i, Attempt: 1, Input: bytes.NewReader(data[i*n/maps*RecordSize : (i+1)*n/maps*RecordSize]), Partitioner: p, Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ins = append(ins, MergeInput{ID: out.ID, DataPath: out.DataPath, IndexPath: out.IndexPath})
+	}
+	b.SetBytes(int64(len(data)))
+	attempt := 0
+	for b.Loop() {
+		attempt++
+		task := MergeTask{Inputs: ins, Partitions: parts,
+			DataPath:  filepath.Join(dir, OutputDataName(MergeOutputID(0, attempt))),
+			IndexPath: filepath.Join(dir, OutputIndexName(MergeOutputID(0, attempt)))}
+		if _, err := MergeOutputs(context.Background(), task); err != nil {
+			b.Fatal(err)
+		}
+		os.Remove(task.DataPath)
+		os.Remove(task.IndexPath)
+	}
+	b.ReportMetric(float64(len(data))*float64(b.N)/1e6/b.Elapsed().Seconds(), "MB/s")
 }

@@ -18,7 +18,8 @@ import (
 // shuffle service after retries: the node is gone, the output is missing,
 // or its bytes are corrupt (Err then wraps ErrCorruptSegment; a missing
 // output wraps ErrMapOutputNotFound). The coordinator should mark that
-// output lost and run the task that wrote it (Output) again.
+// output lost and run the task that wrote it (Output) again. Addr is empty
+// when the output is on the caller's own node (Server.Segments).
 type FetchError struct {
 	Job    string
 	Output OutputID

@@ -336,6 +336,40 @@ func (s *Server) segmentInfos(req request, out []byte) []byte {
 	return appendInfos(out, infos, statuses)
 }
 
+// Segments is Fetcher.Segments for the outputs on the server's own node: it
+// returns, for one job and partition, the SegmentInfo of each output in ids,
+// from the same index cache that serves remote requests (so a reduce does
+// not read whole index files for its local inputs). An output it cannot
+// find or read fails the call with a *FetchError naming it, with Addr
+// empty.
+func (s *Server) Segments(job string, partition int, ids []OutputID) ([]SegmentInfo, error) {
+	infos := make([]SegmentInfo, len(ids))
+	for i, id := range ids {
+		if err := ValidJobID(job); err != nil {
+			return nil, &FetchError{Job: job, Output: id, Err: err}
+		}
+		if err := id.Validate(); err != nil {
+			return nil, &FetchError{Job: job, Output: id, Err: err}
+		}
+		if partition < 0 || partition >= maxPartitions {
+			return nil, &FetchError{Job: job, Output: id, Err: fmt.Errorf("shuffle: partition %d out of range 0..%d", partition, maxPartitions-1)}
+		}
+		_, seg, status, err := s.segment(job, id, partition)
+		switch status {
+		case statusOK:
+		case statusNotFound:
+			err = fmt.Errorf("%w: %v", ErrMapOutputNotFound, err)
+		case statusCorrupt:
+			err = fmt.Errorf("%w: %v", ErrCorruptSegment, err)
+		}
+		if err != nil {
+			return nil, &FetchError{Job: job, Output: id, Err: fmt.Errorf("partition %d: %w", partition, err)}
+		}
+		infos[i] = seg
+	}
+	return infos, nil
+}
+
 // errNoSendfile reports that sendfile is refused for this file or socket
 // before any byte was sent.
 var errNoSendfile = errors.New("sendfile not supported")

@@ -1054,3 +1054,45 @@ func FuzzReadInfos(f *testing.F) {
 		}
 	})
 }
+
+// Server.Segments gives the local outputs' entries from the index cache,
+// and names an output it cannot find or read.
+func TestServerLocalSegments(t *testing.T) {
+	root := t.TempDir()
+	outs := writeMaps(t, root, "job-l", randomRecords(rand.New(rand.NewPCG(5, 55)), 500, false), 3, 4)
+	s := NewServer(DirLocator(root), nil)
+	defer s.Close()
+	ids := []OutputID{outs[2].ID, outs[0].ID, outs[1].ID}
+	for p := range 4 {
+		segs, err := s.Segments("job-l", p, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range []*MapOutput{outs[2], outs[0], outs[1]} {
+			if segs[i] != o.Index.Segments[p] {
+				t.Fatalf("partition %d %s: %+v, the index says %+v", p, o.ID, segs[i], o.Index.Segments[p])
+			}
+		}
+	}
+	flipByte(t, outs[1].IndexPath, 20)
+	for _, c := range []struct {
+		job     string
+		part    int
+		ids     []OutputID
+		bad     OutputID
+		wantErr error
+		msg     string
+	}{
+		{"job-l", 0, []OutputID{outs[0].ID, MapOutputID(7, 1)}, MapOutputID(7, 1), ErrMapOutputNotFound, "no such output"},
+		{"job-l", 0, []OutputID{outs[0].ID, outs[1].ID}, outs[1].ID, ErrCorruptSegment, "corrupt index"},
+		{"job-l", 4, []OutputID{outs[0].ID}, outs[0].ID, nil, "partition 4 out of range"},
+		{"job-l", 0, []OutputID{MergeOutputID(0, 0)}, MergeOutputID(0, 0), nil, "attempt 0 out of range"},
+		{"../x", 0, []OutputID{outs[0].ID}, outs[0].ID, nil, "starts with '.'"},
+	} {
+		_, err := s.Segments(c.job, c.part, c.ids)
+		var fe *FetchError
+		if !errors.As(err, &fe) || fe.Output != c.bad || fe.Addr != "" || (c.wantErr != nil && !errors.Is(err, c.wantErr)) || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s partition %d %v: err = %v, want a *FetchError for %s with %q", c.job, c.part, c.ids, err, c.bad, c.msg)
+		}
+	}
+}

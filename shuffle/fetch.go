@@ -28,6 +28,9 @@ type FetchError struct {
 }
 
 func (e *FetchError) Error() string {
+	if e.Addr == "" {
+		return fmt.Sprintf("read %s of job %s on this node: %v", e.Output, e.Job, e.Err)
+	}
 	return fmt.Sprintf("fetch %s of job %s from %s: %v", e.Output, e.Job, e.Addr, e.Err)
 }
 

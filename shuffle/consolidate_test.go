@@ -439,4 +439,30 @@ func TestReduceMergedOutputs(t *testing.T) {
 	if !bytes.Equal(all, reference(data)) {
 		t.Fatal("the partitions are not the stable sort of the input")
 	}
+
+	// A merged segment whose bytes are damaged fails the reduce naming the
+	// merge output, remote or local.
+	p := 0
+	for i, s := range merged[1].Index.Segments {
+		if s.Length > merged[1].Index.Segments[p].Length {
+			p = i
+		}
+	}
+	seg := merged[1].Index.Segments[p]
+	flipByte(t, merged[1].DataPath, seg.Offset+seg.Length/2)
+	out := filepath.Join(root, "corrupt")
+	_, err := Reduce(context.Background(), ReduceTask{Partition: p, Inputs: []ReduceInput{
+		{Output: merged[0].ID, Addr: ts.addr, Job: job},
+		{Output: merged[1].ID, Addr: ts.addr, Job: job},
+	}, Output: out, Fetcher: f})
+	var fe *FetchError
+	if !errors.As(err, &fe) || fe.Output != merged[1].ID || !errors.Is(err, ErrCorruptSegment) {
+		t.Fatalf("remote: err = %v, want a *FetchError for %s wrapping ErrCorruptSegment", err, merged[1].ID)
+	}
+	_, err = Reduce(context.Background(), ReduceTask{Partition: p, Inputs: []ReduceInput{
+		{Output: merged[1].ID, Path: merged[1].DataPath, Segment: seg},
+	}, Output: out})
+	if !errors.Is(err, ErrCorruptSegment) || !strings.Contains(err.Error(), "merge 1 attempt 1 segment") {
+		t.Fatalf("local: err = %v, want ErrCorruptSegment naming merge 1 attempt 1", err)
+	}
 }

@@ -283,9 +283,9 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, m
 	switch {
 	case err != nil:
 	case k.kind == coordinator.KindMap:
-		err = e.runMap(ctx, j, k.index, &cmd)
+		err = e.runMap(ctx, j, k.index, k.attempt, &cmd)
 	case k.kind == coordinator.KindMerge:
-		err = e.runMerge(ctx, j, k.index, maps, &cmd)
+		err = e.runMerge(ctx, j, k.index, k.attempt, maps, &cmd)
 	case k.kind == coordinator.KindReduce:
 		err = e.runReduce(ctx, j, k.index, k.attempt, &cmd)
 	}
@@ -300,8 +300,10 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, m
 	e.mu.finished[k] = true
 	e.mu.Unlock()
 	if cancelled {
-		// The attempt is no longer ours to report; its job's scratch
-		// may wait for it to end (reconcile).
+		// The attempt is no longer ours to report (a twin won, the job
+		// ended, its input was lost): what it wrote is nobody's. Its
+		// job's scratch may wait for it to end (reconcile).
+		e.removeOutput(k)
 		select {
 		case e.n.kick <- struct{}{}:
 		default:
@@ -313,28 +315,87 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, m
 	cmd.RSS = sortjob.PeakRSS()
 	if err != nil {
 		cmd.Type, cmd.Error = coordinator.CmdTaskFailed, clip(err.Error(), coordinator.MaxErrorLen)
-		var fe *shuffle.FetchError
-		if errors.As(err, &fe) && fe.Map >= 0 {
-			cmd.LostMaps = []int{fe.Map}
-			var oe *net.OpError
-			if errors.As(err, &oe) && oe.Op == "dial" {
-				// The node is unreachable: every output it holds is as
-				// lost as this one. Losing them at once saves a round of
-				// reduce attempts per output.
-				if lost := e.mapsAt(k.job, fe.Addr); len(lost) > 0 {
-					cmd.LostMaps = lost
-				}
-			}
-		}
+		cmd.LostMaps = e.lostMaps(k.job, err)
 		e.n.log.Warn("task failed", "job", k.job, "kind", k.kind, "index", k.index, "attempt", k.attempt, "err", err)
 	} else {
 		cmd.Type = coordinator.CmdTaskDone
 	}
 	// Report until the leader takes it (or rejects it as stale): while the
 	// cluster has no quorum nothing else can progress either.
-	if err := e.n.propose(e.n.ctx, cmd); err != nil && !errors.Is(err, coordinator.ErrRejected) && e.n.ctx.Err() == nil {
-		e.n.log.Warn("report task", "job", k.job, "kind", k.kind, "index", k.index, "err", err)
+	perr := e.n.propose(e.n.ctx, cmd)
+	if perr != nil && !errors.Is(perr, coordinator.ErrRejected) && e.n.ctx.Err() == nil {
+		e.n.log.Warn("report task", "job", k.job, "kind", k.kind, "index", k.index, "err", perr)
 	}
+	switch {
+	case err != nil || errors.Is(perr, coordinator.ErrRejected):
+		// A failed attempt's output, or a finished one the state did
+		// not take (its twin was first, or it was given up): remove it.
+		e.removeOutput(k)
+	case perr == nil && k.kind == coordinator.KindMerge:
+		// The merged output now stands for its maps: their own files
+		// are no longer read.
+		for _, m := range maps {
+			e.removeOutput(taskKey{k.job, coordinator.KindMap, m.index, m.attempt})
+		}
+	}
+}
+
+// outputID is the shuffle's name for a map's or a merge's attempt.
+func outputID(kind coordinator.Kind, index, attempt int) shuffle.OutputID {
+	if kind == coordinator.KindMerge {
+		return shuffle.MergeOutputID(index, attempt)
+	}
+	return shuffle.MapOutputID(index, attempt)
+}
+
+// removeOutput removes the files of a map or merge attempt that ran here.
+func (e *executor) removeOutput(k taskKey) {
+	if k.kind != coordinator.KindMap && k.kind != coordinator.KindMerge {
+		return
+	}
+	id := outputID(k.kind, k.index, k.attempt)
+	dir := e.n.mapDir(k.job)
+	for _, name := range []string{shuffle.OutputIndexName(id), shuffle.OutputDataName(id)} {
+		os.Remove(filepath.Join(dir, name))
+	}
+}
+
+// lostMaps names the maps whose outputs an attempt's error shows lost: the
+// map (or, for a merge's output, one of its maps, which loses them all)
+// whose segment could not be fetched or was damaged, a merge input that
+// was damaged, or, when a node could not be reached at all, every output it
+// holds.
+func (e *executor) lostMaps(job string, err error) []int {
+	var ce *shuffle.CorruptInputError
+	if errors.As(err, &ce) && ce.Input.Kind == shuffle.KindMap {
+		return []int{ce.Input.Index}
+	}
+	var fe *shuffle.FetchError
+	if !errors.As(err, &fe) {
+		return nil
+	}
+	var lost []int
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" && fe.Addr != "" {
+		// The node is unreachable: every output it holds is as lost as
+		// this one. Losing them at once saves a round of reduce attempts
+		// per output.
+		lost = e.mapsAt(job, fe.Addr)
+	}
+	if len(lost) > 0 {
+		return lost
+	}
+	switch fe.Output.Kind {
+	case shuffle.KindMap:
+		return []int{fe.Output.Index}
+	case shuffle.KindMerge:
+		e.n.fsm.Read(func(s *coordinator.State) {
+			if j := s.Jobs[job]; j != nil && fe.Output.Index < len(j.MergeMaps) && len(j.MergeMaps[fe.Output.Index]) > 0 {
+				lost = []int{j.MergeMaps[fe.Output.Index][0]}
+			}
+		})
+	}
+	return lost
 }
 
 // jobHeader copies a job without its task tables. The plan's file splits
@@ -364,7 +425,7 @@ func (e *executor) mapsAt(job, addr string) []int {
 	return out
 }
 
-func (e *executor) runMap(ctx context.Context, j *coordinator.Job, i int, cmd *coordinator.Command) error {
+func (e *executor) runMap(ctx context.Context, j *coordinator.Job, i, attempt int, cmd *coordinator.Command) error {
 	var part shuffle.Partitioner
 	if err := part.UnmarshalBinary(j.Splits); err != nil {
 		return err
@@ -376,7 +437,7 @@ func (e *executor) runMap(ctx context.Context, j *coordinator.Job, i int, cmd *c
 	cfg := j.Plan.MapperConfig()
 	m := e.mapper(cfg)
 	defer e.putMapper(cfg, m)
-	res, err := sortjob.RunMap(ctx, m, &j.Plan, i, &part, dir, nil)
+	res, err := sortjob.RunMap(ctx, m, &j.Plan, i, attempt, &part, dir, nil)
 	if err != nil {
 		return err
 	}
@@ -449,14 +510,14 @@ func (e *executor) runReduce(ctx context.Context, j *coordinator.Job, part, atte
 func (e *executor) reduceInputs(s *coordinator.State, j *coordinator.Job) ([]shuffle.ReduceInput, error) {
 	n := e.n
 	var ins []shuffle.ReduceInput
-	add := func(id outputRef, node string) error {
-		in := shuffle.ReduceInput{Map: id.index, Job: j.ID}
+	add := func(id shuffle.OutputID, node string) error {
+		in := shuffle.ReduceInput{Output: id, Job: j.ID}
 		if node == n.id {
-			in.Path = filepath.Join(n.mapDir(j.ID), shuffle.DataName(id.index))
+			in.Path = filepath.Join(n.mapDir(j.ID), shuffle.OutputDataName(id))
 		} else {
 			mem := s.Members[node]
 			if mem == nil {
-				return fmt.Errorf("%s %d's node %s is not a member", id.kind, id.index, node)
+				return fmt.Errorf("%s's node %s is not a member", id, node)
 			}
 			in.Addr = mem.ShuffleAddr
 		}
@@ -471,25 +532,18 @@ func (e *executor) reduceInputs(s *coordinator.State, j *coordinator.Job) ([]shu
 		if m.Merge > 0 && j.Merges[m.Merge-1].State == coordinator.TaskDone {
 			continue // read through its merge
 		}
-		if err := add(outputRef{coordinator.KindMap, i, m.Attempt}, m.Node); err != nil {
+		if err := add(shuffle.MapOutputID(i, m.Attempt), m.Node); err != nil {
 			return nil, err
 		}
 	}
 	for i := range j.Merges {
 		if m := &j.Merges[i]; m.State == coordinator.TaskDone {
-			if err := add(outputRef{coordinator.KindMerge, i, m.Attempt}, m.Node); err != nil {
+			if err := add(shuffle.MergeOutputID(i, m.Attempt), m.Node); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return ins, nil
-}
-
-// outputRef names a map's or a merge's output.
-type outputRef struct {
-	kind    coordinator.Kind
-	index   int
-	attempt int
 }
 
 // localSegment returns partition part's segment of a local output, from its
@@ -498,7 +552,7 @@ func (e *executor) localSegment(job string, in shuffle.ReduceInput, part int) (s
 	idxPath := strings.TrimSuffix(in.Path, ".data") + ".index"
 	fi, err := os.Stat(idxPath)
 	if err != nil {
-		return shuffle.SegmentInfo{}, &shuffle.FetchError{Job: job, Map: in.Map, Addr: "local", Err: err}
+		return shuffle.SegmentInfo{}, &shuffle.FetchError{Job: job, Output: in.Output, Err: err}
 	}
 	e.mu.Lock()
 	c, ok := e.mu.indexes[idxPath]
@@ -508,7 +562,7 @@ func (e *executor) localSegment(job string, in shuffle.ReduceInput, part int) (s
 	if !ok || !os.SameFile(c.fi, fi) || !c.fi.ModTime().Equal(fi.ModTime()) {
 		x, err := shuffle.ReadIndex(idxPath)
 		if err != nil {
-			return shuffle.SegmentInfo{}, &shuffle.FetchError{Job: job, Map: in.Map, Addr: "local", Err: err}
+			return shuffle.SegmentInfo{}, &shuffle.FetchError{Job: job, Output: in.Output, Err: err}
 		}
 		c = cachedIndex{x, fi}
 		e.mu.Lock()
@@ -520,7 +574,7 @@ func (e *executor) localSegment(job string, in shuffle.ReduceInput, part int) (s
 	}
 	x := c.x
 	if part >= len(x.Segments) {
-		return shuffle.SegmentInfo{}, &shuffle.FetchError{Job: job, Map: in.Map, Addr: "local", Err: fmt.Errorf("index %s has %d partitions, not %d", idxPath, len(x.Segments), part+1)}
+		return shuffle.SegmentInfo{}, &shuffle.FetchError{Job: job, Output: in.Output, Err: fmt.Errorf("index %s has %d partitions, not %d", idxPath, len(x.Segments), part+1)}
 	}
 	return x.Segments[part], nil
 }
@@ -547,8 +601,27 @@ func mergeInputs(j *coordinator.Job, i int) []mergeInput {
 	return out
 }
 
-func (e *executor) runMerge(ctx context.Context, j *coordinator.Job, i int, maps []mergeInput, cmd *coordinator.Command) error {
-	return fmt.Errorf("merge %d of job %s: merging map outputs is not built yet", i, j.ID)
+// runMerge consolidates maps' outputs on this node into merge i's output:
+// one segment per partition, read by reduces in place of one per map.
+func (e *executor) runMerge(ctx context.Context, j *coordinator.Job, i, attempt int, maps []mergeInput, cmd *coordinator.Command) error {
+	dir := e.n.mapDir(j.ID)
+	t := shuffle.MergeTask{Partitions: j.Plan.Partitions, BlockSize: j.Plan.MergeBlock, WriteBuffer: j.Plan.WriteBuffer}
+	for _, m := range maps {
+		id := shuffle.MapOutputID(m.index, m.attempt)
+		t.Inputs = append(t.Inputs, shuffle.MergeInput{ID: id, DataPath: filepath.Join(dir, shuffle.OutputDataName(id)), IndexPath: filepath.Join(dir, shuffle.OutputIndexName(id))})
+	}
+	id := shuffle.MergeOutputID(i, attempt)
+	t.DataPath, t.IndexPath = filepath.Join(dir, shuffle.OutputDataName(id)), filepath.Join(dir, shuffle.OutputIndexName(id))
+	for _, p := range []string{t.DataPath, t.IndexPath} {
+		os.Remove(p) // left by a run of this attempt that did not report
+	}
+	x, err := shuffle.MergeOutputs(ctx, t)
+	if err != nil {
+		return fmt.Errorf("merge %d of job %s (%d maps): %w", i, j.ID, len(maps), err)
+	}
+	cmd.Bytes = x.DataBytes()
+	cmd.Records = cmd.Bytes / sortjob.RecordSize
+	return nil
 }
 
 // clip cuts s to at most n bytes (a replicated error message is bounded).

@@ -51,8 +51,6 @@ type Config struct {
 	// (not absolute and clean, or outside its --io-root); what names it
 	// in the error. Nil: every absolute path is allowed.
 	CheckPath func(what, path string) error
-	// LiveNodes counts the live members a new job is planned for; nil
-	// counts them in the state.
 	Log *slog.Logger
 }
 
@@ -71,8 +69,8 @@ type Manager struct {
 	cleaned map[string]bool // ended jobs whose cleanup ran in this term
 }
 
-// New returns a manager; Run starts its executor.
-func New(cfg Config) *Manager {
+// New returns a manager whose work ends with ctx; Run starts its executor.
+func New(ctx context.Context, cfg Config) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -86,18 +84,15 @@ func New(cfg Config) *Manager {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
 	}
-	m := &Manager{cfg: cfg, id: cfg.Node, log: cfg.Log, fsm: cfg.State, fetcher: cfg.Fetcher, kick: make(chan struct{}, 1), ctx: context.Background()}
+	m := &Manager{cfg: cfg, id: cfg.Node, log: cfg.Log, fsm: cfg.State, fetcher: cfg.Fetcher, kick: make(chan struct{}, 1), ctx: ctx}
 	m.exec = newExecutor(m)
 	return m
 }
 
-// Run runs the executor until ctx ends: it starts the attempts the state
-// assigns to this node, cancels those it no longer does, and removes the
-// scratch of ended jobs. Close waits for the attempts to end.
-func (n *Manager) Run(ctx context.Context) {
-	n.ctx = ctx
-	n.exec.run()
-}
+// Run runs the executor until the manager's context ends: it starts the
+// attempts the state assigns to this node, cancels those it no longer does,
+// and removes the scratch of ended jobs. Close waits for the attempts to end.
+func (n *Manager) Run() { n.exec.run() }
 
 // Kick tells the executor that the state changed.
 func (n *Manager) Kick() {

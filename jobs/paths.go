@@ -42,11 +42,11 @@ func (n *Manager) checkPath(what, p string) error {
 // jobDir is job's scratch directory on this node, mapDir where its map and
 // merge outputs are.
 func (n *Manager) jobDir(job string) string { return filepath.Join(n.cfg.DataDir, "jobs", job) }
-func (n *Manager) mapDir(job string) string { return filepath.Join(n.jobDir(job), "map") }
+func (n *Manager) mapDir(job string) string { return MapDir(n.cfg.DataDir, job) }
 
-// MapDir is where this node keeps job's map and merge outputs, which its
-// shuffle service serves.
-func (n *Manager) MapDir(job string) string { return n.mapDir(job) }
+// MapDir is where a node with data directory dataDir keeps job's map and
+// merge outputs, which its shuffle service serves.
+func MapDir(dataDir, job string) string { return filepath.Join(dataDir, "jobs", job, "map") }
 
 // outputDir is where reduces of job j write before the commit: a temporary
 // directory inside the shared output, or this node's scratch.

@@ -281,6 +281,10 @@ func start(cfg Config) (n *Node, err error) {
 	n.fsm = coordinator.NewFSM()
 	n.fsm.OnApply = n.onApply
 	n.fsm.Logger = n.log
+	// Jobs, before Raft applies anything: every change kicks its executor.
+	n.jobs = jobs.New(n.ctx, jobs.Config{Node: n.id, DataDir: cfg.DataDir, Workers: cfg.Workers, Memory: cfg.Memory,
+		State: n.fsm, Propose: jobs.ProposerFunc(n.propose), Fetcher: n.fetcher,
+		Ready: n.caughtUp, Changes: n.changes, CheckPath: n.checkPath, Log: n.log})
 	n.raft, err = coordinator.OpenRaft(coordinator.RaftConfig{
 		ID: n.raftID, Dir: filepath.Join(cfg.DataDir, "raft"), Bind: cfg.RaftAddr,
 		Bootstrap: cfg.Join == "", FSM: n.fsm, Logger: n.log, Timeout: cfg.RaftTimeout,
@@ -326,10 +330,7 @@ func start(cfg Config) (n *Node, err error) {
 	}
 	n.publishMeta()
 
-	n.jobs = jobs.New(jobs.Config{Node: n.id, DataDir: cfg.DataDir, Workers: cfg.Workers, Memory: cfg.Memory,
-		State: n.fsm, Propose: jobs.ProposerFunc(n.propose), Fetcher: n.fetcher,
-		Ready: n.caughtUp, Changes: n.changes, CheckPath: n.checkPath, Log: n.log})
-	n.goFunc(func() { n.jobs.Run(n.ctx) })
+	n.goFunc(n.jobs.Run)
 	n.goFunc(n.leaderLoop)
 	n.goFunc(n.registerLoop)
 	if os.Getenv("ENGINE_DEBUG_NODE") != "" {
@@ -427,9 +428,7 @@ func (n *Node) onApply() {
 	case n.kick <- struct{}{}:
 	default:
 	}
-	if n.jobs != nil {
-		n.jobs.Kick()
-	}
+	n.jobs.Kick()
 	n.changed.Lock()
 	close(n.changed.ch)
 	n.changed.ch = make(chan struct{})
@@ -539,9 +538,9 @@ func (n *Node) Close() error {
 }
 
 // locateMapOutput is the shuffle service's view of this node's map outputs.
-func (n *Node) locateMapOutput(job string, mapID int) (string, string, error) {
+func (n *Node) locateMapOutput(job string, id shuffle.OutputID) (string, string, error) {
 	dir := n.mapDir(job)
-	return filepath.Join(dir, shuffle.DataName(mapID)), filepath.Join(dir, shuffle.IndexName(mapID)), nil
+	return filepath.Join(dir, shuffle.OutputDataName(id)), filepath.Join(dir, shuffle.OutputIndexName(id)), nil
 }
 
-func (n *Node) mapDir(job string) string { return n.jobs.MapDir(job) }
+func (n *Node) mapDir(job string) string { return jobs.MapDir(n.cfg.DataDir, job) }

@@ -6,16 +6,25 @@
 // file in key order plus one index file that gives, for every reduce
 // partition, the byte range of its segment and a CRC32C of it. A split larger
 // than the mapper's sort buffer is sorted in runs that are spilled and merged,
-// so memory stays within the buffer whatever the split size.
+// so memory stays within the buffer whatever the split size. Outputs are
+// named by an OutputID (kind, task index, attempt), so two attempts of a
+// task never write the same files.
 //
-// The reduce side (Reduce) reads its segment from every map output with
+// MergeOutputs consolidates the outputs on one node: per partition, a k-way
+// merge of every input's segment into one segment of a new output of the
+// same format, reading each input once sequentially and checking every
+// segment's CRC32C; a bad input is reported as a *CorruptInputError naming
+// it. A reduce then reads one segment per merged output instead of one per
+// map.
+//
+// The reduce side (Reduce) reads its segment from every output with
 // read-ahead, verifies each segment's length and checksum, k-way merges them
 // with a loser tree, and writes one output partition that it fsyncs before
 // returning. Reading, merging and writing run concurrently.
 //
-// Map outputs cross the network through a shuffle service: every node runs a
-// Server (NewServer with a Locator that maps a job and map id to the files,
-// then Serve on a listener), which answers requests for (job, map,
+// Outputs cross the network through a shuffle service: every node runs a
+// Server (NewServer with a Locator that maps a job and output id to the
+// files, then Serve on a listener), which answers requests for (job, output,
 // partition, offset) by sending the segment straight from the data file with
 // sendfile, one goroutine per connection on Go's netpoller, so it keeps
 // serving while the node's CPUs run tasks. The protocol is in protocol.go. A
@@ -26,7 +35,10 @@
 // merged as it arrives, is checked against the index's length and CRC32C,
 // and is resumed from the last byte received when a connection fails. A
 // segment that cannot be fetched fails the reduce with a *FetchError, on
-// which the coordinator marks the map output lost and runs the map again.
+// which the coordinator marks the output lost and runs its task again.
+// Fetcher.Segments reads the SegmentInfo of many outputs of one partition in
+// one round trip; Reduce uses it for remote inputs whose segment it does
+// not know, and skips the empty ones.
 //
 // Range partitioning uses a Partitioner built from sampled keys
 // (NewPartitioner): partition p holds the keys k with
@@ -35,5 +47,5 @@
 //
 // The package knows nothing of nodes or Raft; its inputs are readers, file
 // paths and shuffle service addresses, and a job is only an id that names
-// map outputs on the wire.
+// outputs on the wire.
 package shuffle

@@ -14,20 +14,24 @@ import (
 	"time"
 )
 
-// FetchError reports a map output segment that could not be fetched from a
+// FetchError reports an output segment that could not be fetched from a
 // shuffle service after retries: the node is gone, the output is missing,
 // or its bytes are corrupt (Err then wraps ErrCorruptSegment; a missing
-// output wraps ErrMapOutputNotFound). The coordinator should mark that map
-// output lost and run the map task again.
+// output wraps ErrMapOutputNotFound). The coordinator should mark that
+// output lost and run the task that wrote it (Output) again. Addr is empty
+// when the output is on the caller's own node (Server.Segments).
 type FetchError struct {
-	Job  string
-	Map  int
-	Addr string
-	Err  error
+	Job    string
+	Output OutputID
+	Addr   string
+	Err    error
 }
 
 func (e *FetchError) Error() string {
-	return fmt.Sprintf("fetch map %d of job %s from %s: %v", e.Map, e.Job, e.Addr, e.Err)
+	if e.Addr == "" {
+		return fmt.Sprintf("read %s of job %s on this node: %v", e.Output, e.Job, e.Err)
+	}
+	return fmt.Sprintf("fetch %s of job %s from %s: %v", e.Output, e.Job, e.Addr, e.Err)
 }
 
 func (e *FetchError) Unwrap() error { return e.Err }
@@ -190,45 +194,190 @@ type remoteError struct{ err error }
 func (e *remoteError) Error() string { return e.err.Error() }
 func (e *remoteError) Unwrap() error { return e.err }
 
-// roundTrip sends a request and reads the head of the response. A failure on
-// a reused connection before any response byte arrived (the server had
-// closed it while it was idle) is retried at once on another one.
-func (f *Fetcher) roundTrip(ctx context.Context, addr string, req request) (*fetchConn, SegmentInfo, error) {
-	var hdr [13]byte
+// send writes req on an idle or new connection to addr and waits for the
+// first byte of the response. A failure on a reused connection before any
+// response byte arrived (the server had closed it while it was idle) is
+// retried at once on another one.
+func (f *Fetcher) send(ctx context.Context, addr string, req request) (*fetchConn, error) {
 	for {
 		fc, reused, err := f.get(ctx, addr)
 		if err != nil {
-			return nil, SegmentInfo{}, err
+			return nil, err
 		}
 		fc.c.SetDeadline(time.Now().Add(f.readTimeout()))
 		stop := context.AfterFunc(ctx, func() { fc.c.Close() })
-		_, err = fc.c.Write(appendRequest(hdr[:0:0], req))
+		_, err = fc.c.Write(appendRequest(nil, req))
 		if err == nil {
-			_, err = io.ReadFull(fc.br, hdr[:1])
+			_, err = fc.br.Peek(1)
+		}
+		if !stop() && err == nil {
+			err = ctx.Err()
 		}
 		if err != nil {
-			stop()
 			fc.c.Close()
 			if reused && ctx.Err() == nil {
 				continue
 			}
-			return nil, SegmentInfo{}, err
+			return nil, err
 		}
-		seg, err := readResponseHead(fc.br, hdr[0], hdr[1:])
-		if !stop() {
-			err = ctx.Err()
-		}
-		var rerr *remoteError
-		switch {
-		case err == nil:
-			return fc, seg, nil
-		case errors.As(err, &rerr) && hdr[0] != statusBadRequest:
-			f.put(addr, fc) // the response was read to its end
-		default:
-			fc.c.Close()
-		}
+		return fc, nil
+	}
+}
+
+// roundTrip sends a segment request and reads the head of the response.
+func (f *Fetcher) roundTrip(ctx context.Context, addr string, req request) (*fetchConn, SegmentInfo, error) {
+	var hdr [13]byte
+	fc, err := f.send(ctx, addr, req)
+	if err != nil {
 		return nil, SegmentInfo{}, err
 	}
+	stop := context.AfterFunc(ctx, func() { fc.c.Close() })
+	hdr[0], _ = fc.br.ReadByte() // Peeked by send
+	seg, err := readResponseHead(fc.br, hdr[0], hdr[1:])
+	if !stop() {
+		err = ctx.Err()
+	}
+	var rerr *remoteError
+	switch {
+	case err == nil:
+		return fc, seg, nil
+	case errors.As(err, &rerr) && hdr[0] != statusBadRequest:
+		f.put(addr, fc) // the response was read to its end
+	default:
+		fc.c.Close()
+	}
+	return nil, SegmentInfo{}, err
+}
+
+// Segments returns, for one job and partition, the SegmentInfo of each of
+// the outputs ids held by the shuffle service at addr, in one round trip
+// per MaxSegmentInfos ids, from the server's index cache. A reduce uses it to
+// learn which segments are empty (and need no fetch) and the length and
+// CRC32C of the others.
+//
+// A failed connection is retried like a segment fetch (fetchAttempts
+// attempts with backoff). An output the server does not have, or whose
+// index is damaged, fails the call with a *FetchError naming that output
+// (wrapping ErrMapOutputNotFound or ErrCorruptSegment); when the whole
+// request fails the *FetchError names the first output asked for.
+func (f *Fetcher) Segments(ctx context.Context, addr, job string, partition int, ids []OutputID) ([]SegmentInfo, error) {
+	fail := func(id OutputID, err error) error {
+		return &FetchError{Job: job, Output: id, Addr: addr, Err: err}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if err := ValidJobID(job); err != nil {
+		return nil, fail(ids[0], err)
+	}
+	if partition < 0 || partition >= maxPartitions {
+		return nil, fail(ids[0], fmt.Errorf("shuffle: partition %d out of range 0..%d", partition, maxPartitions-1))
+	}
+	for _, id := range ids {
+		if err := id.Validate(); err != nil {
+			return nil, fail(id, err)
+		}
+	}
+	out := make([]SegmentInfo, 0, len(ids))
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), MaxSegmentInfos)]
+		ids = ids[len(batch):]
+		req := request{op: opSegmentInfos, job: job, partition: partition, ids: batch}
+		var statuses []byte
+		var infos []SegmentInfo
+		var err error
+		for failures := 1; ; failures++ {
+			infos, statuses, err = f.segmentInfos(ctx, addr, req)
+			var rerr *remoteError
+			if err == nil || ctx.Err() != nil || errors.As(err, &rerr) || failures >= fetchAttempts {
+				break
+			}
+			t := time.NewTimer(f.retryBackoff() << (failures - 1))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("segment infos of job %s partition %d from %s: %w", job, partition, addr, ctx.Err())
+		case err != nil:
+			var rerr *remoteError
+			if errors.As(err, &rerr) {
+				err = rerr.err
+			}
+			return nil, fail(batch[0], fmt.Errorf("segment infos of %d outputs: %w", len(batch), err))
+		}
+		for i, st := range statuses {
+			switch st {
+			case statusOK:
+			case statusNotFound:
+				return nil, fail(batch[i], fmt.Errorf("%w: partition %d: the server has no such output", ErrMapOutputNotFound, partition))
+			case statusCorrupt:
+				return nil, fail(batch[i], fmt.Errorf("%w: partition %d: the server's index is damaged", ErrCorruptSegment, partition))
+			case statusBadRequest:
+				return nil, fail(batch[i], fmt.Errorf("partition %d: out of the output's range", partition))
+			default:
+				return nil, fail(batch[i], fmt.Errorf("partition %d: the server failed to read the index (status %d)", partition, st))
+			}
+		}
+		out = append(out, infos...)
+	}
+	return out, nil
+}
+
+// segmentInfos makes one segment-info request and reads its response.
+func (f *Fetcher) segmentInfos(ctx context.Context, addr string, req request) ([]SegmentInfo, []byte, error) {
+	fc, err := f.send(ctx, addr, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { fc.c.Close() })
+	infos, statuses, reusable, err := readInfos(fc.br, len(req.ids))
+	if !stop() {
+		err = ctx.Err()
+		reusable = false
+	}
+	if reusable {
+		f.put(addr, fc)
+	} else {
+		fc.c.Close()
+	}
+	return infos, statuses, err
+}
+
+// readInfos reads a response to a segment-info request for n outputs, and
+// whether the connection may carry the next request.
+func readInfos(br *bufio.Reader, n int) (infos []SegmentInfo, statuses []byte, reusable bool, err error) {
+	var buf [infoEntrySize]byte
+	if _, err := io.ReadFull(br, buf[:1]); err != nil {
+		return nil, nil, false, noEOF(err)
+	}
+	if buf[0] != statusOK {
+		_, err := readResponseHead(br, buf[0], buf[1:])
+		var rerr *remoteError
+		return nil, nil, errors.As(err, &rerr) && buf[0] != statusBadRequest, err
+	}
+	if _, err := io.ReadFull(br, buf[:2]); err != nil {
+		return nil, nil, false, noEOF(err)
+	}
+	if got := int(binary.BigEndian.Uint16(buf[:])); got != n {
+		return nil, nil, false, &remoteError{fmt.Errorf("the server answered %d segment infos for %d outputs", got, n)}
+	}
+	infos, statuses = make([]SegmentInfo, n), make([]byte, n)
+	for i := range n {
+		if _, err := io.ReadFull(br, buf[:]); err != nil {
+			return nil, nil, false, noEOF(err)
+		}
+		statuses[i] = buf[0]
+		s := SegmentInfo{Offset: int64(binary.BigEndian.Uint64(buf[1:])), Length: int64(binary.BigEndian.Uint64(buf[9:])), CRC: binary.BigEndian.Uint32(buf[17:])}
+		if s.Offset < 0 || s.Length < 0 || s.Length%RecordSize != 0 || s.Offset+s.Length < s.Offset || (s.Length == 0 && s.CRC != 0) {
+			return nil, nil, false, &remoteError{fmt.Errorf("%w: the server says output %d's segment is at %d+%d with CRC32C %08x", ErrCorruptSegment, i, s.Offset, s.Length, s.CRC)}
+		}
+		infos[i] = s
+	}
+	return infos, statuses, true, nil
 }
 
 // readResponseHead reads the rest of a response head after its status byte.
@@ -291,7 +440,7 @@ var errChecksum = errors.New("checksum mismatch")
 type netSegmentReader struct {
 	f         *Fetcher
 	addr, job string
-	mapID     int
+	id        OutputID
 	partition int
 	want      SegmentInfo // from the caller; Length 0 means unknown
 	name      string      // "partition 7", in errors inside a FetchError
@@ -312,7 +461,7 @@ type netSegmentReader struct {
 	delivered bool   // a block went to the merge
 }
 
-// openRemoteSegment starts fetching partition of in's map output.
+// openRemoteSegment starts fetching partition of in's output.
 func openRemoteSegment(ctx context.Context, f *Fetcher, in ReduceInput, partition, blockSize int) *netSegmentReader {
 	if f == nil {
 		f = DefaultFetcher
@@ -326,7 +475,7 @@ func openRemoteSegment(ctx context.Context, f *Fetcher, in ReduceInput, partitio
 		f:          f,
 		addr:       in.Addr,
 		job:        in.Job,
-		mapID:      in.Map,
+		id:         in.Output,
 		partition:  partition,
 		want:       in.Segment,
 		name:       fmt.Sprintf("partition %d", partition),
@@ -352,16 +501,19 @@ func (r *netSegmentReader) run(ctx context.Context) {
 }
 
 func (r *netSegmentReader) canceled(ctx context.Context) error {
-	return fmt.Errorf("fetch map %d of job %s from %s: %w", r.mapID, r.job, r.addr, ctx.Err())
+	return fmt.Errorf("fetch %s of job %s from %s: %w", r.id, r.job, r.addr, ctx.Err())
 }
 
 func (r *netSegmentReader) fail(err error) error {
-	return &FetchError{Job: r.job, Map: r.mapID, Addr: r.addr, Err: err}
+	return &FetchError{Job: r.job, Output: r.id, Addr: r.addr, Err: err}
 }
 
 // fetch runs attempts until the segment is in or the fetch has failed.
 func (r *netSegmentReader) fetch(ctx context.Context) error {
 	if err := ValidJobID(r.job); err != nil {
+		return r.fail(err)
+	}
+	if err := r.id.Validate(); err != nil {
 		return r.fail(err)
 	}
 	failures, wholeAgain := 0, false
@@ -404,7 +556,7 @@ func (r *netSegmentReader) fetch(ctx context.Context) error {
 
 // attempt requests the segment from r.off and receives it to the end.
 func (r *netSegmentReader) attempt(ctx context.Context) error {
-	req := request{job: r.job, mapID: r.mapID, partition: r.partition, offset: r.off}
+	req := request{op: opSegment, job: r.job, id: r.id, partition: r.partition, offset: r.off}
 	fc, seg, err := r.f.roundTrip(ctx, r.addr, req)
 	if err != nil {
 		return err

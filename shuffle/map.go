@@ -84,12 +84,15 @@ func (m *Mapper) Close() {
 
 // MapTask is one map task: a split of input records to partition and sort.
 type MapTask struct {
-	ID int
+	ID int // the map task's index, 0..MaxOutputIndex
+	// Attempt is the attempt of the task, 1..MaxAttempt; with ID it names
+	// the output (MapOutputID), so attempts never write the same files.
+	Attempt int
 	// Input yields the split's records; it must end on a record boundary.
 	Input       io.Reader
 	Partitioner *Partitioner
-	// Dir receives map-NNNNN.data and map-NNNNN.index (and, while the task
-	// runs, its spilled runs).
+	// Dir receives the output's data and index files (OutputDataName,
+	// OutputIndexName) and, while the task runs, its spilled runs.
 	Dir string
 	// Progress, if set, is called with the bytes of input consumed.
 	Progress func(bytes int64)
@@ -97,7 +100,7 @@ type MapTask struct {
 
 // MapOutput describes a finished map task's output.
 type MapOutput struct {
-	Map       int
+	ID        OutputID // MapOutputID(task ID, attempt)
 	DataPath  string
 	IndexPath string
 	Index     *Index
@@ -105,18 +108,18 @@ type MapOutput struct {
 	Spills    int // sorted runs spilled to disk; 0 when the split fit in memory
 }
 
-// DataName and IndexName are the file names of map task id's output.
-func DataName(id int) string  { return fmt.Sprintf("map-%05d.data", id) }
-func IndexName(id int) string { return fmt.Sprintf("map-%05d.index", id) }
-
 // Map runs one map task. On success the data and index files exist (the
 // index is renamed into place last, so its presence means the output is
 // complete); on error neither they nor any spill file is left behind.
 func (m *Mapper) Map(ctx context.Context, t MapTask) (out *MapOutput, err error) {
+	id := MapOutputID(t.ID, t.Attempt)
+	if err := id.Validate(); err != nil {
+		return nil, err
+	}
 	out = &MapOutput{
-		Map:       t.ID,
-		DataPath:  filepath.Join(t.Dir, DataName(t.ID)),
-		IndexPath: filepath.Join(t.Dir, IndexName(t.ID)),
+		ID:        id,
+		DataPath:  filepath.Join(t.Dir, OutputDataName(id)),
+		IndexPath: filepath.Join(t.Dir, OutputIndexName(id)),
 	}
 	var runs []string
 	var runSegs []SegmentInfo
@@ -174,7 +177,7 @@ func (m *Mapper) Map(ctx context.Context, t MapTask) (out *MapOutput, err error)
 		}
 		if n > 0 {
 			ents := sortRecords(m.buf[:n], m.ents, m.counts)
-			run := filepath.Join(t.Dir, fmt.Sprintf("map-%05d.spill-%d", t.ID, len(runs)))
+			run := filepath.Join(t.Dir, fmt.Sprintf("%s.spill-%d", id.baseName(), len(runs)))
 			runs = append(runs, run)
 			idx, err := m.writeSorted(ctx, run, m.buf[:n], ents, nil)
 			if err != nil {

@@ -38,6 +38,7 @@ func (c *cursor) load() error {
 type loserTree struct {
 	c    []cursor
 	tree []int
+	w    []int // init's scratch
 }
 
 // less orders cursors by head key, exhausted ones last, ties by input number
@@ -58,8 +59,9 @@ func (t *loserTree) less(a, b int) bool {
 
 func (t *loserTree) init() {
 	k := len(t.c)
-	t.tree = make([]int, k)
-	w := make([]int, 2*k)
+	t.tree = grow(t.tree, k)
+	t.w = grow(t.w, 2*k)
+	w := t.w
 	for i := range k {
 		w[k+i] = i
 	}
@@ -94,12 +96,27 @@ func (t *loserTree) fix() {
 // everything is one segment. It returns the number of records written. The
 // sources are closed on return.
 func merge(srcs []blockSource, out *segmentWriter, splits []Key) (int64, error) {
+	var t loserTree
+	return t.merge(srcs, out, splits)
+}
+
+// grow returns s resliced to n elements, reallocated if it is too short.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// merge is merge reusing t's slices, for a caller that merges many times.
+func (t *loserTree) merge(srcs []blockSource, out *segmentWriter, splits []Key) (int64, error) {
 	defer func() {
 		for _, s := range srcs {
 			s.close()
 		}
 	}()
-	t := &loserTree{c: make([]cursor, len(srcs))}
+	t.c = grow(t.c, len(srcs))
+	clear(t.c)
 	for i, s := range srcs {
 		t.c[i].src = s
 		if err := t.c[i].load(); err != nil {

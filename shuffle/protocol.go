@@ -11,41 +11,62 @@ import (
 // connection for as long as both sides keep it open (keep-alive). Integers
 // are big-endian.
 //
-// Request (client to server), 30 to 157 bytes:
+// Request (client to server):
 //
-//	magic     [4]byte "SHF1"
+//	magic     [4]byte "SHF2"
+//	op        uint8   opSegment (1) or opSegmentInfos (2)
 //	jobLen    uint8   1..MaxJobIDLen
 //	job       [jobLen]byte  a job id that ValidJobID accepts
-//	map       int64   map task id, 0..maxMapID
-//	partition int64   reduce partition, 0..maxPartitions-1
-//	offset    int64   first byte of the segment to send, 0..segment length
+//	partition uint32  reduce partition, 0..maxPartitions-1
+//	op 1, one segment's bytes:
+//	  output  outputID
+//	  offset  int64   first byte of the segment to send, 0..segment length
+//	op 2, the SegmentInfo of several outputs' segment of the partition:
+//	  count   uint16  1..MaxSegmentInfos
+//	  count × outputID
+//	outputID = kind uint8 (KindMap, KindMerge) · index uint32
+//	           (0..MaxOutputIndex) · attempt uint16 (1..MaxAttempt)
 //
 // Response (server to client):
 //
 //	status    uint8   statusOK, or one of the error statuses below
-//	if statusOK:
+//	if statusOK, op 1:
 //	  length  int64   the segment's total length, from the index
 //	  crc     uint32  CRC32C of the whole segment, from the index
 //	  then length-offset bytes: the segment from offset to its end
+//	if statusOK, op 2:
+//	  count   uint16  as in the request
+//	  count × { status uint8; offset int64; length int64; crc uint32 }
+//	          in request order; status is statusOK or the error status
+//	          of that output (offset, length and crc are then zero)
 //	otherwise:
 //	  msgLen  uint16
 //	  msg     [msgLen]byte  what went wrong, for the reduce's error
 //
-// A request whose frame cannot be read (bad magic, job length 0 or over the
-// limit) gets a statusBadRequest response and the server closes the
-// connection, since it can no longer find the next request. Every other
-// request, good or bad, leaves the connection open for the next one, unless
-// sending the segment failed midway (the client then resumes from the bytes
-// it got, on a new connection).
+// A request whose frame cannot be read (bad magic, unknown op, job length 0
+// or over the limit, count 0 or over the limit) gets a statusBadRequest
+// response and the server closes the connection, since it can no longer
+// find the next request. Every other request, good or bad, leaves the
+// connection open for the next one, unless sending the segment failed
+// midway (the client then resumes from the bytes it got, on a new
+// connection).
 const (
-	protoMagic = "SHF1"
+	protoMagic = "SHF2"
+
+	opSegment      byte = 1
+	opSegmentInfos byte = 2
 
 	// MaxJobIDLen bounds the length of a job id in bytes.
 	MaxJobIDLen = 128
-	// maxMapID bounds the map task ids a request may name.
-	maxMapID = 1<<31 - 1
+	// MaxSegmentInfos bounds the outputs one segment-info request names.
+	MaxSegmentInfos = 4096
 
-	reqFixedSize = 4 + 1 + 3*8
+	reqHeadSize   = 4 + 1 + 1 // magic, op, jobLen
+	outputIDSize  = 1 + 4 + 2 // kind, index, attempt
+	segBodySize   = 4 + outputIDSize + 8
+	infoEntrySize = 1 + 8 + 8 + 4 // status, offset, length, crc
+	// maxRequestSize is the largest request frame.
+	maxRequestSize = reqHeadSize + MaxJobIDLen + 4 + 2 + MaxSegmentInfos*outputIDSize
 	// maxMsgLen bounds an error message in a response.
 	maxMsgLen = 1024
 )
@@ -53,15 +74,15 @@ const (
 // Response statuses.
 const (
 	statusOK         byte = 0
-	statusNotFound   byte = 1 // no such job or map output on this node
+	statusNotFound   byte = 1 // no such job or output on this node
 	statusBadRequest byte = 2 // a request field is invalid
-	statusCorrupt    byte = 3 // the map output's index or data file is damaged
+	statusCorrupt    byte = 3 // the output's index or data file is damaged
 	statusFailed     byte = 4 // an I/O error on the server; worth retrying
 )
 
 // ErrMapOutputNotFound reports that the shuffle service does not have the
-// map output a reduce asked for (the job or map task is unknown to it, or the
-// output was deleted): the map task must be re-run.
+// output a reduce asked for (the job or output is unknown to it, or the
+// output was deleted): the task that wrote it must be re-run.
 var ErrMapOutputNotFound = errors.New("map output not found")
 
 // requestError is a request the server refuses. With frame set the request
@@ -84,10 +105,12 @@ func badField(format string, args ...any) error {
 
 // request is one decoded, validated request.
 type request struct {
+	op        byte
 	job       string
-	mapID     int
 	partition int
-	offset    int64
+	id        OutputID   // opSegment
+	offset    int64      // opSegment
+	ids       []OutputID // opSegmentInfos
 }
 
 // ValidJobID reports whether a job id may be named in a shuffle request: 1 to
@@ -119,56 +142,113 @@ func checkJobID(job string) string {
 	return ""
 }
 
-// appendRequest encodes a request. It does not validate it.
+// appendRequest encodes a request. It does not validate it; fields out of
+// their wire range are cut to it.
 func appendRequest(b []byte, r request) []byte {
 	b = append(b, protoMagic...)
-	b = append(b, byte(len(r.job)))
+	b = append(b, r.op, byte(len(r.job)))
 	b = append(b, r.job...)
-	b = binary.BigEndian.AppendUint64(b, uint64(r.mapID))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.partition))
+	b = binary.BigEndian.AppendUint32(b, uint32(r.partition))
+	if r.op == opSegmentInfos {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(r.ids)))
+		for _, id := range r.ids {
+			b = appendOutputID(b, id)
+		}
+		return b
+	}
+	b = appendOutputID(b, r.id)
 	return binary.BigEndian.AppendUint64(b, uint64(r.offset))
 }
 
-// readRequest reads one request frame from rd into buf (which must hold
-// reqFixedSize+MaxJobIDLen bytes) and validates its fields. It returns a
+func appendOutputID(b []byte, id OutputID) []byte {
+	b = append(b, byte(id.Kind))
+	b = binary.BigEndian.AppendUint32(b, uint32(id.Index))
+	return binary.BigEndian.AppendUint16(b, uint16(id.Attempt))
+}
+
+func decodeOutputID(b []byte) OutputID {
+	return OutputID{Kind: OutputKind(b[0]), Index: int(binary.BigEndian.Uint32(b[1:])), Attempt: int(binary.BigEndian.Uint16(b[5:]))}
+}
+
+// readRequest reads one request frame from rd, into *buf (grown as needed
+// up to maxRequestSize), and validates its fields. It returns a
 // *requestError for a request the server must refuse, io.EOF when the client
 // closed the connection between requests, and any other read error as is.
-func readRequest(rd io.Reader, buf []byte) (request, error) {
-	head := buf[:5]
+func readRequest(rd io.Reader, buf *[]byte) (request, error) {
+	if cap(*buf) < reqHeadSize+MaxJobIDLen+segBodySize {
+		*buf = make([]byte, reqHeadSize+MaxJobIDLen+segBodySize)
+	}
+	b := (*buf)[:cap(*buf)]
+	head := b[:reqHeadSize]
 	if _, err := io.ReadFull(rd, head); err != nil {
 		return request{}, err // io.EOF when nothing was read: a clean close
 	}
 	if string(head[:4]) != protoMagic {
 		return request{}, badFrame("magic %q, want %q", head[:4], protoMagic)
 	}
-	n := int(head[4])
+	op := head[4]
+	if op != opSegment && op != opSegmentInfos {
+		return request{}, badFrame("unknown op %d: want %d (segment) or %d (segment infos)", op, opSegment, opSegmentInfos)
+	}
+	n := int(head[5])
 	if n == 0 || n > MaxJobIDLen {
 		return request{}, badFrame("job id length %d, want 1 to %d", n, MaxJobIDLen)
 	}
-	body := buf[5 : 5+n+24]
-	if _, err := io.ReadFull(rd, body); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return request{}, err
+	fixed := segBodySize
+	if op == opSegmentInfos {
+		fixed = 4 + 2
 	}
-	job := string(body[:n])
-	mapID := int64(binary.BigEndian.Uint64(body[n:]))
-	part := int64(binary.BigEndian.Uint64(body[n+8:]))
-	off := int64(binary.BigEndian.Uint64(body[n+16:]))
-	if msg := checkJobID(job); msg != "" {
+	body := b[reqHeadSize : reqHeadSize+n+fixed]
+	if _, err := io.ReadFull(rd, body); err != nil {
+		return request{}, noEOF(err)
+	}
+	req := request{op: op, job: string(body[:n])}
+	rest := body[n:]
+	part := binary.BigEndian.Uint32(rest)
+	rest = rest[4:]
+	var msg string
+	if op == opSegmentInfos {
+		count := int(binary.BigEndian.Uint16(rest))
+		if count == 0 || count > MaxSegmentInfos {
+			return request{}, badFrame("%d outputs in a segment-info request, want 1 to %d", count, MaxSegmentInfos)
+		}
+		if need := reqHeadSize + n + fixed + count*outputIDSize; cap(*buf) < need {
+			nb := make([]byte, maxRequestSize)
+			copy(nb, b[:reqHeadSize+n+fixed])
+			*buf, b = nb, nb
+		}
+		list := b[reqHeadSize+n+fixed : reqHeadSize+n+fixed+count*outputIDSize]
+		if _, err := io.ReadFull(rd, list); err != nil {
+			return request{}, noEOF(err)
+		}
+		req.ids = make([]OutputID, count)
+		for i := range req.ids {
+			req.ids[i] = decodeOutputID(list[i*outputIDSize:])
+			if m := req.ids[i].check(); m != "" && msg == "" {
+				msg = fmt.Sprintf("output %d of %d (%s): %s", i, count, req.ids[i], m)
+			}
+		}
+	} else {
+		req.id = decodeOutputID(rest)
+		req.offset = int64(binary.BigEndian.Uint64(rest[outputIDSize:]))
+		if m := req.id.check(); m != "" {
+			msg = fmt.Sprintf("output %s: %s", req.id, m)
+		}
+	}
+	if m := checkJobID(req.job); m != "" {
+		return request{}, badField("%s", m)
+	}
+	if msg != "" {
 		return request{}, badField("%s", msg)
 	}
-	if mapID < 0 || mapID > maxMapID {
-		return request{}, badField("map id %d out of range 0..%d", mapID, maxMapID)
-	}
-	if part < 0 || part >= maxPartitions {
+	if part >= maxPartitions {
 		return request{}, badField("partition %d out of range 0..%d", part, maxPartitions-1)
 	}
-	if off < 0 {
-		return request{}, badField("negative offset %d", off)
+	req.partition = int(part)
+	if req.offset < 0 {
+		return request{}, badField("negative offset %d", req.offset)
 	}
-	return request{job: job, mapID: int(mapID), partition: int(part), offset: off}, nil
+	return req, nil
 }
 
 // appendOK encodes the head of a successful response.
@@ -186,4 +266,17 @@ func appendError(b []byte, status byte, msg string) []byte {
 	b = append(b, status)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(msg)))
 	return append(b, msg...)
+}
+
+// appendInfos encodes the response to a segment-info request.
+func appendInfos(b []byte, infos []SegmentInfo, statuses []byte) []byte {
+	b = append(b, statusOK)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(infos)))
+	for i, seg := range infos {
+		b = append(b, statuses[i])
+		b = binary.BigEndian.AppendUint64(b, uint64(seg.Offset))
+		b = binary.BigEndian.AppendUint64(b, uint64(seg.Length))
+		b = binary.BigEndian.AppendUint32(b, seg.CRC)
+	}
+	return b
 }

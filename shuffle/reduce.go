@@ -5,27 +5,34 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 )
 
-// ReduceInput is one map output's segment for a reduce partition: a local
-// file, or a map output that a shuffle service (Server) at Addr serves.
+// ReduceInput is one output's segment for a reduce partition: a local file,
+// or an output (of a map or of a merge) that a shuffle service (Server) at
+// Addr serves.
 type ReduceInput struct {
-	Map int // map task id
-	// Addr is the host:port of the shuffle service that holds the map
-	// output; empty means the map output is the local file at Path.
+	// Output names the output: on the wire for a remote input, in errors
+	// for a local one.
+	Output OutputID
+	// Addr is the host:port of the shuffle service that holds the output;
+	// empty means the output is the local file at Path.
 	Addr string
-	// Job is the id of the map output's job, for a remote input.
+	// Job is the id of the output's job, for a remote input.
 	Job  string
-	Path string // the map's data file, for a local input
-	// Segment is the partition's segment in the map output. For a local
+	Path string // the output's data file, for a local input
+	// Segment is the partition's segment in the output. For a local
 	// input it is read as given, and a zero Length means an empty segment.
 	// For a remote input the server's index is authoritative: a non-zero
-	// Length and its CRC must match it, and a zero Length means unknown.
+	// Length and its CRC must match it, and a zero Length means unknown:
+	// Reduce then asks the server for it (Fetcher.Segments, one round trip
+	// for all such inputs on one server) and skips the input if it is empty.
 	Segment SegmentInfo
 }
 
-// ReduceTask merges one partition's segments from every map output into one
-// output file.
+// ReduceTask merges one partition's segments from every output (of the maps,
+// or of the merges of map outputs) into one output file.
 type ReduceTask struct {
 	Partition int
 	Inputs    []ReduceInput
@@ -71,12 +78,16 @@ func ReduceMemory(n, blockSize, writeBuffer int) int64 {
 
 // Reduce runs one reduce task and returns the records written. A remote
 // input that cannot be fetched fails the task with an error that wraps a
-// *FetchError naming the map output.
+// *FetchError naming the output.
 func Reduce(ctx context.Context, t ReduceTask) (int64, error) {
 	t.ensureDefaults()
-	inputs := make([]ReduceInput, 0, len(t.Inputs))
-	for _, in := range t.Inputs {
-		if in.Segment.Length > 0 || in.Addr != "" {
+	all, err := lookupSegments(ctx, t)
+	if err != nil {
+		return 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
+	}
+	inputs := make([]ReduceInput, 0, len(all))
+	for _, in := range all {
+		if in.Segment.Length > 0 {
 			inputs = append(inputs, in)
 		}
 	}
@@ -101,7 +112,7 @@ func Reduce(ctx context.Context, t ReduceTask) (int64, error) {
 			if err != nil {
 				return 0, err
 			}
-			next = append(next, ReduceInput{Map: -1, Path: path, Segment: seg})
+			next = append(next, ReduceInput{Path: path, Segment: seg}) // Output zero: a pass run
 		}
 		inputs = next
 	}
@@ -122,8 +133,8 @@ func mergeToFile(ctx context.Context, t ReduceTask, inputs []ReduceInput, path s
 			srcs = append(srcs, openRemoteSegment(ctx, t.Fetcher, in, t.Partition, t.BlockSize))
 			continue
 		}
-		name := fmt.Sprintf("map %d segment", in.Map)
-		if in.Map < 0 {
+		name := fmt.Sprintf("%s segment", in.Output)
+		if in.Output == (OutputID{}) {
 			name = "merge pass run"
 		}
 		s, err := openSegment(in.Path, in.Segment, t.BlockSize, name)
@@ -155,4 +166,54 @@ func mergeToFile(ctx context.Context, t ReduceTask, inputs []ReduceInput, path s
 		return SegmentInfo{}, 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
 	}
 	return sw.segs[0], n, nil
+}
+
+// lookupSegments returns t's inputs with the segments of the remote ones
+// whose segment is unknown filled in from their servers: one
+// Fetcher.Segments call per server and job, all at once.
+func lookupSegments(ctx context.Context, t ReduceTask) ([]ReduceInput, error) {
+	type server struct{ addr, job string }
+	groups := map[server][]int{}
+	for i, in := range t.Inputs {
+		if in.Addr != "" && in.Segment.Length == 0 {
+			k := server{in.Addr, in.Job}
+			groups[k] = append(groups[k], i)
+		}
+	}
+	if len(groups) == 0 {
+		return t.Inputs, nil
+	}
+	f := t.Fetcher
+	if f == nil {
+		f = DefaultFetcher
+	}
+	inputs := slices.Clone(t.Inputs)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for k, idx := range groups {
+		wg.Go(func() {
+			ids := make([]OutputID, len(idx))
+			for j, i := range idx {
+				ids[j] = inputs[i].Output
+			}
+			segs, err := f.Segments(ctx, k.addr, k.job, t.Partition, ids)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if first == nil {
+					first = err
+					cancel()
+				}
+				return
+			}
+			for j, i := range idx {
+				inputs[i].Segment = segs[j]
+			}
+		})
+	}
+	wg.Wait()
+	return inputs, first
 }

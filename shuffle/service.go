@@ -15,23 +15,23 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Locator maps a job id and map task id to the map output's data and index
+// Locator maps a job id and an output id to the output's data and index
 // files. The ids it receives have been validated: the job id passes
-// ValidJobID and the map id is in 0..2^31-1. An error that wraps
-// fs.ErrNotExist or ErrMapOutputNotFound is reported to the client as "not
-// found".
-type Locator func(job string, mapID int) (dataPath, indexPath string, err error)
+// ValidJobID and the output id Validate. An error that wraps fs.ErrNotExist
+// or ErrMapOutputNotFound is reported to the client as "not found".
+type Locator func(job string, id OutputID) (dataPath, indexPath string, err error)
 
-// DirLocator locates map outputs under root/<job>/, with the file names
-// Mapper.Map gives them (DataName, IndexName).
+// DirLocator locates outputs under root/<job>/, with the file names
+// Mapper.Map and MergeOutputs are given (OutputDataName, OutputIndexName).
 func DirLocator(root string) Locator {
-	return func(job string, mapID int) (string, string, error) {
+	return func(job string, id OutputID) (string, string, error) {
 		dir := filepath.Join(root, job)
-		return filepath.Join(dir, DataName(mapID)), filepath.Join(dir, IndexName(mapID)), nil
+		return filepath.Join(dir, OutputDataName(id)), filepath.Join(dir, OutputIndexName(id)), nil
 	}
 }
 
@@ -46,8 +46,14 @@ const (
 	serverWriteTimeout = 2 * time.Minute
 	// sendChunk is the most bytes handed to one sendfile call.
 	sendChunk = 4 << 20
-	// indexCacheSize is the number of parsed index files kept.
-	indexCacheSize = 64
+	// indexCacheBytes bounds the memory of the parsed index files kept: an
+	// index costs 24 bytes per partition (2.4 MB at 100,000 partitions),
+	// and a reduce's segment-info request reads one entry of every output
+	// on the node, so the cache should hold all of a job's outputs there.
+	indexCacheBytes = 256 << 20
+	// indexEntryOverhead is what one cached index costs besides its
+	// segments.
+	indexEntryOverhead = 256
 )
 
 // Bytes of segment data the server has sent with sendfile (zero-copy) and
@@ -89,7 +95,7 @@ func NewServer(locate Locator, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{locate: locate, log: log, done: make(chan struct{})}
-	s.indexes.init(indexCacheSize)
+	s.indexes.init(indexCacheBytes)
 	s.mu.listeners = map[net.Listener]struct{}{}
 	s.mu.conns = map[net.Conn]struct{}{}
 	return s
@@ -201,11 +207,10 @@ func (s *Server) serveConn(c net.Conn) {
 		c.Close()
 	}()
 	br := bufio.NewReaderSize(c, 512)
-	buf := make([]byte, reqFixedSize+MaxJobIDLen)
-	var out []byte
+	var buf, out []byte
 	for {
 		c.SetReadDeadline(time.Now().Add(serverIdleTimeout))
-		req, err := readRequest(br, buf)
+		req, err := readRequest(br, &buf)
 		var rerr *requestError
 		switch {
 		case errors.As(err, &rerr):
@@ -220,6 +225,13 @@ func (s *Server) serveConn(c net.Conn) {
 			return // the client left, or the server is closing
 		}
 		s.requests.Add(1)
+		if req.op == opSegmentInfos {
+			out = s.segmentInfos(req, out[:0])
+			if s.write(c, out) != nil {
+				return
+			}
+			continue
+		}
 		if !s.serveRequest(c, req, &out) {
 			return
 		}
@@ -239,32 +251,16 @@ func (s *Server) serveRequest(c net.Conn, req request, out *[]byte) bool {
 	fail := func(status byte, format string, args ...any) bool {
 		msg := fmt.Sprintf(format, args...)
 		if status != statusNotFound {
-			s.log.Warn("shuffle: request failed", "remote", c.RemoteAddr().String(), "job", req.job, "map", req.mapID, "partition", req.partition, "err", msg)
+			s.log.Warn("shuffle: request failed", "remote", c.RemoteAddr().String(), "job", req.job, "output", req.id.String(), "partition", req.partition, "err", msg)
 		}
 		*out = appendError((*out)[:0], status, msg)
 		return s.write(c, *out) == nil
 	}
-	what := fmt.Sprintf("job %s map %d", req.job, req.mapID)
-	dataPath, indexPath, err := s.locate(req.job, req.mapID)
+	what := fmt.Sprintf("job %s %s", req.job, req.id)
+	dataPath, seg, status, err := s.segment(req.job, req.id, req.partition)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrMapOutputNotFound) {
-			return fail(statusNotFound, "%s: %v", what, err)
-		}
-		return fail(statusFailed, "%s: %v", what, err)
+		return fail(status, "%s: %v", what, err)
 	}
-	idx, err := s.indexes.get(indexPath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fail(statusNotFound, "%s: no map output: %v", what, unwrapPath(err))
-	case errors.Is(err, ErrCorruptIndex):
-		return fail(statusCorrupt, "%s: index %s: %v", what, indexPath, err)
-	case err != nil:
-		return fail(statusFailed, "%s: index %s: %v", what, indexPath, err)
-	}
-	if req.partition >= len(idx.Segments) {
-		return fail(statusBadRequest, "%s: partition %d out of range: the map output has %d partitions", what, req.partition, len(idx.Segments))
-	}
-	seg := idx.Segments[req.partition]
 	if req.offset > seg.Length {
 		return fail(statusBadRequest, "%s partition %d: offset %d is past the segment's end at %d", what, req.partition, req.offset, seg.Length)
 	}
@@ -293,11 +289,85 @@ func (s *Server) serveRequest(c net.Conn, req request, out *[]byte) bool {
 	_ = unix.Fadvise(int(f.Fd()), start, n, unix.FADV_SEQUENTIAL)
 	if err := sendRange(c, f, start, n); err != nil {
 		if !s.isClosed() {
-			s.log.Info("shuffle: sending a segment failed", "remote", c.RemoteAddr().String(), "job", req.job, "map", req.mapID, "partition", req.partition, "err", err)
+			s.log.Info("shuffle: sending a segment failed", "remote", c.RemoteAddr().String(), "job", req.job, "output", req.id.String(), "partition", req.partition, "err", err)
 		}
 		return false
 	}
 	return true
+}
+
+// segment locates one output's segment of a partition through the index
+// cache. On error it gives the response status and what went wrong.
+func (s *Server) segment(job string, id OutputID, partition int) (string, SegmentInfo, byte, error) {
+	dataPath, indexPath, err := s.locate(job, id)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrMapOutputNotFound) {
+			return "", SegmentInfo{}, statusNotFound, err
+		}
+		return "", SegmentInfo{}, statusFailed, err
+	}
+	idx, err := s.indexes.get(indexPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", SegmentInfo{}, statusNotFound, fmt.Errorf("no such output: %v", unwrapPath(err))
+	case errors.Is(err, ErrCorruptIndex):
+		return "", SegmentInfo{}, statusCorrupt, fmt.Errorf("index %s: %v", indexPath, err)
+	case err != nil:
+		return "", SegmentInfo{}, statusFailed, fmt.Errorf("index %s: %v", indexPath, err)
+	}
+	if partition >= len(idx.Segments) {
+		return "", SegmentInfo{}, statusBadRequest, fmt.Errorf("partition %d out of range: the output has %d partitions", partition, len(idx.Segments))
+	}
+	return dataPath, idx.Segments[partition], statusOK, nil
+}
+
+// segmentInfos answers a segment-info request from the index cache: one
+// entry per output, with its own status. It appends the response to out.
+func (s *Server) segmentInfos(req request, out []byte) []byte {
+	infos := make([]SegmentInfo, len(req.ids))
+	statuses := make([]byte, len(req.ids))
+	for i, id := range req.ids {
+		_, seg, status, err := s.segment(req.job, id, req.partition)
+		if err != nil && status != statusNotFound {
+			s.log.Warn("shuffle: segment info failed", "job", req.job, "output", id.String(), "partition", req.partition, "err", err)
+		}
+		infos[i], statuses[i] = seg, status
+	}
+	return appendInfos(out, infos, statuses)
+}
+
+// Segments is Fetcher.Segments for the outputs on the server's own node: it
+// returns, for one job and partition, the SegmentInfo of each output in ids,
+// from the same index cache that serves remote requests (so a reduce does
+// not read whole index files for its local inputs). An output it cannot
+// find or read fails the call with a *FetchError naming it, with Addr
+// empty.
+func (s *Server) Segments(job string, partition int, ids []OutputID) ([]SegmentInfo, error) {
+	infos := make([]SegmentInfo, len(ids))
+	for i, id := range ids {
+		if err := ValidJobID(job); err != nil {
+			return nil, &FetchError{Job: job, Output: id, Err: err}
+		}
+		if err := id.Validate(); err != nil {
+			return nil, &FetchError{Job: job, Output: id, Err: err}
+		}
+		if partition < 0 || partition >= maxPartitions {
+			return nil, &FetchError{Job: job, Output: id, Err: fmt.Errorf("shuffle: partition %d out of range 0..%d", partition, maxPartitions-1)}
+		}
+		_, seg, status, err := s.segment(job, id, partition)
+		switch status {
+		case statusOK:
+		case statusNotFound:
+			err = fmt.Errorf("%w: %v", ErrMapOutputNotFound, err)
+		case statusCorrupt:
+			err = fmt.Errorf("%w: %v", ErrCorruptSegment, err)
+		}
+		if err != nil {
+			return nil, &FetchError{Job: job, Output: id, Err: fmt.Errorf("partition %d: %w", partition, err)}
+		}
+		infos[i] = seg
+	}
+	return infos, nil
 }
 
 // errNoSendfile reports that sendfile is refused for this file or socket
@@ -379,14 +449,15 @@ func copyRange(c net.Conn, f *os.File, off, n int64) error {
 	return nil
 }
 
-// indexCache keeps the most recently used parsed index files, keyed by path
-// and checked against the file's inode, size and modification time, so a
-// map output written again (a re-run map task) is read again.
+// indexCache keeps the most recently used parsed index files, up to a
+// memory budget, keyed by path and checked against the file's inode, size
+// and modification time, so an output written again is read again.
 type indexCache struct {
-	mu      sync.Mutex
-	max     int
-	lru     *list.List // of *cachedIndex, most recent first
-	entries map[string]*list.Element
+	mu       sync.Mutex
+	maxBytes int64
+	bytes    int64      // cost of the entries held
+	lru      *list.List // of *cachedIndex, most recent first
+	entries  map[string]*list.Element
 }
 
 type cachedIndex struct {
@@ -397,8 +468,13 @@ type cachedIndex struct {
 	idx   *Index
 }
 
-func (c *indexCache) init(max int) {
-	c.max = max
+// cost is the memory a cached index is counted for.
+func (ci *cachedIndex) cost() int64 {
+	return indexEntryOverhead + int64(len(ci.path)) + int64(len(ci.idx.Segments))*int64(unsafe.Sizeof(SegmentInfo{}))
+}
+
+func (c *indexCache) init(maxBytes int64) {
+	c.maxBytes = maxBytes
 	c.lru = list.New()
 	c.entries = map[string]*list.Element{}
 }
@@ -442,13 +518,19 @@ func (c *indexCache) get(path string) (*Index, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[path]; ok {
-		c.lru.Remove(e)
+		c.remove(e)
 	}
 	c.entries[path] = c.lru.PushFront(&key)
-	for c.lru.Len() > c.max {
-		e := c.lru.Back()
-		c.lru.Remove(e)
-		delete(c.entries, e.Value.(*cachedIndex).path)
+	c.bytes += key.cost()
+	for c.bytes > c.maxBytes && c.lru.Len() > 1 {
+		c.remove(c.lru.Back())
 	}
 	return &x, nil
+}
+
+func (c *indexCache) remove(e *list.Element) {
+	ci := e.Value.(*cachedIndex)
+	c.lru.Remove(e)
+	delete(c.entries, ci.path)
+	c.bytes -= ci.cost()
 }

@@ -112,7 +112,7 @@ func writeMaps(t testing.TB, root, job string, data []byte, maps, parts int) []*
 	var outs []*MapOutput
 	for i := range maps {
 		lo, hi := n*i/maps, n*(i+1)/maps
-		out, err := m.Map(context.Background(), MapTask{ID: i, Input: bytes.NewReader(data[lo*RecordSize : hi*RecordSize]), Partitioner: p, Dir: dir})
+		out, err := m.Map(context.Background(), MapTask{ID: i, Attempt: 1, Input: bytes.NewReader(data[lo*RecordSize : hi*RecordSize]), Partitioner: p, Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +138,7 @@ func readSource(src blockSource) ([]byte, error) {
 }
 
 func fetchSegment(ctx context.Context, f *Fetcher, addr, job string, mapID, part int, want SegmentInfo, block int) ([]byte, error) {
-	return readSource(openRemoteSegment(ctx, f, ReduceInput{Map: mapID, Addr: addr, Job: job, Segment: want}, part, block))
+	return readSource(openRemoteSegment(ctx, f, ReduceInput{Output: MapOutputID(mapID, 1), Addr: addr, Job: job, Segment: want}, part, block))
 }
 
 func fileBytes(t testing.TB, path string, seg SegmentInfo) []byte {
@@ -168,12 +168,12 @@ func TestServeSegmentsOverLoopback(t *testing.T) {
 				want  SegmentInfo
 				block int
 			}{{seg, 7 * RecordSize}, {SegmentInfo{}, 1 << 20}} {
-				got, err := fetchSegment(context.Background(), f, ts.addr, "job-1", o.Map, part, c.want, c.block)
+				got, err := fetchSegment(context.Background(), f, ts.addr, "job-1", o.ID.Index, part, c.want, c.block)
 				if err != nil {
-					t.Fatalf("map %d partition %d: %v", o.Map, part, err)
+					t.Fatalf("map %d partition %d: %v", o.ID.Index, part, err)
 				}
 				if want := fileBytes(t, o.DataPath, seg); !bytes.Equal(got, want) {
-					t.Fatalf("map %d partition %d: fetched %d bytes that differ from the %d local ones", o.Map, part, len(got), len(want))
+					t.Fatalf("map %d partition %d: fetched %d bytes that differ from the %d local ones", o.ID.Index, part, len(got), len(want))
 				}
 				total += seg.Length
 			}
@@ -220,12 +220,12 @@ func TestReduceLocalAndRemote(t *testing.T) {
 			fetcher: f,
 		}
 		cfg.input = func(o *MapOutput, part int) ReduceInput {
-			in := ReduceInput{Map: o.Map, Path: o.DataPath, Segment: o.Index.Segments[part]}
-			switch (o.Map + part) % 3 {
+			in := ReduceInput{Output: o.ID, Path: o.DataPath, Segment: o.Index.Segments[part]}
+			switch (o.ID.Index + part) % 3 {
 			case 1:
-				in = ReduceInput{Map: o.Map, Addr: ts.addr, Job: job, Segment: in.Segment}
+				in = ReduceInput{Output: o.ID, Addr: ts.addr, Job: job, Segment: in.Segment}
 			case 2:
-				in = ReduceInput{Map: o.Map, Addr: ts.addr, Job: job}
+				in = ReduceInput{Output: o.ID, Addr: ts.addr, Job: job}
 			}
 			return in
 		}
@@ -321,9 +321,9 @@ func (p *cutProxy) forward(c net.Conn, i int) {
 		defer c.Close()
 		defer s.Close()
 		br := bufio.NewReader(c)
-		buf := make([]byte, reqFixedSize+MaxJobIDLen)
+		var buf []byte
 		for {
-			req, err := readRequest(br, buf)
+			req, err := readRequest(br, &buf)
 			if err != nil {
 				return
 			}
@@ -374,7 +374,7 @@ func TestFetchResumesAfterCuts(t *testing.T) {
 			}
 			cfg := shuffleConfig{maps: 3, parts: 2, sortBuf: 300 * RecordSize, fanIn: 512, block: 9 * RecordSize, fetcher: testFetcher(t)}
 			cfg.input = func(o *MapOutput, part int) ReduceInput {
-				return ReduceInput{Map: o.Map, Addr: px.addr(), Job: "job-r", Segment: o.Index.Segments[part]}
+				return ReduceInput{Output: o.ID, Addr: px.addr(), Job: "job-r", Segment: o.Index.Segments[part]}
 			}
 			dir := filepath.Join(root, "job-r")
 			os.MkdirAll(dir, 0o755)
@@ -406,12 +406,12 @@ func TestFetchGivesUpWithoutProgress(t *testing.T) {
 	px := startProxy(t, ts.addr, func(int) int64 { return 5 }) // inside the response head
 	out := filepath.Join(root, "part-0")
 	_, err := Reduce(context.Background(), ReduceTask{
-		Inputs:  []ReduceInput{{Map: 0, Addr: px.addr(), Job: "job-g", Segment: outs[0].Index.Segments[0]}},
+		Inputs:  []ReduceInput{{Output: MapOutputID(0, 1), Addr: px.addr(), Job: "job-g", Segment: outs[0].Index.Segments[0]}},
 		Output:  out,
 		Fetcher: testFetcher(t),
 	})
 	var fe *FetchError
-	if !errors.As(err, &fe) || fe.Map != 0 || fe.Job != "job-g" || fe.Addr != px.addr() {
+	if !errors.As(err, &fe) || fe.Output != MapOutputID(0, 1) || fe.Job != "job-g" || fe.Addr != px.addr() {
 		t.Fatalf("err = %v, want a *FetchError for map 0 of job-g at %s", err, px.addr())
 	}
 	if n := len(px.requests()); n != fetchAttempts {
@@ -443,7 +443,7 @@ func TestFetchCorruptSegment(t *testing.T) {
 	out := filepath.Join(root, "part-0")
 	reduce := func(block int, want SegmentInfo) error {
 		_, err := Reduce(context.Background(), ReduceTask{
-			Inputs:    []ReduceInput{{Map: 0, Addr: ts.addr, Job: "job-c", Segment: want}},
+			Inputs:    []ReduceInput{{Output: MapOutputID(0, 1), Addr: ts.addr, Job: "job-c", Segment: want}},
 			Output:    out,
 			BlockSize: block,
 			Fetcher:   f,
@@ -456,7 +456,7 @@ func TestFetchCorruptSegment(t *testing.T) {
 	check := func(err error, contains string) {
 		t.Helper()
 		var fe *FetchError
-		if !errors.As(err, &fe) || !errors.Is(err, ErrCorruptSegment) || fe.Map != 0 || fe.Job != "job-c" || fe.Addr != ts.addr {
+		if !errors.As(err, &fe) || !errors.Is(err, ErrCorruptSegment) || fe.Output != MapOutputID(0, 1) || fe.Job != "job-c" || fe.Addr != ts.addr {
 			t.Fatalf("err = %v, want a *FetchError wrapping ErrCorruptSegment", err)
 		}
 		if !strings.Contains(err.Error(), contains) {
@@ -475,11 +475,17 @@ func TestFetchCorruptSegment(t *testing.T) {
 	if n := ts.requests.Load() - n0; n != 2 {
 		t.Errorf("%d requests for a corrupt one-block segment, want 2", n)
 	}
-	// In blocks of 10 records, blocks reached the merge: no retry.
+	// In blocks of 10 records, blocks reached the merge: no retry. With
+	// the segment unknown, the reduce asks for it first.
 	n0 = ts.requests.Load()
-	check(reduce(10*RecordSize, SegmentInfo{}), "CRC32C")
+	check(reduce(10*RecordSize, seg), "CRC32C")
 	if n := ts.requests.Load() - n0; n != 1 {
 		t.Errorf("%d requests for a corrupt segment partly merged, want 1", n)
+	}
+	n0 = ts.requests.Load()
+	check(reduce(10*RecordSize, SegmentInfo{}), "CRC32C")
+	if n := ts.requests.Load() - n0; n != 2 {
+		t.Errorf("%d requests for a corrupt segment partly merged, want a segment-info request and one fetch", n)
 	}
 	// The coordinator's segment differs from the server's index.
 	bad := seg
@@ -498,10 +504,10 @@ func TestFetchMissingMapOutput(t *testing.T) {
 	ts := startServer(t, DirLocator(root))
 	f := testFetcher(t)
 	out := filepath.Join(root, "part-0")
-	_, err := Reduce(context.Background(), ReduceTask{Inputs: []ReduceInput{{Map: 0, Addr: ts.addr, Job: "nosuch"}}, Output: out, Fetcher: f})
+	_, err := Reduce(context.Background(), ReduceTask{Inputs: []ReduceInput{{Output: MapOutputID(0, 1), Addr: ts.addr, Job: "nosuch"}}, Output: out, Fetcher: f})
 	var fe *FetchError
-	if !errors.As(err, &fe) || !errors.Is(err, ErrMapOutputNotFound) || !strings.Contains(err.Error(), "server: job nosuch map 0") {
-		t.Fatalf("unknown job: err = %v, want a *FetchError wrapping ErrMapOutputNotFound with the server's message", err)
+	if !errors.As(err, &fe) || !errors.Is(err, ErrMapOutputNotFound) || fe.Output != MapOutputID(0, 1) || !strings.Contains(err.Error(), "fetch map 0 attempt 1 of job nosuch") {
+		t.Fatalf("unknown job: err = %v, want a *FetchError for map 0 attempt 1 wrapping ErrMapOutputNotFound", err)
 	}
 	for _, c := range []struct {
 		job      string
@@ -510,8 +516,8 @@ func TestFetchMissingMapOutput(t *testing.T) {
 		notFound bool
 		msg      string
 	}{
-		{"job-m", 99, 0, true, "job job-m map 99: no map output"},
-		{"job-m", 0, 2, false, "partition 2 out of range: the map output has 2 partitions"},
+		{"job-m", 99, 0, true, "job job-m map 99 attempt 1: no such output"},
+		{"job-m", 0, 2, false, "partition 2 out of range: the output has 2 partitions"},
 		{"../job-m", 0, 0, false, "job id \"../job-m\" starts with '.'"},
 		{"job/m", 0, 0, false, "character '/'"},
 	} {
@@ -561,26 +567,38 @@ func TestServerRejectsBadRequests(t *testing.T) {
 	}
 	defer c.Close()
 	br := bufio.NewReader(c)
-	good := request{job: "job-b", mapID: 0, partition: 1, offset: 100}
+	m0 := MapOutputID(0, 1)
+	good := request{op: opSegment, job: "job-b", id: m0, partition: 1, offset: 100}
 	for _, tc := range []struct {
 		req request
 		msg string
 	}{
-		{request{job: "a/b"}, "character '/'"},
-		{request{job: ".."}, "starts with '.'"},
-		{request{job: "a\x00b"}, "character '\\x00'"},
-		{request{job: "a\\b"}, "character '\\\\'"},
-		{request{job: "job-b", mapID: -1}, "map id -1 out of range"},
-		{request{job: "job-b", mapID: 1 << 40}, "map id 1099511627776 out of range"},
-		{request{job: "job-b", partition: -5}, "partition -5 out of range"},
-		{request{job: "job-b", partition: 1 << 30}, "partition 1073741824 out of range"},
-		{request{job: "job-b", offset: -1}, "negative offset -1"},
-		{request{job: "job-b", partition: 1, offset: seg.Length + 1}, "past the segment's end"},
-		{request{job: "job-b", partition: 2}, "partition 2 out of range: the map output has 2 partitions"},
+		{request{op: opSegment, job: "a/b", id: m0}, "character '/'"},
+		{request{op: opSegment, job: "..", id: m0}, "starts with '.'"},
+		{request{op: opSegment, job: "a\x00b", id: m0}, "character '\\x00'"},
+		{request{op: opSegment, job: "a\\b", id: m0}, "character '\\\\'"},
+		{request{op: opSegment, job: "job-b", id: MapOutputID(-1, 1)}, "index 4294967295 out of range 0..2147483647"},
+		{request{op: opSegment, job: "job-b", id: MapOutputID(1<<31, 1)}, "index 2147483648 out of range"},
+		{request{op: opSegment, job: "job-b", id: MapOutputID(0, 0)}, "attempt 0 out of range 1..65535"},
+		{request{op: opSegment, job: "job-b", id: OutputID{Kind: 0, Attempt: 1}}, "unknown output kind 0"},
+		{request{op: opSegment, job: "job-b", id: OutputID{Kind: 7, Attempt: 1}}, "unknown output kind 7"},
+		{request{op: opSegment, job: "job-b", id: MapOutputID(1, 1)}, "job job-b map 1 attempt 1: no such output"},
+		{request{op: opSegment, job: "job-b", id: MapOutputID(0, 2)}, "job job-b map 0 attempt 2: no such output"},
+		{request{op: opSegment, job: "job-b", id: MergeOutputID(0, 1)}, "job job-b merge 0 attempt 1: no such output"},
+		{request{op: opSegment, job: "job-b", id: m0, partition: 1 << 24}, "partition 16777216 out of range"},
+		{request{op: opSegment, job: "job-b", id: m0, partition: 1 << 30}, "partition 1073741824 out of range"},
+		{request{op: opSegment, job: "job-b", id: m0, offset: -1}, "negative offset -1"},
+		{request{op: opSegment, job: "job-b", id: m0, partition: 1, offset: seg.Length + 1}, "past the segment's end"},
+		{request{op: opSegment, job: "job-b", id: m0, partition: 2}, "partition 2 out of range: the output has 2 partitions"},
+		{request{op: opSegmentInfos, job: "job-b", ids: []OutputID{m0, MapOutputID(0, 0)}}, "output 1 of 2 (map 0 attempt 0): attempt 0 out of range"},
 	} {
+		wantStatus := statusBadRequest
+		if strings.Contains(tc.msg, "no such output") {
+			wantStatus = statusNotFound
+		}
 		c.Write(appendRequest(nil, tc.req))
-		if st, msg, _ := rawResponse(t, br); st != statusBadRequest || !strings.Contains(msg, tc.msg) {
-			t.Errorf("request %+v: status %d %q, want %d with %q", tc.req, st, msg, statusBadRequest, tc.msg)
+		if st, msg, _ := rawResponse(t, br); st != wantStatus || !strings.Contains(msg, tc.msg) {
+			t.Errorf("request %+v: status %d %q, want %d with %q", tc.req, st, msg, wantStatus, tc.msg)
 		}
 		// The same connection still serves a good request.
 		c.Write(appendRequest(nil, good))
@@ -599,12 +617,22 @@ func TestServerRejectsBadRequests(t *testing.T) {
 			t.Fatal("body differs from the file from the offset on")
 		}
 	}
-	long := appendRequest(nil, request{job: strings.Repeat("j", 200)})
-	long[4] = 200
+	long := appendRequest(nil, request{op: opSegment, job: strings.Repeat("j", 200), id: m0})
+	long[5] = 200
+	badOp := appendRequest(nil, good)
+	badOp[4] = 3
+	noIDs := appendRequest(nil, request{op: opSegmentInfos, job: "job-b"})
+	// Only the head: the server closes without reading the list, and
+	// unread bytes would reset the connection.
+	tooMany := appendRequest(nil, request{op: opSegmentInfos, job: "job-b", ids: make([]OutputID, MaxSegmentInfos+1)})[:reqHeadSize+5+4+2]
 	for _, frame := range [][]byte{
 		[]byte("GET / HTTP/1.1\r\n\r\n"),
-		append([]byte(protoMagic), 0, 1, 2, 3),
+		append([]byte("SHF1"), 1, 1, 2, 3),
+		append([]byte(protoMagic), opSegment, 0, 1, 2, 3),
 		long,
+		badOp,
+		noIDs,
+		tooMany,
 	} {
 		c, err := net.Dial("tcp", ts.addr)
 		if err != nil {
@@ -613,11 +641,11 @@ func TestServerRejectsBadRequests(t *testing.T) {
 		c.Write(frame)
 		br := bufio.NewReader(c)
 		if st, msg, _ := rawResponse(t, br); st != statusBadRequest || !strings.Contains(msg, "bad request") {
-			t.Errorf("frame %q: status %d %q, want a bad request", frame, st, msg)
+			t.Errorf("frame %.40q: status %d %q, want a bad request", frame, st, msg)
 		}
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := br.ReadByte(); err != io.EOF {
-			t.Errorf("frame %q: the connection stays open (%v), want it closed", frame, err)
+			t.Errorf("frame %.40q: the connection stays open (%v), want it closed", frame, err)
 		}
 		c.Close()
 	}
@@ -627,13 +655,15 @@ func TestServerRejectsBadRequests(t *testing.T) {
 }
 
 func FuzzReadRequest(f *testing.F) {
-	f.Add(appendRequest(nil, request{job: "20240101-120000-abcdef", mapID: 3, partition: 7, offset: 1234}))
-	f.Add(appendRequest(nil, request{job: "../etc", mapID: -1}))
-	f.Add([]byte(protoMagic + "\x00"))
-	f.Add([]byte(protoMagic + "\xff"))
+	f.Add(appendRequest(nil, request{op: opSegment, job: "20240101-120000-abcdef", id: MapOutputID(3, 2), partition: 7, offset: 1234}))
+	f.Add(appendRequest(nil, request{op: opSegment, job: "../etc", id: MapOutputID(-1, 0)}))
+	f.Add(appendRequest(nil, request{op: opSegmentInfos, job: "j", partition: 3, ids: []OutputID{MapOutputID(1, 1), MergeOutputID(2, 3)}}))
+	f.Add(appendRequest(nil, request{op: opSegmentInfos, job: "j", ids: []OutputID{{Kind: 9}}}))
+	f.Add([]byte(protoMagic + "\x01\x00"))
+	f.Add([]byte(protoMagic + "\x02\xff"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		buf := make([]byte, reqFixedSize+MaxJobIDLen)
-		req, err := readRequest(bytes.NewReader(b), buf)
+		var buf []byte
+		req, err := readRequest(bytes.NewReader(b), &buf)
 		if err != nil {
 			var rerr *requestError
 			if !errors.As(err, &rerr) && err != io.EOF && err != io.ErrUnexpectedEOF {
@@ -641,8 +671,25 @@ func FuzzReadRequest(f *testing.F) {
 			}
 			return
 		}
-		if ValidJobID(req.job) != nil || req.mapID < 0 || req.mapID > maxMapID || req.partition < 0 || req.partition >= maxPartitions || req.offset < 0 {
+		if ValidJobID(req.job) != nil || req.partition < 0 || req.partition >= maxPartitions || req.offset < 0 {
 			t.Fatalf("accepted invalid request %+v", req)
+		}
+		switch req.op {
+		case opSegment:
+			if req.id.Validate() != nil || req.ids != nil {
+				t.Fatalf("accepted invalid request %+v", req)
+			}
+		case opSegmentInfos:
+			if len(req.ids) == 0 || len(req.ids) > MaxSegmentInfos || req.offset != 0 {
+				t.Fatalf("accepted invalid request %+v", req)
+			}
+			for _, id := range req.ids {
+				if id.Validate() != nil {
+					t.Fatalf("accepted invalid output id %+v in %+v", id, req)
+				}
+			}
+		default:
+			t.Fatalf("accepted op %d", req.op)
 		}
 		if strings.ContainsAny(req.job, "/\\\x00") || req.job == "." || req.job == ".." {
 			t.Fatalf("accepted a job id with path characters: %q", req.job)
@@ -664,7 +711,7 @@ func writeRawOutput(t testing.TB, dir string, id int, size int64) SegmentInfo {
 	for i := range chunk {
 		chunk[i] = byte(rng.Uint32())
 	}
-	f, err := os.Create(filepath.Join(dir, DataName(id)))
+	f, err := os.Create(filepath.Join(dir, OutputDataName(MapOutputID(id, 1))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -680,7 +727,7 @@ func writeRawOutput(t testing.TB, dir string, id int, size int64) SegmentInfo {
 		t.Fatal(err)
 	}
 	seg := SegmentInfo{Length: size, CRC: crc}
-	if err := writeIndex(filepath.Join(dir, IndexName(id)), &Index{Segments: []SegmentInfo{seg}}); err != nil {
+	if err := writeIndex(filepath.Join(dir, OutputIndexName(MapOutputID(id, 1))), &Index{Segments: []SegmentInfo{seg}}); err != nil {
 		t.Fatal(err)
 	}
 	return seg
@@ -709,7 +756,7 @@ func TestServerCloseWithClientsConnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stalled.Close()
-	stalled.Write(appendRequest(nil, request{job: "job-x"}))
+	stalled.Write(appendRequest(nil, request{op: opSegment, job: "job-x", id: MapOutputID(0, 1)}))
 	// Connected, silent.
 	silent, err := net.Dial("tcp", ts.addr)
 	if err != nil {
@@ -717,7 +764,7 @@ func TestServerCloseWithClientsConnected(t *testing.T) {
 	}
 	defer silent.Close()
 	// A fetch whose merge takes one block and then nothing.
-	r := openRemoteSegment(context.Background(), f, ReduceInput{Map: 0, Addr: ts.addr, Job: "job-x", Segment: big}, 0, 1<<20)
+	r := openRemoteSegment(context.Background(), f, ReduceInput{Output: MapOutputID(0, 1), Addr: ts.addr, Job: "job-x", Segment: big}, 0, 1<<20)
 	if _, err := r.next(); err != nil {
 		t.Fatal(err)
 	}
@@ -777,7 +824,7 @@ func TestFetchCancel(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
 	out := filepath.Join(t.TempDir(), "part-0")
-	_, err = Reduce(ctx, ReduceTask{Inputs: []ReduceInput{{Map: 0, Addr: ln.Addr().String(), Job: "j"}, {Map: 1, Addr: ln.Addr().String(), Job: "j"}}, Output: out, Fetcher: testFetcher(t)})
+	_, err = Reduce(ctx, ReduceTask{Inputs: []ReduceInput{{Output: MapOutputID(0, 1), Addr: ln.Addr().String(), Job: "j"}, {Output: MapOutputID(1, 1), Addr: ln.Addr().String(), Job: "j"}}, Output: out, Fetcher: testFetcher(t)})
 	var fe *FetchError
 	if !errors.Is(err, context.Canceled) || errors.As(err, &fe) {
 		t.Fatalf("err = %v, want context.Canceled and no *FetchError", err)
@@ -791,7 +838,7 @@ func TestFetchCancel(t *testing.T) {
 }
 
 // A map output written again (a re-run map task) is served from its new
-// index, and the index cache stays bounded.
+// index, and the index cache stays within its memory budget.
 func TestServerIndexCache(t *testing.T) {
 	root := t.TempDir()
 	ts := startServer(t, DirLocator(root))
@@ -806,17 +853,22 @@ func TestServerIndexCache(t *testing.T) {
 			t.Fatalf("round %d: fetched bytes differ from the map output on disk", round)
 		}
 	}
-	for i := range indexCacheSize + 10 {
+	// Room for 10 one-partition indexes.
+	one := (&cachedIndex{path: filepath.Join(root, "job-i", OutputIndexName(MapOutputID(10, 1))), idx: &Index{Segments: make([]SegmentInfo, 1)}}).cost()
+	ts.indexes.mu.Lock()
+	ts.indexes.maxBytes = 10 * one
+	ts.indexes.mu.Unlock()
+	for i := range 20 {
 		seg := writeRawOutput(t, filepath.Join(root, "job-i"), i+1, RecordSize)
 		if _, err := fetchSegment(context.Background(), f, ts.addr, "job-i", i+1, 0, seg, 1<<20); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ts.indexes.mu.Lock()
-	n, m := ts.indexes.lru.Len(), len(ts.indexes.entries)
+	n, m, b := ts.indexes.lru.Len(), len(ts.indexes.entries), ts.indexes.bytes
 	ts.indexes.mu.Unlock()
-	if n != indexCacheSize || m != indexCacheSize {
-		t.Errorf("index cache holds %d (%d in the map), want %d", n, m, indexCacheSize)
+	if n != 10 || m != 10 || b != 10*one {
+		t.Errorf("index cache holds %d (%d in the map) of %d bytes, want 10 of %d", n, m, b, 10*one)
 	}
 }
 
@@ -832,7 +884,7 @@ func TestFetcherPool(t *testing.T) {
 	// records, of which the reader holds two.
 	var rs []*netSegmentReader
 	for range 4 {
-		r := openRemoteSegment(context.Background(), f, ReduceInput{Map: 0, Addr: ts.addr, Job: "job-p", Segment: seg}, 0, 10*RecordSize)
+		r := openRemoteSegment(context.Background(), f, ReduceInput{Output: MapOutputID(0, 1), Addr: ts.addr, Job: "job-p", Segment: seg}, 0, 10*RecordSize)
 		if _, err := r.next(); err != nil {
 			t.Fatal(err)
 		}
@@ -863,5 +915,184 @@ func TestFetcherPool(t *testing.T) {
 	}
 	if n := ts.accepted.Load(); n != 6 {
 		t.Errorf("%d connections, want 6: an expired idle connection is not reused", n)
+	}
+}
+
+// Segments returns the servers' index entries for many outputs in one
+// request (batches of MaxSegmentInfos), and names the output it cannot
+// find.
+func TestFetcherSegments(t *testing.T) {
+	root := t.TempDir()
+	outs := writeMaps(t, root, "job-s", randomRecords(rand.New(rand.NewPCG(3, 33)), 2000, true), 5, 4)
+	ts := startServer(t, DirLocator(root))
+	f := testFetcher(t)
+	var ids []OutputID
+	for _, o := range outs {
+		ids = append(ids, o.ID)
+	}
+	for p := range 4 {
+		n0 := ts.requests.Load()
+		segs, err := f.Segments(context.Background(), ts.addr, "job-s", p, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range outs {
+			if segs[i] != o.Index.Segments[p] {
+				t.Fatalf("partition %d %s: %+v, the index says %+v", p, o.ID, segs[i], o.Index.Segments[p])
+			}
+		}
+		if n := ts.requests.Load() - n0; n != 1 {
+			t.Errorf("%d requests for %d outputs, want 1", n, len(ids))
+		}
+	}
+	// More than MaxSegmentInfos: in batches.
+	many := make([]OutputID, MaxSegmentInfos+1)
+	for i := range many {
+		many[i] = ids[i%len(ids)]
+	}
+	n0 := ts.requests.Load()
+	segs, err := f.Segments(context.Background(), ts.addr, "job-s", 1, many)
+	if err != nil || len(segs) != len(many) {
+		t.Fatalf("%d outputs: %d infos, %v", len(many), len(segs), err)
+	}
+	for i := range many {
+		if segs[i] != outs[i%len(outs)].Index.Segments[1] {
+			t.Fatalf("output %d of %d: %+v, want %+v", i, len(many), segs[i], outs[i%len(outs)].Index.Segments[1])
+		}
+	}
+	if n := ts.requests.Load() - n0; n != 2 {
+		t.Errorf("%d requests for %d outputs, want 2", n, len(many))
+	}
+	for _, c := range []struct {
+		ids      []OutputID
+		part     int
+		bad      OutputID
+		notFound bool
+		msg      string
+		requests int64
+	}{
+		{[]OutputID{ids[0], MapOutputID(9, 1), ids[1]}, 0, MapOutputID(9, 1), true, "no such output", 1},
+		{[]OutputID{ids[0], MapOutputID(1, 2)}, 0, MapOutputID(1, 2), true, "no such output", 1},
+		{[]OutputID{ids[0], ids[1]}, 4, ids[0], false, "out of the output's range", 1},
+		{[]OutputID{ids[0], MapOutputID(1, 0)}, 0, MapOutputID(1, 0), false, "attempt 0 out of range", 0},
+		{[]OutputID{ids[0]}, 1 << 24, ids[0], false, "partition 16777216 out of range", 0},
+	} {
+		n0 := ts.requests.Load()
+		_, err := f.Segments(context.Background(), ts.addr, "job-s", c.part, c.ids)
+		var fe *FetchError
+		if !errors.As(err, &fe) || fe.Output != c.bad || errors.Is(err, ErrMapOutputNotFound) != c.notFound || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%v partition %d: err = %v, want a *FetchError for %s with %q", c.ids, c.part, err, c.bad, c.msg)
+		}
+		if n := ts.requests.Load() - n0; n != c.requests {
+			t.Errorf("%v partition %d: %d requests, want %d", c.ids, c.part, n, c.requests)
+		}
+	}
+	if n := ts.accepted.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 kept alive through errors", n)
+	}
+}
+
+// A reduce whose remote segments are unknown asks each server once for
+// them and fetches only the non-empty ones.
+func TestReduceSkipsEmptyRemoteSegments(t *testing.T) {
+	root := t.TempDir()
+	data := randomRecords(rand.New(rand.NewPCG(4, 44)), 600, true) // 7 distinct keys
+	const maps, parts = 6, 12
+	outs := writeMaps(t, root, "job-e", data, maps, parts)
+	ts := startServer(t, DirLocator(root))
+	f := testFetcher(t)
+	var all []byte
+	emptyTotal := 0
+	for p := range parts {
+		var ins []ReduceInput
+		nonEmpty := 0
+		for _, o := range outs {
+			ins = append(ins, ReduceInput{Output: o.ID, Addr: ts.addr, Job: "job-e"})
+			if o.Index.Segments[p].Length > 0 {
+				nonEmpty++
+			}
+		}
+		emptyTotal += maps - nonEmpty
+		n0 := ts.requests.Load()
+		out := filepath.Join(root, fmt.Sprintf("part-%d", p))
+		if _, err := Reduce(context.Background(), ReduceTask{Partition: p, Inputs: ins, Output: out, Fetcher: f}); err != nil {
+			t.Fatal(err)
+		}
+		if n := ts.requests.Load() - n0; n != int64(1+nonEmpty) {
+			t.Errorf("partition %d: %d requests, want 1 segment-info request and %d fetches", p, n, nonEmpty)
+		}
+		b, _ := os.ReadFile(out)
+		all = append(all, b...)
+	}
+	if emptyTotal == 0 {
+		t.Fatal("no empty segment: the test checks nothing")
+	}
+	if !bytes.Equal(all, reference(data)) {
+		t.Fatal("the partitions are not the stable sort of the input")
+	}
+}
+
+// FuzzReadInfos feeds arbitrary bytes as a segment-info response: nothing
+// panics, and what is accepted is whole records with a sane offset.
+func FuzzReadInfos(f *testing.F) {
+	ok := appendInfos(nil, []SegmentInfo{{0, 300, 5}, {300, 0, 0}}, []byte{statusOK, statusNotFound})
+	f.Add(ok, uint8(2))
+	f.Add(appendError(nil, statusCorrupt, "bad"), uint8(1))
+	f.Add([]byte{0, 0, 1}, uint8(1))
+	f.Fuzz(func(t *testing.T, b []byte, n uint8) {
+		infos, statuses, _, err := readInfos(bufio.NewReader(bytes.NewReader(b)), int(n))
+		if err != nil {
+			return
+		}
+		if len(infos) != int(n) || len(statuses) != int(n) {
+			t.Fatalf("%d infos and %d statuses for %d outputs", len(infos), len(statuses), n)
+		}
+		for _, s := range infos {
+			if s.Offset < 0 || s.Length < 0 || s.Length%RecordSize != 0 || (s.Length == 0 && s.CRC != 0) {
+				t.Fatalf("accepted %+v", s)
+			}
+		}
+	})
+}
+
+// Server.Segments gives the local outputs' entries from the index cache,
+// and names an output it cannot find or read.
+func TestServerLocalSegments(t *testing.T) {
+	root := t.TempDir()
+	outs := writeMaps(t, root, "job-l", randomRecords(rand.New(rand.NewPCG(5, 55)), 500, false), 3, 4)
+	s := NewServer(DirLocator(root), nil)
+	defer s.Close()
+	ids := []OutputID{outs[2].ID, outs[0].ID, outs[1].ID}
+	for p := range 4 {
+		segs, err := s.Segments("job-l", p, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range []*MapOutput{outs[2], outs[0], outs[1]} {
+			if segs[i] != o.Index.Segments[p] {
+				t.Fatalf("partition %d %s: %+v, the index says %+v", p, o.ID, segs[i], o.Index.Segments[p])
+			}
+		}
+	}
+	flipByte(t, outs[1].IndexPath, 20)
+	for _, c := range []struct {
+		job     string
+		part    int
+		ids     []OutputID
+		bad     OutputID
+		wantErr error
+		msg     string
+	}{
+		{"job-l", 0, []OutputID{outs[0].ID, MapOutputID(7, 1)}, MapOutputID(7, 1), ErrMapOutputNotFound, "no such output"},
+		{"job-l", 0, []OutputID{outs[0].ID, outs[1].ID}, outs[1].ID, ErrCorruptSegment, "corrupt index"},
+		{"job-l", 4, []OutputID{outs[0].ID}, outs[0].ID, nil, "partition 4 out of range"},
+		{"job-l", 0, []OutputID{MergeOutputID(0, 0)}, MergeOutputID(0, 0), nil, "attempt 0 out of range"},
+		{"../x", 0, []OutputID{outs[0].ID}, outs[0].ID, nil, "starts with '.'"},
+	} {
+		_, err := s.Segments(c.job, c.part, c.ids)
+		var fe *FetchError
+		if !errors.As(err, &fe) || fe.Output != c.bad || fe.Addr != "" || (c.wantErr != nil && !errors.Is(err, c.wantErr)) || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s partition %d %v: err = %v, want a *FetchError for %s with %q", c.job, c.part, c.ids, err, c.bad, c.msg)
+		}
 	}
 }

@@ -67,7 +67,7 @@ func runShuffle(t *testing.T, dir string, data []byte, cfg shuffleConfig, sample
 	var outs []*MapOutput
 	for i := 0; i < cfg.maps; i++ {
 		lo, hi := n*i/cfg.maps, n*(i+1)/cfg.maps
-		out, err := m.Map(ctx, MapTask{ID: i, Input: bytes.NewReader(data[lo*RecordSize : hi*RecordSize]), Partitioner: p, Dir: dir})
+		out, err := m.Map(ctx, MapTask{ID: i, Attempt: 1, Input: bytes.NewReader(data[lo*RecordSize : hi*RecordSize]), Partitioner: p, Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func runShuffle(t *testing.T, dir string, data []byte, cfg shuffleConfig, sample
 	for r := 0; r < cfg.parts; r++ {
 		var ins []ReduceInput
 		for _, o := range outs {
-			in := ReduceInput{Map: o.Map, Path: o.DataPath, Segment: o.Index.Segments[r]}
+			in := ReduceInput{Output: o.ID, Path: o.DataPath, Segment: o.Index.Segments[r]}
 			if cfg.input != nil {
 				in = cfg.input(o, r)
 			}
@@ -178,7 +178,7 @@ func TestMapSpillsAndCleansUp(t *testing.T) {
 	data := randomRecords(rng, 1000, false)
 	p, _ := NewPartitioner([][]byte{data[:KeySize]}, 2)
 	m := NewMapper(MapperConfig{SortBuffer: 64 * RecordSize})
-	out, err := m.Map(context.Background(), MapTask{ID: 3, Input: bytes.NewReader(data), Partitioner: p, Dir: dir})
+	out, err := m.Map(context.Background(), MapTask{ID: 3, Attempt: 1, Input: bytes.NewReader(data), Partitioner: p, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestMapSpillsAndCleansUp(t *testing.T) {
 		t.Errorf("spills = %d, want 16 runs of 64 records for 1000 records", out.Spills)
 	}
 	names := dirNames(t, dir)
-	if want := []string{DataName(3), IndexName(3)}; !slices.Equal(names, want) {
+	if want := []string{OutputDataName(MapOutputID(3, 1)), OutputIndexName(MapOutputID(3, 1))}; !slices.Equal(names, want) {
 		t.Errorf("files left: %v, want %v", names, want)
 	}
 }
@@ -208,7 +208,7 @@ func TestMapPartialRecord(t *testing.T) {
 	dir := t.TempDir()
 	data := make([]byte, 5*RecordSize+37)
 	m := NewMapper(MapperConfig{SortBuffer: 2 * RecordSize})
-	_, err := m.Map(context.Background(), MapTask{ID: 1, Input: bytes.NewReader(data), Partitioner: &Partitioner{}, Dir: dir})
+	_, err := m.Map(context.Background(), MapTask{ID: 1, Attempt: 1, Input: bytes.NewReader(data), Partitioner: &Partitioner{}, Dir: dir})
 	if err == nil || !strings.Contains(err.Error(), "partial record: 37 bytes after record 5") {
 		t.Fatalf("err = %v, want a partial-record error naming 37 bytes after record 5", err)
 	}
@@ -222,12 +222,12 @@ func TestReduceDetectsCorruptAndShortSegments(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	data := randomRecords(rng, 500, false)
 	m := NewMapper(MapperConfig{})
-	out, err := m.Map(context.Background(), MapTask{ID: 0, Input: bytes.NewReader(data), Partitioner: &Partitioner{}, Dir: dir})
+	out, err := m.Map(context.Background(), MapTask{ID: 0, Attempt: 1, Input: bytes.NewReader(data), Partitioner: &Partitioner{}, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	seg := out.Index.Segments[0]
-	in := []ReduceInput{{Map: 0, Path: out.DataPath, Segment: seg}}
+	in := []ReduceInput{{Output: MapOutputID(0, 1), Path: out.DataPath, Segment: seg}}
 
 	// Flip one byte: the checksum catches it and no output is left.
 	f, _ := os.OpenFile(out.DataPath, os.O_RDWR, 0)
@@ -270,7 +270,7 @@ func TestMapCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	m := NewMapper(MapperConfig{SortBuffer: 10 * RecordSize})
-	_, err := m.Map(ctx, MapTask{Input: bytes.NewReader(make([]byte, 100*RecordSize)), Partitioner: &Partitioner{}, Dir: dir})
+	_, err := m.Map(ctx, MapTask{Attempt: 1, Input: bytes.NewReader(make([]byte, 100*RecordSize)), Partitioner: &Partitioner{}, Dir: dir})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -371,7 +371,7 @@ func FuzzMapRecords(f *testing.F) {
 		if len(data) >= KeySize {
 			p.Splits = []Key{Key(data[:KeySize])}
 		}
-		out, err := m.Map(context.Background(), MapTask{Input: bytes.NewReader(data), Partitioner: p, Dir: dir})
+		out, err := m.Map(context.Background(), MapTask{Attempt: 1, Input: bytes.NewReader(data), Partitioner: p, Dir: dir})
 		if len(data)%RecordSize != 0 {
 			if err == nil {
 				t.Fatal("partial record accepted")

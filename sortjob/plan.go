@@ -115,9 +115,6 @@ type Plan struct {
 	MergeOutputPerNode int64 `json:"merge_output_per_node,omitempty"`
 	// ShuffleNetworkBytes is what crosses the network (0 on one node).
 	ShuffleNetworkBytes int64 `json:"shuffle_network_bytes"`
-	// MergeGroup is how many finished map outputs on one node a merge task
-	// consolidates; 0 means no merging.
-	MergeGroup int `json:"merge_group,omitempty"`
 }
 
 const (

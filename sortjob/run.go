@@ -487,7 +487,7 @@ func (r *run) mapPhase(ctx context.Context, part *shuffle.Partitioner) ([]*shuff
 	}
 	err := pool(ctx, r.cfg.Workers, p.MapCount, newMapper,
 		func(ctx context.Context, m *shuffle.Mapper, i int) error {
-			res, err := RunMap(ctx, m, p, i, part, dir, r.tr.add)
+			res, err := RunMap(ctx, m, p, i, 1, part, dir, r.tr.add)
 			if err != nil {
 				return err
 			}
@@ -534,11 +534,11 @@ func (r *run) reducePhase(ctx context.Context, outs []*shuffle.MapOutput) error 
 		}
 		fi, err := os.Stat(o.DataPath)
 		if err != nil {
-			return fmt.Errorf("sort: map %d output: %w", o.Map, unwrap(err))
+			return fmt.Errorf("sort: map %d output: %w", o.ID.Index, unwrap(err))
 		}
 		if fi.Size() != idx.DataBytes() || len(idx.Segments) != p.Partitions {
 			return fmt.Errorf("sort: map %d output %s is %d bytes in %d partitions, its index says %d bytes in %d: re-run the job",
-				o.Map, o.DataPath, fi.Size(), p.Partitions, idx.DataBytes(), len(idx.Segments))
+				o.ID.Index, o.DataPath, fi.Size(), p.Partitions, idx.DataBytes(), len(idx.Segments))
 		}
 		o.Index = idx
 	}
@@ -546,7 +546,7 @@ func (r *run) reducePhase(ctx context.Context, outs []*shuffle.MapOutput) error 
 		func(ctx context.Context, _ struct{}, part int) error {
 			ins := make([]shuffle.ReduceInput, len(outs))
 			for i, o := range outs {
-				ins[i] = shuffle.ReduceInput{Map: o.Map, Path: o.DataPath, Segment: o.Index.Segments[part]}
+				ins[i] = shuffle.ReduceInput{Output: o.ID, Path: o.DataPath, Segment: o.Index.Segments[part]}
 			}
 			if _, err := RunReduce(ctx, p, part, ins, r.tmpOut, nil, r.tr.add); err != nil {
 				return err

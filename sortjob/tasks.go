@@ -32,12 +32,14 @@ type MapResult struct {
 	GenTime time.Duration
 }
 
-// RunMap runs map task i of p with m: it generates or reads the split, sorts
-// and partitions it, and writes the map output into dir. An output left by
-// an earlier attempt of the same task is replaced.
-func RunMap(ctx context.Context, m *shuffle.Mapper, p *Plan, i int, part *shuffle.Partitioner, dir string, progress func(int64)) (*MapResult, error) {
+// RunMap runs attempt a of map task i of p with m: it generates or reads the
+// split, sorts and partitions it, and writes the map output, named by task
+// and attempt, into dir. An output left by an earlier run of the same
+// attempt is replaced.
+func RunMap(ctx context.Context, m *shuffle.Mapper, p *Plan, i, a int, part *shuffle.Partitioner, dir string, progress func(int64)) (*MapResult, error) {
 	split := p.Split(i)
-	for _, name := range []string{shuffle.DataName(i), shuffle.IndexName(i)} {
+	id := shuffle.MapOutputID(i, a)
+	for _, name := range []string{shuffle.OutputDataName(id), shuffle.OutputIndexName(id)} {
 		os.Remove(filepath.Join(dir, name))
 		os.Remove(filepath.Join(dir, name+".tmp"))
 	}
@@ -58,7 +60,7 @@ func RunMap(ctx context.Context, m *shuffle.Mapper, p *Plan, i int, part *shuffl
 		src = io.NewSectionReader(f, split.Offset, split.Bytes())
 	}
 	sr := &sumReader{r: src}
-	out, err := m.Map(ctx, shuffle.MapTask{ID: split.ID, Input: sr, Partitioner: part, Dir: dir, Progress: progress})
+	out, err := m.Map(ctx, shuffle.MapTask{ID: split.ID, Attempt: a, Input: sr, Partitioner: part, Dir: dir, Progress: progress})
 	if err != nil {
 		if split.Path != "" {
 			return nil, fmt.Errorf("%w (input %s bytes %d-%d)", err, split.Path, split.Offset, split.Offset+split.Bytes())

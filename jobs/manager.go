@@ -51,7 +51,7 @@ type Config struct {
 	// (not absolute and clean, or outside its --io-root); what names it
 	// in the error. Nil: every absolute path is allowed.
 	CheckPath func(what, path string) error
-	Log *slog.Logger
+	Log       *slog.Logger
 }
 
 // Manager runs jobs on one node. Its methods are safe for concurrent use.

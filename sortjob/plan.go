@@ -119,7 +119,7 @@ type Plan struct {
 
 const (
 	// MaxFanIn is the most segments a reduce merges in one pass.
-	MaxFanIn = 512
+	MaxFanIn = 1024
 	// partitionTarget is the output partition size the planner aims for.
 	partitionTarget   = 1e9
 	minBlock          = 64 << 10

@@ -29,7 +29,7 @@ func TestPlanMerge100TB(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := mergeFigures{maps: 745_200, partitions: 100_000, group: 932, mergesPerNode: 4,
-		segments: 800, maxSegments: 999, segmentBytes: 1_250_000, passes: 2}
+		segments: 800, maxSegments: 999, segmentBytes: 1_250_000, passes: 1}
 	if got := figures(p); got != want {
 		t.Fatalf("100 TB on 200 nodes: %+v, want %+v", got, want)
 	}
@@ -98,9 +98,9 @@ func TestPlanMergeManyTasks(t *testing.T) {
 	if got := figures(p); got != want {
 		t.Fatalf("10 GB in 2000 maps × 1000 partitions on 3 nodes: %+v, want %+v", got, want)
 	}
-	// A reduce that reads the 2000 map outputs unmerged opens 512 at once
-	// with smaller blocks.
-	if b := p.BlockFor(p.MapCount); b != 1_048_500 || p.BlockFor(1) != 1_048_500 {
+	// A reduce that reads the 2000 map outputs unmerged opens MaxFanIn
+	// (1024) at once with smaller blocks.
+	if b := p.BlockFor(p.MapCount); b != 1_028_000 || p.BlockFor(1) != 1_048_500 {
 		t.Fatalf("BlockFor(2000) = %d, BlockFor(1) = %d", b, p.BlockFor(1))
 	}
 	// The one merge of a node writes all of its map output once more.
@@ -176,7 +176,7 @@ func TestPlanTextMerge(t *testing.T) {
 	}
 	big := text(Spec{Records: 1e12, Memory: 4 << 30}, Cluster{Nodes: 200, CoresPerNode: 2})
 	for _, want := range []string{
-		"800 segments of ~1.25 MB per reduce, 2 merge pass(es)",
+		"800 segments of ~1.25 MB per reduce, 1 merge pass(es)",
 		"every 932 map outputs on a node merge into one: 4 merge(s) per node, 800 in all, fan-in 932",
 		"instead of 745200 of ~1.34 kB (up to 999",
 		"map tasks        745200 (3726 per node",

@@ -22,6 +22,7 @@ type FSM struct {
 	state   *State
 	statsMu sync.Mutex
 	stats   SnapshotStats
+	localMu sync.Mutex // ApplyLocal's entries, one at a time
 	OnApply func()
 	Logger  *slog.Logger
 }
@@ -165,3 +166,18 @@ func (s snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s snapshot) Release() {}
+
+// ApplyLocal applies c as the next entry of a log that only this process
+// keeps: a one-node cluster without Raft (jobs.RunLocal, tests). It returns
+// Apply's error.
+func (f *FSM) ApplyLocal(c Command) error {
+	f.localMu.Lock()
+	defer f.localMu.Unlock()
+	var next uint64
+	f.Read(func(s *State) { next = s.Index + 1 })
+	res := f.Apply(&raft.Log{Index: next, Type: raft.LogCommand, Data: c.Encode()})
+	if err, ok := res.(error); ok {
+		return err
+	}
+	return nil
+}

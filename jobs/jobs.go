@@ -339,8 +339,12 @@ func (n *Manager) report(j *coordinator.Job) *sortjob.Report {
 			f := fig(m.Node)
 			f.TaskSeconds += m.Seconds
 			f.PeakRSS = max(f.PeakRSS, m.RSS)
+			rep.Merges++
+			rep.MergedMaps += len(j.MergeMaps[i])
 		}
 	}
+	rep.SegmentsPerReduce = len(j.Maps) - rep.MergedMaps + rep.Merges
+	rep.Speculative, rep.SpeculativeWins = j.Speculative, j.SpeculativeWins
 	for i := range j.Reduces {
 		r := &j.Reduces[i]
 		f := fig(r.Node)

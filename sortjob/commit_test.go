@@ -2,15 +2,19 @@ package sortjob
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"engine/gensort"
 )
 
 // TestSummariesDurableBeforeSuccess: a sort's summary-NNNNN files are
-// fsynced, and the output directory after them, before _SUCCESS is
-// written (recorded through syncHook, in the order the fsyncs returned).
+// fsynced (ValidatePart), and the output directory after them, before
+// _SUCCESS is written (CommitOutput) (recorded through syncHook, in the
+// order the fsyncs returned).
 // Before, the summaries were written without fsync and committed under an
 // fsynced _SUCCESS: a power cut could leave _SUCCESS beside empty
 // summaries.
@@ -24,8 +28,21 @@ func TestSummariesDurableBeforeSuccess(t *testing.T) {
 	}
 	t.Cleanup(func() { syncHook = nil })
 	out := filepath.Join(t.TempDir(), "out")
-	rep, err := Run(context.Background(), Config{DataDir: t.TempDir(), Workers: 2}, "j1", Spec{Records: 4000, Partitions: 3, Memory: 64 << 20, Output: out}, nil)
-	if err != nil {
+	tmp := TempDir(out, "j1")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := &Plan{Partitions: 3}
+	rep := &Report{Job: "j1", Partitions: 3}
+	for i := range p.Partitions {
+		if _, err := gensort.GenerateFile(context.Background(), filepath.Join(tmp, PartName(i, p.Partitions)), uint64(i)*1000, 1000, gensort.Options{}, 1, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ValidatePart(context.Background(), p, i, tmp, make([]byte, 1<<20), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := CommitOutput(tmp, out, rep); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

@@ -87,6 +87,14 @@ type Report struct {
 	ShuffleMBps  float64       `json:"shuffle_mb_per_s,omitempty"`
 	Retries      int           `json:"retries,omitempty"`
 	Nodes        []NodeFigures `json:"nodes,omitempty"`
+	// The consolidated shuffle: merge tasks that finished, the map outputs
+	// they merged, and the segments a reduce read (the largest count).
+	Merges            int `json:"merges,omitempty"`
+	MergedMaps        int `json:"merged_maps,omitempty"`
+	SegmentsPerReduce int `json:"segments_per_reduce,omitempty"`
+	// Speculative attempts started, and those that finished first.
+	Speculative     int `json:"speculative,omitempty"`
+	SpeculativeWins int `json:"speculative_wins,omitempty"`
 }
 
 // NodeFigures is one node's share of a cluster job.
@@ -200,6 +208,13 @@ func (r *Report) WriteText(w io.Writer) {
 	if len(r.Nodes) > 1 {
 		fmt.Fprintf(w, "  shuffle      %s fetched across the network, %.1f MB/s over the reduce stage; %d re-run attempts\n",
 			units.Format(r.ShuffleBytes), r.ShuffleMBps, r.Retries)
+		if r.Merges > 0 {
+			fmt.Fprintf(w, "  merge        %d merge tasks consolidated %d of %d map outputs; a reduce read %d segments instead of %d\n",
+				r.Merges, r.MergedMaps, r.Maps, r.SegmentsPerReduce, r.Maps)
+		}
+		if r.Speculative > 0 {
+			fmt.Fprintf(w, "  speculation  %d speculative attempts of stragglers, %d finished first\n", r.Speculative, r.SpeculativeWins)
+		}
 		for _, n := range r.Nodes {
 			fmt.Fprintf(w, "  node %-12s %d maps (%s), %d reduces (%s out, %s fetched), %.1fs of tasks, peak RSS %s\n",
 				n.Node, n.Maps, units.Format(n.MapBytes), n.Reduces, units.Format(n.ReduceBytes), units.Format(n.FetchedBytes), n.TaskSeconds, units.Format(n.PeakRSS))

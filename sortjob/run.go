@@ -3,15 +3,12 @@ package sortjob
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -32,138 +29,6 @@ type Config struct {
 	// Workers is the number of tasks run at once; default GOMAXPROCS.
 	Workers int
 	Logger  *slog.Logger
-}
-
-// Run plans and runs one sort job. On error nothing it wrote is left behind
-// and the input is untouched; on success the validated output is in
-// spec.Output (if set) and the report says what was checked.
-func Run(ctx context.Context, cfg Config, id string, spec Spec, tr *Tracker) (*Report, error) {
-	if cfg.Workers <= 0 {
-		cfg.Workers = runtime.GOMAXPROCS(0)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if tr == nil {
-		tr = new(Tracker)
-	}
-	plan, err := MakePlan(spec, Cluster{Nodes: 1, CoresPerNode: cfg.Workers})
-	if err != nil {
-		return nil, err
-	}
-	r := &run{cfg: cfg, id: id, plan: plan, tr: tr, log: cfg.Logger.With("job", id)}
-	rep, err := r.run(ctx)
-	if err != nil {
-		if cerr := r.cleanup(); cerr != nil {
-			r.log.Error("cleanup after failure", "err", cerr)
-		}
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return nil, fmt.Errorf("sort: job %s cancelled during %s; its temporary files are removed and the input is untouched", id, tr.Snapshot().Phase)
-		}
-		return nil, err
-	}
-	return rep, nil
-}
-
-type run struct {
-	cfg  Config
-	id   string
-	plan *Plan
-	tr   *Tracker
-	log  *slog.Logger
-
-	jobDir        string // DataDir/jobs/ID: map outputs
-	tmpOut        string // where reduces write before commit
-	createdOutput bool   // the job made spec.Output
-
-	mu struct {
-		sync.Mutex
-		inRecords int64
-		inSum     gensort.Sum
-		genTime   time.Duration
-	}
-}
-
-func (r *run) run(ctx context.Context) (*Report, error) {
-	p := r.plan
-	spec := p.Spec
-	start := time.Now()
-	rssReset := resetPeakRSS()
-	if err := r.prepareDirs(); err != nil {
-		return nil, err
-	}
-	r.log.Info("sort started", "bytes", p.Bytes, "maps", p.MapCount, "partitions", p.Partitions, "memory", p.Memory)
-	rep := &Report{
-		Job: r.id, Spec: spec, Records: p.Records, Bytes: p.Bytes, Maps: p.MapCount, Partitions: p.Partitions,
-		Workers: r.cfg.Workers, Memory: p.Memory, SortBuffer: p.SortBuffer, Started: start,
-	}
-
-	// Sample keys and build the range partitioner.
-	r.tr.begin("sample", 0, 1)
-	t0 := time.Now()
-	part, err := Sample(r.plan)
-	if err != nil {
-		return nil, err
-	}
-	rep.AddPhase("sample", time.Since(t0), 0)
-
-	// Map.
-	r.tr.begin("map", p.Bytes, p.MapCount)
-	t0 = time.Now()
-	outs, spills, err := r.mapPhase(ctx, part)
-	if err != nil {
-		return nil, err
-	}
-	rep.Spills = spills
-	rep.AddPhase("map", time.Since(t0), p.Bytes)
-	rep.GenerateCPU = r.mu.genTime
-	freeMemory()
-
-	// Reduce.
-	r.tr.begin("reduce", p.Bytes, p.Partitions)
-	t0 = time.Now()
-	if err := r.reducePhase(ctx, outs); err != nil {
-		return nil, err
-	}
-	rep.AddPhase("reduce", time.Since(t0), p.Bytes)
-	freeMemory()
-	// The map outputs are no longer needed.
-	os.RemoveAll(filepath.Join(r.jobDir, "map"))
-
-	// Validate every output partition, then the whole.
-	r.tr.begin("validate", p.Bytes, p.Partitions)
-	t0 = time.Now()
-	sums, err := r.validatePhase(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rep.AddPhase("validate", time.Since(t0), p.Bytes)
-	rep.Check = MakeCheck(p, r.mu.inRecords, r.mu.inSum, sums)
-	if !rep.Check.Passed {
-		return nil, fmt.Errorf("sort: validation failed, output discarded: %s", rep.Check.String())
-	}
-
-	// Commit.
-	r.tr.begin("commit", 0, 1)
-	t0 = time.Now()
-	rep.Finished = time.Now()
-	rep.Total = rep.Finished.Sub(start)
-	rep.finish(rssReset)
-	if err := r.commit(rep); err != nil {
-		return nil, err
-	}
-	rep.AddPhase("commit", time.Since(t0), 0)
-	rep.Total = time.Since(start)
-	r.saveRate(rep)
-	r.log.Info("sort finished", "bytes", p.Bytes, "seconds", rep.Total.Seconds(), "mbps", rep.MBps)
-	return rep, nil
-}
-
-// freeMemory returns the previous phase's buffers to the OS so that the
-// next phase's do not add to the peak.
-func freeMemory() {
-	shuffle.ReleaseBuffers()
-	debug.FreeOSMemory()
 }
 
 // Precheck plans spec and runs every check a run makes before writing:
@@ -210,43 +75,6 @@ func checkOutput(p *Plan) error {
 		if filepath.Dir(in.Path) == out {
 			return fmt.Errorf("sort: output directory %s is the input directory", out)
 		}
-	}
-	return nil
-}
-
-// prepareDirs checks the output directory and free space, then creates the
-// job's directories. Nothing is written before the checks pass.
-func (r *run) prepareDirs() error {
-	p := r.plan
-	if err := checkOutput(p); err != nil {
-		return err
-	}
-	out := p.Spec.Output
-	if out != "" {
-		out = filepath.Clean(out)
-	}
-	if !p.Spec.SkipSpaceCheck {
-		if err := checkSpace(r.cfg.DataDir, out, p); err != nil {
-			return err
-		}
-	}
-	if err := os.MkdirAll(r.cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("sort: data directory: %w", unwrap(err))
-	}
-	r.jobDir = filepath.Join(r.cfg.DataDir, "jobs", r.id)
-	if err := os.MkdirAll(filepath.Join(r.jobDir, "map"), 0o755); err != nil {
-		return fmt.Errorf("sort: %w", unwrap(err))
-	}
-	if out == "" {
-		r.tmpOut = filepath.Join(r.jobDir, "output")
-	} else {
-		if _, err := os.Stat(out); os.IsNotExist(err) {
-			r.createdOutput = true
-		}
-		r.tmpOut = TempDir(out, r.id)
-	}
-	if err := os.MkdirAll(r.tmpOut, 0o755); err != nil {
-		return fmt.Errorf("sort: output %w", unwrap(err))
 	}
 	return nil
 }
@@ -380,42 +208,6 @@ func Sample(p *Plan) (*shuffle.Partitioner, error) {
 	return shuffle.NewPartitioner(keys, p.Partitions)
 }
 
-// pool runs n tasks on the run's workers; the first error cancels the rest.
-// Each worker gets its own state from newWorker.
-func pool[W any](ctx context.Context, workers, n int, newWorker func() W, task func(ctx context.Context, w W, i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(workers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := newWorker()
-			for i := range next {
-				if err := task(ctx, w, i); err != nil {
-					cancel(err)
-				}
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	close(next)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	return nil
-}
-
 // sumReader counts the records read through it and sums their CRCs, the
 // input side of the valsort check.
 type sumReader struct {
@@ -467,48 +259,6 @@ func (g *genReader) Read(b []byte) (int, error) {
 	return int(n * RecordSize), nil
 }
 
-func (r *run) mapPhase(ctx context.Context, part *shuffle.Partitioner) ([]*shuffle.MapOutput, int, error) {
-	p := r.plan
-	outs := make([]*shuffle.MapOutput, p.MapCount)
-	dir := filepath.Join(r.jobDir, "map")
-	var mu sync.Mutex
-	var mappers []*shuffle.Mapper
-	defer func() {
-		for _, m := range mappers {
-			m.Close()
-		}
-	}()
-	newMapper := func() *shuffle.Mapper {
-		m := shuffle.NewMapper(p.MapperConfig())
-		mu.Lock()
-		mappers = append(mappers, m)
-		mu.Unlock()
-		return m
-	}
-	err := pool(ctx, r.cfg.Workers, p.MapCount, newMapper,
-		func(ctx context.Context, m *shuffle.Mapper, i int) error {
-			res, err := RunMap(ctx, m, p, i, 1, part, dir, r.tr.add)
-			if err != nil {
-				return err
-			}
-			outs[i] = res.Output
-			r.mu.Lock()
-			r.mu.inRecords += res.Records
-			r.mu.inSum.Add(res.Sum)
-			r.mu.genTime += res.GenTime
-			r.mu.Unlock()
-			r.tr.taskDone()
-			return nil
-		})
-	spills := 0
-	for _, o := range outs {
-		if o != nil {
-			spills += o.Spills
-		}
-	}
-	return outs, spills, err
-}
-
 // PartName and SummaryName are the names of output partition i of n and of
 // its valsort summary: part-00000 and summary-00000, with more digits when n
 // needs them, so that the names sort in partition order.
@@ -522,74 +272,6 @@ func digits(n int) int {
 
 // SuccessName is written last into a committed output directory.
 const SuccessName = "_SUCCESS"
-
-func (r *run) reducePhase(ctx context.Context, outs []*shuffle.MapOutput) error {
-	p := r.plan
-	// Reduces locate segments through the index files on disk, as a remote
-	// fetch would, and check them against the data files' sizes.
-	for _, o := range outs {
-		idx, err := shuffle.ReadIndex(o.IndexPath)
-		if err != nil {
-			return err
-		}
-		fi, err := os.Stat(o.DataPath)
-		if err != nil {
-			return fmt.Errorf("sort: map %d output: %w", o.ID.Index, unwrap(err))
-		}
-		if fi.Size() != idx.DataBytes() || len(idx.Segments) != p.Partitions {
-			return fmt.Errorf("sort: map %d output %s is %d bytes in %d partitions, its index says %d bytes in %d: re-run the job",
-				o.ID.Index, o.DataPath, fi.Size(), p.Partitions, idx.DataBytes(), len(idx.Segments))
-		}
-		o.Index = idx
-	}
-	return pool(ctx, r.cfg.Workers, p.Partitions, func() struct{} { return struct{}{} },
-		func(ctx context.Context, _ struct{}, part int) error {
-			ins := make([]shuffle.ReduceInput, len(outs))
-			for i, o := range outs {
-				ins[i] = shuffle.ReduceInput{Output: o.ID, Path: o.DataPath, Segment: o.Index.Segments[part]}
-			}
-			if _, err := RunReduce(ctx, p, part, ins, r.tmpOut, nil, r.tr.add); err != nil {
-				return err
-			}
-			r.tr.taskDone()
-			return nil
-		})
-}
-
-// validatePhase reads every output partition back from disk, computes its
-// valsort summary, and writes it beside the partition.
-func (r *run) validatePhase(ctx context.Context) ([]gensort.Summary, error) {
-	p := r.plan
-	sums := make([]gensort.Summary, p.Partitions)
-	err := pool(ctx, r.cfg.Workers, p.Partitions, func() []byte { return make([]byte, 4<<20) },
-		func(ctx context.Context, buf []byte, part int) error {
-			s, err := ValidatePart(ctx, p, part, r.tmpOut, buf, r.tr.add)
-			if err != nil {
-				return err
-			}
-			sums[part] = s
-			r.tr.taskDone()
-			return nil
-		})
-	return sums, err
-}
-
-// commit moves the validated files into the output directory, fsyncs it,
-// and then writes _SUCCESS, so that _SUCCESS only ever stands beside a
-// complete, durable output.
-func (r *run) commit(rep *Report) error {
-	out := r.plan.Spec.Output
-	if out == "" {
-		rep.Output = ""
-		return os.RemoveAll(r.jobDir)
-	}
-	rep.Output = out
-	if err := CommitOutput(r.tmpOut, out, rep); err != nil {
-		return err
-	}
-	r.createdOutput = false
-	return os.RemoveAll(r.jobDir)
-}
 
 // CommitOutput moves the part and summary files from the temporary
 // directory tmp into out, fsyncs out, writes _SUCCESS (the report) and
@@ -705,29 +387,8 @@ func syncDir(dir string) error {
 // directory once it has returned: a test seam for the commit order.
 var syncHook func(kind, path string)
 
-// cleanup removes everything the failed job wrote.
-func (r *run) cleanup() error {
-	var errs []error
-	if r.jobDir != "" {
-		errs = append(errs, os.RemoveAll(r.jobDir))
-	}
-	out := r.plan.Spec.Output
-	if out != "" && r.tmpOut != "" {
-		errs = append(errs, os.RemoveAll(r.tmpOut))
-		// Committed files from a failed commit go too: the output must not
-		// look complete.
-		RemoveUncommitted(out)
-		if r.createdOutput {
-			os.Remove(out) // only if empty
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // rateFile holds the measured rate of the last real sort on this node.
 const rateFile = "rate.json"
-
-func (r *run) saveRate(rep *Report) { SaveRate(r.cfg.DataDir, rep) }
 
 // SaveRate records a finished sort's rate per worker in dataDir/rate.json
 // for later plans' estimates, unless a much larger sort measured it before.
@@ -764,4 +425,40 @@ func LoadRate(dataDir string) (Rate, error) {
 	}
 	err = json.Unmarshal(b, &rate)
 	return rate, err
+}
+
+// pool runs n tasks on workers goroutines; the first error cancels the rest.
+// Each worker gets its own state from newWorker.
+func pool[W any](ctx context.Context, workers, n int, newWorker func() W, task func(ctx context.Context, w W, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := newWorker()
+			for i := range next {
+				if err := task(ctx, w, i); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"engine/internal/units"
+	"engine/jobs"
 	"engine/node"
 	"engine/sortjob"
 )
@@ -268,8 +269,8 @@ func dryRun(spec sortjob.Spec, o sortOptions, addr string, stdout io.Writer) err
 }
 
 // calibrate measures this machine's sort rate with a small real sort through
-// the same code path a run uses, in a scratch directory of its own (the
-// data directory may belong to a running node).
+// the same job lifecycle a run uses (jobs.RunLocal), in a scratch directory
+// of its own (the data directory may belong to a running node).
 func calibrate() (sortjob.Rate, error) {
 	const records = 200_000 // 20 MB
 	dir, err := os.MkdirTemp("", "engine-calibrate-")
@@ -277,8 +278,8 @@ func calibrate() (sortjob.Rate, error) {
 		return sortjob.Rate{}, err
 	}
 	defer os.RemoveAll(dir)
-	if _, err := sortjob.Run(context.Background(), sortjob.Config{DataDir: dir}, "calibrate",
-		sortjob.Spec{Records: records, Memory: 256 << 20}, nil); err != nil {
+	if _, err := jobs.RunLocal(context.Background(), jobs.LocalConfig{DataDir: dir},
+		sortjob.Spec{Records: records, Memory: 256 << 20}); err != nil {
 		return sortjob.Rate{}, err
 	}
 	rate, err := sortjob.LoadRate(dir)

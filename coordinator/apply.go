@@ -251,6 +251,7 @@ func applyJob(s *State, j *Job, c Command) error {
 		j.setTwin(c.Kind, c.Index, nil)
 		t.LastError = ""
 		t.TaskResult = c.TaskResult
+		t.Took = max(c.Time.UnixNano()-t.Started, 0)
 		j.setState(c.Kind, c.Index, TaskDone)
 		advance(j, c.Time)
 		return nil
@@ -517,7 +518,7 @@ func loseOne(j *Job, i int) {
 	}
 	t.Merge = 0
 	j.setState(KindMap, i, TaskPending)
-	t.Node, t.TaskResult = "", TaskResult{}
+	t.Node, t.TaskResult, t.Took = "", TaskResult{}, 0
 	if j.Stage == StageReduce {
 		j.Stage = StageMap
 		for k := range j.Reduces {

@@ -23,8 +23,8 @@ type jobIndex struct {
 	doneOn map[nodeInc]int
 	// unmerged holds each node's finished maps that no merge has claimed.
 	unmerged map[string]map[int]struct{}
-	// took[k] is a histogram of how long finished tasks of kind k ran,
-	// from assignment to report (command times).
+	// took[k] is a histogram of how long finished tasks of kind k took,
+	// from assignment to report (Task.Took).
 	took [KindMerge + 1]durations
 }
 
@@ -69,7 +69,7 @@ func (j *Job) reindex() {
 					x.running[taskRef{k, i, true}] = struct{}{}
 				}
 			case TaskDone:
-				x.took[k].add(int64(t.Seconds * 1e9))
+				x.took[k].add(t.Took)
 				if k == KindMap {
 					x.doneOn[nodeInc{t.Node, t.NodeIncarnation}]++
 					if t.Merge == 0 {
@@ -133,7 +133,7 @@ func (j *Job) setState(k Kind, i int, st TaskState) {
 		delete(x.running, taskRef{k, i, false})
 		delete(x.running, taskRef{k, i, true})
 	case TaskDone:
-		x.took[k].remove(int64(t.Seconds * 1e9))
+		x.took[k].remove(t.Took)
 		if k == KindMap {
 			key := nodeInc{t.Node, t.NodeIncarnation}
 			if x.doneOn[key]--; x.doneOn[key] <= 0 {
@@ -161,7 +161,7 @@ func (j *Job) setState(k Kind, i int, st TaskState) {
 			}
 		}
 	case TaskDone:
-		x.took[k].add(int64(t.Seconds * 1e9))
+		x.took[k].add(t.Took)
 		if k == KindMap {
 			x.doneOn[nodeInc{t.Node, t.NodeIncarnation}]++
 			if t.Merge == 0 {

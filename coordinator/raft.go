@@ -344,3 +344,19 @@ func (w slogWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = slogWriter{}
+
+// SnapshotInfo describes the newest snapshot on disk.
+type SnapshotInfo struct {
+	Bytes int64  `json:"bytes"`
+	Index uint64 `json:"index"`
+}
+
+// LatestSnapshot returns the newest snapshot this node keeps; ok is false
+// when it has none yet.
+func (r *Raft) LatestSnapshot() (SnapshotInfo, bool) {
+	metas, err := r.snaps.List()
+	if err != nil || len(metas) == 0 {
+		return SnapshotInfo{}, false
+	}
+	return SnapshotInfo{Bytes: metas[0].Size, Index: metas[0].Index}, true
+}

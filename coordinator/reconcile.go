@@ -16,6 +16,13 @@ const (
 	speculateMin   = time.Second
 )
 
+// SlotsPerCore is how many attempts a node holds per core: it runs one per
+// core (its Workers) and keeps the next one queued, so that when a task ends
+// the next is already there. The control plane's round trip (the report
+// committed, the next assignment committed) then never leaves a core idle,
+// however short the tasks.
+const SlotsPerCore = 2
+
 // Reconcile is the scheduler: it compares the jobs' desired state with the
 // members and returns the commands that move the cluster toward it. It is a
 // pure function of s; the leader proposes what it returns and calls it again
@@ -26,8 +33,8 @@ const (
 // node is lost (to be re-run). Only a round with nothing to repair assigns,
 // in one batch: merges of the outputs a node has collected, pending tasks of
 // each running job's current stage on the live nodes with free slots
-// (a member's Cores, less its running attempts), round-robin, jobs in
-// submission order, and then twins of stragglers.
+// (SlotsPerCore times a member's Cores, less its running attempts),
+// round-robin, jobs in submission order, and then twins of stragglers.
 //
 // Its cost grows with the running attempts and the live members, not with
 // the job's size: the job index (counts, running set, pending cursor,
@@ -48,7 +55,7 @@ func Reconcile(s *State, now time.Time) []Command {
 	free := map[string]int{}
 	for id, m := range s.Members {
 		if m.Alive {
-			free[id] = max(m.Cores, 1)
+			free[id] = max(m.Cores, 1) * SlotsPerCore
 		}
 	}
 	var repairs []Command

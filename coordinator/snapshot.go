@@ -157,7 +157,7 @@ func (w *snapWriter) task(t *Task) {
 	if t.Merge != 0 {
 		f |= tfMerge
 	}
-	if r.Records != 0 || r.Bytes != 0 || r.Remote != 0 || r.Seconds != 0 || r.RSS != 0 {
+	if r.Records != 0 || r.Bytes != 0 || r.Remote != 0 || r.Seconds != 0 || r.RSS != 0 || t.Took != 0 {
 		f |= tfResult
 	}
 	if len(r.Summary) > 0 {
@@ -195,6 +195,7 @@ func (w *snapWriter) task(t *Task) {
 		w.varint(r.Remote)
 		w.uvarint(math.Float64bits(r.Seconds))
 		w.varint(r.RSS)
+		w.varint(t.Took)
 	}
 	if f&tfSummary != 0 {
 		w.bytes(r.Summary)
@@ -396,6 +397,7 @@ func (r *snapReader) tasks(k Kind, limit int) []Task {
 			t.Records, t.Bytes, t.Remote = r.varint(), r.varint(), r.varint()
 			t.Seconds = math.Float64frombits(r.uvarint())
 			t.RSS = r.varint()
+			t.Took = r.varint()
 		}
 		if f&tfSummary != 0 {
 			t.Summary = r.bytes(maxSummaryLen)

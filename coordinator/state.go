@@ -177,6 +177,11 @@ type Task struct {
 	Started int64 `json:"started,omitempty"`
 	// Twin is a speculative second attempt, while both run.
 	Twin *Twin `json:"twin,omitempty"`
+	// Took is how long the finished attempt took from its assignment to
+	// its report, in nanoseconds of the commands' times: queueing on its
+	// node included, as it is in a running attempt's age, which
+	// speculation compares with the median of these.
+	Took int64 `json:"took,omitempty"`
 	// FailedOn is the node of the last failed attempt: a retry goes
 	// elsewhere when another node has a free slot.
 	FailedOn  string `json:"failed_on,omitempty"`

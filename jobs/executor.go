@@ -28,8 +28,9 @@ type taskKey struct {
 // results through the leader. A task whose assignment goes away (re-run
 // elsewhere, job cancelled) is cancelled.
 type executor struct {
-	n  *Manager
-	mu struct {
+	n       *Manager
+	workers chan struct{} // one token per running attempt, Workers in all
+	mu      struct {
 		sync.Mutex
 		running map[taskKey]context.CancelFunc
 		// finished holds attempts that ran here: the state may still show
@@ -47,7 +48,7 @@ type executor struct {
 }
 
 func newExecutor(n *Manager) *executor {
-	e := &executor{n: n}
+	e := &executor{n: n, workers: make(chan struct{}, n.cfg.Workers)}
 	e.mu.running = map[taskKey]context.CancelFunc{}
 	e.mu.finished = map[taskKey]bool{}
 	e.mu.cleaned = map[string]bool{}
@@ -279,15 +280,29 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, m
 	defer e.wg.Done()
 	start := time.Now()
 	cmd := coordinator.Command{Job: k.job, Kind: k.kind, Index: k.index, Node: e.n.id, Attempt: k.attempt}
-	err := e.n.checkTaskPaths(j, k.kind, k.index)
+	// The scheduler gives a node more attempts than it has workers
+	// (coordinator.SlotsPerCore): the others wait here for a worker.
+	var err error
+	held := false
+	select {
+	case e.workers <- struct{}{}:
+		held = true
+		err = e.n.checkTaskPaths(j, k.kind, k.index)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	switch {
 	case err != nil:
+	case ctx.Err() != nil:
 	case k.kind == coordinator.KindMap:
 		err = e.runMap(ctx, j, k.index, k.attempt, &cmd)
 	case k.kind == coordinator.KindMerge:
 		err = e.runMerge(ctx, j, k.index, k.attempt, maps, &cmd)
 	case k.kind == coordinator.KindReduce:
 		err = e.runReduce(ctx, j, k.index, k.attempt, &cmd)
+	}
+	if held {
+		<-e.workers // the next attempt may run while this one reports
 	}
 	cancelled := ctx.Err() != nil
 	// The attempt has run: it must not start again here, and reconcile

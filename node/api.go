@@ -56,6 +56,12 @@ type NodeStatus struct {
 	Applied   uint64         `json:"applied_index"`
 	Members   []MemberStatus `json:"members"`
 	Ready     bool           `json:"ready"`
+	// The replicated state's newest snapshot on this node (bytes and the
+	// log index it covers), and the last one this process took (how long
+	// encoding it took).
+	SnapshotBytes int64         `json:"snapshot_bytes,omitempty"`
+	SnapshotIndex uint64        `json:"snapshot_index,omitempty"`
+	SnapshotTook  time.Duration `json:"snapshot_took,omitempty"`
 }
 
 type apiError struct {
@@ -270,6 +276,10 @@ func (n *Node) Status() NodeStatus {
 	leader, _ := n.raft.Leader() // a Raft id
 	st := NodeStatus{ID: n.id, DataDir: n.cfg.DataDir, API: n.Addr(), Workers: n.cfg.Workers, Memory: n.cfg.Memory,
 		Cores: runtime.NumCPU(), PID: pidSelf(), RaftState: stats["state"], Term: stats["term"]}
+	if si, ok := n.raft.LatestSnapshot(); ok {
+		st.SnapshotBytes, st.SnapshotIndex = si.Bytes, si.Index
+	}
+	st.SnapshotTook = n.fsm.LastSnapshot().Took
 	st.Ready = n.caughtUp()
 	// Roles come from the Raft configuration as it is now (the state
 	// records them as they were at join).

@@ -132,6 +132,15 @@ const (
 	reserve = 32 << 20
 	// MaxMergeFanIn is the most map outputs one merge task consolidates.
 	MaxMergeFanIn = 1024
+	// minMergesPerNode and mergedSegment: a node's outputs are merged in
+	// at least minMergesPerNode groups when the merged segments are still
+	// at least mergedSegment bytes.
+	minMergesPerNode = 4
+	mergedSegment    = 1_000_000
+	// maxMergeBlock caps a merge task's read-ahead block per input: its
+	// inputs are many (up to MaxMergeFanIn) and each is read once, in
+	// order; 256 KiB reads are sequential enough.
+	maxMergeBlock = 256 << 10
 	// MergeBelow is the map segment size (bytes / maps / partitions) under
 	// which the planner consolidates a node's map outputs: reading larger
 	// segments is not seek-bound, so merging them would only cost a pass.
@@ -286,7 +295,7 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	budget := p.mergeBudget()
 	p.MergeGroup = mergeGroup(p.Bytes, int64(p.MapCount), int64(p.Partitions), int64(cluster.Nodes), budget)
 	if p.MergeGroup > 0 {
-		p.MergeBlock = blockFor(budget, p.MergeGroup)
+		p.MergeBlock = min(blockFor(budget, p.MergeGroup), maxMergeBlock-maxMergeBlock%RecordSize)
 	}
 	// A reduce's fan-in is what it reads after consolidation.
 	fanIn := p.MaxSegmentsPerReduce()
@@ -345,6 +354,12 @@ func mergeGroup(bytes, maps, parts, nodes, budget int64) int {
 	fanIn := min(MaxMergeFanIn, max(2, budget/(2*minBlock)))
 	m := ceilDiv(maps, nodes)
 	k := ceilDiv(m, fanIn)
+	// More, smaller merges while each merged segment stays at least
+	// mergedSegment: all but the last of a node's merges then run while
+	// its maps do, and the one left when the maps end is short.
+	if more := min(minMergesPerNode, m*(bytes/maps/parts)/mergedSegment); more > k {
+		k = more
+	}
 	return int(ceilDiv(m, k))
 }
 

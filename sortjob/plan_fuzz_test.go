@@ -101,8 +101,9 @@ func checkPlan(t *testing.T, spec Spec, p *Plan) {
 	// task open at once, and two per input fit a worker's budget
 	// whenever it can hold two of the smallest.
 	budget := p.mergeBudget()
-	if p.BlockFor(int(most)) != p.BlockSize || p.MergeGroup > 0 && blockFor(budget, p.MergeGroup) != p.MergeBlock {
-		fail("block %d, merge block %d; want %d and %d", p.BlockSize, p.MergeBlock, p.BlockFor(int(most)), blockFor(budget, p.MergeGroup))
+	wantMerge := min(blockFor(budget, p.MergeGroup), maxMergeBlock-maxMergeBlock%RecordSize)
+	if p.BlockFor(int(most)) != p.BlockSize || p.MergeGroup > 0 && wantMerge != p.MergeBlock {
+		fail("block %d, merge block %d; want %d and %d", p.BlockSize, p.MergeBlock, p.BlockFor(int(most)), wantMerge)
 	}
 	for _, in := range []struct{ inputs, block int64 }{{min(most, MaxFanIn), int64(p.BlockSize)}, {int64(p.MergeGroup), int64(p.MergeBlock)}} {
 		if in.inputs > 0 && budget/(2*in.inputs) >= minBlock+RecordSize && 2*in.inputs*in.block > budget {

@@ -93,8 +93,10 @@ func TestPlanMergeManyTasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := mergeFigures{maps: 2000, partitions: 1000, group: 667, mergesPerNode: 1,
-		segments: 3, maxSegments: 5, segmentBytes: 3_333_333, passes: 1}
+	// Three merges a node, so that two run while its maps do: each
+	// merged segment is still over 1 MB.
+	want := mergeFigures{maps: 2000, partitions: 1000, group: 223, mergesPerNode: 3,
+		segments: 9, maxSegments: 11, segmentBytes: 1_111_111, passes: 1}
 	if got := figures(p); got != want {
 		t.Fatalf("10 GB in 2000 maps × 1000 partitions on 3 nodes: %+v, want %+v", got, want)
 	}
@@ -103,8 +105,9 @@ func TestPlanMergeManyTasks(t *testing.T) {
 	if b := p.BlockFor(p.MapCount); b != 1_028_000 || p.BlockFor(1) != 1_048_500 {
 		t.Fatalf("BlockFor(2000) = %d, BlockFor(1) = %d", b, p.BlockFor(1))
 	}
-	// The one merge of a node writes all of its map output once more.
-	if p.MergeOutputPerNode != p.MapOutputPerNode || p.MapOutputPerNode != 3_333_333_334 {
+	// A node runs two merges at a time (one per worker), each writing 223
+	// map outputs of 5 MB once more.
+	if p.MergeOutputPerNode != 2*223*5_000_000 || p.MapOutputPerNode != 3_333_333_334 {
 		t.Fatalf("merge output per node %d, map output per node %d", p.MergeOutputPerNode, p.MapOutputPerNode)
 	}
 	if s := p.Split(1999); s.Start+s.Records != p.Records || p.Split(0).Records != 50_000 {

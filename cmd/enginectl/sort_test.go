@@ -24,9 +24,9 @@ func TestDryRunManyTasks(t *testing.T) {
 	mustOK(t, r, "dry run")
 	for _, s := range []string{
 		"map tasks        2000 (667 per node, 5.00 MB each)",
-		"reduce tasks     1000 (334 per node, 10.0 MB each; 3 segments of ~3.33 MB per reduce, 1 merge pass(es))",
-		"every 667 map outputs on a node merge into one: 1 merge(s) per node, 3 in all",
-		"instead of 2000 of ~5.00 kB (up to 5",
+		"reduce tasks     1000 (334 per node, 10.0 MB each; 9 segments of ~1.11 MB per reduce, 1 merge pass(es))",
+		"every 223 map outputs on a node merge into one: 3 merge(s) per node, 9 in all",
+		"instead of 2000 of ~5.00 kB (up to 11",
 		"estimated time   33s at 50.0 MB/s per core",
 		"network, stragglers and the merge pass are not modelled",
 	} {

@@ -66,7 +66,15 @@ func status(args []string, addr string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "Node %s at %s (pid %d): data %s, %d workers on %d cores, memory budget %s\n",
 		st.ID, st.API, st.PID, st.DataDir, st.Workers, st.Cores, units.Format(st.Memory))
-	fmt.Fprintf(stdout, "Raft: this node is %s, term %s, applied index %d; leader %s\n\n", st.RaftState, st.Term, st.Applied, orNone(st.Leader))
+	fmt.Fprintf(stdout, "Raft: this node is %s, term %s, applied index %d; leader %s\n", st.RaftState, st.Term, st.Applied, orNone(st.Leader))
+	switch {
+	case st.SnapshotBytes > 0 && st.SnapshotTook > 0:
+		fmt.Fprintf(stdout, "State snapshot: %s at index %d (the last one this process took was encoded in %s)\n\n", units.Format(st.SnapshotBytes), st.SnapshotIndex, st.SnapshotTook.Round(time.Microsecond))
+	case st.SnapshotBytes > 0:
+		fmt.Fprintf(stdout, "State snapshot: %s at index %d\n\n", units.Format(st.SnapshotBytes), st.SnapshotIndex)
+	default:
+		fmt.Fprintf(stdout, "State snapshot: none yet (Raft takes one after 2048 entries)\n\n")
+	}
 	mw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(mw, "MEMBER\tALIVE\tROLE\tAPI\tRAFT\tINTERNAL\tCORES")
 	for _, m := range st.Members {

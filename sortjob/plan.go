@@ -142,9 +142,12 @@ const (
 	// order; 256 KiB reads are sequential enough.
 	maxMergeBlock = 256 << 10
 	// MergeBelow is the map segment size (bytes / maps / partitions) under
-	// which the planner consolidates a node's map outputs: reading larger
-	// segments is not seek-bound, so merging them would only cost a pass.
-	MergeBelow = 4_000_000
+	// which the planner consolidates a node's map outputs. It is where a
+	// merge pays for itself on a disk: a segment read costs a seek (about
+	// 10 ms) plus its transfer, and the merge costs two transfers (read and
+	// write) of the same bytes at about 200 MB/s; below 1 MB the seeks cost
+	// more. Larger segments are read as they are.
+	MergeBelow = 1_000_000
 )
 
 // DefaultMemory is the memory budget when none is given: a quarter of the
@@ -357,7 +360,7 @@ func mergeGroup(bytes, maps, parts, nodes, budget int64) int {
 	// More, smaller merges while each merged segment stays at least
 	// mergedSegment: all but the last of a node's merges then run while
 	// its maps do, and the one left when the maps end is short.
-	if more := min(minMergesPerNode, m*(bytes/maps/parts)/mergedSegment); more > k {
+	if more := min(minMergesPerNode, m*(bytes/maps/parts)/mergedSegment, m/2); more > k {
 		k = more
 	}
 	return int(ceilDiv(m, k))

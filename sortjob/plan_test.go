@@ -193,7 +193,7 @@ func TestPlanTextMerge(t *testing.T) {
 		t.Errorf("100 TB plan warns:\n%s", big)
 	}
 	small := text(Spec{Records: 1e7, Memory: 4 << 30}, Cluster{Nodes: 1, CoresPerNode: 2})
-	if !strings.Contains(small, "shuffle merge    none (map segments of ~31.2 MB are at least 4.00 MB)") || strings.Contains(small, "warning") {
+	if !strings.Contains(small, "shuffle merge    none (map segments of ~31.2 MB are at least 1.00 MB)") || strings.Contains(small, "warning") {
 		t.Errorf("1 GB plan:\n%s", small)
 	}
 	// 1 GB in 10,000 partitions: even merged, a segment is 50 kB.

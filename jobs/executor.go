@@ -287,6 +287,7 @@ func (e *executor) runTask(ctx context.Context, k taskKey, j *coordinator.Job, m
 	select {
 	case e.workers <- struct{}{}:
 		held = true
+		start = time.Now() // the attempt's time is its worker's, not its wait's
 		err = e.n.checkTaskPaths(j, k.kind, k.index)
 	case <-ctx.Done():
 		err = ctx.Err()

@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -163,6 +165,21 @@ func run(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// ENGINE_CPUPROFILE=FILE writes a CPU profile of the daemon until it
+	// stops (SIGTERM); %p in FILE becomes the process id, so that the nodes
+	// of one `cluster up` write a profile each.
+	if path := os.Getenv("ENGINE_CPUPROFILE"); path != "" {
+		path = strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid()))
+		if f, err := os.Create(path); err != nil {
+			fmt.Fprintln(stderr, "engined: ENGINE_CPUPROFILE:", err)
+		} else if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "engined: ENGINE_CPUPROFILE:", err)
+			f.Close()
+		} else {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
 	rctx, cancel := context.WithTimeout(ctx, *readyTimeout)
 	err = n.WaitReady(rctx)
 	cancel()

@@ -1,6 +1,8 @@
-// Package node assembles one engine node: it locks its data directory, runs
-// submitted jobs one at a time with the node's workers and memory budget,
-// keeps their history, and serves the HTTP API that enginectl talks to.
+// Package node assembles one engine node: it locks its data directory, joins
+// the cluster (Raft, gossip, mTLS), runs the jobs the cluster assigns it
+// through package jobs with the node's workers and memory budget, runs the
+// burst buffer, S3 and edge services, and serves the HTTP API that enginectl
+// talks to.
 //
 //	n, err := node.Open(node.Config{DataDir: dir, API: "127.0.0.1:7070"})
 //	...

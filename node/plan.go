@@ -24,7 +24,7 @@ func WriteSchedule(w io.Writer, p *sortjob.Plan) {
 	}
 	sim := *p
 	sim.Maps = nil
-	sim.MapCount = min(p.MapCount, 2*slots)
+	sim.MapCount = min(p.MapCount, 2*slots*coordinator.SlotsPerCore)
 	if len(p.Maps) > 0 {
 		sim.Maps = p.Maps[:sim.MapCount]
 	}

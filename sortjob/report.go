@@ -205,16 +205,16 @@ func (r *Report) WriteText(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "all records in order\n")
 	}
+	if r.Merges > 0 {
+		fmt.Fprintf(w, "  merge        %d merge tasks consolidated %d of %d map outputs; a reduce read %d segments instead of %d\n",
+			r.Merges, r.MergedMaps, r.Maps, r.SegmentsPerReduce, r.Maps)
+	}
+	if r.Speculative > 0 {
+		fmt.Fprintf(w, "  speculation  %d speculative attempts of stragglers, %d finished first\n", r.Speculative, r.SpeculativeWins)
+	}
 	if len(r.Nodes) > 1 {
 		fmt.Fprintf(w, "  shuffle      %s fetched across the network, %.1f MB/s over the reduce stage; %d re-run attempts\n",
 			units.Format(r.ShuffleBytes), r.ShuffleMBps, r.Retries)
-		if r.Merges > 0 {
-			fmt.Fprintf(w, "  merge        %d merge tasks consolidated %d of %d map outputs; a reduce read %d segments instead of %d\n",
-				r.Merges, r.MergedMaps, r.Maps, r.SegmentsPerReduce, r.Maps)
-		}
-		if r.Speculative > 0 {
-			fmt.Fprintf(w, "  speculation  %d speculative attempts of stragglers, %d finished first\n", r.Speculative, r.SpeculativeWins)
-		}
 		for _, n := range r.Nodes {
 			fmt.Fprintf(w, "  node %-12s %d maps (%s), %d reduces (%s out, %s fetched), %.1fs of tasks, peak RSS %s\n",
 				n.Node, n.Maps, units.Format(n.MapBytes), n.Reduces, units.Format(n.ReduceBytes), units.Format(n.FetchedBytes), n.TaskSeconds, units.Format(n.PeakRSS))

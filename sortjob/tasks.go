@@ -16,8 +16,8 @@ import (
 	"engine/shuffle"
 )
 
-// The task-level steps of a sort. Run drives them on one node; a cluster's
-// nodes run them as the coordinator assigns them.
+// The task-level steps of a sort; package jobs runs them where the
+// coordinator assigns them.
 
 // MapperConfig returns the map-side buffers the plan sizes.
 func (p *Plan) MapperConfig() shuffle.MapperConfig {

@@ -30,6 +30,15 @@ func NewPartitioner(samples [][]byte, partitions int) (*Partitioner, error) {
 		}
 		copy(keys[i][:], s)
 	}
+	return NewPartitionerFromKeys(keys, partitions)
+}
+
+// NewPartitionerFromKeys is NewPartitioner over sampled keys; it sorts keys
+// in place.
+func NewPartitionerFromKeys(keys []Key, partitions int) (*Partitioner, error) {
+	if partitions < 1 {
+		return nil, fmt.Errorf("shuffle: %d partitions: need at least 1", partitions)
+	}
 	slices.SortFunc(keys, func(a, b Key) int { return bytes.Compare(a[:], b[:]) })
 	p := &Partitioner{Splits: make([]Key, partitions-1)}
 	if len(keys) == 0 {

@@ -244,8 +244,7 @@ func applyJob(s *State, j *Job, c Command) error {
 			return err
 		}
 		if twin {
-			tw := t.Twin
-			t.Node, t.Attempt, t.NodeIncarnation, t.Started = tw.Node, tw.Attempt, tw.NodeIncarnation, tw.Started
+			j.promoteTwin(c.Kind, c.Index)
 			j.SpeculativeWins++
 		}
 		j.setTwin(c.Kind, c.Index, nil)
@@ -380,15 +379,13 @@ func applyFailed(s *State, j *Job, c Command) error {
 		j.setTwin(c.Kind, c.Index, nil)
 	case t.Twin != nil:
 		// The twin carries on as the task's attempt.
-		tw := t.Twin
-		j.setTwin(c.Kind, c.Index, nil)
-		t.Node, t.Attempt, t.NodeIncarnation, t.Started = tw.Node, tw.Attempt, tw.NodeIncarnation, tw.Started
+		j.promoteTwin(c.Kind, c.Index)
 	case c.Kind == KindMerge:
 		dropMerge(j, c.Index)
 		j.Retries-- // the maps merge again, in a new merge task
 	default:
-		t.Node, t.FailedOn = "", c.Node
 		j.setState(c.Kind, c.Index, TaskPending)
+		t.Node, t.FailedOn = "", c.Node
 	}
 	for _, m := range c.LostMaps {
 		loseMap(j, m)

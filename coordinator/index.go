@@ -14,8 +14,10 @@ import (
 // state and a replayed one agree.
 type jobIndex struct {
 	count [KindMerge + 1][TaskDropped]int
-	// running holds the running attempts: primaries and twins.
-	running map[taskRef]struct{}
+	// running holds the running attempts: primaries and twins; runningOn
+	// the same by the node they run on.
+	running   map[taskRef]struct{}
+	runningOn map[string]map[taskRef]struct{}
 	// low[k] is at most the lowest index of a pending task of kind k.
 	low [KindMerge + 1]int
 	// doneOn counts the finished maps (merged or not) by the node, and its
@@ -50,7 +52,7 @@ func (j *Job) index() *jobIndex {
 
 // reindex builds the job's index from its tasks.
 func (j *Job) reindex() {
-	x := &jobIndex{running: map[taskRef]struct{}{}, doneOn: map[nodeInc]int{}, unmerged: map[string]map[int]struct{}{}}
+	x := &jobIndex{running: map[taskRef]struct{}{}, runningOn: map[string]map[taskRef]struct{}{}, doneOn: map[nodeInc]int{}, unmerged: map[string]map[int]struct{}{}}
 	for _, k := range []Kind{KindMap, KindReduce, KindMerge} {
 		x.low[k] = -1
 		for i := range j.Tasks(k) {
@@ -64,9 +66,9 @@ func (j *Job) reindex() {
 					x.low[k] = i
 				}
 			case TaskRunning:
-				x.running[taskRef{k, i, false}] = struct{}{}
+				x.addRun(t.Node, taskRef{k, i, false})
 				if t.Twin != nil {
-					x.running[taskRef{k, i, true}] = struct{}{}
+					x.addRun(t.Twin.Node, taskRef{k, i, true})
 				}
 			case TaskDone:
 				x.took[k].add(t.Took)
@@ -130,8 +132,10 @@ func (j *Job) setState(k Kind, i int, st TaskState) {
 	}
 	switch t.State {
 	case TaskRunning:
-		delete(x.running, taskRef{k, i, false})
-		delete(x.running, taskRef{k, i, true})
+		x.delRun(t.Node, taskRef{k, i, false})
+		if t.Twin != nil {
+			x.delRun(t.Twin.Node, taskRef{k, i, true})
+		}
 	case TaskDone:
 		x.took[k].remove(t.Took)
 		if k == KindMap {
@@ -150,9 +154,9 @@ func (j *Job) setState(k Kind, i int, st TaskState) {
 	case TaskPending:
 		x.low[k] = min(x.low[k], i)
 	case TaskRunning:
-		x.running[taskRef{k, i, false}] = struct{}{}
+		x.addRun(t.Node, taskRef{k, i, false})
 		if t.Twin != nil {
-			x.running[taskRef{k, i, true}] = struct{}{}
+			x.addRun(t.Twin.Node, taskRef{k, i, true})
 		}
 		if i == x.low[k] {
 			ts := j.Tasks(k)
@@ -174,11 +178,45 @@ func (j *Job) setState(k Kind, i int, st TaskState) {
 // setTwin gives a running task a twin, or takes it away (tw nil).
 func (j *Job) setTwin(k Kind, i int, tw *Twin) {
 	t := &j.Tasks(k)[i]
+	x := j.index()
+	if t.Twin != nil {
+		x.delRun(t.Twin.Node, taskRef{k, i, true})
+	}
 	t.Twin = tw
-	if x := j.index(); tw != nil {
-		x.running[taskRef{k, i, true}] = struct{}{}
-	} else {
-		delete(x.running, taskRef{k, i, true})
+	if tw != nil {
+		x.addRun(tw.Node, taskRef{k, i, true})
+	}
+}
+
+// promoteTwin makes a running task's twin its attempt: the primary's node
+// no longer runs it.
+func (j *Job) promoteTwin(k Kind, i int) {
+	t := &j.Tasks(k)[i]
+	tw := t.Twin
+	x := j.index()
+	x.delRun(t.Node, taskRef{k, i, false})
+	j.setTwin(k, i, nil)
+	t.Node, t.Attempt, t.NodeIncarnation, t.Started = tw.Node, tw.Attempt, tw.NodeIncarnation, tw.Started
+	x.addRun(t.Node, taskRef{k, i, false})
+}
+
+func (x *jobIndex) addRun(node string, r taskRef) {
+	x.running[r] = struct{}{}
+	on := x.runningOn[node]
+	if on == nil {
+		on = map[taskRef]struct{}{}
+		x.runningOn[node] = on
+	}
+	on[r] = struct{}{}
+}
+
+func (x *jobIndex) delRun(node string, r taskRef) {
+	delete(x.running, r)
+	if on := x.runningOn[node]; on != nil {
+		delete(on, r)
+		if len(on) == 0 {
+			delete(x.runningOn, node)
+		}
 	}
 }
 
@@ -262,15 +300,19 @@ type Attempt struct {
 }
 
 // RunningOn returns the job's attempts (primaries and twins) running on
-// node, in task order. It costs the running attempts, not the job's tasks.
+// node. It costs that node's attempts, not the job's tasks or its running
+// attempts elsewhere.
 func (j *Job) RunningOn(node string) []Attempt {
-	var out []Attempt
-	for _, r := range j.running() {
+	x := j.index()
+	if x == nil {
+		return nil
+	}
+	out := make([]Attempt, 0, len(x.runningOn[node]))
+	for r := range x.runningOn[node] {
 		t := j.task(r.kind, r.index)
-		switch {
-		case r.twin && t.Twin.Node == node:
+		if r.twin {
 			out = append(out, Attempt{r.kind, r.index, t.Twin.Attempt})
-		case !r.twin && t.Node == node:
+		} else {
 			out = append(out, Attempt{r.kind, r.index, t.Attempt})
 		}
 	}

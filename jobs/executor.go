@@ -418,7 +418,7 @@ func (e *executor) lostMaps(job string, err error) []int {
 // and the partitioner are shared: they never change once submitted.
 func jobHeader(j *coordinator.Job) *coordinator.Job {
 	h := *j
-	h.Maps, h.Reduces, h.Report = nil, nil, nil
+	h.Maps, h.Reduces, h.Merges, h.MergeMaps, h.Report = nil, nil, nil, nil, nil
 	return &h
 }
 

@@ -131,9 +131,9 @@ type Result struct {
 	// Reconcile: calls, the most running tasks seen when it was called,
 	// and its time over the calls that saw that many (PeakCalls of them),
 	// and over all calls.
-	ReconcileCalls int           `json:"reconcile_calls"`
-	PeakRunning    int           `json:"peak_running"`
-	PeakCalls      int           `json:"peak_calls"`
+	ReconcileCalls                     int `json:"reconcile_calls"`
+	PeakRunning                        int `json:"peak_running"`
+	PeakCalls                          int `json:"peak_calls"`
 	ReconcilePeakP50, ReconcilePeakMax time.Duration
 	ReconcileP50, ReconcileMax         time.Duration
 	// FirstWave: the tasks of the first assignment and the wall time to

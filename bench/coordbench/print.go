@@ -42,7 +42,7 @@ func (r *Result) Print(w io.Writer) {
 		r.AutoSnapshots, units.Format(r.AutoSnapshotBytes), round(r.AutoSnapshotMax), units.Format(r.LastSnapshot.Bytes), round(r.LastSnapshot.Took), r.LastSnapshot.Index)
 	fmt.Fprintf(w, "  after the job      state %s, compacted %v: %s heap over the baseline, snapshot %s\n",
 		r.State, r.Compacted, units.Format(r.AfterHeapBytes), units.Format(r.AfterSnapshotBytes))
-	fmt.Fprintf(w, "  reconcile          %d calls; p50 %s, max %s; at the peak of %d running tasks (%d calls): p50 %s, max %s\n",
+	fmt.Fprintf(w, "  reconcile          %d calls; p50 %s, max %s; with %d running at the peak (%d calls at 90%% of it or more): p50 %s, max %s\n",
 		r.ReconcileCalls, round(r.ReconcileP50), round(r.ReconcileMax), r.PeakRunning, r.PeakCalls, round(r.ReconcilePeakP50), round(r.ReconcilePeakMax))
 	fmt.Fprintf(w, "  assignment         %.0f tasks/s over the job's wall time; first wave of %d tasks computed, proposed and applied in %s\n",
 		r.AssignPerSec, r.FirstWave, round(r.FirstWaveTook))

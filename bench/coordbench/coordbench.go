@@ -149,6 +149,12 @@ type Result struct {
 	SimTime time.Duration `json:"sim_time"`
 	JobWall time.Duration `json:"job_wall"`
 	Wall    time.Duration `json:"wall"`
+	// Where JobWall went: the nodes' reports (proposed and applied), the
+	// scheduler's rounds (Reconcile alone: ReconcileTotal) and proposing
+	// what they returned, and the rest (the simulation itself).
+	ReportWall     time.Duration `json:"report_wall"`
+	ReconcileTotal time.Duration `json:"reconcile_total"`
+	AssignWall     time.Duration `json:"assign_wall"`
 	// AssignPerSec is Assigned over JobWall.
 	AssignPerSec float64 `json:"assign_per_sec"`
 	// The job: speculative attempts started and won (the job's counts).
@@ -424,9 +430,11 @@ func (s *sim) loop(ctx context.Context, baseline int64, dir string) error {
 				}
 			}
 		}
+		t := time.Now()
 		if err := s.reportDue(ctx); err != nil {
 			return err
 		}
+		s.res.ReportWall += time.Since(t)
 		var stage, state, jobErr string
 		var mapsDone, reducesDone int
 		s.fsm.Read(func(st *coordinator.State) {
@@ -579,7 +587,9 @@ func (s *sim) reconcile(ctx context.Context) (bool, int, error) {
 		took = time.Since(t)
 	})
 	s.calls = append(s.calls, reconcileCall{running, took})
+	s.res.ReconcileTotal += took
 	wall := time.Now()
+	defer func() { s.res.AssignWall += time.Since(wall) }()
 	first := s.res.Assigned == 0
 	n, assigned := 0, false
 	for _, c := range cmds {

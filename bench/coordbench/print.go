@@ -51,6 +51,8 @@ func (r *Result) Print(w io.Writer) {
 		fmt.Fprintf(w, "  node loss          %s: %d running attempts, %d finished maps (%d of them in its %d finished merges); %d re-runs after it (%d map re-assignments)\n",
 			r.LostNode, r.LostRunning, r.LostMaps, r.LostMerged, r.LostMerges, r.Reruns, r.MapReruns)
 	}
+	fmt.Fprintf(w, "  wall time split    nodes' reports %s, Reconcile %s, proposing its batches %s, the rest (simulation, GC) %s\n",
+		round(r.ReportWall), round(r.ReconcileTotal), round(r.AssignWall), round(r.JobWall-r.ReportWall-r.ReconcileTotal-r.AssignWall))
 	fmt.Fprintf(w, "  time               simulated job %s; wall: job's control traffic %s, whole run %s\n", round(r.SimTime), round(r.JobWall), round(r.Wall))
 	fmt.Fprintln(w, "targets (issue 15, on this machine):")
 	fmt.Fprintf(w, "  peak state         %-12s target <= %-8s %s (snapshot: %s)\n", units.Format(r.PeakHeapBytes), units.Format(TargetStateBytes),

@@ -139,6 +139,11 @@ type Result struct {
 	ReconcilePeakMax time.Duration `json:"reconcile_peak_max"`
 	ReconcileP50     time.Duration `json:"reconcile_p50"`
 	ReconcileMax     time.Duration `json:"reconcile_max"`
+	// The slowest call: its simulated time since submit, the running
+	// tasks it saw and the commands it returned.
+	SlowestAt       time.Duration `json:"slowest_at"`
+	SlowestRunning  int           `json:"slowest_running"`
+	SlowestCommands int           `json:"slowest_commands"`
 	// FirstWave: the tasks of the first assignment and the wall time to
 	// compute, propose and apply it.
 	FirstWave     int           `json:"first_wave"`
@@ -213,8 +218,9 @@ func (h *attempts) Pop() any {
 }
 
 type reconcileCall struct {
-	running int
-	took    time.Duration
+	running, cmds int
+	took          time.Duration
+	at            time.Duration // simulated, since submit
 }
 
 type sim struct {
@@ -586,18 +592,21 @@ func (s *sim) reconcile(ctx context.Context) (bool, int, error) {
 		cmds = coordinator.Reconcile(st, s.now)
 		took = time.Since(t)
 	})
-	s.calls = append(s.calls, reconcileCall{running, took})
+	n := 0
+	for _, c := range cmds {
+		n += max(len(c.Batch), 1)
+	}
+	s.calls = append(s.calls, reconcileCall{running: running, cmds: n, took: took, at: s.now.Sub(s.start())})
 	s.res.ReconcileTotal += took
 	wall := time.Now()
 	defer func() { s.res.AssignWall += time.Since(wall) }()
 	first := s.res.Assigned == 0
-	n, assigned := 0, false
+	assigned := false
 	for _, c := range cmds {
 		list := c.Batch
 		if c.Type != coordinator.CmdBatch {
 			list = []coordinator.Command{c}
 		}
-		n += len(list)
 		errs, err := s.propose(ctx, c)
 		if err != nil {
 			return false, 0, err
@@ -839,13 +848,16 @@ func (s *sim) reconcileStats() {
 		r.PeakRunning = max(r.PeakRunning, c.running)
 	}
 	for _, c := range s.calls {
+		if c.took > r.ReconcileMax {
+			r.ReconcileMax, r.SlowestAt, r.SlowestRunning, r.SlowestCommands = c.took, c.at, c.running, c.cmds
+		}
 		all = append(all, c.took)
 		if c.running*10 >= r.PeakRunning*9 {
 			peak = append(peak, c.took)
 		}
 	}
 	r.PeakCalls = len(peak)
-	r.ReconcileP50, r.ReconcileMax = median(all), slices.Max(append(all, 0))
+	r.ReconcileP50 = median(all)
 	r.ReconcilePeakP50, r.ReconcilePeakMax = median(peak), slices.Max(append(peak, 0))
 }
 

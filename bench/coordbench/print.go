@@ -44,6 +44,8 @@ func (r *Result) Print(w io.Writer) {
 		r.State, r.Compacted, units.Format(r.AfterHeapBytes), units.Format(r.AfterSnapshotBytes))
 	fmt.Fprintf(w, "  reconcile          %d calls; p50 %s, max %s; with %d running at the peak (%d calls at 90%% of it or more): p50 %s, max %s\n",
 		r.ReconcileCalls, round(r.ReconcileP50), round(r.ReconcileMax), r.PeakRunning, r.PeakCalls, round(r.ReconcilePeakP50), round(r.ReconcilePeakMax))
+	fmt.Fprintf(w, "  slowest reconcile  %s at simulated %s, %d running, returned %d commands\n",
+		round(r.ReconcileMax), round(r.SlowestAt), r.SlowestRunning, r.SlowestCommands)
 	fmt.Fprintf(w, "  assignment         %.0f tasks/s over the job's wall time; first wave of %d tasks computed, proposed and applied in %s\n",
 		r.AssignPerSec, r.FirstWave, round(r.FirstWaveTook))
 	fmt.Fprintf(w, "  speculation        %d speculative attempts, %d won\n", r.Speculative, r.SpeculativeWins)

@@ -29,7 +29,7 @@ func BenchmarkReconcile(b *testing.B) {
 	}
 }
 
-func mapStageState(b *testing.B, records int64, nodes, cores int) (*coordinator.State, time.Time) {
+func mapStageState(b testing.TB, records int64, nodes, cores int) (*coordinator.State, time.Time) {
 	b.Helper()
 	plan, err := sortjob.MakePlan(sortjob.Spec{Records: records, Memory: DefaultMemory}, sortjob.Cluster{Nodes: nodes, CoresPerNode: cores})
 	if err != nil {

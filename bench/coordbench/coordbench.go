@@ -75,7 +75,7 @@ type Config struct {
 	// snapshots) is made; default os.TempDir(). It is removed at the end.
 	Dir string
 	// Progress, if set, gets a line about every 10 seconds of wall time.
-	Progress io.Writer
+	Progress io.Writer `json:"-"`
 }
 
 // Result is what a run measured.

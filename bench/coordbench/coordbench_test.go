@@ -57,3 +57,35 @@ func TestShortRun(t *testing.T) {
 		t.Errorf("no targets printed")
 	}
 }
+
+// --max-commands stops a run early and still measures where it stopped.
+func TestMaxCommands(t *testing.T) {
+	res, err := Run(context.Background(), Config{Records: 1e9, Nodes: 20, Cores: 2, Seed: 2, MaxCommands: 300, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Truncated || res.Commands < 300 || res.Stage != coordinator.StageMap || res.State != coordinator.JobRunning {
+		t.Fatalf("truncated %v after %d commands in stage %s (%s), want a truncated run in the map stage", res.Truncated, res.Commands, res.Stage, res.State)
+	}
+	if uint64(res.Entries) != res.IndexAdvance || res.SnapshotBytes <= 0 || res.PeakHeapBytes <= 0 {
+		t.Fatalf("entries %d, index advance %d, snapshot %d bytes, heap %d bytes", res.Entries, res.IndexAdvance, res.SnapshotBytes, res.PeakHeapBytes)
+	}
+}
+
+func TestConfigRefused(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Records: 0, Nodes: 2}, "0 records"},
+		{Config{Records: 1e6, Nodes: 2, Stragglers: 1.5}, "straggler probability 1.5"},
+		{Config{Records: 1e6, Nodes: 1, LoseNode: true}, "at least 2 nodes, not 1"},
+		{Config{Records: 1e6, Nodes: 2, MaxCommands: -1}, "max commands -1"},
+		{Config{Records: 1e6, Nodes: 2, LoseAt: 2}, "share 2 of the maps"},
+	} {
+		_, err := Run(context.Background(), c.cfg)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "coordbench: ") {
+			t.Errorf("%+v: %v, want an error naming %q", c.cfg, err, c.want)
+		}
+	}
+}

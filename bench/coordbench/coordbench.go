@@ -153,8 +153,14 @@ type Result struct {
 	// of the job's control traffic (submit to JobFinish applied, less the
 	// measurements at the peak) and of the whole run.
 	SimTime time.Duration `json:"sim_time"`
-	JobWall time.Duration `json:"job_wall"`
-	Wall    time.Duration `json:"wall"`
+	// The stages in simulated time since submit: when the last map was
+	// done (the maps' last merges may still run), when the reduce stage
+	// began (every merge done) and when the commit stage began.
+	SimMapsDone time.Duration `json:"sim_maps_done"`
+	SimReduce   time.Duration `json:"sim_reduce"`
+	SimCommit   time.Duration `json:"sim_commit"`
+	JobWall     time.Duration `json:"job_wall"`
+	Wall        time.Duration `json:"wall"`
 	// Where JobWall went: the nodes' reports (proposed and applied), the
 	// scheduler's rounds (Reconcile alone: ReconcileTotal) and proposing
 	// what they returned, and the rest (the simulation itself).
@@ -322,6 +328,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if s.lost {
 			res.Reruns = j.Retries - s.retriesBefore
 		}
+		if !j.ReduceStarted.IsZero() {
+			res.SimReduce = j.ReduceStarted.Sub(j.Submitted)
+		}
+		if !j.CommitStarted.IsZero() {
+			res.SimCommit = j.CommitStarted.Sub(j.Submitted)
+		}
 		if !j.Finished.IsZero() {
 			res.SimTime = j.Finished.Sub(j.Submitted)
 		} else {
@@ -455,6 +467,12 @@ func (s *sim) loop(ctx context.Context, baseline int64, dir string) error {
 			return fmt.Errorf("coordbench: the job ended %s at simulated %s: %s", state, s.now.Sub(s.start()), jobErr)
 		}
 		s.res.Stage = stage
+		switch {
+		case mapsDone < s.plan.MapCount:
+			s.res.SimMapsDone = 0
+		case s.res.SimMapsDone == 0:
+			s.res.SimMapsDone = s.now.Sub(s.start())
+		}
 		if stage == coordinator.StageCommit {
 			s.measurePeak(baseline, dir)
 			rep := &sortjob.Report{Job: jobID, Spec: s.plan.Spec, Records: s.plan.Records, Bytes: s.plan.Bytes, Maps: s.plan.MapCount,

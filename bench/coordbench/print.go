@@ -55,7 +55,8 @@ func (r *Result) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  wall time split    nodes' reports %s, Reconcile %s, proposing its batches %s, the rest (simulation, GC) %s\n",
 		round(r.ReportWall), round(r.ReconcileTotal), round(r.AssignWall), round(r.JobWall-r.ReportWall-r.ReconcileTotal-r.AssignWall))
-	fmt.Fprintf(w, "  time               simulated job %s; wall: job's control traffic %s, whole run %s\n", round(r.SimTime), round(r.JobWall), round(r.Wall))
+	fmt.Fprintf(w, "  time               simulated job %s (last map done at %s, reduce stage from %s, commit from %s); wall: job's control traffic %s, whole run %s\n",
+		round(r.SimTime), round(r.SimMapsDone), round(r.SimReduce), round(r.SimCommit), round(r.JobWall), round(r.Wall))
 	fmt.Fprintln(w, "targets (issue 15, on this machine):")
 	fmt.Fprintf(w, "  peak state         %-12s target <= %-8s %s (snapshot: %s)\n", units.Format(r.PeakHeapBytes), units.Format(TargetStateBytes),
 		verdict(r.PeakHeapBytes <= TargetStateBytes), verdict(r.SnapshotBytes <= TargetStateBytes))

@@ -34,6 +34,7 @@ Commands:
   bench fio     fio against the backing directory, a go-fuse loopback and our mount
   bench s3      our S3 endpoint against versitygw: PUT and GET at 1, 16 and 64 clients
   bench edge    our edge cache against Varnish: hits of 1 KiB and 64 KiB, 304 revalidations (wrk)
+  bench coordinator  the real coordinator (Raft, FSM, scheduler) through a simulated 100 TB job
   mount DIR     mount the namespace (POSIX over the burst buffer) at DIR
   bb            burst buffer staging: status, sync PATH, purge PATH, prestage PATH
   help [COMMAND [SUBCOMMAND]]  show help
@@ -135,6 +136,10 @@ flags:
 			err = benchEdge(rest[1:], stdout, stderr)
 			break
 		}
+		if len(rest) > 0 && rest[0] == "coordinator" {
+			err = benchCoordinator(rest[1:], stdout, stderr)
+			break
+		}
 		if len(rest) == 0 || rest[0] != "sort" {
 			fmt.Fprintf(stderr, "enginectl: bench takes a benchmark name: enginectl bench sort, or enginectl bench cluster\n")
 			return 2
@@ -212,6 +217,8 @@ func help(args []string, stdout, stderr io.Writer) int {
 		benchS3([]string{"-h"}, stdout, stdout)
 	case "bench edge":
 		benchEdge([]string{"-h"}, stdout, stdout)
+	case "bench coordinator":
+		benchCoordinatorFlags(new(benchCoordinatorOptions), stdout).Usage()
 	default:
 		fmt.Fprintf(stderr, "enginectl: no help for %q\n\n%s", key, usage)
 		return 2

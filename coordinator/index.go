@@ -226,20 +226,22 @@ func (j *Job) running() []taskRef {
 	if x == nil {
 		return nil
 	}
-	out := make([]taskRef, 0, len(x.running))
+	// Sorted as packed keys (kind, index, twin after primary): with 10,000
+	// running attempts sort.Slice's reflective swaps were half of
+	// Reconcile's time.
+	keys := make([]uint64, 0, len(x.running))
 	for r := range x.running {
-		out = append(out, r)
+		k := uint64(r.kind)<<56 | uint64(r.index)<<1
+		if r.twin {
+			k |= 1
+		}
+		keys = append(keys, k)
 	}
-	sort.Slice(out, func(a, b int) bool {
-		ra, rb := out[a], out[b]
-		if ra.kind != rb.kind {
-			return ra.kind < rb.kind
-		}
-		if ra.index != rb.index {
-			return ra.index < rb.index
-		}
-		return !ra.twin && rb.twin
-	})
+	slices.Sort(keys)
+	out := make([]taskRef, len(keys))
+	for i, k := range keys {
+		out[i] = taskRef{kind: Kind(k >> 56), index: int(k >> 1 & (1<<55 - 1)), twin: k&1 == 1}
+	}
 	return out
 }
 

@@ -224,6 +224,11 @@ func assignMerges(j *Job, sl *slots, cmds []Command) []Command {
 	allDone := x.count[KindMap][TaskDone] == len(j.Maps)
 	next := len(j.Merges)
 	for _, node := range sortedKeys(x.unmerged) {
+		// Listing a node's outputs costs their number: only for a node
+		// with a merge due and a free slot to run it on.
+		if n := len(x.unmerged[node]); n < g && !(allDone && n >= 2) || sl.free[node] <= 0 {
+			continue
+		}
 		maps := j.Unmerged(node)
 		for len(maps) >= g || (allDone && len(maps) >= 2) {
 			if !sl.takeOn(node) {

@@ -86,9 +86,6 @@ type Result struct {
 	Maps       int   `json:"maps"`
 	Partitions int   `json:"partitions"`
 	MergeGroup int   `json:"merge_group"`
-	// MergeGroupLocal: the bench set MergeGroup itself (mergeGroup), the
-	// planner did not.
-	MergeGroupLocal bool `json:"merge_group_local"`
 	// Raft: entries proposed (each one Raft log entry), the commands in them
 	// (a batch counts its commands), the ones the FSM rejected (stale
 	// reports of attempts two nodes finished in the same tick), the FSM's
@@ -211,6 +208,15 @@ type attempt struct {
 	bytes   int64
 	records int64
 	started int64
+	dur     int64 // how long it runs once a worker takes it
+}
+
+// worker is a simulated node's workers: the scheduler gives a node
+// coordinator.SlotsPerCore attempts per core, the node runs Cores of them
+// at once and the others wait, in order, as jobs' executor does.
+type workers struct {
+	busy    int
+	waiting []*attempt
 }
 
 type attempts []*attempt
@@ -244,6 +250,7 @@ type sim struct {
 	queue attempts
 	seq   uint64
 	dead  map[string]bool
+	nodes map[string]*workers
 	res   *Result
 	calls []reconcileCall
 	// lost is set once the node is lost; retriesBefore is the job's
@@ -268,10 +275,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("coordbench: plan: %w", err)
 	}
 	res := &Result{Config: cfg, Bytes: plan.Bytes, Maps: plan.MapCount, Partitions: plan.Partitions, TaskSize: taskSize()}
-	if plan.MergeGroup == 0 {
-		plan.MergeGroup = mergeGroup(plan)
-		res.MergeGroupLocal = plan.MergeGroup > 0
-	}
 	res.MergeGroup = plan.MergeGroup
 	splits, err := evenSplits(plan.Partitions)
 	if err != nil {
@@ -301,7 +304,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg: cfg, fsm: fsm, raft: r, plan: plan, res: res,
 		now:  time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		rng:  rand.New(rand.NewPCG(cfg.Seed, 0x636f6f7264)),
-		dead: map[string]bool{},
+		dead: map[string]bool{}, nodes: map[string]*workers{},
 	}
 	// The log's last index (bootstrap configuration, the leader's no-op,
 	// the barrier): the bench's entries follow it.
@@ -533,6 +536,7 @@ func (s *sim) reportDue(ctx context.Context) error {
 		a := heap.Pop(&s.queue).(*attempt)
 		if !s.dead[a.node] {
 			due = append(due, a)
+			s.free(a.node, a.at)
 		}
 	}
 	if len(due) == 0 {
@@ -685,10 +689,66 @@ func (s *sim) start1(c coordinator.Command) {
 	if s.rng.Float64() < s.cfg.Stragglers {
 		d *= 3 + 7*s.rng.Float64()
 	}
-	started := s.now.UnixNano()
+	a := &attempt{kind: c.Kind, index: c.Index, attempt: c.Attempt, node: c.Node, bytes: bytes, records: records, dur: max(int64(d*1e9), int64(time.Millisecond))}
+	w := s.nodes[c.Node]
+	if w == nil {
+		w = &workers{}
+		s.nodes[c.Node] = w
+	}
+	if w.busy < s.cfg.Cores {
+		w.busy++
+		s.run(a, s.now.UnixNano())
+		return
+	}
+	w.waiting = append(w.waiting, a)
+}
+
+// run starts an attempt on a worker at simulated time at.
+func (s *sim) run(a *attempt, at int64) {
 	s.seq++
-	heap.Push(&s.queue, &attempt{at: started + max(int64(d*1e9), int64(time.Millisecond)), seq: s.seq, kind: c.Kind, index: c.Index, attempt: c.Attempt,
-		node: c.Node, bytes: bytes, records: records, started: started})
+	a.seq, a.started, a.at = s.seq, at, at+a.dur
+	heap.Push(&s.queue, a)
+}
+
+// free hands a worker of node, free since at, to the next waiting attempt
+// whose assignment still stands (the others are dropped, as the executor
+// cancels them).
+func (s *sim) free(node string, at int64) {
+	w := s.nodes[node]
+	if w == nil {
+		return
+	}
+	w.busy--
+	for len(w.waiting) > 0 {
+		a := w.waiting[0]
+		w.waiting = w.waiting[1:]
+		if !s.live(a) {
+			s.res.Dropped++
+			continue
+		}
+		w.busy++
+		s.run(a, at)
+		return
+	}
+}
+
+// live reports whether an attempt's assignment still stands.
+func (s *sim) live(a *attempt) bool {
+	ok := false
+	s.fsm.Read(func(st *coordinator.State) {
+		j := st.Jobs[jobID]
+		if j == nil {
+			return
+		}
+		ts := j.Tasks(a.kind)
+		if a.index >= len(ts) {
+			return
+		}
+		t := &ts[a.index]
+		ok = t.State == coordinator.TaskRunning && (t.Node == a.node && t.Attempt == a.attempt ||
+			t.Twin != nil && t.Twin.Node == a.node && t.Twin.Attempt == a.attempt)
+	})
+	return ok
 }
 
 func mulDiv(a, b, c int64) int64 {

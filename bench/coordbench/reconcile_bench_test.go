@@ -35,9 +35,6 @@ func mapStageState(b testing.TB, records int64, nodes, cores int) (*coordinator.
 	if err != nil {
 		b.Fatal(err)
 	}
-	if plan.MergeGroup == 0 {
-		plan.MergeGroup = mergeGroup(plan)
-	}
 	splits, err := evenSplits(plan.Partitions)
 	if err != nil {
 		b.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"engine/gensort"
 	"engine/shuffle"
 	"engine/sortjob"
 )
@@ -226,13 +227,13 @@ func applyJob(s *State, j *Job, c Command) error {
 		if t == nil {
 			return reject("job %s has no %s task %d", j.ID, c.Kind, c.Index)
 		}
-		if t.State != TaskPending || c.Attempt != t.Attempts+1 {
+		if t.State != TaskPending || int32(c.Attempt) != t.Attempts+1 {
 			return reject("%s task %d of job %s is %s after %d attempts, not pending for attempt %d", c.Kind, c.Index, j.ID, t.State, t.Attempts, c.Attempt)
 		}
 		if want := stageOf(c.Kind); j.Stage != want {
 			return reject("job %s is in stage %s: %s tasks run in stage %s", j.ID, j.Stage, c.Kind, want)
 		}
-		t.Node, t.Attempt, t.Attempts, t.NodeIncarnation, t.Started = s.intern(c.Node), c.Attempt, c.Attempt, m.Incarnation, c.Time.UnixNano()
+		t.Node, t.Attempt, t.Attempts, t.NodeIncarnation, t.Started = s.intern(c.Node), int32(c.Attempt), int32(c.Attempt), int32(m.Incarnation), c.Time.UnixNano()
 		j.setState(c.Kind, c.Index, TaskRunning)
 		if c.Kind == KindMap && j.MapStarted.IsZero() {
 			j.MapStarted = c.Time
@@ -248,9 +249,13 @@ func applyJob(s *State, j *Job, c Command) error {
 			j.SpeculativeWins++
 		}
 		j.setTwin(c.Kind, c.Index, nil)
-		t.LastError = ""
-		t.TaskResult = c.TaskResult
+		t.Failed = nil
+		t.Records, t.InputSum = c.Records, c.InputSum
+		if c.Kind == KindReduce {
+			t.Reduce = &ReduceResult{Summary: c.Summary, Remote: c.Remote}
+		}
 		t.Took = max(c.Time.UnixNano()-t.Started, 0)
+		j.addFigures(t.Node, c.Seconds, c.RSS)
 		j.setState(c.Kind, c.Index, TaskDone)
 		advance(j, c.Time)
 		return nil
@@ -329,15 +334,15 @@ func assignMerge(s *State, j *Job, c Command, m *Member) error {
 		seen[i] = true
 	}
 	node := s.intern(c.Node)
-	j.Merges = append(j.Merges, Task{Kind: KindMerge, Index: c.Index, State: TaskPending})
+	j.Merges = append(j.Merges, Task{Kind: KindMerge, Index: int32(c.Index), State: TaskPending})
 	j.MergeMaps = append(j.MergeMaps, append([]int(nil), c.Maps...))
 	x := j.index()
 	x.count[KindMerge][TaskPending]++
 	t := &j.Merges[c.Index]
-	t.Node, t.Attempt, t.Attempts, t.NodeIncarnation, t.Started = node, 1, 1, m.Incarnation, c.Time.UnixNano()
+	t.Node, t.Attempt, t.Attempts, t.NodeIncarnation, t.Started = node, 1, 1, int32(m.Incarnation), c.Time.UnixNano()
 	j.setState(KindMerge, c.Index, TaskRunning)
 	for _, i := range c.Maps {
-		j.Maps[i].Merge = c.Index + 1
+		j.Maps[i].Merge = int32(c.Index + 1)
 		x.dropUnmerged(node, i)
 	}
 	return nil
@@ -352,12 +357,12 @@ func assignTwin(s *State, j *Job, c Command, m *Member) error {
 	if t == nil {
 		return reject("job %s has no %s task %d", j.ID, c.Kind, c.Index)
 	}
-	if t.State != TaskRunning || t.Twin != nil || t.Node == c.Node || c.Attempt != t.Attempts+1 || j.Stage != stageOf(c.Kind) {
+	if t.State != TaskRunning || t.Twin != nil || t.Node == c.Node || int32(c.Attempt) != t.Attempts+1 || j.Stage != stageOf(c.Kind) {
 		return reject("%s task %d of job %s cannot take a speculative attempt %d on %q: it is %s on %q after %d attempts (twin: %v) in stage %s",
 			c.Kind, c.Index, j.ID, c.Attempt, c.Node, t.State, t.Node, t.Attempts, t.Twin != nil, j.Stage)
 	}
-	t.Attempts = c.Attempt
-	j.setTwin(c.Kind, c.Index, &Twin{Node: s.intern(c.Node), Attempt: c.Attempt, NodeIncarnation: m.Incarnation, Started: c.Time.UnixNano()})
+	t.Attempts = int32(c.Attempt)
+	j.setTwin(c.Kind, c.Index, &Twin{Node: s.intern(c.Node), Attempt: int32(c.Attempt), NodeIncarnation: int32(m.Incarnation), Started: c.Time.UnixNano()})
 	j.Speculative++
 	return nil
 }
@@ -372,7 +377,7 @@ func applyFailed(s *State, j *Job, c Command) error {
 			return reject("job %s has no map %d to lose (it has %d)", j.ID, m, len(j.Maps))
 		}
 	}
-	t.LastError = c.Error
+	t.Failed = &Failure{Node: c.Node, Error: c.Error}
 	j.Retries++
 	switch {
 	case twin:
@@ -385,7 +390,7 @@ func applyFailed(s *State, j *Job, c Command) error {
 		j.Retries-- // the maps merge again, in a new merge task
 	default:
 		j.setState(c.Kind, c.Index, TaskPending)
-		t.Node, t.FailedOn = "", c.Node
+		t.Node = ""
 	}
 	for _, m := range c.LostMaps {
 		loseMap(j, m)
@@ -432,10 +437,10 @@ func applySubmit(s *State, c Command) error {
 		Maps: make([]Task, c.Plan.MapCount), Reduces: make([]Task, c.Plan.Partitions),
 	}
 	for i := range j.Maps {
-		j.Maps[i] = Task{Kind: KindMap, Index: i, State: TaskPending}
+		j.Maps[i] = Task{Kind: KindMap, Index: int32(i), State: TaskPending}
 	}
 	for i := range j.Reduces {
-		j.Reduces[i] = Task{Kind: KindReduce, Index: i, State: TaskPending}
+		j.Reduces[i] = Task{Kind: KindReduce, Index: int32(i), State: TaskPending}
 	}
 	j.reindex()
 	s.Jobs[c.Job] = j
@@ -450,10 +455,10 @@ func runningAttempt(j *Job, c Command) (*Task, bool, error) {
 	if t == nil {
 		return nil, false, reject("job %s has no %s task %d", j.ID, c.Kind, c.Index)
 	}
-	if t.State == TaskRunning && t.Node == c.Node && t.Attempt == c.Attempt {
+	if t.State == TaskRunning && t.Node == c.Node && int(t.Attempt) == c.Attempt {
 		return t, false, nil
 	}
-	if tw := t.Twin; t.State == TaskRunning && tw != nil && tw.Node == c.Node && tw.Attempt == c.Attempt {
+	if tw := t.Twin; t.State == TaskRunning && tw != nil && tw.Node == c.Node && int(tw.Attempt) == c.Attempt {
 		return t, true, nil
 	}
 	return nil, false, reject("stale report for %s task %d of job %s: attempt %d on %q, the task is %s at attempt %d on %q",
@@ -470,7 +475,7 @@ func dropMerge(j *Job, i int) {
 	x := j.index()
 	for _, m := range j.MergeMaps[i] {
 		mt := &j.Maps[m]
-		if mt.Merge != i+1 {
+		if int(mt.Merge) != i+1 {
 			continue
 		}
 		mt.Merge = 0
@@ -494,12 +499,12 @@ func loseMap(j *Job, i int) {
 	if t == nil || t.State != TaskDone {
 		return
 	}
-	if t.Merge > 0 && j.Merges[t.Merge-1].State == TaskDone {
-		dropMerge(j, t.Merge-1)
+	if t.Merge > 0 && j.Merges[int(t.Merge)-1].State == TaskDone {
+		dropMerge(j, int(t.Merge)-1)
 		return
 	}
 	if t.Merge > 0 {
-		dropMerge(j, t.Merge-1) // running: its other maps keep their outputs
+		dropMerge(j, int(t.Merge)-1) // running: its other maps keep their outputs
 	}
 	loseOne(j, i)
 }
@@ -515,7 +520,7 @@ func loseOne(j *Job, i int) {
 	}
 	t.Merge = 0
 	j.setState(KindMap, i, TaskPending)
-	t.Node, t.TaskResult, t.Took = "", TaskResult{}, 0
+	t.Node, t.Records, t.InputSum, t.Reduce, t.Took = "", 0, gensort.Sum{}, nil, 0
 	if j.Stage == StageReduce {
 		j.Stage = StageMap
 		for k := range j.Reduces {
@@ -572,4 +577,18 @@ func compact(j *Job) {
 	j.Maps, j.Reduces, j.Merges, j.MergeMaps = nil, nil, nil, nil
 	j.Compacted = true
 	j.x = nil
+}
+
+// addFigures adds a finished attempt's seconds and RSS to its node's.
+func (j *Job) addFigures(node string, seconds float64, rss int64) {
+	if j.Nodes == nil {
+		j.Nodes = map[string]*NodeFigures{}
+	}
+	f := j.Nodes[node]
+	if f == nil {
+		f = &NodeFigures{}
+		j.Nodes[node] = f
+	}
+	f.TaskSeconds += seconds
+	f.PeakRSS = max(f.PeakRSS, rss)
 }

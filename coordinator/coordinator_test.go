@@ -61,7 +61,7 @@ func applyAll(t *testing.T, s *State, cmds []Command) {
 
 func done(s *State, kind Kind, i int) Command {
 	task := s.Jobs["j"].task(kind, i)
-	return Command{Type: CmdTaskDone, Time: t0, Job: "j", Kind: kind, Index: i, Node: task.Node, Attempt: task.Attempt, TaskResult: TaskResult{Records: 10}}
+	return Command{Type: CmdTaskDone, Time: t0, Job: "j", Kind: kind, Index: i, Node: task.Node, Attempt: int(task.Attempt), TaskResult: TaskResult{Records: 10}}
 }
 
 // flat returns the commands of Reconcile's batches one by one.
@@ -171,13 +171,13 @@ func TestLostMapDuringReduceSendsStageBack(t *testing.T) {
 	must(t, s, done(s, KindReduce, 0))
 	// Reduce 1 cannot fetch map 1's output: it fails and reports it lost.
 	r := s.Jobs["j"].Reduces[1]
-	must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindReduce, Index: 1, Node: r.Node, Attempt: r.Attempt, Error: "fetch failed", LostMaps: []int{1}})
+	must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindReduce, Index: 1, Node: r.Node, Attempt: int(r.Attempt), Error: "fetch failed", LostMaps: []int{1}})
 	j := s.Jobs["j"]
 	if j.Stage != StageMap || j.Maps[1].State != TaskPending || j.Reduces[0].State != TaskDone || j.Reduces[1].State != TaskPending {
 		t.Fatalf("after a lost map: stage %s maps %+v reduces %+v", j.Stage, j.Maps, j.Reduces)
 	}
 	// The old reduce attempt's late report is stale.
-	if err := Apply(s, Command{Type: CmdTaskDone, Job: "j", Kind: KindReduce, Index: 1, Node: r.Node, Attempt: r.Attempt}); !errors.Is(err, ErrRejected) {
+	if err := Apply(s, Command{Type: CmdTaskDone, Job: "j", Kind: KindReduce, Index: 1, Node: r.Node, Attempt: int(r.Attempt)}); !errors.Is(err, ErrRejected) {
 		t.Fatalf("stale report accepted: %v", err)
 	}
 	applyAll(t, s, Reconcile(s, t0))
@@ -201,7 +201,7 @@ func TestFailuresNotOurFaultDoNotCount(t *testing.T) {
 		if r.State != TaskRunning {
 			t.Fatalf("round %d: reduce %+v", a, r)
 		}
-		must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindReduce, Index: 0, Node: r.Node, Attempt: r.Attempt, Error: "fetch failed", LostMaps: []int{a % 2}})
+		must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindReduce, Index: 0, Node: r.Node, Attempt: int(r.Attempt), Error: "fetch failed", LostMaps: []int{a % 2}})
 		applyAll(t, s, Reconcile(s, t0))
 		must(t, s, done(s, KindMap, a%2))
 	}
@@ -213,7 +213,7 @@ func TestFailuresNotOurFaultDoNotCount(t *testing.T) {
 	for {
 		applyAll(t, s, Reconcile(s, t0))
 		r := s.Jobs["j"].Reduces[0]
-		must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindReduce, Index: 0, Node: r.Node, Attempt: r.Attempt, Error: "fetch failed", LostMaps: []int{0}})
+		must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindReduce, Index: 0, Node: r.Node, Attempt: int(r.Attempt), Error: "fetch failed", LostMaps: []int{0}})
 		if j := s.Jobs["j"]; j.Done() {
 			if j.State != JobFailed || !strings.Contains(j.Error, "map 0's output was lost 4 times") {
 				t.Fatalf("job: %s %q", j.State, j.Error)
@@ -242,10 +242,10 @@ func TestAttemptsAreBounded(t *testing.T) {
 	for a := 1; a <= MaxAttempts; a++ {
 		applyAll(t, s, Reconcile(s, t0))
 		m := s.Jobs["j"].Maps[0]
-		if m.Attempt != a {
+		if int(m.Attempt) != a {
 			t.Fatalf("attempt %d, want %d", m.Attempt, a)
 		}
-		must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindMap, Index: 0, Node: m.Node, Attempt: m.Attempt, Error: fmt.Sprintf("disk full %d", a)})
+		must(t, s, Command{Type: CmdTaskFailed, Job: "j", Kind: KindMap, Index: 0, Node: m.Node, Attempt: int(m.Attempt), Error: fmt.Sprintf("disk full %d", a)})
 	}
 	j := s.Jobs["j"]
 	if j.State != JobFailed || !strings.Contains(j.Error, "failed 4 times") || !strings.Contains(j.Error, "disk full 4") {

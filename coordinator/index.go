@@ -33,7 +33,7 @@ type jobIndex struct {
 // nodeInc is a node in one of its incarnations.
 type nodeInc struct {
 	node string
-	inc  int
+	inc  int32
 }
 
 // taskRef names a running attempt: a task, and whether it is its twin.
@@ -313,9 +313,9 @@ func (j *Job) RunningOn(node string) []Attempt {
 	for r := range x.runningOn[node] {
 		t := j.task(r.kind, r.index)
 		if r.twin {
-			out = append(out, Attempt{r.kind, r.index, t.Twin.Attempt})
+			out = append(out, Attempt{r.kind, r.index, int(t.Twin.Attempt)})
 		} else {
-			out = append(out, Attempt{r.kind, r.index, t.Attempt})
+			out = append(out, Attempt{r.kind, r.index, int(t.Attempt)})
 		}
 	}
 	return out

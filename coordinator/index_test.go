@@ -41,7 +41,7 @@ func TestIndexMatchesRebuild(t *testing.T) {
 				if r.twin {
 					node, att = tk.Twin.Node, tk.Twin.Attempt
 				}
-				apply(Command{Type: CmdTaskDone, Job: "j", Kind: r.kind, Index: r.index, Node: node, Attempt: att, TaskResult: TaskResult{Records: 1}})
+				apply(Command{Type: CmdTaskDone, Job: "j", Kind: r.kind, Index: r.index, Node: node, Attempt: int(att), TaskResult: TaskResult{Records: 1}})
 			case a < 8:
 				r := running[rng.IntN(len(running))]
 				tk := j.task(r.kind, r.index)
@@ -49,7 +49,7 @@ func TestIndexMatchesRebuild(t *testing.T) {
 				if r.twin {
 					node, att = tk.Twin.Node, tk.Twin.Attempt
 				}
-				c := Command{Type: CmdTaskFailed, Job: "j", Kind: r.kind, Index: r.index, Node: node, Attempt: att, Error: "x", NotOurFault: rng.IntN(2) == 0}
+				c := Command{Type: CmdTaskFailed, Job: "j", Kind: r.kind, Index: r.index, Node: node, Attempt: int(att), Error: "x", NotOurFault: rng.IntN(2) == 0}
 				if rng.IntN(3) == 0 {
 					c.LostMaps = []int{rng.IntN(len(j.Maps))}
 				}

@@ -52,7 +52,7 @@ func TestMergesConsolidatePerNode(t *testing.T) {
 			t.Fatalf("merge %d: %+v over %v", i, mt, j.MergeMaps[i])
 		}
 		for _, m := range j.MergeMaps[i] {
-			if j.Maps[m].Node != mt.Node || j.Maps[m].Merge != i+1 {
+			if j.Maps[m].Node != mt.Node || int(j.Maps[m].Merge) != i+1 {
 				t.Fatalf("merge %d on %s claims map %d on %s (merge %d)", i, mt.Node, m, j.Maps[m].Node, j.Maps[m].Merge)
 			}
 		}

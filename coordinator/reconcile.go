@@ -41,14 +41,14 @@ const SlotsPerCore = 4
 // the job's size: the job index (counts, running set, pending cursor,
 // finished outputs per node) spares it a pass over every task.
 func Reconcile(s *State, now time.Time) []Command {
-	gone := func(node string, incarnation int) (bool, string) {
+	gone := func(node string, incarnation int32) (bool, string) {
 		m, ok := s.Members[node]
 		switch {
 		case !ok:
 			return true, fmt.Sprintf("node %s left the cluster", node)
 		case !m.Alive:
 			return true, fmt.Sprintf("node %s died", node)
-		case m.Incarnation != incarnation:
+		case int32(m.Incarnation) != incarnation:
 			return true, fmt.Sprintf("node %s restarted without its data", node)
 		}
 		return false, ""
@@ -73,7 +73,7 @@ func Reconcile(s *State, now time.Time) []Command {
 				node, attempt, inc = t.Twin.Node, t.Twin.Attempt, t.Twin.NodeIncarnation
 			}
 			if lost, why := gone(node, inc); lost {
-				repairs = append(repairs, Command{Type: CmdTaskFailed, Job: j.ID, Kind: r.kind, Index: r.index, Node: node, Attempt: attempt,
+				repairs = append(repairs, Command{Type: CmdTaskFailed, Job: j.ID, Kind: r.kind, Index: r.index, Node: node, Attempt: int(attempt),
 					Error: why + " while running the task", NotOurFault: true})
 			} else {
 				free[node]--
@@ -103,9 +103,9 @@ func Reconcile(s *State, now time.Time) []Command {
 				case t.Merge > 0 && j.Merges[t.Merge-1].State == TaskDone:
 					// One command loses the merge's output and with it
 					// every map it holds.
-					if !merges[t.Merge] {
-						merges[t.Merge] = true
-						repairs = append(repairs, Command{Type: CmdMapLost, Job: j.ID, Kind: KindMerge, Index: t.Merge - 1, Node: key.node, Error: why})
+					if m := int(t.Merge); !merges[m] {
+						merges[m] = true
+						repairs = append(repairs, Command{Type: CmdMapLost, Job: j.ID, Kind: KindMerge, Index: m - 1, Node: key.node, Error: why})
 					}
 				default:
 					repairs = append(repairs, Command{Type: CmdMapLost, Job: j.ID, Kind: KindMap, Index: i, Node: key.node, Error: why})
@@ -255,8 +255,8 @@ func assignPending(j *Job, kind Kind, sl *slots, cmds []Command) []Command {
 			continue
 		}
 		left--
-		node := sl.take(t.FailedOn)
-		cmds = append(cmds, Command{Type: CmdTaskAssign, Job: j.ID, Kind: kind, Index: i, Node: node, Attempt: t.Attempts + 1})
+		node := sl.take(t.failedOn())
+		cmds = append(cmds, Command{Type: CmdTaskAssign, Job: j.ID, Kind: kind, Index: i, Node: node, Attempt: int(t.Attempts) + 1})
 	}
 	return cmds
 }
@@ -285,7 +285,7 @@ func speculate(j *Job, kind Kind, sl *slots, now time.Time, cmds []Command) []Co
 		if node == "" {
 			break // the only free slots are on the straggler's own node
 		}
-		cmds = append(cmds, Command{Type: CmdTaskAssign, Job: j.ID, Kind: kind, Index: r.index, Node: node, Attempt: t.Attempts + 1, Speculative: true})
+		cmds = append(cmds, Command{Type: CmdTaskAssign, Job: j.ID, Kind: kind, Index: r.index, Node: node, Attempt: int(t.Attempts) + 1, Speculative: true})
 	}
 	return cmds
 }

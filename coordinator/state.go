@@ -122,9 +122,9 @@ const MaxAttempts = 4
 const maxTotalAttempts = 4 * MaxAttempts
 
 // TaskResult is what a finished attempt reports: a TaskDone command carries
-// it and the task keeps it. It is small and the same size for any number of
-// partitions: a map's per-partition offsets stay in its index file on its
-// node, where reduces ask the shuffle service for them.
+// it and the task keeps what it needs of it. It is small and the same size
+// for any number of partitions: a map's per-partition offsets stay in its
+// index file on its node, where reduces ask the shuffle service for them.
 type TaskResult struct {
 	Records int64 `json:"records,omitempty"`
 	// InputSum is a map's input checksum.
@@ -145,15 +145,18 @@ type TaskResult struct {
 // cancelled.
 type Twin struct {
 	Node            string `json:"node"`
-	Attempt         int    `json:"attempt"`
-	NodeIncarnation int    `json:"node_incarnation,omitempty"`
+	Attempt         int32  `json:"attempt"`
+	NodeIncarnation int32  `json:"node_incarnation,omitempty"`
 	// Started is when the twin was assigned (Unix nanoseconds of the
 	// command's time).
 	Started int64 `json:"started"`
 }
 
-// Task is one map, merge or reduce task of a job. It is kept small: a 100 TB
-// job holds about 850,000 of them.
+// Task is one map, merge or reduce task of a job. It is kept small (104
+// bytes): a 100 TB job holds about 850,000 of them on 2 cores a node, 1.6
+// million on 50. What only some tasks need hangs off pointers (a twin, a
+// failure, a reduce's result), and what the report sums per node (seconds,
+// peak RSS) is summed per node as tasks finish (Job.Nodes).
 type Task struct {
 	Kind  Kind      `json:"kind"`
 	State TaskState `json:"state"`
@@ -162,35 +165,78 @@ type Task struct {
 	// failed fetching another node's output do not count.
 	Failures uint8 `json:"failures,omitempty"`
 	// Lost counts how often this map's finished output was lost.
-	Lost uint8 `json:"lost,omitempty"`
+	Lost  uint8 `json:"lost,omitempty"`
+	Index int32 `json:"index"`
 	// Attempt is the running (primary) attempt's number, or the finished
 	// one's: it names the task's output files. Attempts counts the attempts
 	// started so far, twins included; a new attempt is Attempts+1.
-	Attempt  int    `json:"attempt"`
-	Attempts int    `json:"attempts"`
-	Index    int    `json:"index"`
-	Node     string `json:"node,omitempty"` // assigned (running) or holding the output (done)
+	Attempt  int32 `json:"attempt"`
+	Attempts int32 `json:"attempts"`
 	// NodeIncarnation is the assigned node's incarnation when assigned.
-	NodeIncarnation int `json:"node_incarnation,omitempty"`
+	NodeIncarnation int32 `json:"node_incarnation,omitempty"`
+	// Merge is, for a finished map, 1 + the index of the merge that holds
+	// (done) or is making (running) its output (0: its own output files).
+	Merge int32  `json:"merge,omitempty"`
+	Node  string `json:"node,omitempty"` // assigned (running) or holding the output (done)
 	// Started is when the running attempt was assigned (Unix nanoseconds
 	// of the command's time).
 	Started int64 `json:"started,omitempty"`
-	// Twin is a speculative second attempt, while both run.
-	Twin *Twin `json:"twin,omitempty"`
 	// Took is how long the finished attempt took from its assignment to
 	// its report, in nanoseconds of the commands' times: queueing on its
 	// node included, as it is in a running attempt's age, which
 	// speculation compares with the median of these.
 	Took int64 `json:"took,omitempty"`
-	// FailedOn is the node of the last failed attempt: a retry goes
-	// elsewhere when another node has a free slot.
-	FailedOn  string `json:"failed_on,omitempty"`
-	LastError string `json:"last_error,omitempty"`
-	// Merge is, for a finished map, 1 + the index of the finished merge
-	// that holds its output now (0: the map's own output files).
-	Merge int `json:"merge,omitempty"`
-	// The finished attempt's result.
-	TaskResult
+	// Twin is a speculative second attempt, while both run.
+	Twin *Twin `json:"twin,omitempty"`
+	// Failed is the last failed attempt, while the task has not finished.
+	Failed *Failure `json:"failed,omitempty"`
+	// The finished attempt's result: its records (bytes are records ×
+	// RecordSize), a map's input checksum, a reduce's summary.
+	Records  int64         `json:"records,omitempty"`
+	InputSum gensort.Sum   `json:"input_sum,omitzero"`
+	Reduce   *ReduceResult `json:"reduce,omitempty"`
+}
+
+// Bytes is the records of a finished task in bytes.
+func (t *Task) Bytes() int64 { return t.Records * sortjob.RecordSize }
+
+// Failure is a task's last failed attempt.
+type Failure struct {
+	// Node is where it failed: a retry goes elsewhere when another node
+	// has a free slot.
+	Node  string `json:"node,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// failedOn is the node of the task's last failed attempt, or "".
+func (t *Task) failedOn() string {
+	if t.Failed == nil {
+		return ""
+	}
+	return t.Failed.Node
+}
+
+// LastError is the task's last failure, or "".
+func (t *Task) LastError() string {
+	if t.Failed == nil {
+		return ""
+	}
+	return t.Failed.Error
+}
+
+// ReduceResult is what a finished reduce keeps beyond its records.
+type ReduceResult struct {
+	// Summary is its output's valsort summary (binary encoding).
+	Summary []byte `json:"summary,omitempty"`
+	// Remote is the bytes it fetched from other nodes.
+	Remote int64 `json:"remote,omitempty"`
+}
+
+// NodeFigures is what a job's finished attempts on one node add up to, for
+// its report: the seconds they took and the node's peak RSS.
+type NodeFigures struct {
+	TaskSeconds float64 `json:"task_seconds"`
+	PeakRSS     int64   `json:"peak_rss"`
 }
 
 // Job is one sort job and its tasks.
@@ -224,6 +270,8 @@ type Job struct {
 	// those that finished first.
 	Speculative     int `json:"speculative,omitempty"`
 	SpeculativeWins int `json:"speculative_wins,omitempty"`
+	// Nodes sums the finished attempts' figures by node.
+	Nodes map[string]*NodeFigures `json:"nodes,omitempty"`
 	// Compacted: the job has ended and its task tables are gone; its
 	// Report (if it succeeded) and Error say how it went.
 	Compacted bool            `json:"compacted,omitempty"`

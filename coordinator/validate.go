@@ -24,8 +24,9 @@ const (
 	// maxAttempt bounds an attempt number; Apply fails a task long before
 	// (maxTotalAttempts).
 	maxAttempt = 1 << 20
-	// maxIncarnation bounds a member's incarnation (its re-joins).
-	maxIncarnation = 1 << 40
+	// maxIncarnation bounds a member's incarnation (its re-joins): tasks
+	// keep it in 32 bits.
+	maxIncarnation = 1<<31 - 1
 	// maxMergeMaps bounds the maps one merge task consolidates.
 	maxMergeMaps = 1 << 16
 	// maxSummaryLen bounds a task's valsort summary (binary) in bytes.

@@ -434,7 +434,7 @@ func (e *executor) mapsAt(job, addr string) []int {
 		for i := range j.Maps {
 			m := &j.Maps[i]
 			if mem := s.Members[m.Node]; m.State == coordinator.TaskDone && mem != nil && mem.ShuffleAddr == addr {
-				out = append(out, m.Index)
+				out = append(out, i)
 			}
 		}
 	})
@@ -548,13 +548,13 @@ func (e *executor) reduceInputs(s *coordinator.State, j *coordinator.Job) ([]shu
 		if m.Merge > 0 && j.Merges[m.Merge-1].State == coordinator.TaskDone {
 			continue // read through its merge
 		}
-		if err := add(shuffle.MapOutputID(i, m.Attempt), m.Node); err != nil {
+		if err := add(shuffle.MapOutputID(i, int(m.Attempt)), m.Node); err != nil {
 			return nil, err
 		}
 	}
 	for i := range j.Merges {
 		if m := &j.Merges[i]; m.State == coordinator.TaskDone {
-			if err := add(shuffle.MergeOutputID(i, m.Attempt), m.Node); err != nil {
+			if err := add(shuffle.MergeOutputID(i, int(m.Attempt)), m.Node); err != nil {
 				return nil, err
 			}
 		}
@@ -612,7 +612,7 @@ func mergeInputs(j *coordinator.Job, i int) []mergeInput {
 	}
 	out := make([]mergeInput, 0, len(j.MergeMaps[i]))
 	for _, m := range j.MergeMaps[i] {
-		out = append(out, mergeInput{m, j.Maps[m].Attempt})
+		out = append(out, mergeInput{m, int(j.Maps[m].Attempt)})
 	}
 	return out
 }

@@ -230,7 +230,7 @@ func status(j *coordinator.Job) JobStatus {
 	for i := range ts {
 		if t := &ts[i]; t.State == coordinator.TaskDone {
 			p.TasksDone++
-			p.Done += t.Bytes
+			p.Done += t.Bytes()
 		}
 	}
 	p.Tasks = len(ts)
@@ -253,8 +253,12 @@ func (n *Manager) commitJob(j *coordinator.Job) {
 		inRecords += j.Maps[i].Records
 	}
 	sums := make([]gensort.Summary, len(j.Reduces))
-	for i, r := range j.Reduces {
-		if err := sums[i].UnmarshalBinary(r.Summary); err != nil {
+	for i := range j.Reduces {
+		var summary []byte
+		if r := j.Reduces[i].Reduce; r != nil {
+			summary = r.Summary
+		}
+		if err := sums[i].UnmarshalBinary(summary); err != nil {
 			n.finishJob(j, coordinator.JobFailed, fmt.Sprintf("sort: reduce %d reported a bad summary: %v", i, err), nil)
 			return
 		}
@@ -283,7 +287,7 @@ func (n *Manager) commitJob(j *coordinator.Job) {
 			if errOut == nil {
 				continue // moved by an earlier commit
 			}
-			if err := sortjob.PromoteAttempt(tmp, i, len(j.Reduces), j.Reduces[i].Attempt); err != nil {
+			if err := sortjob.PromoteAttempt(tmp, i, len(j.Reduces), int(j.Reduces[i].Attempt)); err != nil {
 				n.finishJob(j, coordinator.JobFailed, fmt.Sprintf("sort: output partition %s, written by node %s, is not in %s as seen from node %s (%v): --output must be a directory every node shares", name, j.Reduces[i].Node, out, n.id, err), nil)
 				return
 			}
@@ -330,18 +334,20 @@ func (n *Manager) report(j *coordinator.Job) *sortjob.Report {
 		m := &j.Maps[i]
 		f := fig(m.Node)
 		f.Maps++
-		f.MapBytes += m.Bytes
-		f.TaskSeconds += m.Seconds
-		f.PeakRSS = max(f.PeakRSS, m.RSS)
+		f.MapBytes += m.Bytes()
 	}
 	for i := range j.Merges {
 		if m := &j.Merges[i]; m.State == coordinator.TaskDone {
-			f := fig(m.Node)
-			f.TaskSeconds += m.Seconds
-			f.PeakRSS = max(f.PeakRSS, m.RSS)
 			rep.Merges++
 			rep.MergedMaps += len(j.MergeMaps[i])
 		}
+	}
+	// Seconds and peak RSS of every finished attempt, lost ones included:
+	// the time the nodes spent.
+	for id, nf := range j.Nodes {
+		f := fig(id)
+		f.TaskSeconds += nf.TaskSeconds
+		f.PeakRSS = max(f.PeakRSS, nf.PeakRSS)
 	}
 	rep.SegmentsPerReduce = len(j.Maps) - rep.MergedMaps + rep.Merges
 	rep.Speculative, rep.SpeculativeWins = j.Speculative, j.SpeculativeWins
@@ -349,11 +355,11 @@ func (n *Manager) report(j *coordinator.Job) *sortjob.Report {
 		r := &j.Reduces[i]
 		f := fig(r.Node)
 		f.Reduces++
-		f.ReduceBytes += r.Bytes
-		f.FetchedBytes += r.Remote
-		f.TaskSeconds += r.Seconds
-		f.PeakRSS = max(f.PeakRSS, r.RSS)
-		rep.ShuffleBytes += r.Remote
+		f.ReduceBytes += r.Bytes()
+		if r.Reduce != nil {
+			f.FetchedBytes += r.Reduce.Remote
+			rep.ShuffleBytes += r.Reduce.Remote
+		}
 	}
 	workers := 0
 	n.fsm.Read(func(s *coordinator.State) {

@@ -552,8 +552,8 @@ func (s *sim) reportDue(ctx context.Context) error {
 				continue
 			}
 			t := &ts[a.index]
-			live := t.State == coordinator.TaskRunning && (t.Node == a.node && t.Attempt == a.attempt ||
-				t.Twin != nil && t.Twin.Node == a.node && t.Twin.Attempt == a.attempt)
+			live := t.State == coordinator.TaskRunning && (t.Node == a.node && int(t.Attempt) == a.attempt ||
+				t.Twin != nil && t.Twin.Node == a.node && int(t.Twin.Attempt) == a.attempt)
 			if !live {
 				s.res.Dropped++
 				continue
@@ -745,8 +745,8 @@ func (s *sim) live(a *attempt) bool {
 			return
 		}
 		t := &ts[a.index]
-		ok = t.State == coordinator.TaskRunning && (t.Node == a.node && t.Attempt == a.attempt ||
-			t.Twin != nil && t.Twin.Node == a.node && t.Twin.Attempt == a.attempt)
+		ok = t.State == coordinator.TaskRunning && (t.Node == a.node && int(t.Attempt) == a.attempt ||
+			t.Twin != nil && t.Twin.Node == a.node && int(t.Twin.Attempt) == a.attempt)
 	})
 	return ok
 }

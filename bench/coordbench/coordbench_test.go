@@ -48,7 +48,9 @@ func TestShortRun(t *testing.T) {
 			t.Errorf("%s is %d, want > 0", name, v)
 		}
 	}
-	if res.AfterSnapshotBytes >= res.SnapshotBytes/10 {
+	// What is left is the job's header: its plan, split keys, report and
+	// per-node figures, not its 1,600 tasks.
+	if res.AfterSnapshotBytes >= res.SnapshotBytes/4 {
 		t.Errorf("snapshot of %d bytes after the job, %d at the peak: the ended job is not compacted", res.AfterSnapshotBytes, res.SnapshotBytes)
 	}
 	// Every slot of every node holds an attempt at the peak (one node may

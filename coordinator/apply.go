@@ -68,6 +68,10 @@ type Command struct {
 	// NotOurFault marks a failed attempt that does not count against the
 	// task: its node died, or an input it fetched was lost.
 	NotOurFault bool `json:"not_our_fault,omitempty"`
+	// GiveUp (the leader's task_failed of a straggling merge once every
+	// map is done): the job stops waiting for it and makes no more merges;
+	// reduces read its maps' own outputs (Job.MergesCut).
+	GiveUp bool `json:"give_up,omitempty"`
 
 	// JobFinish.
 	State  string          `json:"state,omitempty"`
@@ -388,6 +392,11 @@ func applyFailed(s *State, j *Job, c Command) error {
 	case c.Kind == KindMerge:
 		dropMerge(j, c.Index)
 		j.Retries-- // the maps merge again, in a new merge task
+		if c.GiveUp {
+			// Or not at all: the reduces read the maps' own outputs.
+			j.MergesCut = true
+			advance(j, c.Time)
+		}
 	default:
 		j.setState(c.Kind, c.Index, TaskPending)
 		t.Node = ""
@@ -555,7 +564,7 @@ func advance(j *Job, now time.Time) {
 // mergesLeft reports whether a node still holds unmerged map outputs that
 // the plan wants merged.
 func mergesLeft(j *Job) bool {
-	if j.Plan.MergeGroup <= 0 {
+	if j.Plan.MergeGroup <= 0 || j.MergesCut {
 		return false
 	}
 	for _, u := range j.index().unmerged {

@@ -249,3 +249,44 @@ func FuzzSnapshot(f *testing.F) {
 		Reconcile(st, t0)
 	})
 }
+
+// A straggling merge after the last map is given up: the reduce stage
+// starts without it, its maps are read as they are, and no merge is made
+// of them again.
+func TestStragglingMergeGivenUp(t *testing.T) {
+	s := mergeCluster(t, 6, 2, 2)
+	j := s.Jobs["j"]
+	applyAll(t, s, Reconcile(s, t0))
+	for i := range 6 {
+		must(t, s, done(s, KindMap, i))
+	}
+	applyAll(t, s, Reconcile(s, t0))
+	for i := range 2 {
+		c := done(s, KindMerge, i)
+		c.Time = t0.Add(2 * time.Second) // merges take 2 s
+		must(t, s, c)
+	}
+	if cmds := flat(Reconcile(s, t0.Add(2*time.Second))); len(cmds) != 0 {
+		t.Fatalf("merge 2 given up as early as the others finished: %+v", cmds)
+	}
+	cmds := flat(Reconcile(s, t0.Add(10*time.Second)))
+	if len(cmds) != 1 || cmds[0].Type != CmdTaskFailed || !cmds[0].GiveUp || cmds[0].Index != 2 {
+		t.Fatalf("straggling merge 2: %+v", cmds)
+	}
+	applyAll(t, s, cmds)
+	if !j.MergesCut || j.Stage != StageReduce || j.Merges[2].State != TaskDropped {
+		t.Fatalf("after giving merge 2 up: cut %v, stage %s, merge %+v", j.MergesCut, j.Stage, j.Merges[2])
+	}
+	for _, m := range j.MergeMaps[2] {
+		if j.Maps[m].State != TaskDone || j.Maps[m].Merge != 0 {
+			t.Fatalf("map %d of the given-up merge: %+v", m, j.Maps[m])
+		}
+	}
+	if n := countType(Reconcile(s, t0.Add(11*time.Second)), CmdTaskAssign, KindMerge); n != 0 {
+		t.Fatalf("%d merges made after merging was cut", n)
+	}
+	// Only a merge's task_failed gives anything up.
+	if err := Apply(s, Command{Type: CmdTaskAssign, Job: "j", Kind: KindMap, Index: 0, Node: "a", Attempt: 9, GiveUp: true}); !errors.Is(err, ErrRejected) {
+		t.Fatalf("give-up on an assignment: %v", err)
+	}
+}

@@ -132,6 +132,7 @@ func Reconcile(s *State, now time.Time) []Command {
 		}
 		switch j.Stage {
 		case StageMap:
+			cmds = giveUpMerges(j, now, cmds)
 			cmds = assignMerges(j, sl, cmds)
 			cmds = assignPending(j, KindMap, sl, cmds)
 			cmds = speculate(j, KindMap, sl, now, cmds)
@@ -217,7 +218,7 @@ func (s *slots) use(i int) {
 // MergeGroup unclaimed map outputs, or, once every map is done, two or more.
 func assignMerges(j *Job, sl *slots, cmds []Command) []Command {
 	g := j.Plan.MergeGroup
-	if g <= 0 {
+	if g <= 0 || j.MergesCut {
 		return cmds
 	}
 	x := j.index()
@@ -238,6 +239,32 @@ func assignMerges(j *Job, sl *slots, cmds []Command) []Command {
 			cmds = append(cmds, Command{Type: CmdTaskAssign, Job: j.ID, Kind: KindMerge, Index: next, Node: node, Attempt: 1, Maps: maps[:n:n]})
 			next++
 			maps = maps[n:]
+		}
+	}
+	return cmds
+}
+
+// giveUpMerges stops waiting for straggling merges once every map is
+// done: a merge running SpeculateAfter times the median merge (and at
+// least speculateMin) is given up, and the reduces read its maps' own
+// outputs. A merge cannot have a twin elsewhere (its inputs are on its
+// node), and the reduce stage waits for every merge: one slow disk would
+// hold the whole job.
+func giveUpMerges(j *Job, now time.Time, cmds []Command) []Command {
+	x := j.index()
+	if j.Plan.MergeGroup <= 0 || x.count[KindMerge][TaskRunning] == 0 || x.count[KindMap][TaskDone] < len(j.Maps) || x.took[KindMerge].n == 0 {
+		return cmds
+	}
+	limit := max(time.Duration(float64(x.took[KindMerge].median())*SpeculateAfter), speculateMin)
+	for _, r := range j.running() {
+		if r.kind != KindMerge {
+			continue
+		}
+		t := &j.Merges[r.index]
+		if now.Sub(time.Unix(0, t.Started)) >= limit {
+			cmds = append(cmds, Command{Type: CmdTaskFailed, Job: j.ID, Kind: KindMerge, Index: r.index, Node: t.Node, Attempt: int(t.Attempt),
+				Error:       fmt.Sprintf("merge %d given up after %s (the median merge took %s): the reduces read its maps' outputs", r.index, now.Sub(time.Unix(0, t.Started)).Round(time.Millisecond), time.Duration(x.took[KindMerge].median())),
+				NotOurFault: true, GiveUp: true})
 		}
 	}
 	return cmds

@@ -259,6 +259,10 @@ type Job struct {
 	// map outputs; MergeMaps[i] lists the maps merge i consolidates.
 	Merges    []Task  `json:"merges,omitempty"`
 	MergeMaps [][]int `json:"merge_maps,omitempty"`
+	// MergesCut: the scheduler gave up a straggling merge once every map
+	// was done; the job makes no more merges and reduces read the outputs
+	// no finished merge holds.
+	MergesCut bool `json:"merges_cut,omitempty"`
 	// Stage start times, for the report.
 	MapStarted    time.Time `json:"map_started,omitzero"`
 	ReduceStarted time.Time `json:"reduce_started,omitzero"`

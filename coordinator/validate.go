@@ -197,6 +197,9 @@ func (c *Command) validateIn(inBatch bool) error {
 	if (c.Type != CmdTaskAssign || c.Kind != KindMerge) && len(c.Maps) != 0 {
 		return fmt.Errorf("%d maps outside the assignment of a merge", len(c.Maps))
 	}
+	if c.GiveUp && (c.Type != CmdTaskFailed || c.Kind != KindMerge) {
+		return fmt.Errorf("a give-up %s %s command: only a merge's task_failed gives it up", c.Kind, c.Type)
+	}
 	if c.Speculative && (c.Type != CmdTaskAssign || c.Kind == KindMerge) {
 		return fmt.Errorf("a speculative %s %s command: only map and reduce assignments are speculative", c.Kind, c.Type)
 	}

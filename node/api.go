@@ -245,6 +245,9 @@ func mayPropose(peer string, c *coordinator.Command) error {
 	case coordinator.CmdJobSubmit, coordinator.CmdJobCancel:
 		return nil
 	case coordinator.CmdTaskDone, coordinator.CmdTaskFailed:
+		if c.GiveUp {
+			return fmt.Errorf("node %q may not give up a merge: only the leader does", peer)
+		}
 		if c.Node == peer {
 			return nil
 		}

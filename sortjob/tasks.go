@@ -88,7 +88,7 @@ func RunReduce(ctx context.Context, p *Plan, part int, inputs []shuffle.ReduceIn
 	tmp := filepath.Join(dir, "."+PartName(part, p.Partitions)+".tmp-"+hex.EncodeToString(rnd[:]))
 	n, err := shuffle.Reduce(ctx, shuffle.ReduceTask{
 		Partition: part, Inputs: inputs, Output: tmp,
-		BlockSize: p.BlockSize, WriteBuffer: p.ReduceWriteBuffer, MaxFanIn: MaxFanIn, Direct: true, Progress: progress, Fetcher: fetcher,
+		BlockSize: p.BlockFor(len(inputs)), WriteBuffer: p.ReduceWriteBuffer, MaxFanIn: MaxFanIn, Direct: true, Progress: progress, Fetcher: fetcher,
 	})
 	if err != nil {
 		return 0, err

@@ -15,9 +15,9 @@ import (
 type jobIndex struct {
 	count [KindMerge + 1][TaskDropped]int
 	// running holds the running attempts: primaries and twins; runningOn
-	// the same by the node they run on.
+	// the same by the node (and its incarnation) they run on.
 	running   map[taskRef]struct{}
-	runningOn map[string]map[taskRef]struct{}
+	runningOn map[nodeInc]map[taskRef]struct{}
 	// low[k] is at most the lowest index of a pending task of kind k.
 	low [KindMerge + 1]int
 	// doneOn counts the finished maps (merged or not) by the node, and its
@@ -52,7 +52,7 @@ func (j *Job) index() *jobIndex {
 
 // reindex builds the job's index from its tasks.
 func (j *Job) reindex() {
-	x := &jobIndex{running: map[taskRef]struct{}{}, runningOn: map[string]map[taskRef]struct{}{}, doneOn: map[nodeInc]int{}, unmerged: map[string]map[int]struct{}{}}
+	x := &jobIndex{running: map[taskRef]struct{}{}, runningOn: map[nodeInc]map[taskRef]struct{}{}, doneOn: map[nodeInc]int{}, unmerged: map[string]map[int]struct{}{}}
 	for _, k := range []Kind{KindMap, KindReduce, KindMerge} {
 		x.low[k] = -1
 		for i := range j.Tasks(k) {
@@ -66,9 +66,9 @@ func (j *Job) reindex() {
 					x.low[k] = i
 				}
 			case TaskRunning:
-				x.addRun(t.Node, taskRef{k, i, false})
+				x.addRun(nodeInc{t.Node, t.NodeIncarnation}, taskRef{k, i, false})
 				if t.Twin != nil {
-					x.addRun(t.Twin.Node, taskRef{k, i, true})
+					x.addRun(nodeInc{t.Twin.Node, t.Twin.NodeIncarnation}, taskRef{k, i, true})
 				}
 			case TaskDone:
 				x.took[k].add(t.Took)
@@ -132,9 +132,9 @@ func (j *Job) setState(k Kind, i int, st TaskState) {
 	}
 	switch t.State {
 	case TaskRunning:
-		x.delRun(t.Node, taskRef{k, i, false})
+		x.delRun(nodeInc{t.Node, t.NodeIncarnation}, taskRef{k, i, false})
 		if t.Twin != nil {
-			x.delRun(t.Twin.Node, taskRef{k, i, true})
+			x.delRun(nodeInc{t.Twin.Node, t.Twin.NodeIncarnation}, taskRef{k, i, true})
 		}
 	case TaskDone:
 		x.took[k].remove(t.Took)
@@ -154,9 +154,9 @@ func (j *Job) setState(k Kind, i int, st TaskState) {
 	case TaskPending:
 		x.low[k] = min(x.low[k], i)
 	case TaskRunning:
-		x.addRun(t.Node, taskRef{k, i, false})
+		x.addRun(nodeInc{t.Node, t.NodeIncarnation}, taskRef{k, i, false})
 		if t.Twin != nil {
-			x.addRun(t.Twin.Node, taskRef{k, i, true})
+			x.addRun(nodeInc{t.Twin.Node, t.Twin.NodeIncarnation}, taskRef{k, i, true})
 		}
 		if i == x.low[k] {
 			ts := j.Tasks(k)
@@ -180,11 +180,11 @@ func (j *Job) setTwin(k Kind, i int, tw *Twin) {
 	t := &j.Tasks(k)[i]
 	x := j.index()
 	if t.Twin != nil {
-		x.delRun(t.Twin.Node, taskRef{k, i, true})
+		x.delRun(nodeInc{t.Twin.Node, t.Twin.NodeIncarnation}, taskRef{k, i, true})
 	}
 	t.Twin = tw
 	if tw != nil {
-		x.addRun(tw.Node, taskRef{k, i, true})
+		x.addRun(nodeInc{tw.Node, tw.NodeIncarnation}, taskRef{k, i, true})
 	}
 }
 
@@ -194,13 +194,13 @@ func (j *Job) promoteTwin(k Kind, i int) {
 	t := &j.Tasks(k)[i]
 	tw := t.Twin
 	x := j.index()
-	x.delRun(t.Node, taskRef{k, i, false})
+	x.delRun(nodeInc{t.Node, t.NodeIncarnation}, taskRef{k, i, false})
 	j.setTwin(k, i, nil)
 	t.Node, t.Attempt, t.NodeIncarnation, t.Started = tw.Node, tw.Attempt, tw.NodeIncarnation, tw.Started
-	x.addRun(t.Node, taskRef{k, i, false})
+	x.addRun(nodeInc{t.Node, t.NodeIncarnation}, taskRef{k, i, false})
 }
 
-func (x *jobIndex) addRun(node string, r taskRef) {
+func (x *jobIndex) addRun(node nodeInc, r taskRef) {
 	x.running[r] = struct{}{}
 	on := x.runningOn[node]
 	if on == nil {
@@ -210,7 +210,7 @@ func (x *jobIndex) addRun(node string, r taskRef) {
 	on[r] = struct{}{}
 }
 
-func (x *jobIndex) delRun(node string, r taskRef) {
+func (x *jobIndex) delRun(node nodeInc, r taskRef) {
 	delete(x.running, r)
 	if on := x.runningOn[node]; on != nil {
 		delete(on, r)
@@ -220,17 +220,22 @@ func (x *jobIndex) delRun(node string, r taskRef) {
 	}
 }
 
-// Running returns the running attempts of the job's tasks, sorted.
+// running returns the running attempts of the job's tasks, sorted.
 func (j *Job) running() []taskRef {
 	x := j.index()
 	if x == nil {
 		return nil
 	}
-	// Sorted as packed keys (kind, index, twin after primary): with 10,000
-	// running attempts sort.Slice's reflective swaps were half of
-	// Reconcile's time.
-	keys := make([]uint64, 0, len(x.running))
-	for r := range x.running {
+	return sortedRefs(x.running)
+}
+
+// sortedRefs returns a set of running attempts in order: by kind, index,
+// and the twin after the primary. They are sorted as packed keys: with
+// 10,000 running attempts sort.Slice's reflective swaps were half of
+// Reconcile's time.
+func sortedRefs(set map[taskRef]struct{}) []taskRef {
+	keys := make([]uint64, 0, len(set))
+	for r := range set {
 		k := uint64(r.kind)<<56 | uint64(r.index)<<1
 		if r.twin {
 			k |= 1
@@ -309,13 +314,18 @@ func (j *Job) RunningOn(node string) []Attempt {
 	if x == nil {
 		return nil
 	}
-	out := make([]Attempt, 0, len(x.runningOn[node]))
-	for r := range x.runningOn[node] {
-		t := j.task(r.kind, r.index)
-		if r.twin {
-			out = append(out, Attempt{r.kind, r.index, int(t.Twin.Attempt)})
-		} else {
-			out = append(out, Attempt{r.kind, r.index, int(t.Attempt)})
+	var out []Attempt
+	for key, on := range x.runningOn {
+		if key.node != node {
+			continue
+		}
+		for r := range on {
+			t := j.task(r.kind, r.index)
+			if r.twin {
+				out = append(out, Attempt{r.kind, r.index, int(t.Twin.Attempt)})
+			} else {
+				out = append(out, Attempt{r.kind, r.index, int(t.Attempt)})
+			}
 		}
 	}
 	return out

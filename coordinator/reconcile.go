@@ -66,31 +66,35 @@ func Reconcile(s *State, now time.Time) []Command {
 		if j.Done() {
 			continue
 		}
-		for _, r := range j.running() {
-			t := j.task(r.kind, r.index)
-			node, attempt, inc := t.Node, t.Attempt, t.NodeIncarnation
-			if r.twin {
-				node, attempt, inc = t.Twin.Node, t.Twin.Attempt, t.Twin.NodeIncarnation
+		// By node: the attempts of a live node only count against its
+		// slots; only a gone node's are looked at one by one.
+		x := j.index()
+		for _, key := range sortedNodeIncs(x.runningOn) {
+			on := x.runningOn[key]
+			lost, why := gone(key.node, key.inc)
+			if !lost {
+				free[key.node] -= len(on)
+				continue
 			}
-			if lost, why := gone(node, inc); lost {
-				repairs = append(repairs, Command{Type: CmdTaskFailed, Job: j.ID, Kind: r.kind, Index: r.index, Node: node, Attempt: int(attempt),
+			for _, r := range sortedRefs(on) {
+				t := j.task(r.kind, r.index)
+				attempt := t.Attempt
+				if r.twin {
+					attempt = t.Twin.Attempt
+				}
+				repairs = append(repairs, Command{Type: CmdTaskFailed, Job: j.ID, Kind: r.kind, Index: r.index, Node: key.node, Attempt: int(attempt),
 					Error: why + " while running the task", NotOurFault: true})
-			} else {
-				free[node]--
 			}
 		}
 		if j.Stage == StageCommit {
 			continue
 		}
 		var stale []nodeInc
-		for key := range j.index().doneOn {
+		for _, key := range sortedNodeIncs(x.doneOn) {
 			if lost, _ := gone(key.node, key.inc); lost {
 				stale = append(stale, key)
 			}
 		}
-		sort.Slice(stale, func(a, b int) bool {
-			return stale[a].node < stale[b].node || stale[a].node == stale[b].node && stale[a].inc < stale[b].inc
-		})
 		for _, key := range stale {
 			_, why := gone(key.node, key.inc)
 			merges := map[int]bool{}
@@ -256,10 +260,13 @@ func giveUpMerges(j *Job, now time.Time, cmds []Command) []Command {
 		return cmds
 	}
 	limit := max(time.Duration(float64(x.took[KindMerge].median())*SpeculateAfter), speculateMin)
-	for _, r := range j.running() {
-		if r.kind != KindMerge {
-			continue
+	merges := map[taskRef]struct{}{}
+	for r := range x.running {
+		if r.kind == KindMerge {
+			merges[r] = struct{}{}
 		}
+	}
+	for _, r := range sortedRefs(merges) {
 		t := &j.Merges[r.index]
 		if now.Sub(time.Unix(0, t.Started)) >= limit {
 			cmds = append(cmds, Command{Type: CmdTaskFailed, Job: j.ID, Kind: KindMerge, Index: r.index, Node: t.Node, Attempt: int(t.Attempt),
@@ -315,6 +322,18 @@ func speculate(j *Job, kind Kind, sl *slots, now time.Time, cmds []Command) []Co
 		cmds = append(cmds, Command{Type: CmdTaskAssign, Job: j.ID, Kind: kind, Index: r.index, Node: node, Attempt: int(t.Attempts) + 1, Speculative: true})
 	}
 	return cmds
+}
+
+// sortedNodeIncs returns m's keys by node, then incarnation.
+func sortedNodeIncs[V any](m map[nodeInc]V) []nodeInc {
+	out := make([]nodeInc, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(a, b int) bool {
+		return out[a].node < out[b].node || out[a].node == out[b].node && out[a].inc < out[b].inc
+	})
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -26,7 +26,7 @@ type jobIndex struct {
 	// unmerged holds each node's finished maps that no merge has claimed.
 	unmerged map[string]map[int]struct{}
 	// took[k] is a histogram of how long finished tasks of kind k took,
-	// from assignment to report (Task.Took).
+	// from assignment to report (Task.Took; per merged map for a merge).
 	took [KindMerge + 1]durations
 }
 
@@ -71,7 +71,7 @@ func (j *Job) reindex() {
 					x.addRun(nodeInc{t.Twin.Node, t.Twin.NodeIncarnation}, taskRef{k, i, true})
 				}
 			case TaskDone:
-				x.took[k].add(t.Took)
+				x.took[k].add(j.tookPerUnit(k, i))
 				if k == KindMap {
 					x.doneOn[nodeInc{t.Node, t.NodeIncarnation}]++
 					if t.Merge == 0 {
@@ -137,7 +137,7 @@ func (j *Job) setState(k Kind, i int, st TaskState) {
 			x.delRun(nodeInc{t.Twin.Node, t.Twin.NodeIncarnation}, taskRef{k, i, true})
 		}
 	case TaskDone:
-		x.took[k].remove(t.Took)
+		x.took[k].remove(j.tookPerUnit(k, i))
 		if k == KindMap {
 			key := nodeInc{t.Node, t.NodeIncarnation}
 			if x.doneOn[key]--; x.doneOn[key] <= 0 {
@@ -165,7 +165,7 @@ func (j *Job) setState(k Kind, i int, st TaskState) {
 			}
 		}
 	case TaskDone:
-		x.took[k].add(t.Took)
+		x.took[k].add(j.tookPerUnit(k, i))
 		if k == KindMap {
 			x.doneOn[nodeInc{t.Node, t.NodeIncarnation}]++
 			if t.Merge == 0 {
@@ -248,6 +248,17 @@ func sortedRefs(set map[taskRef]struct{}) []taskRef {
 		out[i] = taskRef{kind: Kind(k >> 56), index: int(k >> 1 & (1<<55 - 1)), twin: k&1 == 1}
 	}
 	return out
+}
+
+// tookPerUnit is what the duration histogram records of a finished task:
+// its Took, and for a merge its Took per merged map, since merges differ
+// in size (a node's last one merges what is left).
+func (j *Job) tookPerUnit(k Kind, i int) int64 {
+	t := &j.Tasks(k)[i]
+	if k == KindMerge && i < len(j.MergeMaps) && len(j.MergeMaps[i]) > 0 {
+		return t.Took / int64(len(j.MergeMaps[i]))
+	}
+	return t.Took
 }
 
 // durations is a histogram of task run times: 16 buckets per doubling from

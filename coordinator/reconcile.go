@@ -249,8 +249,9 @@ func assignMerges(j *Job, sl *slots, cmds []Command) []Command {
 }
 
 // giveUpMerges stops waiting for straggling merges once every map is
-// done: a merge running SpeculateAfter times the median merge (and at
-// least speculateMin) is given up, and the reduces read its maps' own
+// done: a merge running SpeculateAfter times the median merge of its size
+// (the median time per merged map, times its maps; at least speculateMin)
+// is given up, and the reduces read its maps' own
 // outputs. A merge cannot have a twin elsewhere (its inputs are on its
 // node), and the reduce stage waits for every merge: one slow disk would
 // hold the whole job.
@@ -259,7 +260,7 @@ func giveUpMerges(j *Job, now time.Time, cmds []Command) []Command {
 	if j.Plan.MergeGroup <= 0 || x.count[KindMerge][TaskRunning] == 0 || x.count[KindMap][TaskDone] < len(j.Maps) || x.took[KindMerge].n == 0 {
 		return cmds
 	}
-	limit := max(time.Duration(float64(x.took[KindMerge].median())*SpeculateAfter), speculateMin)
+	perMap := float64(x.took[KindMerge].median()) * SpeculateAfter
 	merges := map[taskRef]struct{}{}
 	for r := range x.running {
 		if r.kind == KindMerge {
@@ -268,6 +269,7 @@ func giveUpMerges(j *Job, now time.Time, cmds []Command) []Command {
 	}
 	for _, r := range sortedRefs(merges) {
 		t := &j.Merges[r.index]
+		limit := max(time.Duration(perMap*float64(len(j.MergeMaps[r.index]))), speculateMin)
 		if now.Sub(time.Unix(0, t.Started)) >= limit {
 			cmds = append(cmds, Command{Type: CmdTaskFailed, Job: j.ID, Kind: KindMerge, Index: r.index, Node: t.Node, Attempt: int(t.Attempt),
 				Error:       fmt.Sprintf("merge %d given up after %s (the median merge took %s): the reduces read its maps' outputs", r.index, now.Sub(time.Unix(0, t.Started)).Round(time.Millisecond), time.Duration(x.took[KindMerge].median())),

@@ -310,6 +310,15 @@ func (d *durations) median() int64 {
 	return 0
 }
 
+// attemptOf returns the node and number of a running attempt.
+func (j *Job) attemptOf(r taskRef) (string, int32) {
+	t := j.task(r.kind, r.index)
+	if r.twin {
+		return t.Twin.Node, t.Twin.Attempt
+	}
+	return t.Node, t.Attempt
+}
+
 // Attempt is one running attempt of a task.
 type Attempt struct {
 	Kind    Kind
@@ -331,12 +340,8 @@ func (j *Job) RunningOn(node string) []Attempt {
 			continue
 		}
 		for r := range on {
-			t := j.task(r.kind, r.index)
-			if r.twin {
-				out = append(out, Attempt{r.kind, r.index, int(t.Twin.Attempt)})
-			} else {
-				out = append(out, Attempt{r.kind, r.index, int(t.Attempt)})
-			}
+			_, a := j.attemptOf(r)
+			out = append(out, Attempt{r.kind, r.index, int(a)})
 		}
 	}
 	return out

@@ -36,19 +36,11 @@ func TestIndexMatchesRebuild(t *testing.T) {
 				}
 			case a < 6:
 				r := running[rng.IntN(len(running))]
-				tk := j.task(r.kind, r.index)
-				node, att := tk.Node, tk.Attempt
-				if r.twin {
-					node, att = tk.Twin.Node, tk.Twin.Attempt
-				}
+				node, att := j.attemptOf(r)
 				apply(Command{Type: CmdTaskDone, Job: "j", Kind: r.kind, Index: r.index, Node: node, Attempt: int(att), TaskResult: TaskResult{Records: 1}})
 			case a < 8:
 				r := running[rng.IntN(len(running))]
-				tk := j.task(r.kind, r.index)
-				node, att := tk.Node, tk.Attempt
-				if r.twin {
-					node, att = tk.Twin.Node, tk.Twin.Attempt
-				}
+				node, att := j.attemptOf(r)
 				c := Command{Type: CmdTaskFailed, Job: "j", Kind: r.kind, Index: r.index, Node: node, Attempt: int(att), Error: "x", NotOurFault: rng.IntN(2) == 0}
 				if rng.IntN(3) == 0 {
 					c.LostMaps = []int{rng.IntN(len(j.Maps))}

@@ -77,11 +77,7 @@ func Reconcile(s *State, now time.Time) []Command {
 				continue
 			}
 			for _, r := range sortedRefs(on) {
-				t := j.task(r.kind, r.index)
-				attempt := t.Attempt
-				if r.twin {
-					attempt = t.Twin.Attempt
-				}
+				_, attempt := j.attemptOf(r)
 				repairs = append(repairs, Command{Type: CmdTaskFailed, Job: j.ID, Kind: r.kind, Index: r.index, Node: key.node, Attempt: int(attempt),
 					Error: why + " while running the task", NotOurFault: true})
 			}

@@ -466,3 +466,101 @@ func TestReduceMergedOutputs(t *testing.T) {
 		t.Fatalf("local: err = %v, want ErrCorruptSegment naming merge 1 attempt 1", err)
 	}
 }
+
+// Concatenated merges (MergeTask.Concat) read by reduces that sort their
+// partition in memory (ReduceTask.InMemory), locally and through the
+// shuffle service, give exactly the bytes of the streaming reduce of the
+// map outputs; a concatenated segment is not sorted as a whole, and a
+// damaged one fails the reduce naming it.
+func TestReduceInMemoryOfConcatenatedMerges(t *testing.T) {
+	root := t.TempDir()
+	const job = "job-concat"
+	dir := filepath.Join(root, job)
+	ts := startServer(t, DirLocator(root))
+	f := testFetcher(t)
+	rng := rand.New(rand.NewPCG(56, 78))
+	data := randomRecords(rng, 5000, true)
+	const parts = 5
+	outs, _ := mapSplits(t, rng, dir, data, 9, parts)
+	var merged []*MapOutput
+	for g, group := range [][]*MapOutput{outs[:5], outs[5:]} {
+		id := MergeOutputID(g, 1)
+		task := mergeTask(dir, id, mergeInputs(group), parts)
+		task.BlockSize = 17 * RecordSize
+		task.Concat = true
+		idx, err := MergeOutputs(context.Background(), task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		merged = append(merged, &MapOutput{ID: id, DataPath: task.DataPath, IndexPath: task.IndexPath, Index: idx})
+	}
+	reduce := func(name string, part int, ins []ReduceInput, inMemory bool) []byte {
+		t.Helper()
+		out := filepath.Join(root, fmt.Sprintf("%s-%d", name, part))
+		if _, err := Reduce(context.Background(), ReduceTask{Partition: part, Inputs: ins, Output: out, BlockSize: 11 * RecordSize, Fetcher: f, InMemory: inMemory}); err != nil {
+			t.Fatalf("%s partition %d: %v", name, part, err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	unsorted := 0
+	var all []byte
+	for p := range parts {
+		var direct, local, remote, remoteUnknown []ReduceInput
+		for _, o := range outs {
+			direct = append(direct, ReduceInput{Output: o.ID, Path: o.DataPath, Segment: o.Index.Segments[p]})
+		}
+		for _, o := range merged {
+			seg := o.Index.Segments[p]
+			local = append(local, ReduceInput{Output: o.ID, Path: o.DataPath, Segment: seg})
+			remote = append(remote, ReduceInput{Output: o.ID, Addr: ts.addr, Job: job, Segment: seg})
+			remoteUnknown = append(remoteUnknown, ReduceInput{Output: o.ID, Addr: ts.addr, Job: job})
+			b, err := os.ReadFile(o.DataPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := b[seg.Offset : seg.Offset+seg.Length]; !bytes.Equal(s, sortedCopy(s)) {
+				unsorted++
+			}
+		}
+		want := reduce("direct", p, direct, false)
+		for name, ins := range map[string][]ReduceInput{"local": local, "remote": remote, "remote-unknown": remoteUnknown} {
+			if got := reduce(name, p, ins, true); !bytes.Equal(got, want) {
+				t.Fatalf("partition %d: the in-memory reduce of the %s concatenated merges (%d bytes) differs from the reduce of the map outputs (%d bytes)", p, name, len(got), len(want))
+			}
+		}
+		all = append(all, want...)
+	}
+	if unsorted == 0 {
+		t.Fatal("every concatenated segment is sorted: the test shows nothing")
+	}
+	if !bytes.Equal(all, reference(data)) {
+		t.Fatal("the partitions are not the stable sort of the input")
+	}
+	seg := merged[1].Index.Segments[2]
+	flipByte(t, merged[1].DataPath, seg.Offset+seg.Length/2)
+	_, err := Reduce(context.Background(), ReduceTask{Partition: 2, Inputs: []ReduceInput{
+		{Output: merged[0].ID, Addr: ts.addr, Job: job},
+		{Output: merged[1].ID, Addr: ts.addr, Job: job},
+	}, Output: filepath.Join(root, "corrupt"), Fetcher: f, InMemory: true})
+	var fe *FetchError
+	if !errors.As(err, &fe) || fe.Output != merged[1].ID || !errors.Is(err, ErrCorruptSegment) {
+		t.Fatalf("err = %v, want a *FetchError for %s wrapping ErrCorruptSegment", err, merged[1].ID)
+	}
+	if _, err := os.Stat(filepath.Join(root, "corrupt")); !os.IsNotExist(err) {
+		t.Fatalf("a failed reduce left its output: %v", err)
+	}
+}
+
+// sortedCopy returns b's records sorted by key.
+func sortedCopy(b []byte) []byte {
+	recs := make([][]byte, 0, len(b)/RecordSize)
+	for i := 0; i+RecordSize <= len(b); i += RecordSize {
+		recs = append(recs, b[i:i+RecordSize])
+	}
+	slices.SortStableFunc(recs, func(x, y []byte) int { return bytes.Compare(x[:KeySize], y[:KeySize]) })
+	return bytes.Join(recs, nil)
+}

@@ -621,7 +621,7 @@ func mergeInputs(j *coordinator.Job, i int) []mergeInput {
 // one segment per partition, read by reduces in place of one per map.
 func (e *executor) runMerge(ctx context.Context, j *coordinator.Job, i, attempt int, maps []mergeInput, cmd *coordinator.Command) error {
 	dir := e.n.mapDir(j.ID)
-	t := shuffle.MergeTask{Partitions: j.Plan.Partitions, BlockSize: j.Plan.MergeBlock, WriteBuffer: j.Plan.WriteBuffer, Concat: j.Plan.SortReduce}
+	t := shuffle.MergeTask{Partitions: j.Plan.Partitions, BlockSize: j.Plan.MergeBlock, WriteBuffer: j.Plan.WriteBuffer}
 	for _, m := range maps {
 		id := shuffle.MapOutputID(m.index, m.attempt)
 		t.Inputs = append(t.Inputs, shuffle.MergeInput{ID: id, DataPath: filepath.Join(dir, shuffle.OutputDataName(id)), IndexPath: filepath.Join(dir, shuffle.OutputIndexName(id))})

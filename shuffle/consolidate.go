@@ -45,11 +45,6 @@ type MergeTask struct {
 	WriteBuffer int
 	// Progress, if set, is called with the bytes of output written.
 	Progress func(bytes int64)
-	// Concat makes each output segment its inputs' segments one after the
-	// other, each still sorted but not merged with the others: a copy, with
-	// no comparison. Only a reduce that sorts its whole partition in memory
-	// (ReduceTask.InMemory) may read such an output.
-	Concat bool
 }
 
 func (t *MergeTask) ensureDefaults() {
@@ -145,13 +140,7 @@ func MergeOutputs(ctx context.Context, t MergeTask) (_ *Index, err error) {
 				srcs = append(srcs, &views[i])
 			}
 		}
-		var err error
-		if t.Concat {
-			err = concat(srcs, sw)
-		} else {
-			_, err = tree.merge(srcs, sw, nil)
-		}
-		if err != nil {
+		if _, err := tree.merge(srcs, sw, nil); err != nil {
 			fw.abort()
 			return nil, fmt.Errorf("shuffle: merge into %s: partition %d: %w", t.DataPath, p, err)
 		}
@@ -166,37 +155,6 @@ func MergeOutputs(ctx context.Context, t MergeTask) (_ *Index, err error) {
 		return nil, fmt.Errorf("shuffle: merge: write index: %w", err)
 	}
 	return idx, nil
-}
-
-// concat appends every source's bytes, in order, to out as one segment,
-// and closes the sources.
-func concat(srcs []blockSource, out *segmentWriter) error {
-	defer func() {
-		for _, s := range srcs {
-			s.close()
-		}
-	}()
-	for _, s := range srcs {
-		for {
-			b, err := s.next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			for len(b) > 0 {
-				if err := out.flushIfFull(); err != nil {
-					return err
-				}
-				n := copy(out.buf[len(out.buf):cap(out.buf)], b)
-				out.buf = out.buf[:len(out.buf)+n]
-				b = b[n:]
-			}
-		}
-	}
-	out.endSegment()
-	return nil
 }
 
 func (t *MergeTask) validate() error {

@@ -3,7 +3,6 @@ package shuffle
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,11 +54,6 @@ type ReduceTask struct {
 	Progress func(bytes int64)
 	// Fetcher fetches the remote inputs; nil means DefaultFetcher.
 	Fetcher *Fetcher
-	// InMemory reads the whole partition into memory and sorts it instead
-	// of merging its inputs: the only way to read concatenated merge
-	// outputs (MergeTask.Concat), whose segments are not sorted as a whole.
-	// It holds the partition's bytes and 16 bytes per record.
-	InMemory bool
 }
 
 func (t *ReduceTask) ensureDefaults() {
@@ -97,9 +91,6 @@ func Reduce(ctx context.Context, t ReduceTask) (int64, error) {
 			inputs = append(inputs, in)
 		}
 	}
-	if t.InMemory {
-		return sortToFile(ctx, t, inputs)
-	}
 	// Merge in passes while there are more inputs than the fan-in allows.
 	var temps []string
 	defer func() {
@@ -131,14 +122,27 @@ func Reduce(ctx context.Context, t ReduceTask) (int64, error) {
 
 // mergeToFile merges inputs into a new file at path as one segment.
 func mergeToFile(ctx context.Context, t ReduceTask, inputs []ReduceInput, path string, sync bool, progress func(int64)) (SegmentInfo, int64, error) {
-	srcs, err := openSources(ctx, t, inputs)
-	if err != nil {
-		return SegmentInfo{}, 0, err
-	}
+	srcs := make([]blockSource, 0, len(inputs))
 	closeAll := func() {
 		for _, s := range srcs {
 			s.close()
 		}
+	}
+	for _, in := range inputs {
+		if in.Addr != "" {
+			srcs = append(srcs, openRemoteSegment(ctx, t.Fetcher, in, t.Partition, t.BlockSize))
+			continue
+		}
+		name := fmt.Sprintf("%s segment", in.Output)
+		if in.Output == (OutputID{}) {
+			name = "merge pass run"
+		}
+		s, err := openSegment(in.Path, in.Segment, t.BlockSize, name)
+		if err != nil {
+			closeAll()
+			return SegmentInfo{}, 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
+		}
+		srcs = append(srcs, s)
 	}
 	fw, err := createFile(path, writerOptions{bufSize: t.WriteBuffer, nbuf: 3, direct: t.Direct && sync, bytesPerSync: 32 << 20})
 	if err != nil {
@@ -162,104 +166,6 @@ func mergeToFile(ctx context.Context, t ReduceTask, inputs []ReduceInput, path s
 		return SegmentInfo{}, 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
 	}
 	return sw.segs[0], n, nil
-}
-
-// openSources opens every input: a remote one's segment streams from its
-// shuffle service, a local one is read from its file; both check the
-// segment's CRC32C.
-func openSources(ctx context.Context, t ReduceTask, inputs []ReduceInput) ([]blockSource, error) {
-	srcs := make([]blockSource, 0, len(inputs))
-	for _, in := range inputs {
-		if in.Addr != "" {
-			srcs = append(srcs, openRemoteSegment(ctx, t.Fetcher, in, t.Partition, t.BlockSize))
-			continue
-		}
-		name := fmt.Sprintf("%s segment", in.Output)
-		if in.Output == (OutputID{}) {
-			name = "merge pass run"
-		}
-		s, err := openSegment(in.Path, in.Segment, t.BlockSize, name)
-		if err != nil {
-			for _, s := range srcs {
-				s.close()
-			}
-			return nil, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
-		}
-		srcs = append(srcs, s)
-	}
-	return srcs, nil
-}
-
-// sortToFile is a reduce that holds its whole partition: it reads every
-// input into one buffer (the sources check their CRCs), sorts the records
-// as a map task sorts its split, and writes them to t.Output, fsynced. The
-// inputs need not be sorted: a concatenated merge's segment holds many
-// sorted runs. Its cost does not grow with the number of runs, where a
-// k-way merge's grows with their logarithm.
-func sortToFile(ctx context.Context, t ReduceTask, inputs []ReduceInput) (int64, error) {
-	var total int64
-	for _, in := range inputs {
-		total += in.Segment.Length
-	}
-	if total%RecordSize != 0 {
-		return 0, fmt.Errorf("shuffle: reduce %d: its segments hold %d bytes, not whole records", t.Partition, total)
-	}
-	srcs, err := openSources(ctx, t, inputs)
-	if err != nil {
-		return 0, err
-	}
-	data := make([]byte, 0, total)
-	for i, src := range srcs {
-		for {
-			b, err := src.next()
-			if err == io.EOF {
-				break
-			}
-			if err == nil && int64(len(data)+len(b)) > total {
-				err = fmt.Errorf("shuffle: reduce %d: %s holds more than its %d-byte segment", t.Partition, inputs[i].Output, inputs[i].Segment.Length)
-			}
-			if err != nil {
-				for _, s := range srcs[i:] {
-					s.close()
-				}
-				return 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
-			}
-			data = append(data, b...)
-		}
-		src.close()
-		if err := ctx.Err(); err != nil {
-			for _, s := range srcs[i+1:] {
-				s.close()
-			}
-			return 0, err
-		}
-	}
-	n := len(data) / RecordSize
-	ents := sortRecords(data, make([]entry, n), make([]int, radixBuckets+1))
-	fw, err := createFile(t.Output, writerOptions{bufSize: t.WriteBuffer, nbuf: 3, direct: t.Direct, bytesPerSync: 32 << 20})
-	if err != nil {
-		return 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
-	}
-	sw, err := newSegmentWriter(ctx, fw)
-	if err != nil {
-		fw.abort()
-		return 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
-	}
-	sw.progress = t.Progress
-	for _, e := range ents {
-		if err := sw.flushIfFull(); err != nil {
-			fw.abort()
-			return 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
-		}
-		i := e.index() * RecordSize
-		sw.buf = append(sw.buf, data[i:i+RecordSize]...)
-	}
-	sw.endSegment()
-	sw.finish()
-	if err := fw.commit(true); err != nil {
-		return 0, fmt.Errorf("shuffle: reduce %d: %w", t.Partition, err)
-	}
-	return int64(n), nil
 }
 
 // lookupSegments returns t's inputs with the segments of the remote ones

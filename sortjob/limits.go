@@ -175,8 +175,6 @@ func (p *Plan) Validate() error {
 		return fmt.Errorf("sortjob: plan of %d reduce passes is outside the limits of 0 to %d", p.ReducePasses, maxReducePasses)
 	case p.MergeGroup != 0 && (p.MergeGroup < 2 || p.MergeGroup > MaxMergeFanIn):
 		return fmt.Errorf("sortjob: plan merge group of %d map outputs: want 0 (no merging) or 2 to %d", p.MergeGroup, MaxMergeFanIn)
-	case p.SortReduce && p.MergeGroup == 0:
-		return fmt.Errorf("sortjob: plan sorts reduces in memory without merging: only concatenated merges need it")
 	}
 	// Buffer sizes become allocations on every node: 0 takes the shuffle
 	// package's default.

@@ -105,14 +105,6 @@ type Plan struct {
 	MergeGroup int `json:"merge_group,omitempty"`
 	// MergeBlock is a merge task's read-ahead block per input in bytes.
 	MergeBlock int `json:"merge_block,omitempty"`
-	// SortReduce: merges concatenate their inputs' segments (a copy, no
-	// comparisons; shuffle.MergeTask.Concat) and every reduce reads its
-	// whole partition into memory and sorts it (shuffle.ReduceTask.
-	// InMemory), whose cost does not grow with the number of sorted runs,
-	// where a k-way merge's grows with their logarithm: about 11
-	// comparisons a record for 2,000 maps, against 6 for 75. Set when the
-	// plan merges and a partition fits a worker's share.
-	SortReduce bool `json:"sort_reduce,omitempty"`
 	// Disk needs per node in bytes.
 	MapOutputPerNode int64 `json:"map_output_per_node"`
 	OutputPerNode    int64 `json:"output_per_node"`
@@ -307,11 +299,6 @@ func MakePlan(spec Spec, cluster Cluster) (*Plan, error) {
 	p.MergeGroup = mergeGroup(p.Bytes, int64(p.MapCount), int64(p.Partitions), int64(cluster.Nodes), budget)
 	if p.MergeGroup > 0 {
 		p.MergeBlock = min(blockFor(budget, p.MergeGroup), maxMergeBlock-maxMergeBlock%RecordSize)
-		// Concatenated merges and reduces that sort in memory, when a
-		// partition (twice its mean, for skew) and its sort entries (16
-		// bytes a record) fit a worker's share.
-		part := ceilDiv(p.Bytes, int64(p.Partitions))
-		p.SortReduce = part <= (budget-3*int64(p.ReduceWriteBuffer))/2*RecordSize/(RecordSize+16)
 	}
 	// A reduce's fan-in is what it reads after consolidation.
 	fanIn := p.MaxSegmentsPerReduce()
@@ -573,9 +560,6 @@ func (p *Plan) WriteText(w io.Writer, r Rate) {
 			p.MergeGroup, p.MergesPerNode(), merges, p.MergeGroup, units.Format(int64(p.MergeBlock)))
 		fmt.Fprintf(w, "                   a reduce reads %d segments of ~%s instead of %d of ~%s (up to %d when a node's maps leave a remainder merge)\n",
 			p.SegmentsPerReduce(), units.Format(seg), p.MapCount, units.Format(mapSeg), p.MaxSegmentsPerReduce())
-		if p.SortReduce {
-			fmt.Fprintf(w, "                   merges concatenate (no comparisons) and a reduce sorts its %s partition in memory\n", units.Format(ceilDiv(p.Bytes, int64(p.Partitions))))
-		}
 	} else {
 		fmt.Fprintf(w, "  shuffle merge    none (map segments of ~%s", units.Format(mapSeg))
 		if int64(p.MapCount) <= int64(p.Cluster.Nodes) {

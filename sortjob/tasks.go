@@ -89,7 +89,6 @@ func RunReduce(ctx context.Context, p *Plan, part int, inputs []shuffle.ReduceIn
 	n, err := shuffle.Reduce(ctx, shuffle.ReduceTask{
 		Partition: part, Inputs: inputs, Output: tmp,
 		BlockSize: p.BlockFor(len(inputs)), WriteBuffer: p.ReduceWriteBuffer, MaxFanIn: MaxFanIn, Direct: true, Progress: progress, Fetcher: fetcher,
-		InMemory: p.SortReduce,
 	})
 	if err != nil {
 		return 0, err

@@ -234,6 +234,14 @@ func TestJoinHijackRefused(t *testing.T) {
 		{Type: coordinator.CmdMemberRemove, ID: victim.ID},
 		{Type: coordinator.CmdMemberAlive, ID: victim.ID, Alive: false},
 		{Type: coordinator.CmdTaskFailed, Job: "j", Kind: coordinator.KindMap, Node: victim.ID, Attempt: 1},
+		// A batch is its own tasks' reports only: not another node's
+		// hidden among them, not an assignment, not a merge given up.
+		{Type: coordinator.CmdBatch, Batch: []coordinator.Command{
+			{Type: coordinator.CmdTaskDone, Job: "j", Kind: coordinator.KindMap, Node: "evil", Attempt: 1},
+			{Type: coordinator.CmdTaskFailed, Job: "j", Kind: coordinator.KindMap, Index: 1, Node: victim.ID, Attempt: 1},
+		}},
+		{Type: coordinator.CmdBatch, Batch: []coordinator.Command{{Type: coordinator.CmdTaskAssign, Job: "j", Kind: coordinator.KindMap, Node: "evil", Attempt: 1}}},
+		{Type: coordinator.CmdTaskFailed, Job: "j", Kind: coordinator.KindMerge, Node: "evil", Attempt: 1, GiveUp: true},
 	} {
 		c.Time = time.Now()
 		b, _ := json.Marshal(c)

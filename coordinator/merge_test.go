@@ -116,17 +116,25 @@ func TestLostAndFailedMerges(t *testing.T) {
 	}
 }
 
-// A straggler gets a twin on another node; the first to finish wins and
-// the other's report is stale.
-func TestSpeculativeTwinFirstFinishWins(t *testing.T) {
+// straggling returns a job of 3 maps on 3 nodes whose maps 0 and 1 took
+// took each, from t0; map 2 still runs.
+func straggling(t *testing.T, took time.Duration) *State {
+	t.Helper()
 	s := cluster(t, 3, 1)
-	j := s.Jobs["j"]
 	applyAll(t, s, Reconcile(s, t0))
 	for i := range 2 {
 		c := done(s, KindMap, i)
-		c.Time = t0.Add(2 * time.Second) // the median takes 2 s
+		c.Time = t0.Add(took)
 		must(t, s, c)
 	}
+	return s
+}
+
+// A straggler gets a twin on another node; the first to finish wins and
+// the other's report is stale.
+func TestSpeculativeTwinFirstFinishWins(t *testing.T) {
+	s := straggling(t, 2*time.Second)
+	j := s.Jobs["j"]
 	if cmds := Reconcile(s, t0.Add(2*time.Second)); countType(cmds, CmdTaskAssign, KindMap) != 0 {
 		t.Fatalf("a twin for a task running as long as the median: %+v", flat(cmds))
 	}
@@ -156,14 +164,8 @@ func TestSpeculativeTwinFirstFinishWins(t *testing.T) {
 
 // When the primary attempt fails, its twin carries on as the task.
 func TestTwinCarriesOnWhenPrimaryFails(t *testing.T) {
-	s := cluster(t, 3, 1)
+	s := straggling(t, time.Second)
 	j := s.Jobs["j"]
-	applyAll(t, s, Reconcile(s, t0))
-	for i := range 2 {
-		c := done(s, KindMap, i)
-		c.Time = t0.Add(time.Second)
-		must(t, s, c)
-	}
 	applyAll(t, s, Reconcile(s, t0.Add(time.Minute)))
 	m := j.Maps[2]
 	tw := *m.Twin

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,10 +36,7 @@ type executor struct {
 		// one as running until this node applies its report, and it must
 		// not start again (a second run would replace the first's output).
 		finished map[taskKey]bool
-		mappers  []idleMapper // idle, for reuse
-		// indexes holds the parsed index files of local outputs that
-		// reduces read, by path, while their job runs.
-		indexes  map[string]cachedIndex
+		mappers  []idleMapper    // idle, for reuse
 		cleaned  map[string]bool // ended jobs whose local scratch is gone
 		lastBusy time.Time       // when a task last ran
 	}
@@ -183,18 +179,6 @@ func (e *executor) removeScratch(ended []string) {
 	e.mu.Unlock()
 	for _, id := range clean {
 		os.RemoveAll(e.n.jobDir(id))
-	}
-	if len(clean) > 0 {
-		e.mu.Lock()
-		for _, id := range clean {
-			prefix := e.n.jobDir(id) + string(filepath.Separator)
-			for path := range e.mu.indexes {
-				if strings.HasPrefix(path, prefix) {
-					delete(e.mu.indexes, path)
-				}
-			}
-		}
-		e.mu.Unlock()
 	}
 }
 
@@ -476,23 +460,31 @@ func (e *executor) runReduce(ctx context.Context, j *coordinator.Job, part, atte
 	if missing != nil {
 		return fmt.Errorf("reduce %d: %w", part, missing)
 	}
-	// Local inputs are read straight from their files: their segment
-	// comes from the index file beside them. Remote ones are served by
-	// their node's shuffle service, whose index is authoritative.
-	kept := ins[:0]
+	// Local inputs are read straight from their files; their segments come,
+	// in one call, from the index cache of this node's shuffle service,
+	// which serves the same outputs to other nodes. Remote ones are served
+	// by their node's shuffle service, whose index is authoritative.
+	var localIDs []shuffle.OutputID
 	for _, in := range ins {
-		if in.Path == "" {
-			kept = append(kept, in)
-			continue
+		if in.Path != "" {
+			localIDs = append(localIDs, in.Output)
 		}
-		seg, err := e.localSegment(j.ID, in, part)
-		if err != nil {
+	}
+	var localSegs []shuffle.SegmentInfo
+	if len(localIDs) > 0 {
+		var err error
+		if localSegs, err = n.cfg.Segments.Segments(j.ID, part, localIDs); err != nil {
 			return fmt.Errorf("reduce %d: %w", part, err)
 		}
-		if seg.Length == 0 {
-			continue // nothing to read
+	}
+	kept := ins[:0]
+	for _, in := range ins {
+		if in.Path != "" {
+			in.Segment, localSegs = localSegs[0], localSegs[1:]
+			if in.Segment.Length == 0 {
+				continue // nothing to read
+			}
 		}
-		in.Segment = seg
 		kept = append(kept, in)
 	}
 	ins = kept
@@ -560,44 +552,6 @@ func (e *executor) reduceInputs(s *coordinator.State, j *coordinator.Job) ([]shu
 		}
 	}
 	return ins, nil
-}
-
-// localSegment returns partition part's segment of a local output, from its
-// index file (parsed once per output and kept while the job runs).
-func (e *executor) localSegment(job string, in shuffle.ReduceInput, part int) (shuffle.SegmentInfo, error) {
-	idxPath := strings.TrimSuffix(in.Path, ".data") + ".index"
-	fi, err := os.Stat(idxPath)
-	if err != nil {
-		return shuffle.SegmentInfo{}, &shuffle.FetchError{Job: job, Output: in.Output, Err: err}
-	}
-	e.mu.Lock()
-	c, ok := e.mu.indexes[idxPath]
-	e.mu.Unlock()
-	// A map re-run here replaces its index: the cached copy is good only
-	// for the file it was read from.
-	if !ok || !os.SameFile(c.fi, fi) || !c.fi.ModTime().Equal(fi.ModTime()) {
-		x, err := shuffle.ReadIndex(idxPath)
-		if err != nil {
-			return shuffle.SegmentInfo{}, &shuffle.FetchError{Job: job, Output: in.Output, Err: err}
-		}
-		c = cachedIndex{x, fi}
-		e.mu.Lock()
-		if e.mu.indexes == nil {
-			e.mu.indexes = map[string]cachedIndex{}
-		}
-		e.mu.indexes[idxPath] = c
-		e.mu.Unlock()
-	}
-	x := c.x
-	if part >= len(x.Segments) {
-		return shuffle.SegmentInfo{}, &shuffle.FetchError{Job: job, Output: in.Output, Err: fmt.Errorf("index %s has %d partitions, not %d", idxPath, len(x.Segments), part+1)}
-	}
-	return x.Segments[part], nil
-}
-
-type cachedIndex struct {
-	x  *shuffle.Index
-	fi os.FileInfo
 }
 
 // mergeInput is one map output a merge task consolidates.

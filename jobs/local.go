@@ -55,7 +55,7 @@ func RunLocal(ctx context.Context, cfg LocalConfig, spec sortjob.Spec) (*sortjob
 	}
 	m = New(ctx, Config{Node: self, DataDir: cfg.DataDir, Workers: cfg.Workers, Memory: cfg.Memory, State: fsm,
 		Propose: ProposerFunc(func(_ context.Context, c coordinator.Command) error { return fsm.ApplyLocal(c) }),
-		Fetcher: shuffle.DefaultFetcher,
+		Fetcher: shuffle.DefaultFetcher, Segments: shuffle.NewServer(Locator(cfg.DataDir), nil),
 		Changes: func() <-chan struct{} {
 			mu.Lock()
 			defer mu.Unlock()

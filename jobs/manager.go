@@ -26,6 +26,12 @@ type ProposerFunc func(ctx context.Context, c coordinator.Command) error
 // Propose calls f.
 func (f ProposerFunc) Propose(ctx context.Context, c coordinator.Command) error { return f(ctx, c) }
 
+// SegmentLookup returns a partition's segments of outputs on this node
+// (shuffle.Server.Segments).
+type SegmentLookup interface {
+	Segments(job string, partition int, ids []shuffle.OutputID) ([]shuffle.SegmentInfo, error)
+}
+
 // Config is what a Manager needs of its node.
 type Config struct {
 	// Node is this node's member id.
@@ -39,8 +45,10 @@ type Config struct {
 	Memory  int64
 	State   StateReader
 	Propose Proposer
-	// Fetcher fetches remote shuffle segments.
-	Fetcher *shuffle.Fetcher
+	// Fetcher fetches remote shuffle segments; Segments looks up this
+	// node's own (shuffle.Server: its index cache serves both).
+	Fetcher  *shuffle.Fetcher
+	Segments SegmentLookup
 	// Ready reports whether this node may act on the state: a member that
 	// has applied the log as far as the leader had when it joined (before
 	// that, the assignments it sees are history). Nil: always.

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"engine/coordinator"
+	"engine/shuffle"
 	"engine/sortjob"
 )
 
@@ -55,4 +56,13 @@ func (n *Manager) outputDir(j *coordinator.Job) string {
 		return sortjob.TempDir(j.Spec.Output, j.ID)
 	}
 	return filepath.Join(n.jobDir(j.ID), "output")
+}
+
+// Locator is the shuffle service's view of the map and merge outputs of a
+// node with data directory dataDir.
+func Locator(dataDir string) shuffle.Locator {
+	return func(job string, id shuffle.OutputID) (string, string, error) {
+		dir := MapDir(dataDir, job)
+		return filepath.Join(dir, shuffle.OutputDataName(id)), filepath.Join(dir, shuffle.OutputIndexName(id)), nil
+	}
 }

@@ -266,7 +266,7 @@ func start(cfg Config) (n *Node, err error) {
 	}
 	n.peerMux = newPeerMux(n.shuffleLn, n.ident.ServerConfig(), n.log, protos...)
 	n.goFunc(n.peerMux.serve)
-	n.shuffleSrv = shuffle.NewServer(n.locateMapOutput, n.log)
+	n.shuffleSrv = shuffle.NewServer(jobs.Locator(cfg.DataDir), n.log)
 	n.goFunc(func() { n.shuffleSrv.Serve(n.peerMux.listener(protoShuffle)) })
 	n.peerSrv = &http.Server{Handler: n.peerHandler(), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
@@ -283,7 +283,7 @@ func start(cfg Config) (n *Node, err error) {
 	n.fsm.Logger = n.log
 	// Jobs, before Raft applies anything: every change kicks its executor.
 	n.jobs = jobs.New(n.ctx, jobs.Config{Node: n.id, DataDir: cfg.DataDir, Workers: cfg.Workers, Memory: cfg.Memory,
-		State: n.fsm, Propose: jobs.ProposerFunc(n.propose), Fetcher: n.fetcher,
+		State: n.fsm, Propose: jobs.ProposerFunc(n.propose), Fetcher: n.fetcher, Segments: n.shuffleSrv,
 		Ready: n.caughtUp, Changes: n.changes, CheckPath: n.checkPath, Log: n.log})
 	n.raft, err = coordinator.OpenRaft(coordinator.RaftConfig{
 		ID: n.raftID, Dir: filepath.Join(cfg.DataDir, "raft"), Bind: cfg.RaftAddr,
@@ -536,11 +536,3 @@ func (n *Node) Close() error {
 	n.lock.Close()
 	return errors.Join(errs...)
 }
-
-// locateMapOutput is the shuffle service's view of this node's map outputs.
-func (n *Node) locateMapOutput(job string, id shuffle.OutputID) (string, string, error) {
-	dir := n.mapDir(job)
-	return filepath.Join(dir, shuffle.OutputDataName(id)), filepath.Join(dir, shuffle.OutputIndexName(id)), nil
-}
-
-func (n *Node) mapDir(job string) string { return jobs.MapDir(n.cfg.DataDir, job) }

@@ -60,14 +60,6 @@ func (t *MergeTask) ensureDefaults() {
 	}
 }
 
-// MergeMemory returns the bytes a merge of n inputs holds: two read-ahead
-// blocks per input and two write buffers.
-func MergeMemory(n, blockSize, writeBuffer int) int64 {
-	t := MergeTask{BlockSize: blockSize, WriteBuffer: writeBuffer}
-	t.ensureDefaults()
-	return int64(n)*2*int64(t.BlockSize) + 2*int64(t.WriteBuffer)
-}
-
 // CorruptInputError reports a merge input that is damaged or missing: its
 // index cannot be read or does not fit, a segment's bytes fail its CRC32C,
 // or its data file is shorter than its index says. Err wraps

@@ -87,20 +87,26 @@ func (j *Job) reindex() {
 	j.x = x
 }
 
-func (x *jobIndex) addUnmerged(node string, i int) {
-	u := x.unmerged[node]
-	if u == nil {
-		u = map[int]struct{}{}
-		x.unmerged[node] = u
+func (x *jobIndex) addUnmerged(node string, i int) { addToSet(x.unmerged, node, i) }
+
+func (x *jobIndex) dropUnmerged(node string, i int) { dropFromSet(x.unmerged, node, i) }
+
+// addToSet adds v to the set of k in m, making the set if need be.
+func addToSet[K, V comparable](m map[K]map[V]struct{}, k K, v V) {
+	set := m[k]
+	if set == nil {
+		set = map[V]struct{}{}
+		m[k] = set
 	}
-	u[i] = struct{}{}
+	set[v] = struct{}{}
 }
 
-func (x *jobIndex) dropUnmerged(node string, i int) {
-	if u := x.unmerged[node]; u != nil {
-		delete(u, i)
-		if len(u) == 0 {
-			delete(x.unmerged, node)
+// dropFromSet removes v from the set of k in m, and the set once empty.
+func dropFromSet[K, V comparable](m map[K]map[V]struct{}, k K, v V) {
+	if set := m[k]; set != nil {
+		delete(set, v)
+		if len(set) == 0 {
+			delete(m, k)
 		}
 	}
 }
@@ -202,22 +208,12 @@ func (j *Job) promoteTwin(k Kind, i int) {
 
 func (x *jobIndex) addRun(node nodeInc, r taskRef) {
 	x.running[r] = struct{}{}
-	on := x.runningOn[node]
-	if on == nil {
-		on = map[taskRef]struct{}{}
-		x.runningOn[node] = on
-	}
-	on[r] = struct{}{}
+	addToSet(x.runningOn, node, r)
 }
 
 func (x *jobIndex) delRun(node nodeInc, r taskRef) {
 	delete(x.running, r)
-	if on := x.runningOn[node]; on != nil {
-		delete(on, r)
-		if len(on) == 0 {
-			delete(x.runningOn, node)
-		}
-	}
+	dropFromSet(x.runningOn, node, r)
 }
 
 // running returns the running attempts of the job's tasks, sorted.

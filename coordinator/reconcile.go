@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 )
@@ -224,7 +226,7 @@ func assignMerges(j *Job, sl *slots, cmds []Command) []Command {
 	x := j.index()
 	allDone := x.count[KindMap][TaskDone] == len(j.Maps)
 	next := len(j.Merges)
-	for _, node := range sortedKeys(x.unmerged) {
+	for _, node := range slices.Sorted(maps.Keys(x.unmerged)) {
 		// Listing a node's outputs costs their number: only for a node
 		// with a merge due and a free slot to run it on.
 		if n := len(x.unmerged[node]); n < g && !(allDone && n >= 2) || sl.free[node] <= 0 {
@@ -331,14 +333,5 @@ func sortedNodeIncs[V any](m map[nodeInc]V) []nodeInc {
 	sort.Slice(out, func(a, b int) bool {
 		return out[a].node < out[b].node || out[a].node == out[b].node && out[a].inc < out[b].inc
 	})
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }

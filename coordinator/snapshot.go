@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"math"
+	"slices"
 
 	"engine/gensort"
 	"engine/sortjob"
@@ -112,7 +114,7 @@ func encodeState(out io.Writer, s *State) (int64, error) {
 	}
 	w.buf = append(w.buf, snapMagic...)
 	w.bytes(hb)
-	for _, id := range sortedKeys(s.Jobs) {
+	for _, id := range slices.Sorted(maps.Keys(s.Jobs)) {
 		j := s.Jobs[id]
 		for _, k := range []Kind{KindMap, KindReduce, KindMerge} {
 			ts := j.Tasks(k)
@@ -319,7 +321,7 @@ func decodeState(in io.Reader) (*State, error) {
 	if s.Jobs == nil {
 		s.Jobs = map[string]*Job{}
 	}
-	for _, id := range sortedKeys(s.Jobs) {
+	for _, id := range slices.Sorted(maps.Keys(s.Jobs)) {
 		j := s.Jobs[id]
 		if j == nil {
 			return nil, fmt.Errorf("%w: job %q is null", errSnapshot, id)

@@ -22,6 +22,19 @@ func mergeCluster(t *testing.T, maps, parts, g int) *State {
 	return s
 }
 
+// mergesRunning returns a job of 6 maps on 3 nodes merging in pairs: every
+// map done, and each node's merge of its two outputs running.
+func mergesRunning(t *testing.T) *State {
+	t.Helper()
+	s := mergeCluster(t, 6, 2, 2)
+	applyAll(t, s, Reconcile(s, t0))
+	for i := range 6 {
+		must(t, s, done(s, KindMap, i))
+	}
+	applyAll(t, s, Reconcile(s, t0))
+	return s
+}
+
 func countType(cmds []Command, typ string, kind Kind) int {
 	n := 0
 	for _, c := range flat(cmds) {
@@ -73,13 +86,8 @@ func TestMergesConsolidatePerNode(t *testing.T) {
 // Losing a node loses the maps its finished merge consolidated, and only
 // them; a merge that fails by itself releases its maps to a new merge.
 func TestLostAndFailedMerges(t *testing.T) {
-	s := mergeCluster(t, 6, 2, 2)
+	s := mergesRunning(t)
 	j := s.Jobs["j"]
-	applyAll(t, s, Reconcile(s, t0))
-	for i := range 6 {
-		must(t, s, done(s, KindMap, i))
-	}
-	applyAll(t, s, Reconcile(s, t0))
 	must(t, s, done(s, KindMerge, 0))
 	dead := j.Merges[0].Node
 	failing := j.Merges[1]
@@ -207,12 +215,7 @@ func TestEndedJobsAreCompacted(t *testing.T) {
 // A damaged snapshot is refused with an error, never a panic: every
 // truncation and every single flipped byte of a real one.
 func TestSnapshotDamageRefused(t *testing.T) {
-	s := mergeCluster(t, 6, 2, 2)
-	applyAll(t, s, Reconcile(s, t0))
-	for i := range 6 {
-		must(t, s, done(s, KindMap, i))
-	}
-	applyAll(t, s, Reconcile(s, t0))
+	s := mergesRunning(t)
 	var buf bytes.Buffer
 	if _, err := encodeState(&buf, s); err != nil {
 		t.Fatal(err)
@@ -256,13 +259,8 @@ func FuzzSnapshot(f *testing.F) {
 // starts without it, its maps are read as they are, and no merge is made
 // of them again.
 func TestStragglingMergeGivenUp(t *testing.T) {
-	s := mergeCluster(t, 6, 2, 2)
+	s := mergesRunning(t)
 	j := s.Jobs["j"]
-	applyAll(t, s, Reconcile(s, t0))
-	for i := range 6 {
-		must(t, s, done(s, KindMap, i))
-	}
-	applyAll(t, s, Reconcile(s, t0))
 	for i := range 2 {
 		c := done(s, KindMerge, i)
 		c.Time = t0.Add(2 * time.Second) // merges take 2 s

@@ -49,7 +49,6 @@ func (s JobStatus) Done() bool {
 // ErrNoJob reports an unknown job id.
 var ErrNoJob = errors.New("jobs: no such job")
 
-func cloneJob(j *coordinator.Job) *coordinator.Job { return j.Clone() }
 
 func newJobID() string {
 	var b [3]byte

@@ -61,9 +61,9 @@ func (n *Manager) finishJobs(ctx context.Context) {
 			j := s.Jobs[id]
 			switch {
 			case j.State == coordinator.JobRunning && j.Stage == coordinator.StageCommit:
-				commit = append(commit, cloneJob(j))
+				commit = append(commit, j.Clone())
 			case (j.State == coordinator.JobFailed || j.State == coordinator.JobCancelled) && !n.isCleaned(id):
-				ended = append(ended, cloneJob(j))
+				ended = append(ended, j.Clone())
 			}
 		}
 	})

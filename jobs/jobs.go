@@ -49,7 +49,6 @@ func (s JobStatus) Done() bool {
 // ErrNoJob reports an unknown job id.
 var ErrNoJob = errors.New("jobs: no such job")
 
-
 func newJobID() string {
 	var b [3]byte
 	rand.Read(b[:])

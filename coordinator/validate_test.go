@@ -330,6 +330,9 @@ func FuzzCommand(f *testing.F) {
 	f.Add([]byte(`{"type":"job_cancel","job":"../../victim"}`))
 	f.Add([]byte(`{"type":"task_failed","job":"j","kind":"map","index":0,"node":"a","attempt":1,"lost_maps":[9999999]}`))
 	f.Add([]byte(`{"type":"task_done","job":"j","kind":"reduce","index":1,"node":"b","attempt":1,"summary":"AAAA"}`))
+	f.Add([]byte(`{"type":"batch","batch":[{"type":"task_done","job":"j","kind":"map","index":0,"node":"a","attempt":1},{"type":"batch","batch":[]}]}`))
+	f.Add([]byte(`{"type":"task_assign","job":"j","kind":"merge","index":0,"node":"a","attempt":1,"maps":[0,1,1]}`))
+	f.Add([]byte(`{"type":"task_failed","job":"j","kind":"merge","index":0,"node":"a","attempt":1,"give_up":true}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := DecodeCommand(b)
 		if err != nil {

@@ -566,8 +566,11 @@ func killFollowerDuringJob(t *testing.T, stage string, ready func(st node.JobSta
 	if st.State != node.StateSucceeded {
 		t.Fatalf("job %s: %s (%s)", id, st.State, st.Error)
 	}
-	if st.Retries == 0 || rep.Retries == 0 {
-		t.Errorf("job retries %d, report retries %d: a node died during the %s stage, its attempts must have been re-run", st.Retries, rep.Retries, stage)
+	// Its attempts ran again elsewhere: re-run once it was declared dead,
+	// or as speculative twins that finished first (which can happen
+	// before the leader calls it dead).
+	if st.Retries+rep.SpeculativeWins == 0 || rep.Retries+rep.SpeculativeWins == 0 {
+		t.Errorf("job retries %d, report retries %d, speculative wins %d: a node died during the %s stage, its attempts must have been re-run", st.Retries, rep.Retries, rep.SpeculativeWins, stage)
 	}
 	repairs := grepLogs(c.Dir, "type=map_lost")
 	t.Logf("retries %d; map_lost repairs logged:\n%s", st.Retries, strings.Join(repairs, "\n"))
